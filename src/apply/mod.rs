@@ -1,0 +1,1 @@
+//! apply (to be filled in by its issue).

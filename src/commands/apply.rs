@@ -1,0 +1,10 @@
+//! `audience-sync apply`.
+
+use crate::cli::ApplyArgs;
+use crate::exit::ExitStatus;
+use crate::output::Context;
+
+#[allow(clippy::unused_async)] // filled in by a later issue
+pub(super) async fn run(_args: ApplyArgs, _ctx: &Context) -> anyhow::Result<ExitStatus> {
+    super::not_implemented("apply")
+}

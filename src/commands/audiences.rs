@@ -1,0 +1,10 @@
+//! `audience-sync audiences`.
+
+use crate::cli::AudiencesArgs;
+use crate::exit::ExitStatus;
+use crate::output::Context;
+
+#[allow(clippy::unused_async)] // filled in by a later issue
+pub(super) async fn run(_args: AudiencesArgs, _ctx: &Context) -> anyhow::Result<ExitStatus> {
+    super::not_implemented("audiences")
+}

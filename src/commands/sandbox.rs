@@ -1,0 +1,10 @@
+//! `audience-sync sandbox`.
+
+use crate::cli::SandboxArgs;
+use crate::exit::ExitStatus;
+use crate::output::Context;
+
+#[allow(clippy::unused_async)] // filled in by a later issue
+pub(super) async fn run(_args: SandboxArgs, _ctx: &Context) -> anyhow::Result<ExitStatus> {
+    super::not_implemented("sandbox")
+}

@@ -1,0 +1,1 @@
+//! dataverse (to be filled in by its issue).

@@ -1,0 +1,1 @@
+//! mailchimp (to be filled in by its issue).

@@ -1,0 +1,275 @@
+//! Faithful local emulators of the Mailchimp Marketing API v3 and the Dataverse Web API, served
+//! by one axum listener under their real path prefixes: Mailchimp under `/3.0`, Dataverse under
+//! `/api/data/v9.2`, the Entra ID token endpoint under `/{tenant}/oauth2/v2.0/token`.
+//! Sandbox-only paths (request counters, fault settings) live under `/_sandbox/`.
+//!
+//! They serve the new user (`demo`, `sandbox`), the tests (every client test talks HTTP to them)
+//! and the benchmarks (generated audiences, request counters).
+
+pub mod dataverse;
+pub mod mailchimp;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::Deserialize;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// Sandbox failures.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The listen address could not be bound.
+    #[error("cannot listen on `{addr}`")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The seed file could not be read.
+    #[error("cannot read seed file `{path}`")]
+    ReadSeed {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The seed file is not valid.
+    #[error("seed file `{path}` is invalid: {message}")]
+    InvalidSeed { path: PathBuf, message: String },
+    /// `--generate` is not of the form `members=N,tags=T,seed=S[,audiences=K]`.
+    #[error("invalid --generate `{spec}`: {message}")]
+    InvalidGenerate { spec: String, message: String },
+    /// The state directory could not be read or written.
+    #[error("sandbox state in `{path}`: {message}")]
+    State { path: PathBuf, message: String },
+}
+
+/// What both halves are seeded with (a seed file holds both).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Seed {
+    /// The Mailchimp account's data.
+    #[serde(default)]
+    pub mailchimp: mailchimp::Seed,
+    /// The Dataverse environment's data.
+    #[serde(default)]
+    pub dataverse: dataverse::Seed,
+}
+
+impl Seed {
+    /// Read a seed file, YAML or JSON.
+    ///
+    /// # Errors
+    /// The file cannot be read or does not describe a seed.
+    pub fn from_file(path: &Path) -> Result<Self, Error> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::ReadSeed {
+            path: path.to_owned(),
+            source,
+        })?;
+        let value = crate::config::yaml::parse_value(&text).map_err(|err| Error::InvalidSeed {
+            path: path.to_owned(),
+            message: err.to_string(),
+        })?;
+        serde_json::from_value(value).map_err(|err| Error::InvalidSeed {
+            path: path.to_owned(),
+            message: err.to_string(),
+        })
+    }
+}
+
+/// The deterministic generator's settings: `members=N,tags=T,seed=S[,audiences=K]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GenerateSpec {
+    /// Members per audience.
+    pub members: usize,
+    /// Tags per audience.
+    pub tags: usize,
+    /// Random seed: the same seed gives the same data.
+    pub seed: u64,
+    /// Audiences.
+    pub audiences: usize,
+}
+
+impl std::str::FromStr for GenerateSpec {
+    type Err = Error;
+
+    fn from_str(spec: &str) -> Result<Self, Error> {
+        let invalid = |message: String| Error::InvalidGenerate {
+            spec: spec.to_owned(),
+            message,
+        };
+        let mut out = GenerateSpec {
+            members: 0,
+            tags: 0,
+            seed: 1,
+            audiences: 1,
+        };
+        for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (key, value) = part
+                .split_once('=')
+                .ok_or_else(|| invalid(format!("`{part}` is not KEY=VALUE")))?;
+            let number: u64 = value
+                .trim()
+                .replace('_', "")
+                .parse()
+                .map_err(|_| invalid(format!("`{value}` is not a whole number")))?;
+            let as_usize =
+                usize::try_from(number).map_err(|_| invalid(format!("`{value}` is too large")))?;
+            match key.trim() {
+                "members" => out.members = as_usize,
+                "tags" => out.tags = as_usize,
+                "seed" => out.seed = number,
+                "audiences" => out.audiences = as_usize,
+                other => {
+                    return Err(invalid(format!(
+                        "unknown key `{other}` (use members, tags, seed, audiences)"
+                    )));
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// How to start a sandbox.
+#[derive(Debug, Default)]
+pub struct Options {
+    /// Where to listen (port 0 picks a free port). Default `127.0.0.1:0`.
+    pub listen: Option<SocketAddr>,
+    /// Explicit data.
+    pub seed: Seed,
+    /// Generated data, added to the seed.
+    pub generate: Option<GenerateSpec>,
+    /// Keep the data here between runs (loaded at start when present, saved on change).
+    pub state_dir: Option<PathBuf>,
+}
+
+/// A running sandbox. Dropping it stops the server.
+pub struct Sandbox {
+    addr: SocketAddr,
+    /// The Mailchimp half's state (tests inspect and change it directly).
+    pub mailchimp: Arc<mailchimp::State>,
+    /// The Dataverse half's state.
+    pub dataverse: Arc<dataverse::State>,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Sandbox {
+    /// Build both halves and start serving.
+    ///
+    /// # Errors
+    /// The address cannot be bound, or the state directory cannot be read.
+    pub async fn start(options: Options) -> Result<Self, Error> {
+        let mailchimp = Arc::new(mailchimp::State::new(
+            &options.seed.mailchimp,
+            options.generate,
+            options.state_dir.as_deref(),
+        )?);
+        let dataverse = Arc::new(dataverse::State::new(
+            &options.seed.dataverse,
+            options.generate,
+            options.state_dir.as_deref(),
+        )?);
+        let addr = options
+            .listen
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| Error::Bind { addr, source })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|source| Error::Bind { addr, source })?;
+        let base_url = format!("http://{addr}");
+        mailchimp.set_base_url(&base_url);
+        dataverse.set_base_url(&base_url);
+        let app = axum::Router::new()
+            .merge(mailchimp::router(Arc::clone(&mailchimp)))
+            .merge(dataverse::router(Arc::clone(&dataverse)));
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let serve = axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(async {
+                let _ = rx.await;
+            });
+            if let Err(err) = serve.await {
+                tracing::error!(error = %err, "sandbox server stopped");
+            }
+        });
+        Ok(Self {
+            addr,
+            mailchimp,
+            dataverse,
+            shutdown: Some(tx),
+            task: Some(task),
+        })
+    }
+
+    /// The address it listens on.
+    #[must_use]
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    #[must_use]
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Everything a config or script needs, as `KEY=value` pairs (the lines `sandbox` prints).
+    #[must_use]
+    pub fn env(&self) -> Vec<(String, String)> {
+        let mut env = self.mailchimp.env(&self.base_url());
+        env.extend(self.dataverse.env(&self.base_url()));
+        env
+    }
+
+    /// Stop serving and wait for the server task to end.
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generate_spec_parses_and_refuses_nonsense() {
+        let spec: GenerateSpec = "members=2_500,tags=5,seed=7,audiences=2".parse().unwrap();
+        assert_eq!(
+            spec,
+            GenerateSpec {
+                members: 2500,
+                tags: 5,
+                seed: 7,
+                audiences: 2
+            }
+        );
+        let spec: GenerateSpec = "members=10".parse().unwrap();
+        assert_eq!(spec.audiences, 1);
+        assert!("members=ten".parse::<GenerateSpec>().is_err());
+        assert!("people=3".parse::<GenerateSpec>().is_err());
+    }
+}

@@ -1,0 +1,1 @@
+//! Integration tests: the CLI and the library against the sandbox over HTTP.
