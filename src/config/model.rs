@@ -317,7 +317,7 @@ pub struct FieldsConfig {
     /// removes a default mapping.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("examples" = [{"merge_fields.COMPANY": "company", "merge_fields.PHONE": null, "language": {"column": "mcsync_language", "policy": "fill_empty"}}]))]
-    pub map: Option<BTreeMap<String, Option<FieldTarget>>>,
+    pub map: Option<BTreeMap<String, FieldTarget>>,
 }
 
 /// Where a member field goes.
@@ -328,6 +328,8 @@ pub enum FieldTarget {
     Column(String),
     /// The column, with a policy of its own.
     Detailed(FieldTargetDetailed),
+    /// `null`: do not write this field (removes a default mapping).
+    Unmapped,
 }
 
 /// A column with its own policy.
