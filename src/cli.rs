@@ -118,9 +118,11 @@ pub struct ValidateArgs {
     /// Result format.
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub format: OutputFormat,
-    /// Do not check that the `${VAR}` references are set (for pipelines without secrets).
+    /// Also check that every `${VAR}` reference is set (and that the values look right), as
+    /// `plan` and `apply` will need them. Without it, like `terraform validate`, the file is
+    /// checked regardless of the environment.
     #[arg(long)]
-    pub skip_env: bool,
+    pub check_env: bool,
 }
 
 /// `plan`.

@@ -1,8 +1,15 @@
-//! `audience-sync schema`.
+//! `audience-sync schema`: print the JSON schema of the config file (or, with `--kind plan`, of
+//! the JSON plan format).
 
-use crate::cli::SchemaArgs;
+use crate::cli::{SchemaArgs, SchemaKind};
 use crate::exit::ExitStatus;
 
-pub(super) fn run(_args: &SchemaArgs) -> anyhow::Result<ExitStatus> {
-    super::not_implemented("schema")
+pub(super) fn run(args: &SchemaArgs) -> anyhow::Result<ExitStatus> {
+    match args.kind {
+        SchemaKind::Config => {
+            print!("{}", crate::config::schema::generate_string());
+            Ok(ExitStatus::Success)
+        }
+        SchemaKind::Plan => super::not_implemented("schema --kind plan"),
+    }
 }

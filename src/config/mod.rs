@@ -1,12 +1,267 @@
 //! The config file: its model, loading with line:column, validation, and the JSON schema.
+//!
+//! [`load`] reads and validates a file (all errors at once, each with `file:line:column`) and
+//! resolves bindings; `${VAR}` references in the connection settings are resolved only when a
+//! command connects ([`Loaded::mailchimp`], [`Loaded::dataverse`]), so that `validate` (without `--check-env`)
+//! and `plan` of a saved file never need secrets they do not use.
 
 pub mod binding;
+pub mod env;
 pub mod model;
+pub mod schema;
 pub mod template;
+pub mod validate;
 pub mod yaml;
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use secrecy::SecretString;
+use sha2::{Digest, Sha256};
 
 pub use binding::{
     AudienceSelector, Binding, FieldMapping, ListSelector, ListTarget, Names, RemovalLimit,
     TagRules, resolve,
 };
 pub use model::*;
+pub use validate::{Diagnostic, Severity};
+
+/// Config failures.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The file could not be read.
+    #[error("cannot read config `{path}`")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file has errors (see `diagnostics`, printed by [`render_diagnostics`]).
+    #[error("config `{path}` is invalid ({count} error{s})", count = error_count(diagnostics), s = if error_count(diagnostics) == 1 { "" } else { "s" })]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// Every error and warning found.
+        diagnostics: Vec<Diagnostic>,
+    },
+    /// A `${VAR}` reference names a variable that is not set.
+    #[error(
+        "{file}:{line}:{column}: environment variable `{name}` is not set (needed by `{setting}`)"
+    )]
+    MissingEnv {
+        /// The file.
+        file: String,
+        /// Line of the setting.
+        line: usize,
+        /// Column of the setting.
+        column: usize,
+        /// The setting (`mailchimp.api_key`).
+        setting: String,
+        /// The variable.
+        name: String,
+    },
+}
+
+fn error_count(diagnostics: &[Diagnostic]) -> usize {
+    diagnostics
+        .iter()
+        .filter(|d| d.severity == Severity::Error)
+        .count()
+}
+
+/// A loaded, valid config.
+#[derive(Debug)]
+pub struct Loaded {
+    /// Where it was read from.
+    pub path: PathBuf,
+    /// The file as written.
+    pub config: Config,
+    /// Bindings with defaults applied.
+    pub bindings: Vec<Binding>,
+    /// CRM schema names with defaults applied.
+    pub names: Names,
+    /// Warnings found while validating.
+    pub warnings: Vec<Diagnostic>,
+    /// SHA-256 of the file's bytes (saved plans refer to it).
+    pub digest: String,
+    positions: yaml::Positions,
+}
+
+/// The Mailchimp connection, secrets resolved.
+#[derive(Debug, Clone)]
+pub struct MailchimpSettings {
+    /// The API key.
+    pub api_key: SecretString,
+    /// The API root override.
+    pub base_url: Option<String>,
+}
+
+/// The Dataverse connection, secrets resolved.
+#[derive(Debug, Clone)]
+pub struct DataverseSettings {
+    /// Environment URL.
+    pub url: String,
+    /// Entra tenant.
+    pub tenant_id: String,
+    /// App registration.
+    pub client_id: String,
+    /// Its secret.
+    pub client_secret: SecretString,
+    /// Token endpoint override.
+    pub token_url: Option<String>,
+    /// Web API version (`v9.2`).
+    pub api_version: String,
+    /// The tool's CRM schema names.
+    pub names: Names,
+}
+
+/// Read and validate a config file (without requiring its `${VAR}`s to be set).
+///
+/// # Errors
+/// The file cannot be read, or it has errors.
+pub fn load(path: &Path) -> Result<Loaded, Error> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    load_str(path, &text)
+}
+
+/// Validate a config held in memory; `path` is only used in messages.
+///
+/// # Errors
+/// The text has errors.
+pub fn load_str(path: &Path, text: &str) -> Result<Loaded, Error> {
+    let checked = validate::check(
+        text,
+        &validate::CheckOptions {
+            check_env: false,
+            lookup: &env::process_env,
+        },
+    );
+    let has_errors = checked.has_errors();
+    match checked.config {
+        Some(config) if !has_errors => {
+            let bindings = resolve(&config);
+            let names = Names::from_config(config.dataverse.names.as_ref());
+            Ok(Loaded {
+                path: path.to_owned(),
+                bindings,
+                names,
+                config,
+                warnings: checked.diagnostics,
+                digest: hex::encode(Sha256::digest(text.as_bytes())),
+                positions: checked.positions,
+            })
+        }
+        _ => Err(Error::Invalid {
+            path: path.to_owned(),
+            diagnostics: checked.diagnostics,
+        }),
+    }
+}
+
+impl Loaded {
+    fn expand(&self, pointer: &str, value: &str) -> Result<String, Error> {
+        env::expand(value, &env::process_env).map_err(|missing| {
+            let pos = self.positions.value(pointer);
+            Error::MissingEnv {
+                file: self.path.display().to_string(),
+                line: pos.line,
+                column: pos.column,
+                setting: pointer.trim_start_matches('/').replace('/', "."),
+                name: missing.name,
+            }
+        })
+    }
+
+    /// The Mailchimp connection, with `${VAR}`s resolved from the environment.
+    ///
+    /// # Errors
+    /// A referenced variable is not set.
+    pub fn mailchimp(&self) -> Result<MailchimpSettings, Error> {
+        let mc = &self.config.mailchimp;
+        Ok(MailchimpSettings {
+            api_key: SecretString::from(self.expand("/mailchimp/api_key", &mc.api_key)?),
+            base_url: mc
+                .base_url
+                .as_deref()
+                .map(|u| self.expand("/mailchimp/base_url", u))
+                .transpose()?,
+        })
+    }
+
+    /// The Dataverse connection, with `${VAR}`s resolved from the environment.
+    ///
+    /// # Errors
+    /// A referenced variable is not set.
+    pub fn dataverse(&self) -> Result<DataverseSettings, Error> {
+        let dv = &self.config.dataverse;
+        Ok(DataverseSettings {
+            url: self.expand("/dataverse/url", &dv.url)?,
+            tenant_id: self.expand("/dataverse/tenant_id", &dv.tenant_id)?,
+            client_id: self.expand("/dataverse/client_id", &dv.client_id)?,
+            client_secret: SecretString::from(
+                self.expand("/dataverse/client_secret", &dv.client_secret)?,
+            ),
+            token_url: dv
+                .token_url
+                .as_deref()
+                .map(|u| self.expand("/dataverse/token_url", u))
+                .transpose()?,
+            api_version: dv.api_version.clone().unwrap_or_else(|| "v9.2".to_owned()),
+            names: self.names.clone(),
+        })
+    }
+
+    /// The bindings named (all when `only` is empty).
+    ///
+    /// # Errors
+    /// A name that no binding has, with the names there are.
+    pub fn select_bindings(&self, only: &[String]) -> Result<Vec<&Binding>, String> {
+        if only.is_empty() {
+            return Ok(self.bindings.iter().collect());
+        }
+        let names: Vec<String> = self.bindings.iter().map(|b| b.name.clone()).collect();
+        only.iter()
+            .map(|name| {
+                self.bindings
+                    .iter()
+                    .find(|b| &b.name == name)
+                    .ok_or_else(|| {
+                        let hint = validate::closest(name, &names)
+                            .map(|s| format!("; did you mean `{s}`?"))
+                            .unwrap_or_default();
+                        format!(
+                            "no binding is named `{name}`{hint} (bindings: {})",
+                            names.join(", ")
+                        )
+                    })
+            })
+            .collect()
+    }
+}
+
+/// Diagnostics as a compiler prints them: `file:line:column: error: message` and an indented
+/// `help:` line.
+#[must_use]
+pub fn render_diagnostics(file: &str, diagnostics: &[Diagnostic]) -> String {
+    let mut out = String::new();
+    for d in diagnostics {
+        let severity = match d.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        };
+        let _ = writeln!(
+            out,
+            "{file}:{}:{}: {severity}: {}",
+            d.line, d.column, d.message
+        );
+        if let Some(help) = &d.help {
+            let _ = writeln!(out, "  help: {help}");
+        }
+    }
+    out
+}

@@ -111,7 +111,11 @@ pub fn parse_value(text: &str) -> Result<Value, SyntaxError> {
 
 fn describe_scan_error(info: &str) -> String {
     // yaml-rust2's messages are terse parser states; say them in words a user can act on.
-    let hint = if info.contains("mapping values are not allowed") {
+    let hint = if info.contains("while parsing a flow sequence") {
+        " (a `[` list is not closed by `]`)"
+    } else if info.contains("while parsing a flow mapping") {
+        " (a `{` mapping is not closed by `}`)"
+    } else if info.contains("mapping values are not allowed") {
         " (is a `:` missing a space after it, or is the indentation off?)"
     } else if info.contains("did not find expected key") || info.contains("did not find expected") {
         " (check the indentation of this line and the one above)"

@@ -1,0 +1,55 @@
+//! Helpers shared by the integration tests: run the built binary with a clean environment.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The crate root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The `audience-sync` binary, with none of the variables a developer's shell may have set
+/// that would change what it does.
+pub fn bin() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_audience-sync"));
+    for var in [
+        "MAILCHIMP_API_KEY",
+        "MAILCHIMP_BASE_URL",
+        "DATAVERSE_URL",
+        "DATAVERSE_TOKEN_URL",
+        "DATAVERSE_TENANT_ID",
+        "DATAVERSE_CLIENT_ID",
+        "DATAVERSE_CLIENT_SECRET",
+        "AUDIENCE_SYNC_CONFIG",
+        "RUST_LOG",
+    ] {
+        command.env_remove(var);
+    }
+    command.env("NO_COLOR", "1").current_dir(root());
+    command
+}
+
+/// Run the binary with `args` and return what it did.
+pub fn run(args: &[&str]) -> Output {
+    bin().args(args).output().expect("the binary runs")
+}
+
+/// Text of stdout and stderr.
+pub fn texts(output: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// Files in `dir` with the extension `ext`, sorted.
+pub fn files(dir: &Path, ext: &str) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
+        .expect("directory exists")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == ext))
+        .collect();
+    out.sort();
+    out
+}
