@@ -394,3 +394,117 @@ pub fn parse_max_removals(value: &MaxRemovals) -> Result<RemovalLimit, String> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::yaml::parse_value;
+
+    fn config(extra: &str) -> Config {
+        let text = format!(
+            "version: 1\nmailchimp: {{ api_key: x }}\ndataverse: {{ url: https://o.crm.dynamics.com, tenant_id: t, client_id: c, client_secret: s }}\n{extra}"
+        );
+        serde_json::from_value(parse_value(&text).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn builtin_defaults_apply_when_nothing_is_said() {
+        let c = config(
+            "bindings:\n  - { name: a, audience: { id: a1b2c3d4e5 }, marketing_list: { name: L, member_type: contact } }\n",
+        );
+        let b = &resolve(&c)[0];
+        assert_eq!(b.statuses, BTreeSet::from([MemberStatus::Subscribed]));
+        assert_eq!(b.on_unsubscribe, UnsubscribePolicy::MarkDoNotEmail);
+        assert!(!b.prune_members);
+        assert_eq!(b.max_removals, RemovalLimit::Percent(10.0));
+        assert!(b.tags.selects("anything") && !b.tags.prune);
+        let email = b
+            .fields
+            .iter()
+            .find(|f| f.source == "email_address")
+            .unwrap();
+        assert_eq!(
+            (email.column.as_str(), email.policy),
+            ("emailaddress1", FieldPolicy::Overwrite)
+        );
+        assert!(
+            b.fields
+                .iter()
+                .any(|f| f.source == "status" && f.column == "mcsync_mailchimpstatus")
+        );
+        assert_eq!(b.audience, AudienceSelector::Id("a1b2c3d4e5".into()));
+        assert_eq!(b.list.selector, ListSelector::Name("L".into()));
+    }
+
+    #[test]
+    fn bindings_override_defaults_which_override_builtins() {
+        let c = config(
+            "defaults:
+  prune_members: true
+  max_removals: 5
+  members: { statuses: [subscribed, pending] }
+  fields: { policy: fill_empty, map: { merge_fields.COMPANY: company } }
+  tags: { exclude: ['internal-*'] }
+bindings:
+  - name: a
+    audience: { name: News }
+    marketing_list: { name: L, member_type: lead }
+    members: { on_unsubscribe: remove }
+    max_removals: 20%
+    fields: { map: { merge_fields.PHONE: null, merge_fields.COMPANY: { column: companyname, policy: overwrite } } }
+    lead_values: { subject: 'Hi {{ merge_fields.FNAME }}' }
+",
+        );
+        let b = &resolve(&c)[0];
+        assert!(b.prune_members);
+        assert_eq!(b.max_removals, RemovalLimit::Percent(20.0));
+        assert_eq!(
+            b.statuses,
+            BTreeSet::from([MemberStatus::Subscribed, MemberStatus::Pending])
+        );
+        assert_eq!(b.on_unsubscribe, UnsubscribePolicy::Remove);
+        assert!(
+            !b.fields.iter().any(|f| f.source == "merge_fields.PHONE"),
+            "null removes a default"
+        );
+        let company = b
+            .fields
+            .iter()
+            .find(|f| f.source == "merge_fields.COMPANY")
+            .unwrap();
+        assert_eq!(
+            (company.column.as_str(), company.policy),
+            ("companyname", FieldPolicy::Overwrite)
+        );
+        let first = b
+            .fields
+            .iter()
+            .find(|f| f.source == "merge_fields.FNAME")
+            .unwrap();
+        assert_eq!(
+            first.policy,
+            FieldPolicy::FillEmpty,
+            "the defaults' policy applies to built-in mappings"
+        );
+        assert!(!b.tags.selects("internal-ops") && b.tags.selects("vip"));
+        assert_eq!(
+            b.lead_values["subject"].render(|_| Some("Ann".into())),
+            "Hi Ann"
+        );
+        assert_eq!(b.list.member_type, MemberType::Lead);
+    }
+
+    #[test]
+    fn removal_limits_compute_allowed_removals() {
+        assert_eq!(RemovalLimit::Percent(10.0).allowed(1234), 123);
+        assert_eq!(RemovalLimit::Count(5).allowed(1), 5);
+        assert_eq!(
+            parse_max_removals(&MaxRemovals::Percent("101%".into())).unwrap_err(),
+            "`101%` is outside 0–100%"
+        );
+        assert_eq!(
+            parse_max_removals(&MaxRemovals::Percent("2.5%".into())).unwrap(),
+            RemovalLimit::Percent(2.5)
+        );
+    }
+}
