@@ -91,16 +91,17 @@ pub(super) async fn run(args: SandboxArgs, _ctx: &Context) -> anyhow::Result<Exi
         state_dir: args.state.clone(),
     })
     .await?;
+    // The config is written first, so whoever reads the env lines finds it in place.
+    if let Some(path) = &args.print_config {
+        write_config(&sandbox, path).await?;
+        eprintln!("wrote a config for this sandbox to `{}`", path.display());
+    }
     {
         let mut out = std::io::stdout().lock();
         for (key, value) in sandbox.env() {
             writeln!(out, "{key}={}", shell_word(&value))?;
         }
         out.flush()?;
-    }
-    if let Some(path) = &args.print_config {
-        write_config(&sandbox, path).await?;
-        eprintln!("wrote a config for this sandbox to `{}`", path.display());
     }
     eprintln!(
         "sandbox listening on {} (Ctrl-C to stop)",

@@ -1083,6 +1083,8 @@ async fn init_writes_a_starter_config_that_becomes_valid_when_a_binding_is_uncom
 
 #[tokio::test]
 async fn sandbox_prints_its_env_serves_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let config_path = dir.path().join("sandbox.yaml");
     let mut child = bin()
         .args([
             "sandbox",
@@ -1090,7 +1092,9 @@ async fn sandbox_prints_its_env_serves_and_stops_on_sigterm() {
             "members=1200,tags=2,seed=1",
             "--listen",
             "127.0.0.1:0",
+            "--print-config",
         ])
+        .arg(&config_path)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -1149,4 +1153,11 @@ async fn sandbox_prints_its_env_serves_and_stops_on_sigterm() {
         status.is_some_and(|s| s.success()),
         "SIGTERM stops the sandbox cleanly: {status:?}"
     );
-}
+    let text = std::fs::read_to_string(&config_path).expect("--print-config wrote the file");
+    let value = audience_sync::config::yaml::parse_value(&text).unwrap();
+    let config: audience_sync::config::Config = serde_json::from_value(value).unwrap();
+    assert_eq!(config.bindings.len(), 1, "one active binding per audience");
+    assert_eq!(
+        config.mailchimp.base_url.as_deref(),
+        Some(env["MAILCHIMP_BASE_URL"].as_str())
+    );
