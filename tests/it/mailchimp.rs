@@ -1161,3 +1161,4 @@ async fn sandbox_prints_its_env_serves_and_stops_on_sigterm() {
         config.mailchimp.base_url.as_deref(),
         Some(env["MAILCHIMP_BASE_URL"].as_str())
     );
+}
