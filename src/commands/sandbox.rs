@@ -74,6 +74,11 @@ async fn write_config(sandbox: &Sandbox, path: &std::path::Path) -> anyhow::Resu
     std::fs::write(path, text).with_context(|| format!("cannot write `{}`", path.display()))
 }
 
+/// Save the Mailchimp half's state (the server has stopped, so nothing changes any more).
+fn sandbox_flush(state: &crate::sandbox::mailchimp::State) -> anyhow::Result<()> {
+    state.flush().context("cannot save the sandbox state")
+}
+
 pub(super) async fn run(args: SandboxArgs, _ctx: &Context) -> anyhow::Result<ExitStatus> {
     let seed = match &args.seed {
         Some(path) => Seed::from_file(path)?,
@@ -103,6 +108,7 @@ pub(super) async fn run(args: SandboxArgs, _ctx: &Context) -> anyhow::Result<Exi
         }
         out.flush()?;
     }
+    let sandbox_state = std::sync::Arc::clone(&sandbox.mailchimp);
     eprintln!(
         "sandbox listening on {} (Ctrl-C to stop)",
         sandbox.base_url()
@@ -110,6 +116,9 @@ pub(super) async fn run(args: SandboxArgs, _ctx: &Context) -> anyhow::Result<Exi
     shutdown_signal().await;
     eprintln!("sandbox stopping");
     sandbox.shutdown().await;
+    if args.state.is_some() {
+        sandbox_flush(&sandbox_state)?;
+    }
     Ok(ExitStatus::Success)
 }
 

@@ -942,6 +942,53 @@ async fn tags_are_static_segments_with_their_own_endpoints() {
     assert_eq!(by_email("changed@example.com").id, new_hash);
 }
 
+#[tokio::test]
+async fn a_state_directory_keeps_the_data_between_runs() {
+    use reqwest::Method;
+    let dir = tempfile::tempdir().unwrap();
+    let mut seed = Seed::default();
+    seed.mailchimp.audiences.push(AudienceSeed {
+        name: "Kept".into(),
+        id: Some("abcdef0123".into()),
+        tags: vec!["Old".into()],
+        members: vec![MemberSeed::new("first@example.com")],
+        ..AudienceSeed::default()
+    });
+    let options = |seed: Seed| Options {
+        seed,
+        state_dir: Some(dir.path().to_owned()),
+        ..Options::default()
+    };
+    let sandbox = Sandbox::start(options(seed)).await.unwrap();
+    let raw = Raw::new(&sandbox);
+    let (status, _, _) = raw
+        .send(
+            Method::POST,
+            "/lists/abcdef0123/members",
+            Some(json!({"email_address": "second@example.com", "status": "subscribed", "tags": ["New"]})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    sandbox
+        .mailchimp
+        .rename_tag("abcdef0123", "Old", "Renamed")
+        .unwrap();
+    sandbox.mailchimp.flush().unwrap();
+    let tag_ids = client_for(&sandbox).tags("abcdef0123").await.unwrap();
+    sandbox.shutdown().await;
+
+    // A second run with no seed at all finds everything, with the same ids.
+    let sandbox = Sandbox::start(options(Seed::default())).await.unwrap();
+    let client = client_for(&sandbox);
+    let members = read_all(&client, "abcdef0123", MemberQuery::default())
+        .await
+        .unwrap();
+    let emails: Vec<&str> = members.iter().map(|m| m.email_address.as_str()).collect();
+    assert_eq!(emails, vec!["first@example.com", "second@example.com"]);
+    assert_eq!(client.tags("abcdef0123").await.unwrap(), tag_ids);
+    assert!(tag_ids.iter().any(|t| t.name == "Renamed"));
+}
+
 // ----- commands ---------------------------------------------------------------------------------
 
 fn bin() -> Command {

@@ -18,6 +18,7 @@
 //! changes do not move a member's `last_changed` (as far as is known, nor do they in Mailchimp).
 
 mod model;
+mod persist;
 mod populate;
 mod problem;
 mod projection;
@@ -54,6 +55,7 @@ pub struct State {
     traffic: Traffic,
     faults: Mutex<FaultState>,
     list_archived_without_status: bool,
+    persist: Option<persist::Persist>,
 }
 
 /// Why a test helper could not change the data.
@@ -79,20 +81,36 @@ impl From<problem::Problem> for ChangeError {
 }
 
 impl State {
-    /// Build the state from a seed, generated data and a state directory.
+    /// Build the state from a seed and generated data, or from the state directory's
+    /// `mailchimp.json` when it exists (saved there from then on).
     ///
     /// # Errors
-    /// The seed is invalid.
+    /// The seed is invalid, or the state directory cannot be read or written.
     pub fn new(
         seed: &Seed,
         generate: Option<GenerateSpec>,
-        _state_dir: Option<&Path>,
+        state_dir: Option<&Path>,
     ) -> Result<Self, Error> {
-        let mut data = Data::default();
-        populate::apply_seed(&mut data, seed)?;
-        if let Some(spec) = generate {
-            populate::generate(&mut data, spec);
-        }
+        let persist = state_dir.map(persist::Persist::new).transpose()?;
+        let data = match persist
+            .as_ref()
+            .map(persist::Persist::load)
+            .transpose()?
+            .flatten()
+        {
+            Some(saved) => saved,
+            None => {
+                let mut data = Data::default();
+                populate::apply_seed(&mut data, seed)?;
+                if let Some(spec) = generate {
+                    populate::generate(&mut data, spec);
+                }
+                if let Some(persist) = &persist {
+                    persist.save(&data)?;
+                }
+                data
+            }
+        };
         let api_key = seed
             .api_key
             .clone()
@@ -104,7 +122,55 @@ impl State {
             traffic: Traffic::default(),
             faults: Mutex::new(FaultState::new(seed.faults.clone().unwrap_or_default())),
             list_archived_without_status: seed.list_archived_without_status.unwrap_or(true),
+            persist,
         })
+    }
+
+    /// Save the data now, when a state directory is in use.
+    ///
+    /// # Errors
+    /// The state file cannot be written.
+    pub fn flush(&self) -> Result<(), Error> {
+        let Some(persist) = &self.persist else {
+            return Ok(());
+        };
+        persist.unmark();
+        let data = self.data.read().unwrap_or_else(PoisonError::into_inner);
+        persist.save(&data)
+    }
+
+    /// The data changed: save it soon (from a handler, on the runtime) or now (elsewhere).
+    fn changed(self: &Arc<Self>) {
+        let Some(persist) = &self.persist else {
+            return;
+        };
+        if !persist.mark() {
+            return;
+        }
+        let state = Arc::clone(self);
+        let save = move || {
+            if let Err(err) = state.flush() {
+                tracing::error!(error = %err, "cannot save the Mailchimp sandbox state");
+            }
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => {
+                handle.spawn(async move {
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                    let _ = tokio::task::spawn_blocking(save).await;
+                });
+            }
+            Err(_) => save(),
+        }
+    }
+
+    /// After a direct change by a test helper: save now when a state directory is in use.
+    fn changed_now(&self) {
+        if self.persist.is_some()
+            && let Err(err) = self.flush()
+        {
+            tracing::error!(error = %err, "cannot save the Mailchimp sandbox state");
+        }
     }
 
     /// Tell the state the address it is served at.
@@ -184,9 +250,13 @@ impl State {
         list_id: &str,
         f: impl FnOnce(&mut Audience, &mut model::Ids) -> Result<T, problem::Problem>,
     ) -> Result<T, ChangeError> {
-        let mut data = self.data.write().unwrap_or_else(PoisonError::into_inner);
-        let (audience, ids) = data.audience_mut(list_id)?;
-        Ok(f(audience, ids)?)
+        let result = {
+            let mut data = self.data.write().unwrap_or_else(PoisonError::into_inner);
+            let (audience, ids) = data.audience_mut(list_id)?;
+            f(audience, ids)?
+        };
+        self.changed_now();
+        Ok(result)
     }
 
     /// Audience ids and names, in creation order.
@@ -211,16 +281,20 @@ impl State {
     /// # Errors
     /// The seed is invalid (e.g. a duplicate id).
     pub fn add_audience(&self, seed: &AudienceSeed) -> Result<String, Error> {
-        let mut data = self.data.write().unwrap_or_else(PoisonError::into_inner);
-        let before = data.audiences.len();
-        populate::apply_seed(
-            &mut data,
-            &Seed {
-                audiences: vec![seed.clone()],
-                ..Seed::default()
-            },
-        )?;
-        Ok(data.audiences[before].id.clone())
+        let id = {
+            let mut data = self.data.write().unwrap_or_else(PoisonError::into_inner);
+            let before = data.audiences.len();
+            populate::apply_seed(
+                &mut data,
+                &Seed {
+                    audiences: vec![seed.clone()],
+                    ..Seed::default()
+                },
+            )?;
+            data.audiences[before].id.clone()
+        };
+        self.changed_now();
+        Ok(id)
     }
 
     /// Add a member (as POST would, without merge-field validation); returns its subscriber hash.

@@ -13,6 +13,7 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use md5::{Digest, Md5};
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::problem::{FieldError, Problem};
@@ -70,7 +71,7 @@ pub fn is_valid_email(email: &str) -> bool {
 }
 
 /// Id counters, account-wide as in Mailchimp.
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Ids {
     /// Next segment (tag) id.
     pub segment: u64,
@@ -92,7 +93,7 @@ impl Ids {
 }
 
 /// The whole account.
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Data {
     /// Audiences in creation order.
     pub audiences: Vec<Audience>,
@@ -139,7 +140,7 @@ impl Data {
 }
 
 /// A merge field definition.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MergeField {
     /// The unchanging numeric id.
     pub merge_id: u32,
@@ -156,7 +157,7 @@ pub struct MergeField {
 }
 
 /// A tag (static segment).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Tag {
     /// Segment id.
     pub id: u64,
@@ -169,7 +170,7 @@ pub struct Tag {
 }
 
 /// Where a member is.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Location {
     /// ISO country code, e.g. `US`.
     pub country_code: String,
@@ -182,7 +183,7 @@ pub struct Location {
 }
 
 /// A list member.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Member {
     /// Subscriber hash: MD5 of the lower-cased e-mail (changes with the e-mail).
     pub hash: String,
@@ -221,7 +222,7 @@ pub struct Member {
 }
 
 /// An audience (Mailchimp list).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Audience {
     /// 10 lowercase hex characters.
     pub id: String,
@@ -237,7 +238,8 @@ pub struct Audience {
     pub tags: Vec<Tag>,
     /// Members in insertion order.
     pub members: Vec<Member>,
-    /// Subscriber hash → position in `members`.
+    /// Subscriber hash → position in `members` (rebuilt after loading).
+    #[serde(skip)]
     pub index: HashMap<String, usize>,
     /// Subscriber hashes of permanently deleted members.
     pub forgotten: HashSet<String>,
@@ -365,7 +367,8 @@ impl Audience {
         id
     }
 
-    fn reindex(&mut self) {
+    /// Rebuild `index` from `members`.
+    pub fn reindex(&mut self) {
         self.index = self
             .members
             .iter()

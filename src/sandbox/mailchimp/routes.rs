@@ -487,6 +487,7 @@ pub(super) async fn add_member(
     let mut data = write(&state);
     let (audience, ids) = data.audience_mut(&list_id)?;
     let index = audience.add_member(input, ids, now())?;
+    state.changed();
     member_answer(&state, &data, &list_id, index)
 }
 
@@ -514,6 +515,7 @@ pub(super) async fn put_member(
     let mut data = write(&state);
     let (audience, ids) = data.audience_mut(&list_id)?;
     let index = audience.upsert_member(&key, input, ids, now())?;
+    state.changed();
     member_answer(&state, &data, &list_id, index)
 }
 
@@ -529,6 +531,7 @@ pub(super) async fn patch_member(
     let (audience, ids) = data.audience_mut(&list_id)?;
     let index = audience.find(&key).ok_or_else(Problem::not_found)?;
     let index = audience.update_member(index, input, ids, now())?;
+    state.changed();
     member_answer(&state, &data, &list_id, index)
 }
 
@@ -539,6 +542,7 @@ pub(super) async fn archive_member(
     let mut data = write(&state);
     let (audience, _) = data.audience_mut(&list_id)?;
     audience.archive(&key, now())?;
+    state.changed();
     no_content()
 }
 
@@ -549,6 +553,7 @@ pub(super) async fn delete_permanent(
     let mut data = write(&state);
     let (audience, _) = data.audience_mut(&list_id)?;
     audience.delete_permanent(&key)?;
+    state.changed();
     no_content()
 }
 
@@ -650,6 +655,7 @@ pub(super) async fn set_member_tags(
     let mut data = write(&state);
     let (audience, ids) = data.audience_mut(&list_id)?;
     audience.set_member_tags(&key, &changes, ids, now())?;
+    state.changed();
     no_content()
 }
 
@@ -740,6 +746,7 @@ pub(super) async fn create_segment(
     let api = state.api_root();
     let mut data = write(&state);
     let (audience, ids) = data.audience_mut(&list_id)?;
+    state.changed();
     let id = audience.create_tag(
         &name,
         body.static_segment.as_deref().unwrap_or(&[]),
@@ -782,6 +789,7 @@ pub(super) async fn update_segment(
     let mut data = write(&state);
     let (audience, _) = data.audience_mut(&list_id)?;
     audience.update_tag(id, &name, body.static_segment.as_deref(), now())?;
+    state.changed();
     let audience = data.audience(&list_id)?;
     let tag = audience.tag(id).ok_or_else(Problem::not_found)?;
     ok(render::segment(&api, audience, tag, Projection::all()))
@@ -795,6 +803,7 @@ pub(super) async fn delete_segment(
     let mut data = write(&state);
     let (audience, _) = data.audience_mut(&list_id)?;
     audience.delete_tag(id)?;
+    state.changed();
     no_content()
 }
 
@@ -831,6 +840,7 @@ pub(super) async fn batch_segment(
         return Err(Problem::not_found());
     }
     let at = now();
+    state.changed();
     let (mut added, mut removed, mut missing) = (Vec::new(), Vec::new(), Vec::new());
     for email in &body.members_to_add {
         if audience.tag_member(id, email, at) {
@@ -951,6 +961,7 @@ pub(super) async fn add_segment_member(
     if audience.tag(id).is_none() {
         return Err(Problem::not_found());
     }
+    state.changed();
     if !audience.tag_member(id, &email, now()) {
         return Err(Problem::bad_request(format!(
             "{email} is not a member of this list."
@@ -973,6 +984,7 @@ pub(super) async fn remove_segment_member(
     let id = segment_id(&id)?;
     let mut data = write(&state);
     let (audience, _) = data.audience_mut(&list_id)?;
+    state.changed();
     if audience.tag(id).is_none() || !audience.untag_member(id, &key, now()) {
         return Err(Problem::not_found());
     }
