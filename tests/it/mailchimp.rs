@@ -423,7 +423,7 @@ async fn never_more_than_10_requests_in_flight() {
     .await;
     let client = client_for(&sandbox);
     sandbox.mailchimp.set_faults(Faults {
-        latency_ms: 40,
+        latency_ms: 250,
         ..Faults::default()
     });
     sandbox.mailchimp.reset_requests();
@@ -1053,6 +1053,40 @@ async fn audiences_lists_id_name_members_and_tags() {
     assert!(stderr.contains("401 `API Key Invalid`"), "{stderr}");
     assert!(!stderr.contains("ffffffffffffffff"), "{stderr}");
     assert!(output.stdout.is_empty());
+
+    // `--config` takes the connection from a config file, `${VAR}` references expanded.
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("audience-sync.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "version: 1\nmailchimp:\n  api_key: \"${{MC_KEY_FOR_TEST}}\"\n  base_url: {}\n",
+            env_of(&sandbox, "MAILCHIMP_BASE_URL")
+        ),
+    )
+    .unwrap();
+    let key = env_of(&sandbox, "MAILCHIMP_API_KEY");
+    let output = tokio::task::spawn_blocking(move || {
+        bin()
+            .args(["audiences", "--format", "json", "--config"])
+            .arg(&config)
+            .env_remove("MAILCHIMP_BASE_URL")
+            .env_remove("MAILCHIMP_API_KEY")
+            .env("MC_KEY_FOR_TEST", key)
+            .output()
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let listed: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(listed.as_array().map(Vec::len), Some(2));
+    assert_eq!(listed[0]["tag_count"], 3);
+    assert!(listed[0]["member_count"].as_u64().unwrap() > 20);
 }
 
 #[tokio::test]
