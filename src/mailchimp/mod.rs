@@ -285,6 +285,7 @@ impl Client {
                     source,
                 })?;
             let status = response.status();
+            tracing::debug!(path, status = status.as_u16(), "mailchimp answered");
             let body = match response.bytes().await {
                 Ok(body) => body,
                 Err(source) if attempt < inner.policy.max_attempts => {

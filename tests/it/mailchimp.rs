@@ -303,6 +303,26 @@ async fn a_wrong_key_gets_a_clear_401_message() {
 }
 
 #[tokio::test]
+async fn a_403_names_the_refused_call() {
+    let sandbox = start(Seed::default(), Some("members=5,seed=1")).await;
+    let client = client_for(&sandbox);
+    sandbox.mailchimp.set_faults(Faults {
+        bursts: vec![Burst {
+            status: 403,
+            count: 1,
+        }],
+        ..Faults::default()
+    });
+    let err = client.lists().await.unwrap_err();
+    assert!(matches!(err, Error::Forbidden { .. }), "{err:?}");
+    assert!(
+        err.to_string().contains("`GET /lists` (403 `Forbidden`)"),
+        "{err}"
+    );
+    assert_eq!(client.stats().retries(), 0, "a 403 is not retried");
+}
+
+#[tokio::test]
 async fn an_unknown_audience_gets_a_404_message_naming_it() {
     let sandbox = start(Seed::default(), Some("members=5,seed=1")).await;
     let client = client_for(&sandbox);
