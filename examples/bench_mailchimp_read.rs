@@ -13,7 +13,7 @@
 use std::time::Instant;
 
 use anyhow::{Context, bail};
-use audience_sync::mailchimp::{Client, MemberQuery};
+use audience_sync::mailchimp::{ALL_STATUSES, Client, MemberQuery};
 use audience_sync::sandbox::{GenerateSpec, Options, Sandbox, Seed};
 use futures::StreamExt;
 use secrecy::SecretString;
@@ -67,7 +67,10 @@ fn peak_rss_kib() -> Option<u64> {
 }
 
 fn mib(kib: Option<u64>) -> String {
-    kib.map_or_else(|| "unknown".to_owned(), |k| format!("{:.1} MiB", k as f64 / 1024.0))
+    kib.map_or_else(
+        || "unknown".to_owned(),
+        |k| format!("{:.1} MiB", k as f64 / 1024.0),
+    )
 }
 
 #[tokio::main]
@@ -124,7 +127,11 @@ async fn main() -> anyhow::Result<()> {
     let rss_before = peak_rss_kib();
     let requests_before = client.stats().requests();
     let started = Instant::now();
-    let mut pages = client.members(&list_id, MemberQuery::default());
+    let query = MemberQuery {
+        statuses: ALL_STATUSES.to_vec(),
+        ..MemberQuery::default()
+    };
+    let mut pages = client.members(&list_id, query);
     let (mut page_count, mut members, mut tags) = (0usize, 0usize, 0usize);
     while let Some(page) = pages.next().await {
         let page = page?;
@@ -138,7 +145,10 @@ async fn main() -> anyhow::Result<()> {
     println!("audience:        {list_id}");
     println!("members read:    {members} ({tags} tag links)");
     println!("pages:           {page_count}");
-    println!("requests:        {requests} (retries {})", client.stats().retries());
+    println!(
+        "requests:        {requests} (retries {})",
+        client.stats().retries()
+    );
     if let Some(sandbox) = &sandbox {
         let counts = sandbox.mailchimp.requests();
         println!(

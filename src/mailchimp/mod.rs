@@ -52,8 +52,8 @@ use self::error::ProblemBody;
 pub use self::error::{Error, FieldError};
 use self::types::RawAudience;
 pub use self::types::{
-    Audience, AudienceSelector, Location, MEMBER_FIELDS, Member, MemberQuery, MemberStatus,
-    MemberTag, MergeField, Tag,
+    ALL_STATUSES, Audience, AudienceSelector, Location, MEMBER_FIELDS, Member, MemberQuery,
+    MemberStatus, MemberTag, MergeField, Tag,
 };
 use crate::http::{HttpStats, Idempotency, RetryPolicy};
 

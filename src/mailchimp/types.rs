@@ -172,7 +172,9 @@ pub struct Member {
 /// What `members` reads.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MemberQuery {
-    /// Only these statuses (each is one `status=` filter); empty: every status.
+    /// Only these statuses (each is one `status=` filter). Empty: no filter, which is
+    /// Mailchimp's default listing (archived members are not in it); [`ALL_STATUSES`] reads
+    /// every member.
     pub statuses: Vec<MemberStatus>,
     /// Only members changed since then (`since_last_changed`).
     pub since_last_changed: Option<DateTime<Utc>>,
@@ -181,6 +183,16 @@ pub struct MemberQuery {
     /// `tags` to get complete tags.
     pub fields: Option<Vec<String>>,
 }
+
+/// Every member status, for a read of the whole audience archived members included.
+pub const ALL_STATUSES: [MemberStatus; 6] = [
+    MemberStatus::Subscribed,
+    MemberStatus::Unsubscribed,
+    MemberStatus::Cleaned,
+    MemberStatus::Pending,
+    MemberStatus::Transactional,
+    MemberStatus::Archived,
+];
 
 /// Every field of [`Member`], as `fields=` names them.
 pub const MEMBER_FIELDS: &[&str] = &[

@@ -77,9 +77,39 @@ async fn read_all(
     Ok(all)
 }
 
+/// An audience of `n` members, none archived: mostly subscribed, some unsubscribed, cleaned and
+/// pending; every third member tagged, every member with a first name.
+fn plain_audience(n: usize) -> AudienceSeed {
+    let statuses = [
+        MemberStatus::Subscribed,
+        MemberStatus::Subscribed,
+        MemberStatus::Subscribed,
+        MemberStatus::Unsubscribed,
+        MemberStatus::Cleaned,
+        MemberStatus::Pending,
+    ];
+    AudienceSeed {
+        name: "Plain".into(),
+        tags: vec!["Every third".into(), "Nobody".into()],
+        members: (0..n)
+            .map(|i| {
+                let mut m = MemberSeed::new(&format!("member{i}@example.com"));
+                m.status = statuses[i % statuses.len()];
+                m.merge_fields
+                    .insert("FNAME".into(), json!(format!("Member {i}")));
+                if i % 3 == 0 {
+                    m.tags = vec!["Every third".into()];
+                }
+                m
+            })
+            .collect(),
+        ..AudienceSeed::default()
+    }
+}
+
 #[tokio::test]
 async fn a_2500_member_audience_is_read_completely_in_three_pages() {
-    let sandbox = start(Seed::default(), Some("members=2500,tags=5,seed=1")).await;
+    let sandbox = start(seed_with(plain_audience(2500)), None).await;
     let client = client_for(&sandbox);
     let list_id = first_audience(&sandbox);
     sandbox.mailchimp.reset_requests();
@@ -106,9 +136,8 @@ async fn a_2500_member_audience_is_read_completely_in_three_pages() {
         assert!(m.merge_fields.contains_key("FNAME") && m.last_changed.is_some());
     }
     let statuses: HashSet<MemberStatus> = members.iter().map(|m| m.status).collect();
-    assert!(
-        statuses.contains(&MemberStatus::Archived) && statuses.contains(&MemberStatus::Cleaned)
-    );
+    assert_eq!(statuses.len(), 4);
+    assert_eq!(members.iter().filter(|m| !m.tags.is_empty()).count(), 834);
 
     let audience = client
         .find_audience(&AudienceSelector::Id(list_id.clone()))
@@ -134,8 +163,36 @@ async fn a_2500_member_audience_is_read_completely_in_three_pages() {
 }
 
 #[tokio::test]
+async fn archived_members_come_only_when_asked_for() {
+    let sandbox = start(Seed::default(), Some("members=600,tags=2,seed=4")).await;
+    let client = client_for(&sandbox);
+    let list_id = first_audience(&sandbox);
+    let default = read_all(&client, &list_id, MemberQuery::default())
+        .await
+        .unwrap();
+    assert!(default.iter().all(|m| m.status != MemberStatus::Archived));
+    let all = read_all(
+        &client,
+        &list_id,
+        MemberQuery {
+            statuses: audience_sync::mailchimp::ALL_STATUSES.to_vec(),
+            ..MemberQuery::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(all.len(), 600);
+    let archived = all
+        .iter()
+        .filter(|m| m.status == MemberStatus::Archived)
+        .count();
+    assert!(archived > 0);
+    assert_eq!(default.len() + archived, 600);
+}
+
+#[tokio::test]
 async fn narrow_fields_are_requested_and_honoured() {
-    let sandbox = start(Seed::default(), Some("members=30,tags=2,seed=3")).await;
+    let sandbox = start(seed_with(plain_audience(30)), None).await;
     let client = client_for(&sandbox);
     let list_id = first_audience(&sandbox);
     let members = read_all(
@@ -358,7 +415,7 @@ async fn an_unknown_audience_gets_a_404_message_naming_it() {
 
 #[tokio::test]
 async fn bursts_of_429_503_and_dropped_connections_are_survived() {
-    let sandbox = start(Seed::default(), Some("members=2500,tags=3,seed=2")).await;
+    let sandbox = start(seed_with(plain_audience(2500)), None).await;
     let client = client_for(&sandbox);
     let list_id = first_audience(&sandbox);
     sandbox.mailchimp.set_faults(Faults {
@@ -498,7 +555,7 @@ async fn never_more_than_10_requests_in_flight() {
 
 #[tokio::test]
 async fn members_added_during_a_read_are_reported_as_drift() {
-    let sandbox = start(Seed::default(), Some("members=2500,seed=9")).await;
+    let sandbox = start(seed_with(plain_audience(2500)), None).await;
     let client = client_for(&sandbox);
     let list_id = first_audience(&sandbox);
     let mut pages = client.members(&list_id, MemberQuery::default());
@@ -586,7 +643,8 @@ async fn status_and_since_last_changed_filter_members() {
     .unwrap();
     assert_eq!(
         emails(got),
-        vec!["new@example.com", "gone@example.com", "arch@example.com"]
+        vec!["new@example.com", "gone@example.com"],
+        "archived members only come with status=archived"
     );
     let got = read_all(
         &client,
@@ -656,7 +714,7 @@ fn assert_problem(value: &Value, status: u16, title: &str) {
 #[tokio::test]
 async fn the_emulator_follows_mailchimps_paging_projection_and_error_rules() {
     use reqwest::Method;
-    let sandbox = start(Seed::default(), Some("members=1500,tags=3,seed=1")).await;
+    let sandbox = start(seed_with(plain_audience(1500)), None).await;
     let raw = Raw::new(&sandbox);
     let list_id = first_audience(&sandbox);
     let members = format!("/lists/{list_id}/members");
@@ -876,7 +934,7 @@ async fn member_writes_follow_mailchimps_rules() {
 #[tokio::test]
 async fn tags_are_static_segments_with_their_own_endpoints() {
     use reqwest::Method;
-    let sandbox = start(Seed::default(), Some("members=5,seed=1")).await;
+    let sandbox = start(seed_with(plain_audience(5)), None).await;
     let raw = Raw::new(&sandbox);
     let list_id = first_audience(&sandbox);
     let (_, page, _) = raw
@@ -1228,7 +1286,11 @@ async fn sandbox_prints_its_env_serves_and_stops_on_sigterm() {
         .unwrap();
     let served = async {
         let lists = client.lists().await?;
-        let members = read_all(&client, &lists[0].id, MemberQuery::default()).await?;
+        let all = MemberQuery {
+            statuses: audience_sync::mailchimp::ALL_STATUSES.to_vec(),
+            ..MemberQuery::default()
+        };
+        let members = read_all(&client, &lists[0].id, all).await?;
         Ok::<_, Error>((lists.len(), members.len()))
     }
     .await;

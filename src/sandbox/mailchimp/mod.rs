@@ -7,7 +7,8 @@
 //! active/inactive, 204); segments (static segments are tags: GET/POST, GET/PATCH/POST/DELETE by
 //! id, segment members GET/POST/DELETE); `tag-search`; merge fields. Paging with `count`
 //! (default 10, capped at 1000) and `offset`, `total_items`, `_links`; `fields`/`exclude_fields`;
-//! `status` and `since_last_changed` filters; problem+json errors with Mailchimp's titles;
+//! `status` and `since_last_changed` filters (archived members only with `status=archived`,
+//! unless the seed's `list_archived_without_status` says otherwise); problem+json errors with Mailchimp's titles;
 //! `X-Trigger-Error`; at most 50 tags on a member object with the full `tags_count`; HTTP Basic
 //! (or Bearer) auth against the configured key; at most 10 simultaneous requests per key.
 //!
@@ -121,7 +122,7 @@ impl State {
             data: RwLock::new(data),
             traffic: Traffic::default(),
             faults: Mutex::new(FaultState::new(seed.faults.clone().unwrap_or_default())),
-            list_archived_without_status: seed.list_archived_without_status.unwrap_or(true),
+            list_archived_without_status: seed.list_archived_without_status.unwrap_or(false),
             persist,
         })
     }

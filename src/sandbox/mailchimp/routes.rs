@@ -321,8 +321,17 @@ pub(super) async fn members(
     let before_opt = query.time("before_timestamp_opt")?;
     let unsubscribed_since = query.time("unsubscribed_since")?;
     if unsubscribed_since.is_some() && status != Some(MemberStatus::Unsubscribed) {
-        return Err(Problem::bad_request(
+        return Err(Problem::invalid_resource(
             "unsubscribed_since can only be used with status=unsubscribed.",
+            Vec::new(),
+        ));
+    }
+    // As the real service answers (seen with `since_last_campaign=False`, MailChimp.Net#589):
+    // the parameter's mere presence needs a status.
+    if query.get("since_last_campaign").is_some() && status.is_none() {
+        return Err(Problem::invalid_resource(
+            "Status is required when using since_last_campaign filter.",
+            Vec::new(),
         ));
     }
     let vip_only = query.flag("vip_only")?;

@@ -34,8 +34,9 @@ pub struct Seed {
     /// Fault injection from the start (also settable at run time).
     #[serde(default)]
     pub faults: Option<Faults>,
-    /// Whether `GET …/members` without `status` lists archived members too (Mailchimp does not
-    /// document it; default true).
+    /// Whether `GET …/members` without `status` lists archived members too. Mailchimp does not
+    /// document it; users report needing a way to list contacts "including archived" ones
+    /// (MailChimp.Net#529), so the default is false: archived members come with `status=archived`.
     #[serde(default)]
     pub list_archived_without_status: Option<bool>,
 }
