@@ -4,6 +4,7 @@
 //!
 //! ```text
 //! cargo run --release --example bench_mailchimp_read -- --members 200000
+//! cargo run --release --example bench_mailchimp_read -- --members 200000 --status subscribed
 //! cargo run --example bench_mailchimp_read -- --base-url http://127.0.0.1:4010 --api-key KEY --list ID
 //! ```
 //!
@@ -13,7 +14,7 @@
 use std::time::Instant;
 
 use anyhow::{Context, bail};
-use audience_sync::mailchimp::{ALL_STATUSES, Client, MemberQuery};
+use audience_sync::mailchimp::{ALL_STATUSES, Client, MemberQuery, MemberStatus};
 use audience_sync::sandbox::{GenerateSpec, Options, Sandbox, Seed};
 use futures::StreamExt;
 use secrecy::SecretString;
@@ -25,6 +26,7 @@ struct Args {
     base_url: Option<String>,
     api_key: Option<String>,
     list: Option<String>,
+    statuses: Vec<MemberStatus>,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -35,6 +37,7 @@ fn parse_args() -> anyhow::Result<Args> {
         base_url: None,
         api_key: None,
         list: None,
+        statuses: Vec::new(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -46,8 +49,15 @@ fn parse_args() -> anyhow::Result<Args> {
             "--base-url" => args.base_url = Some(value()?),
             "--api-key" => args.api_key = Some(value()?),
             "--list" => args.list = Some(value()?),
+            "--status" => {
+                let status = value()?;
+                args.statuses.push(
+                    serde_json::from_value(serde_json::Value::String(status.clone()))
+                        .with_context(|| format!("`{status}` is not a member status"))?,
+                );
+            }
             other => bail!(
-                "unknown argument `{other}` (use --members N, --tags T, --seed S, or --base-url URL --api-key KEY [--list ID])"
+                "unknown argument `{other}` (use --members N, --tags T, --seed S, --status S (repeatable; default: all), or --base-url URL --api-key KEY [--list ID])"
             ),
         }
     }
@@ -128,9 +138,14 @@ async fn main() -> anyhow::Result<()> {
     let requests_before = client.stats().requests();
     let started = Instant::now();
     let query = MemberQuery {
-        statuses: ALL_STATUSES.to_vec(),
+        statuses: if args.statuses.is_empty() {
+            ALL_STATUSES.to_vec()
+        } else {
+            args.statuses.clone()
+        },
         ..MemberQuery::default()
     };
+    let query_statuses = query.statuses.clone();
     let mut pages = client.members(&list_id, query);
     let (mut page_count, mut members, mut tags) = (0usize, 0usize, 0usize);
     while let Some(page) = pages.next().await {
@@ -143,6 +158,14 @@ async fn main() -> anyhow::Result<()> {
     let rss_after = peak_rss_kib();
     let requests = client.stats().requests() - requests_before;
     println!("audience:        {list_id}");
+    println!(
+        "statuses:        {}",
+        query_statuses
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     println!("members read:    {members} ({tags} tag links)");
     println!("pages:           {page_count}");
     println!(

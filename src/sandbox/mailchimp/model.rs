@@ -135,6 +135,8 @@ impl Data {
             .iter_mut()
             .find(|a| a.id == list_id)
             .ok_or_else(Problem::not_found)?;
+        // Whoever asks for it may change it: cached listings are stale from now on.
+        audience.version += 1;
         Ok((audience, ids))
     }
 }
@@ -221,8 +223,11 @@ pub struct Member {
     pub source: String,
 }
 
+/// Cached member listings: (status, archived included) → (audience version, positions).
+type Listings = HashMap<(Option<MemberStatus>, bool), (u64, std::sync::Arc<Vec<u32>>)>;
+
 /// An audience (Mailchimp list).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Audience {
     /// 10 lowercase hex characters.
     pub id: String,
@@ -243,6 +248,12 @@ pub struct Audience {
     pub index: HashMap<String, usize>,
     /// Subscriber hashes of permanently deleted members.
     pub forgotten: HashSet<String>,
+    /// Bumped on every change (see [`Data::audience_mut`]); keys [`Audience::positions`].
+    #[serde(skip)]
+    pub version: u64,
+    /// Positions of the members of a status listing, for the version they were computed at.
+    #[serde(skip)]
+    listings: std::sync::Mutex<Listings>,
 }
 
 /// What a write says about a member (POST, PUT, PATCH bodies; seeds; test helpers).
@@ -313,7 +324,43 @@ impl Audience {
             members: Vec::new(),
             index: HashMap::new(),
             forgotten: HashSet::new(),
+            version: 0,
+            listings: std::sync::Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Positions of the members with `status` (`None`: every status, archived members only
+    /// when `include_archived`), in member order. Cached until the audience changes, so paging
+    /// through a large audience does not scan every member for every page.
+    #[must_use]
+    pub fn positions(
+        &self,
+        status: Option<MemberStatus>,
+        include_archived: bool,
+    ) -> std::sync::Arc<Vec<u32>> {
+        let key = (status, include_archived);
+        let mut cache = self
+            .listings
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((version, positions)) = cache.get(&key)
+            && *version == self.version
+        {
+            return std::sync::Arc::clone(positions);
+        }
+        let positions: Vec<u32> = self
+            .members
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| match status {
+                Some(s) => m.status == s,
+                None => include_archived || m.status != MemberStatus::Archived,
+            })
+            .filter_map(|(i, _)| u32::try_from(i).ok())
+            .collect();
+        let positions = std::sync::Arc::new(positions);
+        cache.insert(key, (self.version, std::sync::Arc::clone(&positions)));
+        positions
     }
 
     /// Position of the member a path names: by subscriber hash, e-mail address or contact id

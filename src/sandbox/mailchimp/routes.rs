@@ -84,7 +84,8 @@ impl Query {
         }
     }
 
-    /// `(count, offset)`: count defaults to 10 and is capped at 1000.
+    /// `(count, offset)`: count defaults to 10 and is capped at 1000 without an error, as the
+    /// real service does (a `count=3000` gets 1000 members: thorning/node-mailchimp#61).
     fn page(&self) -> Result<(usize, usize), Problem> {
         Ok((
             self.number("count", 10)?.min(1000),
@@ -369,7 +370,24 @@ pub(super) async fn members(
             && email_type.is_none_or(|e| m.email_type == e)
     };
     let proj = query.projection();
-    let (total, page): (usize, Vec<&Member>) = if let Some(field) = sort_field {
+    let plain = since_changed.is_none()
+        && before_changed.is_none()
+        && since_opt.is_none()
+        && before_opt.is_none()
+        && unsubscribed_since.is_none()
+        && !vip_only
+        && unique.is_none()
+        && email_type.is_none();
+    let (total, page): (usize, Vec<&Member>) = if plain && sort_field.is_none() {
+        let positions = audience.positions(status, archived_by_default);
+        let page = positions
+            .iter()
+            .skip(offset)
+            .take(count)
+            .filter_map(|&i| audience.members.get(i as usize))
+            .collect();
+        (positions.len(), page)
+    } else if let Some(field) = sort_field {
         let mut chosen: Vec<&Member> = audience.members.iter().filter(keep).collect();
         chosen.sort_by_key(|m| match field {
             "timestamp_opt" => m.timestamp_opt,
