@@ -1,10 +1,139 @@
-//! `audience-sync sandbox`.
+//! `audience-sync sandbox`: serve both emulators on one address until SIGINT or SIGTERM, after
+//! printing to stdout, one per line, the `KEY=value` pairs a config or script needs (so a shell
+//! can `eval` them). Logs and the "listening" note go to stderr.
+
+use std::io::Write as _;
+
+use anyhow::Context as _;
 
 use crate::cli::SandboxArgs;
 use crate::exit::ExitStatus;
 use crate::output::Context;
+use crate::sandbox::{GenerateSpec, Options, Sandbox, Seed};
 
-#[allow(clippy::unused_async)] // filled in by a later issue
-pub(super) async fn run(_args: SandboxArgs, _ctx: &Context) -> anyhow::Result<ExitStatus> {
-    super::not_implemented("sandbox")
+/// A value as a shell word: bare when it is plainly safe, else single-quoted.
+fn shell_word(value: &str) -> String {
+    let safe = !value.is_empty()
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_./:@%+=,-".contains(c));
+    if safe {
+        value.to_owned()
+    } else {
+        format!("'{}'", value.replace('\'', r"'\''"))
+    }
+}
+
+/// Wait for Ctrl-C (SIGINT) or SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Write a config pointing at the running sandbox, one active binding per Mailchimp audience.
+async fn write_config(sandbox: &Sandbox, path: &std::path::Path) -> anyhow::Result<()> {
+    let env = sandbox.env();
+    let lookup = |key: &str| env.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
+    let key = lookup("MAILCHIMP_API_KEY").unwrap_or_default();
+    let base = lookup("MAILCHIMP_BASE_URL");
+    let client = crate::mailchimp::Client::builder()
+        .api_key(secrecy::SecretString::from(key))
+        .base_url(base.clone())
+        .build()?;
+    let audiences = super::audiences::summaries(&client).await?;
+    let mut dataverse = super::init::DataverseStarter::from_env(lookup);
+    if let Some(tenant) = lookup("DATAVERSE_TENANT_ID") {
+        dataverse.tenant_id = tenant;
+    }
+    if let Some(client_id) = lookup("DATAVERSE_CLIENT_ID") {
+        dataverse.client_id = client_id;
+    }
+    let text = super::init::render(&super::init::Starter {
+        audiences: &audiences,
+        mailchimp_base_url: base,
+        dataverse,
+        active: true,
+    });
+    std::fs::write(path, text).with_context(|| format!("cannot write `{}`", path.display()))
+}
+
+/// Save the Mailchimp half's state (the server has stopped, so nothing changes any more).
+fn sandbox_flush(state: &crate::sandbox::mailchimp::State) -> anyhow::Result<()> {
+    state.flush().context("cannot save the sandbox state")
+}
+
+pub(super) async fn run(args: SandboxArgs, _ctx: &Context) -> anyhow::Result<ExitStatus> {
+    let seed = match &args.seed {
+        Some(path) => Seed::from_file(path)?,
+        None => Seed::default(),
+    };
+    let generate = args
+        .generate
+        .as_deref()
+        .map(str::parse::<GenerateSpec>)
+        .transpose()?;
+    let sandbox = Sandbox::start(Options {
+        listen: Some(args.listen),
+        seed,
+        generate,
+        state_dir: args.state.clone(),
+    })
+    .await?;
+    // The config is written first, so whoever reads the env lines finds it in place.
+    if let Some(path) = &args.print_config {
+        write_config(&sandbox, path).await?;
+        eprintln!("wrote a config for this sandbox to `{}`", path.display());
+    }
+    {
+        let mut out = std::io::stdout().lock();
+        for (key, value) in sandbox.env() {
+            writeln!(out, "{key}={}", shell_word(&value))?;
+        }
+        out.flush()?;
+    }
+    let sandbox_state = std::sync::Arc::clone(&sandbox.mailchimp);
+    eprintln!(
+        "sandbox listening on {} (Ctrl-C to stop)",
+        sandbox.base_url()
+    );
+    shutdown_signal().await;
+    eprintln!("sandbox stopping");
+    sandbox.shutdown().await;
+    if args.state.is_some() {
+        sandbox_flush(&sandbox_state)?;
+    }
+    Ok(ExitStatus::Success)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_are_quoted_only_when_needed() {
+        assert_eq!(
+            shell_word("http://127.0.0.1:8080/3.0"),
+            "http://127.0.0.1:8080/3.0"
+        );
+        assert_eq!(shell_word("a b"), "'a b'");
+        assert_eq!(shell_word("it's"), r"'it'\''s'");
+        assert_eq!(shell_word(""), "''");
+    }
 }

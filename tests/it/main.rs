@@ -4,4 +4,5 @@ mod cli;
 mod common;
 mod config_catalogue;
 mod examples;
+mod mailchimp;
 mod schema;
