@@ -1,1 +1,13 @@
-//! dataverse (to be filled in by its issue).
+//! The Dataverse (Dynamics 365) Web API client: token, OData queries and paging, `$batch`,
+//! bulk actions, marketing lists, contacts and leads, the tool's own tables, and the schema
+//! that `crm bootstrap` creates.
+
+pub mod auth;
+pub mod batch;
+pub mod client;
+pub mod error;
+pub mod query;
+pub mod records;
+
+pub use client::{Builder, Client};
+pub use error::Error;
