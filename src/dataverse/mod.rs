@@ -8,6 +8,7 @@ pub mod client;
 pub mod error;
 pub mod query;
 pub mod records;
+pub mod schema;
 
 pub use client::{Builder, Client};
 pub use error::Error;
