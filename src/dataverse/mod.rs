@@ -6,6 +6,8 @@ pub mod auth;
 pub mod batch;
 pub mod client;
 pub mod error;
+pub mod lists;
+pub mod people;
 pub mod query;
 pub mod records;
 pub mod schema;

@@ -84,6 +84,16 @@ pub enum Filter {
     And(Vec<Filter>),
     /// Any of them.
     Or(Vec<Filter>),
+    /// `nav/any(v:<inner>)` over a collection-valued navigation property; the inner filter
+    /// names columns as `v/column`.
+    Any {
+        /// The navigation property.
+        nav: String,
+        /// The lambda variable.
+        var: String,
+        /// The condition on the related rows.
+        inner: Box<Filter>,
+    },
 }
 
 impl Filter {
@@ -128,6 +138,17 @@ impl Filter {
                     "Microsoft.Dynamics.CRM.In(PropertyName='{column}',PropertyValues=[{}])",
                     list.join(",")
                 );
+            }
+            Self::Any { nav, var, inner } => {
+                check_name(nav)?;
+                if var.is_empty() || !var.chars().all(|c| c.is_ascii_alphabetic()) {
+                    return Err(Error::Request {
+                        message: format!("`{var}` is not a lambda variable"),
+                    });
+                }
+                let _ = write!(out, "{nav}/any({var}:");
+                inner.write(out, true)?;
+                out.push(')');
             }
             Self::And(parts) | Self::Or(parts) => {
                 if parts.is_empty() {
@@ -354,6 +375,20 @@ mod tests {
         assert_eq!(
             f.to_odata().unwrap(),
             "Microsoft.Dynamics.CRM.In(PropertyName='contactid',PropertyValues=['00000000-0000-0000-0000-000000000001','x''y'])"
+        );
+    }
+
+    #[test]
+    fn lambda_any_over_a_relationship() {
+        let id = Uuid::from_u128(2);
+        let f = Filter::Any {
+            nav: "mcsync_tag_contact".into(),
+            var: "t".into(),
+            inner: Box::new(Filter::eq("t/mcsync_tagid", id)),
+        };
+        assert_eq!(
+            f.to_odata().unwrap(),
+            "mcsync_tag_contact/any(t:t/mcsync_tagid eq 00000000-0000-0000-0000-000000000002)"
         );
     }
 

@@ -121,7 +121,7 @@ pub fn record_path(entity_set: &str, id: Uuid) -> String {
 impl Client {
     /// Stream the pages of a query, `Prefer: odata.maxpagesize=5000`, following
     /// `@odata.nextLink` verbatim. Each item is one page of records.
-    pub fn pages<T>(&self, query: &Query) -> impl Stream<Item = Result<Vec<T>, Error>> + Send + 'static
+    pub fn pages<T>(&self, query: &Query) -> impl Stream<Item = Result<Vec<T>, Error>> + Send + 'static + use<T>
     where
         T: DeserializeOwned + Send + 'static,
     {
@@ -133,7 +133,7 @@ impl Client {
         &self,
         query: &Query,
         page_size: u32,
-    ) -> impl Stream<Item = Result<Vec<T>, Error>> + Send + 'static
+    ) -> impl Stream<Item = Result<Vec<T>, Error>> + Send + 'static + use<T>
     where
         T: DeserializeOwned + Send + 'static,
     {
@@ -352,6 +352,110 @@ impl Client {
             message,
         })?;
         Ok(batch::match_outcomes(parts, parsed))
+    }
+
+    /// Run many operations as `$batch` requests of at most 1000 operations each (outside change
+    /// sets, `continue-on-error`), several batches in flight at once within the client's
+    /// parallelism. Returns every operation's outcome in the order given.
+    ///
+    /// # Errors
+    /// A batch could not be sent or read (the operations of earlier batches may have run).
+    pub async fn run_batched(&self, operations: Vec<batch::Operation>) -> Result<Vec<OpOutcome>, Error> {
+        use futures::{StreamExt, TryStreamExt};
+        let mut chunks: Vec<Vec<Part>> = Vec::new();
+        let mut operations = operations.into_iter().peekable();
+        while operations.peek().is_some() {
+            chunks.push(
+                operations
+                    .by_ref()
+                    .take(batch::MAX_OPERATIONS)
+                    .map(Part::Single)
+                    .collect(),
+            );
+        }
+        let parallel = self.parallelism().max(1);
+        let results: Vec<Vec<OpOutcome>> = futures::stream::iter(chunks)
+            .map(|parts| async move { self.execute_batch(&parts, true).await })
+            .buffered(parallel)
+            .try_collect()
+            .await?;
+        Ok(results.into_iter().flatten().collect())
+    }
+
+    /// Write many records of one table the cheapest way the table allows: the bulk action in
+    /// chunks of [`BULK_CHUNK`] when `sdkmessagefilters` says the table supports it (one counted
+    /// request per chunk), else `$batch` requests of single operations. A bulk chunk the
+    /// service refuses is redone as a `$batch` so that every record gets its own outcome.
+    /// Every target must hold its primary key `id_column`. Returns each target's failure
+    /// (`None` when written), in the order given; a create of an id that exists counts as
+    /// written.
+    ///
+    /// # Errors
+    /// A request could not be sent or read.
+    pub async fn write_many(
+        &self,
+        action: BulkAction,
+        entity_set: &str,
+        logical_name: &str,
+        id_column: &str,
+        targets: Vec<Map<String, Value>>,
+    ) -> Result<Vec<Option<String>>, Error> {
+        let mut results = Vec::with_capacity(targets.len());
+        let use_bulk = self.supports_bulk(logical_name, action).await?;
+        let mut targets = targets.into_iter().peekable();
+        while targets.peek().is_some() {
+            let chunk: Vec<Map<String, Value>> = targets.by_ref().take(BULK_CHUNK).collect();
+            if use_bulk {
+                match self.bulk(action, entity_set, logical_name, chunk.clone()).await {
+                    Ok(_) => {
+                        results.extend(chunk.iter().map(|_| None));
+                        continue;
+                    }
+                    Err(err @ Error::Api { .. }) => {
+                        tracing::debug!(error = %err, "bulk chunk refused, redoing it as a batch");
+                    }
+                    Err(err) => return Err(err),
+                }
+            }
+            let mut ops = Vec::with_capacity(chunk.len());
+            let mut missing_id = Vec::new();
+            for (i, mut target) in chunk.into_iter().enumerate() {
+                let Some(id) = target.get(id_column).and_then(Value::as_str).and_then(|s| Uuid::parse_str(s).ok()) else {
+                    missing_id.push(i);
+                    continue;
+                };
+                let op = match action {
+                    BulkAction::Create => batch::Operation::post(entity_set, Value::Object(target), true),
+                    BulkAction::Update => {
+                        target.remove(id_column);
+                        batch::Operation::patch(record_path(entity_set, id), Value::Object(target))
+                            .header("If-Match", "*")
+                    }
+                    BulkAction::Upsert => {
+                        target.remove(id_column);
+                        batch::Operation::patch(record_path(entity_set, id), Value::Object(target))
+                    }
+                };
+                ops.push((i, op));
+            }
+            let positions: Vec<usize> = ops.iter().map(|(i, _)| *i).collect();
+            let outcomes = self
+                .run_batched(ops.into_iter().map(|(_, op)| op).collect())
+                .await?;
+            let mut chunk_results: Vec<Option<String>> =
+                vec![None; positions.len() + missing_id.len()];
+            for i in missing_id {
+                chunk_results[i] = Some(format!("the record has no `{id_column}`"));
+            }
+            for (position, outcome) in positions.into_iter().zip(outcomes) {
+                chunk_results[position] = match (action, &outcome) {
+                    (BulkAction::Create, o) if o.is_duplicate() => None,
+                    (_, o) => o.failure(),
+                };
+            }
+            results.extend(chunk_results);
+        }
+        Ok(results)
     }
 
     /// Whether `action` is available on table `logical_name` (asked once through
