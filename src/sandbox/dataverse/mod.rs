@@ -1,5 +1,14 @@
 //! The Dataverse half of the sandbox. (To be filled in by the Dataverse issue.)
 
+pub mod auth;
+pub mod error;
+pub mod filter;
+pub mod limits;
+pub mod meta;
+pub mod query;
+pub mod store;
+pub mod value;
+
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
