@@ -11,6 +11,8 @@ pub mod people;
 pub mod query;
 pub mod records;
 pub mod schema;
+pub mod tag_links;
+pub mod tables;
 
 pub use client::{Builder, Client};
 pub use error::Error;
