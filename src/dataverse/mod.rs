@@ -7,6 +7,7 @@ pub mod batch;
 pub mod client;
 pub mod error;
 pub mod lists;
+pub mod metadata;
 pub mod people;
 pub mod query;
 pub mod records;
