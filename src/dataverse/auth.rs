@@ -163,7 +163,10 @@ impl TokenSource {
             });
         }
         let lifetime = parse_expires_in(parsed.expires_in.as_ref());
-        tracing::debug!(lifetime_s = lifetime.as_secs(), "obtained a Dataverse access token");
+        tracing::debug!(
+            lifetime_s = lifetime.as_secs(),
+            "obtained a Dataverse access token"
+        );
         Ok(Cached {
             token: SecretString::from(parsed.access_token),
             refresh_at: started + lifetime.saturating_sub(refresh_margin(lifetime)),

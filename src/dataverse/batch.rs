@@ -278,7 +278,9 @@ impl OpOutcome {
                 "rolled back because its change set failed: {}",
                 describe(r)
             )),
-            Self::NotExecuted => Some("not executed: the batch stopped at an earlier failure".to_owned()),
+            Self::NotExecuted => {
+                Some("not executed: the batch stopped at an earlier failure".to_owned())
+            }
         }
     }
 }
@@ -394,7 +396,10 @@ pub fn parse(content_type: &str, body: &str) -> Result<Vec<PartResponse>, String
     for part in split_multipart(body, &boundary)? {
         let (headers, rest) = split_headers(&part);
         let part_type = header(&headers, "Content-Type").unwrap_or_default();
-        if part_type.to_ascii_lowercase().starts_with("multipart/mixed") {
+        if part_type
+            .to_ascii_lowercase()
+            .starts_with("multipart/mixed")
+        {
             let inner = boundary_of(part_type)
                 .ok_or_else(|| format!("change set Content-Type `{part_type}` has no boundary"))?;
             let responses = split_multipart(rest, &inner)?
@@ -481,7 +486,8 @@ mod tests {
         let parts = vec![
             Part::ChangeSet(vec![
                 Operation::post("contacts", json!({"firstname":"A"}), true),
-                Operation::patch("contacts(1)", json!({"lastname":"B"})).header("If-Match", "W/\"7\""),
+                Operation::patch("contacts(1)", json!({"lastname":"B"}))
+                    .header("If-Match", "W/\"7\""),
             ]),
             Part::Single(Operation::get("contacts?$select=fullname")),
         ];
@@ -533,12 +539,16 @@ HTTP/1.1 200 OK\r\nContent-Type: application/json; odata.metadata=minimal\r\n\r\
         let outcomes = match_outcomes(&parts, parsed);
         assert_eq!(outcomes.len(), 3);
         assert!(outcomes.iter().all(OpOutcome::is_ok));
-        let OpOutcome::Ok(first) = &outcomes[0] else { panic!() };
+        let OpOutcome::Ok(first) = &outcomes[0] else {
+            panic!()
+        };
         assert_eq!(
             first.header("odata-entityid"),
             Some("http://x/api/data/v9.2/contacts(1)")
         );
-        let OpOutcome::Ok(last) = &outcomes[2] else { panic!() };
+        let OpOutcome::Ok(last) = &outcomes[2] else {
+            panic!()
+        };
         assert_eq!(last.json().unwrap()["value"][0]["fullname"], "A B");
     }
 

@@ -283,7 +283,11 @@ impl Client {
         if relative.starts_with("http://") || relative.starts_with("https://") {
             relative.to_owned()
         } else {
-            format!("{}{}", self.inner.api_root, relative.trim_start_matches('/'))
+            format!(
+                "{}{}",
+                self.inner.api_root,
+                relative.trim_start_matches('/')
+            )
         }
     }
 
@@ -305,7 +309,9 @@ impl Client {
             let response = self
                 .inner
                 .policy
-                .send(&self.inner.stats, req.idempotency, || self.build(req, &token))
+                .send(&self.inner.stats, req.idempotency, || {
+                    self.build(req, &token)
+                })
                 .await
                 .map_err(|source| Error::Transport {
                     url: strip_query(&req.url),
@@ -517,7 +523,10 @@ mod tests {
             .client_secret(SecretString::from("s"))
             .build()
             .unwrap();
-        assert_eq!(client.url("contacts"), "https://x.crm.dynamics.com/api/data/v9.2/contacts");
+        assert_eq!(
+            client.url("contacts"),
+            "https://x.crm.dynamics.com/api/data/v9.2/contacts"
+        );
         assert_eq!(client.url("https://y/z"), "https://y/z");
         assert_eq!(
             client.relative("https://x.crm.dynamics.com/api/data/v9.2/contacts(1)?$select=a"),

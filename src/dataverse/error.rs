@@ -185,7 +185,12 @@ pub fn token_error(status: u16, body: &str) -> Error {
         Ok(parsed) if !parsed.error.is_empty() => (parsed.error, parsed.error_description),
         _ => (String::new(), excerpt(body)),
     };
-    let message = description.lines().next().unwrap_or_default().trim().to_owned();
+    let message = description
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
     let hint = token_hint(&code, &message)
         .map(|setting| format!(" (check `{setting}`)"))
         .unwrap_or_default();
@@ -227,8 +232,9 @@ mod tests {
 
     #[test]
     fn dataverse_error_bodies_are_read() {
-        let parsed =
-            parse_api_error(r#"{"error":{"code":"0x80040217","message":"contact With Id = 1 Does Not Exist"}}"#);
+        let parsed = parse_api_error(
+            r#"{"error":{"code":"0x80040217","message":"contact With Id = 1 Does Not Exist"}}"#,
+        );
         assert_eq!(parsed.code, "0x80040217");
         assert_eq!(parsed.message, "contact With Id = 1 Does Not Exist");
         let raw = parse_api_error("<html>\n  Bad gateway </html>");
@@ -245,7 +251,10 @@ mod tests {
         );
         let text = err.to_string();
         assert!(text.contains("`invalid_client`"), "{text}");
-        assert!(text.contains("AADSTS7000215: Invalid client secret provided."), "{text}");
+        assert!(
+            text.contains("AADSTS7000215: Invalid client secret provided."),
+            "{text}"
+        );
         assert!(text.contains("check `dataverse.client_secret`"), "{text}");
         assert!(!text.contains("Trace ID"), "{text}");
         let unknown_app = token_error(

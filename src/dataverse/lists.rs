@@ -125,7 +125,10 @@ fn parse_list(row: &Row, lookup: &str) -> Result<MarketingList, Error> {
         dynamic: row.get("type").and_then(Value::as_bool).unwrap_or(false),
         member_type: MemberType::from_code(code),
         active: row.get("statecode").and_then(Value::as_i64).unwrap_or(0) == 0,
-        locked: row.get("lockstatus").and_then(Value::as_bool).unwrap_or(false),
+        locked: row
+            .get("lockstatus")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
         audience: guid(row, &format!("_{lookup}_value")),
         etag: etag(row),
     })
@@ -163,7 +166,9 @@ impl Client {
             .select(list_columns(audience_lookup))
             .filter(Filter::eq("listname", name));
         let rows: Vec<Row> = self.collect(&query).await?;
-        rows.iter().map(|r| parse_list(r, audience_lookup)).collect()
+        rows.iter()
+            .map(|r| parse_list(r, audience_lookup))
+            .collect()
     }
 
     /// Create a static marketing list of `member_type` with a client-chosen id, optionally
@@ -194,7 +199,11 @@ impl Client {
     ///
     /// # Errors
     /// The list does not exist, or any other refusal.
-    pub async fn set_list_audience(&self, list_id: Uuid, audience: AudienceBinding<'_>) -> Result<(), Error> {
+    pub async fn set_list_audience(
+        &self,
+        list_id: Uuid,
+        audience: AudienceBinding<'_>,
+    ) -> Result<(), Error> {
         let mut body = serde_json::Map::new();
         body.insert(audience.bind_key(), Value::String(audience.bind_value()));
         self.update("lists", list_id, &Value::Object(body), None)
@@ -203,7 +212,10 @@ impl Client {
     }
 
     /// The members of a list, streamed one page (up to 5000) at a time.
-    pub fn list_members(&self, list_id: Uuid) -> impl Stream<Item = Result<Vec<ListMember>, Error>> + Send + 'static + use<> {
+    pub fn list_members(
+        &self,
+        list_id: Uuid,
+    ) -> impl Stream<Item = Result<Vec<ListMember>, Error>> + Send + 'static + use<> {
         let query = Query::new("listmembers")
             .select(["_entityid_value", "listmemberid"])
             .filter(Filter::eq("_listid_value", list_id));
@@ -234,7 +246,10 @@ impl Client {
     ) -> Result<(), Error> {
         let Some(logical) = member_type.logical_name() else {
             return Err(Error::Request {
-                message: format!("a list of member type `{}` cannot be filled", member_type.code()),
+                message: format!(
+                    "a list of member type `{}` cannot be filled",
+                    member_type.code()
+                ),
             });
         };
         let odata_type = format!("Microsoft.Dynamics.CRM.{logical}");
@@ -260,9 +275,16 @@ impl Client {
     /// # Errors
     /// Any refusal.
     pub async fn add_list_member(&self, list_id: Uuid, entity_id: Uuid) -> Result<Uuid, Error> {
-        let path = format!("{}/Microsoft.Dynamics.CRM.AddMemberList", record_path("lists", list_id));
+        let path = format!(
+            "{}/Microsoft.Dynamics.CRM.AddMemberList",
+            record_path("lists", list_id)
+        );
         let answer = self
-            .post_action(&path, &json!({ "EntityId": entity_id }), Idempotency::Idempotent)
+            .post_action(
+                &path,
+                &json!({ "EntityId": entity_id }),
+                Idempotency::Idempotent,
+            )
             .await?;
         answer
             .get("Id")
@@ -288,7 +310,10 @@ impl Client {
     ///
     /// # Errors
     /// A batch could not be sent or read.
-    pub async fn remove_list_members(&self, list_member_ids: &[Uuid]) -> Result<Vec<Option<String>>, Error> {
+    pub async fn remove_list_members(
+        &self,
+        list_member_ids: &[Uuid],
+    ) -> Result<Vec<Option<String>>, Error> {
         let ops = list_member_ids
             .iter()
             .map(|id| Operation::delete(record_path("listmembers", *id)))

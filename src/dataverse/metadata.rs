@@ -75,7 +75,12 @@ impl fmt::Display for Step {
                 t.logical_name, t.entity_set, t.primary_name.logical_name
             ),
             Self::CreateColumn { table, column } => {
-                write!(f, "column `{table}.{}` ({})", column.logical_name, kind_text(column.kind))
+                write!(
+                    f,
+                    "column `{table}.{}` ({})",
+                    column.logical_name,
+                    kind_text(column.kind)
+                )
             }
             Self::CreateLookup(l) => write!(
                 f,
@@ -155,7 +160,9 @@ pub fn plan(schema: &Schema, observed: &Observed) -> Plan {
         }
     }
     for extra in &schema.extra_columns {
-        if observed.tables.contains_key(&extra.table) && !has_column(&extra.table, &extra.column.logical_name) {
+        if observed.tables.contains_key(&extra.table)
+            && !has_column(&extra.table, &extra.column.logical_name)
+        {
             out.steps.push(Step::CreateColumn {
                 table: extra.table.clone(),
                 column: extra.column.clone(),
@@ -164,7 +171,8 @@ pub fn plan(schema: &Schema, observed: &Observed) -> Plan {
     }
     let own = |name: &str| schema.table(name).is_some();
     for lookup in &schema.lookups {
-        let table_there = observed.tables.contains_key(&lookup.referencing_table) || own(&lookup.referencing_table);
+        let table_there = observed.tables.contains_key(&lookup.referencing_table)
+            || own(&lookup.referencing_table);
         let fresh = !observed.tables.contains_key(&lookup.referencing_table);
         if table_there && (fresh || !has_column(&lookup.referencing_table, &lookup.column)) {
             out.steps.push(Step::CreateLookup(lookup.clone()));
@@ -285,7 +293,11 @@ pub fn lookup_body(lookup: &Lookup) -> Value {
 #[must_use]
 pub fn many_to_many_body(m: &ManyToMany) -> Value {
     let menu = |text: &str| json!({ "Behavior": "UseLabel", "Group": "Details", "Label": label(text), "Order": 10000 });
-    let other = if m.entity2 == "lead" { "Leads" } else { "Contacts" };
+    let other = if m.entity2 == "lead" {
+        "Leads"
+    } else {
+        "Contacts"
+    };
     json!({
         "@odata.type": "Microsoft.Dynamics.CRM.ManyToManyRelationshipMetadata",
         "SchemaName": m.schema_name,
@@ -331,7 +343,9 @@ impl Client {
     /// # Errors
     /// Any failure.
     pub async fn column_names(&self, logical_name: &str) -> Result<BTreeSet<String>, Error> {
-        let path = format!("EntityDefinitions(LogicalName='{logical_name}')/Attributes?$select=LogicalName");
+        let path = format!(
+            "EntityDefinitions(LogicalName='{logical_name}')/Attributes?$select=LogicalName"
+        );
         let page: Collection<AttributeName> = self.get_json(&path).await?;
         Ok(page.value.into_iter().map(|a| a.logical_name).collect())
     }
@@ -341,7 +355,8 @@ impl Client {
     /// # Errors
     /// Any failure but "not found".
     pub async fn relationship_exists(&self, schema_name: &str) -> Result<bool, Error> {
-        let path = format!("RelationshipDefinitions(SchemaName='{schema_name}')?$select=SchemaName");
+        let path =
+            format!("RelationshipDefinitions(SchemaName='{schema_name}')?$select=SchemaName");
         match self.get_json::<Value>(&path).await {
             Ok(_) => Ok(true),
             Err(err) if err.is_not_found() => Ok(false),
@@ -363,7 +378,9 @@ impl Client {
             .collect();
         for name in names {
             if let Some(info) = self.table_info(name).await? {
-                observed.columns.insert(name.to_owned(), self.column_names(name).await?);
+                observed
+                    .columns
+                    .insert(name.to_owned(), self.column_names(name).await?);
                 observed.tables.insert(name.to_owned(), info);
             }
         }
@@ -387,7 +404,9 @@ impl Client {
                 attribute_body(column, false),
             ),
             Step::CreateLookup(l) => ("RelationshipDefinitions".to_owned(), lookup_body(l)),
-            Step::CreateManyToMany(m) => ("RelationshipDefinitions".to_owned(), many_to_many_body(m)),
+            Step::CreateManyToMany(m) => {
+                ("RelationshipDefinitions".to_owned(), many_to_many_body(m))
+            }
         };
         // Creating metadata twice fails rather than duplicates, so a retry is safe.
         self.post_action(&path, &body, Idempotency::Idempotent)
@@ -423,13 +442,26 @@ pub struct Finding {
 ///
 /// # Errors
 /// Only when the service cannot be reached at all; refusals are findings.
-pub async fn probe_access(client: &Client, schema: &Schema, observed: &Observed) -> Result<Vec<Finding>, Error> {
+pub async fn probe_access(
+    client: &Client,
+    schema: &Schema,
+    observed: &Observed,
+) -> Result<Vec<Finding>, Error> {
     let mut findings = Vec::new();
     for (what, query) in [
-        ("read marketing lists", Query::new("lists").select(["listid"]).top(1)),
-        ("read contacts", Query::new("contacts").select(["contactid"]).top(1)),
+        (
+            "read marketing lists",
+            Query::new("lists").select(["listid"]).top(1),
+        ),
+        (
+            "read contacts",
+            Query::new("contacts").select(["contactid"]).top(1),
+        ),
         ("read leads", Query::new("leads").select(["leadid"]).top(1)),
-        ("read list members", Query::new("listmembers").select(["listmemberid"]).top(1)),
+        (
+            "read list members",
+            Query::new("listmembers").select(["listmemberid"]).top(1),
+        ),
     ] {
         let problem = match client.get_json::<Value>(&query.to_relative_url()?).await {
             Ok(_) => None,
@@ -461,10 +493,81 @@ pub async fn probe_access(client: &Client, schema: &Schema, observed: &Observed)
     } else {
         findings.push(Finding {
             what,
-            problem: Some("the table does not exist yet (run `audience-sync crm bootstrap`)".to_owned()),
+            problem: Some(
+                "the table does not exist yet (run `audience-sync crm bootstrap`)".to_owned(),
+            ),
         });
     }
     Ok(findings)
+}
+
+/// What `crm bootstrap` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BootstrapReport {
+    /// What was missing (and, unless a dry run, is now created), and what cannot be fixed.
+    pub plan: Plan,
+    /// Whether it only planned.
+    pub dry_run: bool,
+}
+
+/// Observe, plan, and (unless `dry_run`) create every missing item in order, calling
+/// `on_created` after each one.
+///
+/// # Errors
+/// Metadata could not be read, or a creation was refused (the items before it stay created).
+pub async fn bootstrap(
+    client: &Client,
+    schema: &Schema,
+    dry_run: bool,
+    on_created: &mut (dyn FnMut(&Step) + Send),
+) -> Result<BootstrapReport, Error> {
+    let observed = client.observe_schema(schema).await?;
+    let plan = plan(schema, &observed);
+    if !dry_run {
+        for step in &plan.steps {
+            client.create_metadata(step).await?;
+            on_created(step);
+        }
+    }
+    Ok(BootstrapReport { plan, dry_run })
+}
+
+/// What `crm check` found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckReport {
+    /// The application user.
+    pub user: Uuid,
+    /// What is missing, and what bootstrap cannot fix.
+    pub plan: Plan,
+    /// What the user can and cannot do.
+    pub findings: Vec<Finding>,
+}
+
+impl CheckReport {
+    /// Nothing missing, nothing refused.
+    #[must_use]
+    pub fn healthy(&self) -> bool {
+        self.plan.steps.is_empty()
+            && self.plan.problems.is_empty()
+            && self.findings.iter().all(|f| f.problem.is_none())
+    }
+}
+
+/// Sign in, ask `WhoAmI`, observe the schema and probe access.
+///
+/// # Errors
+/// Sign-in failed or Dataverse could not be reached; refusals of probes are findings.
+pub async fn check(client: &Client, schema: &Schema) -> Result<CheckReport, Error> {
+    client.authenticate().await?;
+    let user = client.who_am_i().await?;
+    let observed = client.observe_schema(schema).await?;
+    let plan = plan(schema, &observed);
+    let findings = probe_access(client, schema, &observed).await?;
+    Ok(CheckReport {
+        user,
+        plan,
+        findings,
+    })
 }
 
 #[cfg(test)]
@@ -482,7 +585,8 @@ mod tests {
                     primary_id: Some(t.primary_id.clone()),
                 },
             );
-            let mut cols: BTreeSet<String> = t.columns.iter().map(|c| c.logical_name.clone()).collect();
+            let mut cols: BTreeSet<String> =
+                t.columns.iter().map(|c| c.logical_name.clone()).collect();
             cols.insert(t.primary_name.logical_name.clone());
             observed.columns.insert(t.logical_name.clone(), cols);
         }
@@ -498,10 +602,18 @@ mod tests {
             observed.columns.insert(system.to_owned(), BTreeSet::new());
         }
         for e in &schema.extra_columns {
-            observed.columns.get_mut(&e.table).unwrap().insert(e.column.logical_name.clone());
+            observed
+                .columns
+                .get_mut(&e.table)
+                .unwrap()
+                .insert(e.column.logical_name.clone());
         }
         for l in &schema.lookups {
-            observed.columns.get_mut(&l.referencing_table).unwrap().insert(l.column.clone());
+            observed
+                .columns
+                .get_mut(&l.referencing_table)
+                .unwrap()
+                .insert(l.column.clone());
         }
         for m in &schema.many_to_many {
             observed.relationships.insert(m.schema_name.clone());
@@ -531,15 +643,39 @@ mod tests {
         let p = plan(&schema, &observed);
         assert!(p.problems.is_empty(), "{:?}", p.problems);
         assert!(matches!(&p.steps[0], Step::CreateTable(t) if t.logical_name == "mcsync_audience"));
-        let tables = p.steps.iter().filter(|s| matches!(s, Step::CreateTable(_))).count();
-        let lookups = p.steps.iter().filter(|s| matches!(s, Step::CreateLookup(_))).count();
-        let nn = p.steps.iter().filter(|s| matches!(s, Step::CreateManyToMany(_))).count();
+        let tables = p
+            .steps
+            .iter()
+            .filter(|s| matches!(s, Step::CreateTable(_)))
+            .count();
+        let lookups = p
+            .steps
+            .iter()
+            .filter(|s| matches!(s, Step::CreateLookup(_)))
+            .count();
+        let nn = p
+            .steps
+            .iter()
+            .filter(|s| matches!(s, Step::CreateManyToMany(_)))
+            .count();
         assert_eq!((tables, lookups, nn), (3, 3, 2));
-        let columns = p.steps.iter().filter(|s| matches!(s, Step::CreateColumn { .. })).count();
+        let columns = p
+            .steps
+            .iter()
+            .filter(|s| matches!(s, Step::CreateColumn { .. }))
+            .count();
         let own: usize = schema.tables.iter().map(|t| t.columns.len()).sum();
         assert_eq!(columns, own + schema.extra_columns.len());
-        let last_table = p.steps.iter().rposition(|s| matches!(s, Step::CreateTable(_))).unwrap();
-        let first_lookup = p.steps.iter().position(|s| matches!(s, Step::CreateLookup(_))).unwrap();
+        let last_table = p
+            .steps
+            .iter()
+            .rposition(|s| matches!(s, Step::CreateTable(_)))
+            .unwrap();
+        let first_lookup = p
+            .steps
+            .iter()
+            .position(|s| matches!(s, Step::CreateLookup(_)))
+            .unwrap();
         assert!(last_table < first_lookup);
     }
 

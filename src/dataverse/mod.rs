@@ -12,8 +12,8 @@ pub mod people;
 pub mod query;
 pub mod records;
 pub mod schema;
-pub mod tag_links;
 pub mod tables;
+pub mod tag_links;
 
 pub use client::{Builder, Client};
 pub use error::Error;

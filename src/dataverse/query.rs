@@ -119,7 +119,11 @@ impl Filter {
         match self {
             Self::Eq(column, value) | Self::Ne(column, value) => {
                 check_name(column)?;
-                let op = if matches!(self, Self::Eq(..)) { "eq" } else { "ne" };
+                let op = if matches!(self, Self::Eq(..)) {
+                    "eq"
+                } else {
+                    "ne"
+                };
                 let _ = write!(out, "{column} {op} {}", value.to_odata());
             }
             Self::In(column, values) => {
@@ -156,7 +160,11 @@ impl Filter {
                         message: "an empty `and`/`or` filter".to_owned(),
                     });
                 }
-                let joiner = if matches!(self, Self::And(_)) { " and " } else { " or " };
+                let joiner = if matches!(self, Self::And(_)) {
+                    " and "
+                } else {
+                    " or "
+                };
                 if !top && parts.len() > 1 {
                     out.push('(');
                 }

@@ -121,7 +121,10 @@ pub fn record_path(entity_set: &str, id: Uuid) -> String {
 impl Client {
     /// Stream the pages of a query, `Prefer: odata.maxpagesize=5000`, following
     /// `@odata.nextLink` verbatim. Each item is one page of records.
-    pub fn pages<T>(&self, query: &Query) -> impl Stream<Item = Result<Vec<T>, Error>> + Send + 'static + use<T>
+    pub fn pages<T>(
+        &self,
+        query: &Query,
+    ) -> impl Stream<Item = Result<Vec<T>, Error>> + Send + 'static + use<T>
     where
         T: DeserializeOwned + Send + 'static,
     {
@@ -360,7 +363,10 @@ impl Client {
     ///
     /// # Errors
     /// A batch could not be sent or read (the operations of earlier batches may have run).
-    pub async fn run_batched(&self, operations: Vec<batch::Operation>) -> Result<Vec<OpOutcome>, Error> {
+    pub async fn run_batched(
+        &self,
+        operations: Vec<batch::Operation>,
+    ) -> Result<Vec<OpOutcome>, Error> {
         use futures::{StreamExt, TryStreamExt};
         let mut chunks: Vec<Vec<Part>> = Vec::new();
         let mut operations = operations.into_iter().peekable();
@@ -406,7 +412,10 @@ impl Client {
         while targets.peek().is_some() {
             let chunk: Vec<Map<String, Value>> = targets.by_ref().take(BULK_CHUNK).collect();
             if use_bulk {
-                match self.bulk(action, entity_set, logical_name, chunk.clone()).await {
+                match self
+                    .bulk(action, entity_set, logical_name, chunk.clone())
+                    .await
+                {
                     Ok(_) => {
                         results.extend(chunk.iter().map(|_| None));
                         continue;
@@ -420,12 +429,18 @@ impl Client {
             let mut ops = Vec::with_capacity(chunk.len());
             let mut missing_id = Vec::new();
             for (i, mut target) in chunk.into_iter().enumerate() {
-                let Some(id) = target.get(id_column).and_then(Value::as_str).and_then(|s| Uuid::parse_str(s).ok()) else {
+                let Some(id) = target
+                    .get(id_column)
+                    .and_then(Value::as_str)
+                    .and_then(|s| Uuid::parse_str(s).ok())
+                else {
                     missing_id.push(i);
                     continue;
                 };
                 let op = match action {
-                    BulkAction::Create => batch::Operation::post(entity_set, Value::Object(target), true),
+                    BulkAction::Create => {
+                        batch::Operation::post(entity_set, Value::Object(target), true)
+                    }
                     BulkAction::Update => {
                         target.remove(id_column);
                         batch::Operation::patch(record_path(entity_set, id), Value::Object(target))
@@ -463,7 +478,11 @@ impl Client {
     ///
     /// # Errors
     /// The question could not be asked.
-    pub async fn supports_bulk(&self, logical_name: &str, action: BulkAction) -> Result<bool, Error> {
+    pub async fn supports_bulk(
+        &self,
+        logical_name: &str,
+        action: BulkAction,
+    ) -> Result<bool, Error> {
         let key = (logical_name.to_owned(), action);
         if let Ok(cache) = self.inner.bulk.0.lock() {
             if let Some(known) = cache.get(&key) {

@@ -154,7 +154,10 @@ impl Names {
             tag_contact: pick(&names.tag_contact_relationship, "mcsync_tag_contact"),
             tag_lead: pick(&names.tag_lead_relationship, "mcsync_tag_lead"),
             list_audience_lookup: pick(&names.list_audience_lookup, "mcsync_audienceid"),
-            contact_mailchimp_id: pick(&names.contact_mailchimp_id_column, "mcsync_mailchimpcontactid"),
+            contact_mailchimp_id: pick(
+                &names.contact_mailchimp_id_column,
+                "mcsync_mailchimpcontactid",
+            ),
             lead_mailchimp_id: pick(&names.lead_mailchimp_id_column, "mcsync_mailchimpcontactid"),
             subscriber_status: pick(&names.subscriber_status_column, "mcsync_mailchimpstatus"),
         }
@@ -296,22 +299,97 @@ impl Schema {
             "Mailchimp Audience",
             "Mailchimp Audiences",
             "A Mailchimp audience kept in step with a marketing list by audience-sync.",
-            col(audience::NAME, "Name", Text { max_len: 200 }, "The audience's name."),
+            col(
+                audience::NAME,
+                "Name",
+                Text { max_len: 200 },
+                "The audience's name.",
+            ),
             vec![
-                col(audience::MAILCHIMP_ID, "Mailchimp Audience Id", Text { max_len: 100 }, "The Mailchimp list id."),
-                col(audience::SYNC_STATUS, "Sync Status", Integer, "0 never, 1 in progress, 2 succeeded, 3 partly failed, 4 failed."),
-                col(audience::LAST_SYNC_START, "Last Sync Start", DateTime, "When the last sync started."),
-                col(audience::LAST_SYNC_END, "Last Sync End", DateTime, "When the last sync ended."),
-                col(audience::MEMBER_COUNT, "Members", Integer, "List members after the last sync."),
-                col(audience::CREATED, "Created", Integer, "Records created by the last sync."),
-                col(audience::UPDATED, "Updated", Integer, "Records updated by the last sync."),
-                col(audience::REMOVED, "Removed", Integer, "List members removed by the last sync."),
-                col(audience::FAILED, "Failed", Integer, "Operations that failed in the last sync."),
-                col(audience::LAST_MESSAGE, "Last Message", Memo { max_len: 4000 }, "The last sync's summary or error."),
-                col(audience::LEASE_OWNER, "Lease Owner", Text { max_len: 200 }, "Who holds the apply lease."),
-                col(audience::LEASE_ID, "Lease Id", Text { max_len: 100 }, "The apply lease's id."),
-                col(audience::LEASE_OPERATION, "Lease Operation", Text { max_len: 100 }, "What the lease holder does."),
-                col(audience::LEASE_EXPIRES, "Lease Expires", DateTime, "When the apply lease expires."),
+                col(
+                    audience::MAILCHIMP_ID,
+                    "Mailchimp Audience Id",
+                    Text { max_len: 100 },
+                    "The Mailchimp list id.",
+                ),
+                col(
+                    audience::SYNC_STATUS,
+                    "Sync Status",
+                    Integer,
+                    "0 never, 1 in progress, 2 succeeded, 3 partly failed, 4 failed.",
+                ),
+                col(
+                    audience::LAST_SYNC_START,
+                    "Last Sync Start",
+                    DateTime,
+                    "When the last sync started.",
+                ),
+                col(
+                    audience::LAST_SYNC_END,
+                    "Last Sync End",
+                    DateTime,
+                    "When the last sync ended.",
+                ),
+                col(
+                    audience::MEMBER_COUNT,
+                    "Members",
+                    Integer,
+                    "List members after the last sync.",
+                ),
+                col(
+                    audience::CREATED,
+                    "Created",
+                    Integer,
+                    "Records created by the last sync.",
+                ),
+                col(
+                    audience::UPDATED,
+                    "Updated",
+                    Integer,
+                    "Records updated by the last sync.",
+                ),
+                col(
+                    audience::REMOVED,
+                    "Removed",
+                    Integer,
+                    "List members removed by the last sync.",
+                ),
+                col(
+                    audience::FAILED,
+                    "Failed",
+                    Integer,
+                    "Operations that failed in the last sync.",
+                ),
+                col(
+                    audience::LAST_MESSAGE,
+                    "Last Message",
+                    Memo { max_len: 4000 },
+                    "The last sync's summary or error.",
+                ),
+                col(
+                    audience::LEASE_OWNER,
+                    "Lease Owner",
+                    Text { max_len: 200 },
+                    "Who holds the apply lease.",
+                ),
+                col(
+                    audience::LEASE_ID,
+                    "Lease Id",
+                    Text { max_len: 100 },
+                    "The apply lease's id.",
+                ),
+                col(
+                    audience::LEASE_OPERATION,
+                    "Lease Operation",
+                    Text { max_len: 100 },
+                    "What the lease holder does.",
+                ),
+                col(
+                    audience::LEASE_EXPIRES,
+                    "Lease Expires",
+                    DateTime,
+                    "When the apply lease expires.",
+                ),
             ],
         );
         let tag_table = table(
@@ -320,34 +398,69 @@ impl Schema {
             "Mailchimp Tags",
             "A Mailchimp tag of a synced audience.",
             col(tag::NAME, "Name", Text { max_len: 200 }, "The tag's name."),
-            vec![col(tag::MAILCHIMP_ID, "Mailchimp Tag Id", Text { max_len: 100 }, "The Mailchimp tag (segment) id.")],
+            vec![col(
+                tag::MAILCHIMP_ID,
+                "Mailchimp Tag Id",
+                Text { max_len: 100 },
+                "The Mailchimp tag (segment) id.",
+            )],
         );
         let sync_run = table(
             &names.sync_run_table,
             "Mailchimp Sync Run",
             "Mailchimp Sync Runs",
             "One apply of one binding by audience-sync.",
-            col(sync_run::NAME, "Name", Text { max_len: 200 }, "The run's name."),
+            col(
+                sync_run::NAME,
+                "Name",
+                Text { max_len: 200 },
+                "The run's name.",
+            ),
             vec![
                 col(sync_run::STARTED, "Started", DateTime, "Start."),
                 col(sync_run::ENDED, "Ended", DateTime, "End."),
-                col(sync_run::STATUS, "Status", Integer, "1 in progress, 2 succeeded, 3 partly failed, 4 failed."),
+                col(
+                    sync_run::STATUS,
+                    "Status",
+                    Integer,
+                    "1 in progress, 2 succeeded, 3 partly failed, 4 failed.",
+                ),
                 col(sync_run::CREATED, "Created", Integer, "Records created."),
                 col(sync_run::UPDATED, "Updated", Integer, "Records updated."),
-                col(sync_run::REMOVED, "Removed", Integer, "List members removed."),
+                col(
+                    sync_run::REMOVED,
+                    "Removed",
+                    Integer,
+                    "List members removed.",
+                ),
                 col(sync_run::FAILED, "Failed", Integer, "Failed operations."),
-                col(sync_run::MESSAGE, "Message", Memo { max_len: 4000 }, "Summary or error."),
+                col(
+                    sync_run::MESSAGE,
+                    "Message",
+                    Memo { max_len: 4000 },
+                    "Summary or error.",
+                ),
             ],
         );
         let person_columns = |table: &str, id_column: &str| {
             vec![
                 ExtraColumn {
                     table: table.to_owned(),
-                    column: col(id_column, "Mailchimp Contact Id", Text { max_len: 100 }, "The Mailchimp contact id (set by audience-sync)."),
+                    column: col(
+                        id_column,
+                        "Mailchimp Contact Id",
+                        Text { max_len: 100 },
+                        "The Mailchimp contact id (set by audience-sync).",
+                    ),
                 },
                 ExtraColumn {
                     table: table.to_owned(),
-                    column: col(&names.subscriber_status, "Mailchimp Status", Text { max_len: 20 }, "The Mailchimp subscriber status (set by audience-sync)."),
+                    column: col(
+                        &names.subscriber_status,
+                        "Mailchimp Status",
+                        Text { max_len: 20 },
+                        "The Mailchimp subscriber status (set by audience-sync).",
+                    ),
                 },
             ]
         };
@@ -437,7 +550,12 @@ mod tests {
         };
         let schema = Schema::new(&names);
         assert_eq!(schema.audience().logical_name, "new_audience");
-        assert!(schema.lookups.iter().all(|l| l.referenced_table == "new_audience"));
+        assert!(
+            schema
+                .lookups
+                .iter()
+                .all(|l| l.referenced_table == "new_audience")
+        );
         assert_eq!(schema.many_to_many[0].schema_name, "new_tagcontact");
         assert!(schema.table("new_audience").is_some());
     }

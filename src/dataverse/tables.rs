@@ -243,7 +243,8 @@ impl ToolTables {
     /// # Errors
     /// Any failure.
     pub async fn audiences(&self) -> Result<Vec<AudienceRecord>, Error> {
-        let query = Query::new(self.schema.audience().entity_set.clone()).select(self.audience_columns());
+        let query =
+            Query::new(self.schema.audience().entity_set.clone()).select(self.audience_columns());
         let rows: Vec<Row> = self.client.collect(&query).await?;
         Ok(rows.iter().filter_map(|r| self.parse_audience(r)).collect())
     }
@@ -266,7 +267,10 @@ impl ToolTables {
     ///
     /// # Errors
     /// Any failure.
-    pub async fn audiences_by_mailchimp_id(&self, mailchimp_id: &str) -> Result<Vec<AudienceRecord>, Error> {
+    pub async fn audiences_by_mailchimp_id(
+        &self,
+        mailchimp_id: &str,
+    ) -> Result<Vec<AudienceRecord>, Error> {
         let query = Query::new(self.schema.audience().entity_set.clone())
             .select(self.audience_columns())
             .filter(Filter::eq(audience::MAILCHIMP_ID, mailchimp_id));
@@ -278,14 +282,24 @@ impl ToolTables {
     ///
     /// # Errors
     /// Any refusal but "already exists".
-    pub async fn create_audience(&self, id: Uuid, name: &str, mailchimp_id: &str) -> Result<Created, Error> {
+    pub async fn create_audience(
+        &self,
+        id: Uuid,
+        name: &str,
+        mailchimp_id: &str,
+    ) -> Result<Created, Error> {
         let table = self.schema.audience();
         let mut body = Map::new();
         body.insert(table.primary_id.clone(), json!(id));
         body.insert(audience::NAME.to_owned(), json!(name));
         body.insert(audience::MAILCHIMP_ID.to_owned(), json!(mailchimp_id));
-        body.insert(audience::SYNC_STATUS.to_owned(), json!(super::schema::sync_status::NEVER));
-        self.client.create(&table.entity_set, &Value::Object(body)).await
+        body.insert(
+            audience::SYNC_STATUS.to_owned(),
+            json!(super::schema::sync_status::NEVER),
+        );
+        self.client
+            .create(&table.entity_set, &Value::Object(body))
+            .await
     }
 
     /// Write the status columns (the lease columns are left alone).
@@ -344,7 +358,12 @@ impl ToolTables {
         });
         match self
             .client
-            .update(&self.schema.audience().entity_set, record.id, &body, Some(version))
+            .update(
+                &self.schema.audience().entity_set,
+                record.id,
+                &body,
+                Some(version),
+            )
             .await?
         {
             Outcome::Written { etag } => Ok(LeaseOutcome::Acquired { etag }),
@@ -397,7 +416,12 @@ impl ToolTables {
         let table = self.schema.tag();
         let lookup_value = format!("_{}_value", tag::AUDIENCE);
         let query = Query::new(table.entity_set.clone())
-            .select([table.primary_id.clone(), tag::NAME.to_owned(), tag::MAILCHIMP_ID.to_owned(), lookup_value.clone()])
+            .select([
+                table.primary_id.clone(),
+                tag::NAME.to_owned(),
+                tag::MAILCHIMP_ID.to_owned(),
+                lookup_value.clone(),
+            ])
             .filter(Filter::eq(&lookup_value, audience_id));
         let rows: Vec<Row> = self.client.collect(&query).await?;
         Ok(rows
@@ -418,7 +442,13 @@ impl ToolTables {
     ///
     /// # Errors
     /// Any refusal but "already exists".
-    pub async fn create_tag(&self, id: Uuid, name: &str, mailchimp_id: &str, audience_id: Uuid) -> Result<Created, Error> {
+    pub async fn create_tag(
+        &self,
+        id: Uuid,
+        name: &str,
+        mailchimp_id: &str,
+        audience_id: Uuid,
+    ) -> Result<Created, Error> {
         let table = self.schema.tag();
         let mut body = Map::new();
         body.insert(table.primary_id.clone(), json!(id));
@@ -426,18 +456,33 @@ impl ToolTables {
         body.insert(tag::MAILCHIMP_ID.to_owned(), json!(mailchimp_id));
         body.insert(
             format!("{}@odata.bind", tag::AUDIENCE),
-            json!(format!("/{}({audience_id})", self.schema.audience().entity_set)),
+            json!(format!(
+                "/{}({audience_id})",
+                self.schema.audience().entity_set
+            )),
         );
-        self.client.create(&table.entity_set, &Value::Object(body)).await
+        self.client
+            .create(&table.entity_set, &Value::Object(body))
+            .await
     }
 
     /// Rename a Tag record.
     ///
     /// # Errors
     /// The record does not exist, or any other refusal.
-    pub async fn rename_tag(&self, id: Uuid, name: &str, if_match: Option<&str>) -> Result<Outcome, Error> {
+    pub async fn rename_tag(
+        &self,
+        id: Uuid,
+        name: &str,
+        if_match: Option<&str>,
+    ) -> Result<Outcome, Error> {
         self.client
-            .update(&self.schema.tag().entity_set, id, &json!({ tag::NAME: truncate(name, 200) }), if_match)
+            .update(
+                &self.schema.tag().entity_set,
+                id,
+                &json!({ tag::NAME: truncate(name, 200) }),
+                if_match,
+            )
             .await
     }
 
@@ -501,9 +546,15 @@ mod tests {
             expires: now + chrono::Duration::minutes(5),
         };
         assert_eq!(lease_state(&record(None), now), LeaseState::Free);
-        assert_eq!(lease_state(&record(Some(lease.clone())), now), LeaseState::Held(lease.clone()));
+        assert_eq!(
+            lease_state(&record(Some(lease.clone())), now),
+            LeaseState::Held(lease.clone())
+        );
         let later = now + chrono::Duration::minutes(6);
-        assert_eq!(lease_state(&record(Some(lease.clone())), later), LeaseState::Lapsed(lease));
+        assert_eq!(
+            lease_state(&record(Some(lease.clone())), later),
+            LeaseState::Lapsed(lease)
+        );
     }
 
     #[test]

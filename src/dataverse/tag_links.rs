@@ -78,13 +78,19 @@ impl ToolTables {
     ///
     /// # Errors
     /// A batch could not be sent or read.
-    pub async fn link_tags(&self, kind: PersonKind, links: &[TagLink]) -> Result<Vec<Option<String>>, Error> {
+    pub async fn link_tags(
+        &self,
+        kind: PersonKind,
+        links: &[TagLink],
+    ) -> Result<Vec<Option<String>>, Error> {
         let tag_set = &self.schema.tag().entity_set;
         let nav = self.tag_relationship(kind);
         let ops = links
             .iter()
             .map(|link| {
-                let target = self.client.url(&record_path(kind.entity_set(), link.person));
+                let target = self
+                    .client
+                    .url(&record_path(kind.entity_set(), link.person));
                 Operation::post(
                     format!("{}/{nav}/$ref", record_path(tag_set, link.tag)),
                     json!({ "@odata.id": target }),
@@ -104,7 +110,11 @@ impl ToolTables {
     ///
     /// # Errors
     /// A batch could not be sent or read.
-    pub async fn unlink_tags(&self, kind: PersonKind, links: &[TagLink]) -> Result<Vec<Option<String>>, Error> {
+    pub async fn unlink_tags(
+        &self,
+        kind: PersonKind,
+        links: &[TagLink],
+    ) -> Result<Vec<Option<String>>, Error> {
         let tag_set = &self.schema.tag().entity_set;
         let nav = self.tag_relationship(kind);
         let ops = links
@@ -138,10 +148,17 @@ impl ToolTables {
             .filter(Filter::Any {
                 nav: self.tag_relationship(kind).to_owned(),
                 var: "t".to_owned(),
-                inner: Box::new(Filter::eq(&format!("t/{}", self.schema.tag().primary_id), tag_id)),
+                inner: Box::new(Filter::eq(
+                    &format!("t/{}", self.schema.tag().primary_id),
+                    tag_id,
+                )),
             });
         self.client.pages::<Row>(&query).map(move |page| {
-            page.map(|rows| rows.iter().filter_map(|r| guid(r, kind.id_column())).collect())
+            page.map(|rows| {
+                rows.iter()
+                    .filter_map(|r| guid(r, kind.id_column()))
+                    .collect()
+            })
         })
     }
 }
