@@ -21,8 +21,11 @@ use super::auth::{TokenSource, default_token_url};
 use super::error::{Error, parse_api_error};
 use crate::http::{HttpStats, Idempotency, RetryPolicy};
 
-/// The default number of requests in flight before the service sends `x-ms-dop-hint`.
-pub const DEFAULT_MAX_PARALLEL: usize = 8;
+/// Requests in flight before the service sends `x-ms-dop-hint`.
+pub const INITIAL_PARALLEL: usize = 8;
+/// The default ceiling of requests in flight: the service's documented concurrency limit per
+/// user and web server; `x-ms-dop-hint` moves the limit between 1 and this.
+pub const DEFAULT_MAX_PARALLEL: usize = 52;
 /// The page size the client asks for (the service's maximum).
 pub const MAX_PAGE_SIZE: u32 = 5000;
 
@@ -83,7 +86,8 @@ impl Builder {
         self.policy = Some(policy);
         self
     }
-    /// At most this many requests in flight (default [`DEFAULT_MAX_PARALLEL`]).
+    /// Never more than this many requests in flight, whatever `x-ms-dop-hint` says (default
+    /// [`DEFAULT_MAX_PARALLEL`]; the first requests use at most [`INITIAL_PARALLEL`]).
     #[must_use]
     pub fn max_parallel(mut self, n: usize) -> Self {
         self.max_parallel = Some(n);
@@ -167,7 +171,7 @@ impl Builder {
                 auth,
                 policy,
                 stats: Arc::new(HttpStats::default()),
-                limiter: Limiter::new(max_parallel),
+                limiter: Limiter::new(INITIAL_PARALLEL.min(max_parallel), max_parallel),
                 bulk: super::records::BulkSupport::default(),
             }),
         })
@@ -450,10 +454,10 @@ impl Drop for Permit<'_> {
 }
 
 impl Limiter {
-    fn new(max: usize) -> Self {
+    fn new(initial: usize, max: usize) -> Self {
         Self {
-            semaphore: Semaphore::new(max),
-            limit: AtomicUsize::new(max),
+            semaphore: Semaphore::new(initial),
+            limit: AtomicUsize::new(initial),
             max,
             debt: AtomicUsize::new(0),
             adjust: std::sync::Mutex::new(()),
@@ -537,7 +541,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_limit_follows_the_hint_within_the_ceiling() {
-        let limiter = Limiter::new(8);
+        let limiter = Limiter::new(8, 8);
         let a = limiter.acquire().await;
         let b = limiter.acquire().await;
         limiter.set_limit(1);
@@ -551,5 +555,10 @@ mod tests {
         let _c = limiter.acquire().await;
         limiter.set_limit(4);
         assert_eq!(limiter.semaphore.available_permits(), 3);
+        let grows = Limiter::new(2, 52);
+        grows.set_limit(20);
+        assert_eq!(grows.semaphore.available_permits(), 20);
+        grows.set_limit(500);
+        assert_eq!(grows.limit.load(Ordering::Relaxed), 52);
     }
 }
