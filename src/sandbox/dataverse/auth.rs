@@ -105,7 +105,9 @@ impl Auth {
                 400,
                 "invalid_request",
                 90002,
-                &format!("Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud."),
+                &format!(
+                    "Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud."
+                ),
             ));
         }
         match form.get("grant_type").map(String::as_str) {
@@ -144,7 +146,10 @@ impl Auth {
                 400,
                 "unauthorized_client",
                 700016,
-                &format!("Application with identifier '{client_id}' was not found in the directory '{}'.", self.tenant),
+                &format!(
+                    "Application with identifier '{client_id}' was not found in the directory '{}'.",
+                    self.tenant
+                ),
             ));
         }
         let Some(secret) = secret else {
@@ -169,7 +174,9 @@ impl Auth {
                 400,
                 "invalid_scope",
                 1002012,
-                &format!("The provided value for scope {scope} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI)."),
+                &format!(
+                    "The provided value for scope {scope} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI)."
+                ),
             ));
         }
         let now = chrono::Utc::now().timestamp();
@@ -192,7 +199,8 @@ impl Auth {
         );
         let token = format!("{header}.{payload}.{}", Uuid::new_v4().simple());
         self.tokens.retain(|_, expiry| *expiry > Instant::now());
-        self.tokens.insert(token.clone(), Instant::now() + self.lifetime);
+        self.tokens
+            .insert(token.clone(), Instant::now() + self.lifetime);
         Ok(json!({
             "token_type": "Bearer",
             "expires_in": secs,
@@ -276,14 +284,22 @@ mod tests {
     use super::*;
 
     fn form(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
     }
 
     #[test]
     fn issues_only_to_the_configured_client_and_scope() {
         let env = "http://127.0.0.1:9";
         let mut auth = Auth::new(DEFAULT_TENANT, "cid", "sec", Duration::from_secs(60));
-        let good = form(&[("grant_type", "client_credentials"), ("client_id", "cid"), ("client_secret", "sec"), ("scope", "http://localhost:9/.default")]);
+        let good = form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", "cid"),
+            ("client_secret", "sec"),
+            ("scope", "http://localhost:9/.default"),
+        ]);
         let token = auth.issue(DEFAULT_TENANT, &good, None, env).unwrap();
         let bearer = format!("Bearer {}", token["access_token"].as_str().unwrap());
         assert!(auth.check(Some(&bearer)).is_ok());
@@ -293,9 +309,22 @@ mod tests {
         let err = auth.issue(DEFAULT_TENANT, &bad, None, env).unwrap_err();
         assert_eq!(err.status, 401);
         assert_eq!(err.body["error_codes"][0], 7_000_215);
-        assert!(err.body["error_description"].as_str().unwrap().starts_with("AADSTS7000215:"));
+        assert!(
+            err.body["error_description"]
+                .as_str()
+                .unwrap()
+                .starts_with("AADSTS7000215:")
+        );
         let mut scope = good.clone();
-        scope.insert("scope".into(), "https://other.crm.dynamics.com/.default".into());
-        assert_eq!(auth.issue(DEFAULT_TENANT, &scope, None, env).unwrap_err().body["error"], "invalid_scope");
+        scope.insert(
+            "scope".into(),
+            "https://other.crm.dynamics.com/.default".into(),
+        );
+        assert_eq!(
+            auth.issue(DEFAULT_TENANT, &scope, None, env)
+                .unwrap_err()
+                .body["error"],
+            "invalid_scope"
+        );
     }
 }

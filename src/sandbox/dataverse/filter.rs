@@ -421,7 +421,11 @@ impl Parser<'_> {
                 if let Some(lit) = word_literal(&w) {
                     return Ok(Operand::Lit(lit));
                 }
-                if !w.chars().next().is_some_and(|c| c.is_alphabetic() || c == '_') {
+                if !w
+                    .chars()
+                    .next()
+                    .is_some_and(|c| c.is_alphabetic() || c == '_')
+                {
                     return Err(format!("'{w}' is not a valid literal"));
                 }
                 let mut path = vec![w];
@@ -476,7 +480,9 @@ mod tests {
     #[test]
     fn parses_precedence_and_literals() {
         let e = p("a eq 'it''s' or b ne null and not (c gt 5)");
-        let Expr::Or(left, right) = e else { panic!("{e:?}") };
+        let Expr::Or(left, right) = e else {
+            panic!("{e:?}")
+        };
         assert_eq!(
             *left,
             Expr::Cmp(
@@ -487,22 +493,48 @@ mod tests {
         );
         assert!(matches!(*right, Expr::And(_, _)));
         let g = p("_listid_value eq 5f8c0a0e-0000-4000-8000-000000000001");
-        assert!(matches!(g, Expr::Cmp(_, Op::Eq, Operand::Lit(Lit::Guid(_)))));
-        assert!(matches!(p("x ge -1.5"), Expr::Cmp(_, Op::Ge, Operand::Lit(Lit::Dec(_)))));
+        assert!(matches!(
+            g,
+            Expr::Cmp(_, Op::Eq, Operand::Lit(Lit::Guid(_)))
+        ));
+        assert!(matches!(
+            p("x ge -1.5"),
+            Expr::Cmp(_, Op::Ge, Operand::Lit(Lit::Dec(_)))
+        ));
     }
 
     #[test]
     fn parses_lambda_functions_and_in() {
-        let e = p("listcontact_association/any(l:l/listid eq 5f8c0a0e-0000-4000-8000-000000000001)");
-        let Expr::Lambda { nav, var, body, all } = e else { panic!() };
-        assert_eq!((nav.as_str(), var.as_str(), all), ("listcontact_association", "l", false));
+        let e =
+            p("listcontact_association/any(l:l/listid eq 5f8c0a0e-0000-4000-8000-000000000001)");
+        let Expr::Lambda {
+            nav,
+            var,
+            body,
+            all,
+        } = e
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (nav.as_str(), var.as_str(), all),
+            ("listcontact_association", "l", false)
+        );
         assert!(body.is_some());
-        let e = p("Microsoft.Dynamics.CRM.In(PropertyName='emailaddress1',PropertyValues=['a@x','b@x'])");
+        let e = p(
+            "Microsoft.Dynamics.CRM.In(PropertyName='emailaddress1',PropertyValues=['a@x','b@x'])",
+        );
         assert_eq!(
             e,
-            Expr::In("emailaddress1".into(), vec![Lit::Str("a@x".into()), Lit::Str("b@x".into())])
+            Expr::In(
+                "emailaddress1".into(),
+                vec![Lit::Str("a@x".into()), Lit::Str("b@x".into())]
+            )
         );
-        assert!(matches!(p("startswith(fullname,'A')"), Expr::Text(TextFn::StartsWith, _, _)));
+        assert!(matches!(
+            p("startswith(fullname,'A')"),
+            Expr::Text(TextFn::StartsWith, _, _)
+        ));
         let e = p("sdkmessageid/name eq 'CreateMultiple' and primaryobjecttypecode eq 'contact'");
         let Expr::And(left, _) = e else { panic!() };
         assert!(matches!(*left, Expr::Cmp(Operand::Path(ref p), _, _) if p.len() == 2));
@@ -520,7 +552,14 @@ mod tests {
                 Operand::Lit(Lit::Str("CreateMultiple".into()))
             )
         );
-        for bad in ["a eq", "tolower(a) eq 'x'", "a has 'x'", "a eq 'x", "a eq 1 b", "geo.distance(a,b) lt 1"] {
+        for bad in [
+            "a eq",
+            "tolower(a) eq 'x'",
+            "a has 'x'",
+            "a eq 'x",
+            "a eq 1 b",
+            "geo.distance(a,b) lt 1",
+        ] {
             assert!(parse(bad, &HashMap::new()).is_err(), "{bad}");
         }
     }

@@ -162,7 +162,11 @@ impl Protection {
 
     fn prune(&mut self, now: Instant) {
         let window = Duration::from_secs(self.limits.window_secs);
-        while self.requests.front().is_some_and(|t| now.duration_since(*t) >= window) {
+        while self
+            .requests
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= window)
+        {
             self.requests.pop_front();
         }
         while let Some((t, ms)) = self.execution.front().copied() {
@@ -270,7 +274,10 @@ impl Protection {
             self.counters.throttled += 1;
             return Some(Fault::Throttle(retry));
         }
-        let total = self.faults.rate_429 + self.faults.rate_500 + self.faults.rate_503 + self.faults.drop_rate;
+        let total = self.faults.rate_429
+            + self.faults.rate_500
+            + self.faults.rate_503
+            + self.faults.drop_rate;
         if total <= 0.0 {
             return None;
         }
@@ -345,7 +352,13 @@ mod tests {
 
     #[test]
     fn a_storm_of_injected_429s_is_exactly_n_long() {
-        let mut p = Protection::new(Limits::default(), Faults { next_429: 2, ..Faults::default() });
+        let mut p = Protection::new(
+            Limits::default(),
+            Faults {
+                next_429: 2,
+                ..Faults::default()
+            },
+        );
         assert!(matches!(p.draw_fault(), Some(Fault::Throttle(1))));
         assert!(matches!(p.draw_fault(), Some(Fault::Throttle(1))));
         assert_eq!(p.draw_fault(), None);

@@ -65,7 +65,9 @@ impl AttrType {
     #[must_use]
     pub fn odata_type(&self) -> &'static str {
         match self {
-            AttrType::Uniqueidentifier => "#Microsoft.Dynamics.CRM.UniqueIdentifierAttributeMetadata",
+            AttrType::Uniqueidentifier => {
+                "#Microsoft.Dynamics.CRM.UniqueIdentifierAttributeMetadata"
+            }
             AttrType::String(_) => "#Microsoft.Dynamics.CRM.StringAttributeMetadata",
             AttrType::Memo(_) => "#Microsoft.Dynamics.CRM.MemoAttributeMetadata",
             AttrType::Integer => "#Microsoft.Dynamics.CRM.IntegerAttributeMetadata",
@@ -86,9 +88,10 @@ impl AttrType {
         match self {
             AttrType::Uniqueidentifier | AttrType::Lookup(_) => "Edm.Guid",
             AttrType::String(_) | AttrType::Memo(_) => "Edm.String",
-            AttrType::Integer | AttrType::Picklist(_) | AttrType::State(_) | AttrType::Status(_) => {
-                "Edm.Int32"
-            }
+            AttrType::Integer
+            | AttrType::Picklist(_)
+            | AttrType::State(_)
+            | AttrType::Status(_) => "Edm.Int32",
             AttrType::BigInt => "Edm.Int64",
             AttrType::Boolean => "Edm.Boolean",
             AttrType::DateTime => "Edm.DateTimeOffset",
@@ -315,7 +318,10 @@ pub struct ManyToMany {
 /// A deterministic metadata id for a name.
 #[must_use]
 pub fn name_uuid(scope: &str, name: &str) -> Uuid {
-    Uuid::new_v5(&Uuid::NAMESPACE_OID, format!("dataverse:{scope}:{name}").as_bytes())
+    Uuid::new_v5(
+        &Uuid::NAMESPACE_OID,
+        format!("dataverse:{scope}:{name}").as_bytes(),
+    )
 }
 
 /// The tool's default schema names (they mirror `config::model::CrmNames`' defaults).
@@ -452,7 +458,10 @@ pub fn standard_entities() -> Vec<EntityMeta> {
         4607,
     );
     filter.add("primaryobjecttypecode", AttrType::String(64));
-    filter.add("sdkmessageid", AttrType::Lookup(vec!["sdkmessage".to_owned()]));
+    filter.add(
+        "sdkmessageid",
+        AttrType::Lookup(vec!["sdkmessage".to_owned()]),
+    );
     filter.add("isvisible", AttrType::Boolean);
     filter.ownership = "OrganizationOwned".to_owned();
 
@@ -469,10 +478,28 @@ pub fn standard_entities() -> Vec<EntityMeta> {
 #[must_use]
 pub fn standard_one_to_many() -> Vec<OneToMany> {
     vec![
-        lookup_rel("contact_customer_accounts", "account", "contact", "parentcustomerid", "parentcustomerid_account"),
-        lookup_rel("contact_customer_contacts", "contact", "contact", "parentcustomerid", "parentcustomerid_contact"),
+        lookup_rel(
+            "contact_customer_accounts",
+            "account",
+            "contact",
+            "parentcustomerid",
+            "parentcustomerid_account",
+        ),
+        lookup_rel(
+            "contact_customer_contacts",
+            "contact",
+            "contact",
+            "parentcustomerid",
+            "parentcustomerid_contact",
+        ),
         lookup_rel("listmember_list", "list", "listmember", "listid", "listid"),
-        lookup_rel("sdkmessageid_sdkmessagefilter", "sdkmessage", "sdkmessagefilter", "sdkmessageid", "sdkmessageid"),
+        lookup_rel(
+            "sdkmessageid_sdkmessagefilter",
+            "sdkmessage",
+            "sdkmessagefilter",
+            "sdkmessageid",
+            "sdkmessageid",
+        ),
     ]
 }
 
@@ -504,7 +531,12 @@ pub fn standard_many_to_many() -> Vec<ManyToMany> {
     ["account", "contact", "lead"]
         .into_iter()
         .map(|other| {
-            let mut rel = many_to_many(&format!("list{other}_association"), "list", other, "listmember");
+            let mut rel = many_to_many(
+                &format!("list{other}_association"),
+                "list",
+                other,
+                "listmember",
+            );
             rel.list_backed = true;
             rel.is_custom = false;
             rel
@@ -542,66 +574,99 @@ pub struct ToolSchema {
     pub many_to_many: Vec<ManyToMany>,
 }
 
-fn custom_entity(logical: &str, schema: &str, code: i64) -> EntityMeta {
-    let mut meta = EntityMeta::new(logical, schema, &format!("{logical}s"), code);
-    meta.add("mcsync_name", AttrType::String(200));
-    meta.primary_name = Some("mcsync_name".to_owned());
-    meta.add("statecode", AttrType::State(vec![0, 1]));
-    meta.add("statuscode", AttrType::Status(vec![1, 2]));
-    meta.is_custom = true;
-    meta.bulk = true;
-    meta
+fn kind_of(kind: crate::dataverse::schema::ColumnKind) -> AttrType {
+    use crate::dataverse::schema::ColumnKind;
+    match kind {
+        ColumnKind::String { max_len } => AttrType::String(max_len),
+        ColumnKind::Memo { max_len } => AttrType::Memo(max_len),
+        ColumnKind::Integer => AttrType::Integer,
+        ColumnKind::DateTime => AttrType::DateTime,
+    }
 }
 
-/// The tool's schema with the default names (see `NOTES` in the module doc of `mod.rs`).
+/// The tool's schema with the default names, from the one definition the client's
+/// `crm bootstrap` uses (`crate::dataverse::schema`).
 #[must_use]
 pub fn tool_schema() -> ToolSchema {
-    let mut audience = custom_entity(tool::AUDIENCE, "mcsync_Audience", 10_000);
-    audience.add("mcsync_mailchimpaudienceid", AttrType::String(100));
-    audience.add("mcsync_syncstatus", AttrType::Integer);
-    audience.add("mcsync_lastsyncstart", AttrType::DateTime);
-    audience.add("mcsync_lastsyncend", AttrType::DateTime);
-    audience.add("mcsync_membercount", AttrType::Integer);
-    audience.add("mcsync_lastmessage", AttrType::Memo(4000));
-    audience.add("mcsync_leaseowner", AttrType::String(200));
-    audience.add("mcsync_leaseexpires", AttrType::DateTime);
+    tool_schema_from(&crate::dataverse::schema::Schema::default())
+}
 
-    let mut tag = custom_entity(tool::TAG, "mcsync_Tag", 10_001);
-    tag.add("mcsync_mailchimptagid", AttrType::String(100));
-    tag.add(tool::AUDIENCE_LOOKUP, AttrType::Lookup(vec![tool::AUDIENCE.to_owned()]));
-
-    let mut run = custom_entity(tool::SYNC_RUN, "mcsync_SyncRun", 10_002);
-    run.add(tool::AUDIENCE_LOOKUP, AttrType::Lookup(vec![tool::AUDIENCE.to_owned()]));
-    run.add("mcsync_started", AttrType::DateTime);
-    run.add("mcsync_ended", AttrType::DateTime);
-    run.add("mcsync_status", AttrType::Integer);
-    for col in ["mcsync_created", "mcsync_updated", "mcsync_removed", "mcsync_failed"] {
-        run.add(col, AttrType::Integer);
+/// The tool's schema as `crm bootstrap` would create it from this definition.
+#[must_use]
+pub fn tool_schema_from(schema: &crate::dataverse::schema::Schema) -> ToolSchema {
+    let mut entities = Vec::new();
+    for (n, table) in schema.tables.iter().enumerate() {
+        let code = 10_000 + i64::try_from(n).unwrap_or(0);
+        let schema_name = table.logical_name.clone();
+        let mut meta = EntityMeta::new(&table.logical_name, &schema_name, &table.entity_set, code);
+        meta.add(
+            &table.primary_name.logical_name,
+            kind_of(table.primary_name.kind),
+        );
+        meta.primary_name = Some(table.primary_name.logical_name.clone());
+        meta.add("statecode", AttrType::State(vec![0, 1]));
+        meta.add("statuscode", AttrType::Status(vec![1, 2]));
+        for column in &table.columns {
+            meta.add(&column.logical_name, kind_of(column.kind));
+        }
+        meta.display_name = table.display.to_owned();
+        meta.display_collection_name = table.display_plural.to_owned();
+        meta.is_custom = true;
+        meta.bulk = true;
+        entities.push(meta);
     }
-    run.add("mcsync_message", AttrType::Memo(4000));
-
-    let mut columns = Vec::new();
-    for table in ["contact", "lead"] {
-        columns.push((table.to_owned(), tool::MAILCHIMP_ID.to_owned(), AttrType::String(100)));
-        columns.push((table.to_owned(), tool::STATUS.to_owned(), AttrType::String(20)));
+    let mut columns: Vec<(String, String, AttrType)> = schema
+        .extra_columns
+        .iter()
+        .map(|extra| {
+            (
+                extra.table.clone(),
+                extra.column.logical_name.clone(),
+                kind_of(extra.column.kind),
+            )
+        })
+        .collect();
+    let mut one_to_many = Vec::new();
+    for lookup in &schema.lookups {
+        let kind = AttrType::Lookup(vec![lookup.referenced_table.clone()]);
+        match entities
+            .iter_mut()
+            .find(|e| e.logical_name == lookup.referencing_table)
+        {
+            Some(entity) => {
+                entity.add(&lookup.column, kind);
+            }
+            None => columns.push((
+                lookup.referencing_table.clone(),
+                lookup.column.clone(),
+                kind,
+            )),
+        }
+        one_to_many.push(lookup_rel(
+            &lookup.relationship,
+            &lookup.referenced_table,
+            &lookup.referencing_table,
+            &lookup.column,
+            &lookup.column,
+        ));
     }
-    columns.push((
-        "list".to_owned(),
-        tool::AUDIENCE_LOOKUP.to_owned(),
-        AttrType::Lookup(vec![tool::AUDIENCE.to_owned()]),
-    ));
+    let many_to_many = schema
+        .many_to_many
+        .iter()
+        .map(|rel| {
+            many_to_many(
+                &rel.schema_name,
+                &rel.entity1,
+                &rel.entity2,
+                &rel.schema_name,
+            )
+        })
+        .collect();
     ToolSchema {
-        entities: vec![audience, tag, run],
+        entities,
         columns,
-        one_to_many: vec![
-            lookup_rel("mcsync_audience_list", tool::AUDIENCE, "list", tool::AUDIENCE_LOOKUP, tool::AUDIENCE_LOOKUP),
-            lookup_rel("mcsync_audience_mcsync_tag", tool::AUDIENCE, tool::TAG, tool::AUDIENCE_LOOKUP, tool::AUDIENCE_LOOKUP),
-            lookup_rel("mcsync_audience_mcsync_syncrun", tool::AUDIENCE, tool::SYNC_RUN, tool::AUDIENCE_LOOKUP, tool::AUDIENCE_LOOKUP),
-        ],
-        many_to_many: vec![
-            many_to_many(tool::TAG_CONTACT, tool::TAG, "contact", tool::TAG_CONTACT),
-            many_to_many(tool::TAG_LEAD, tool::TAG, "lead", tool::TAG_LEAD),
-        ],
+        one_to_many,
+        many_to_many,
     }
 }
 
@@ -623,8 +688,15 @@ mod tests {
     #[test]
     fn tool_schema_uses_the_documented_default_names() {
         let schema = tool_schema();
-        let names: Vec<_> = schema.entities.iter().map(|e| e.entity_set.as_str()).collect();
-        assert_eq!(names, ["mcsync_audiences", "mcsync_tags", "mcsync_syncruns"]);
+        let names: Vec<_> = schema
+            .entities
+            .iter()
+            .map(|e| e.entity_set.as_str())
+            .collect();
+        assert_eq!(
+            names,
+            ["mcsync_audiences", "mcsync_tags", "mcsync_syncruns"]
+        );
         assert_eq!(schema.many_to_many[0].entity1_nav, "mcsync_tag_contact");
     }
 }

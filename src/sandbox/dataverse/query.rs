@@ -64,9 +64,10 @@ pub fn parse_options(pairs: &[(String, String)]) -> Result<QueryOptions, DvError
         match key.as_str() {
             "$select" => out.select = split_list(value),
             "$filter" => {
-                out.filter = Some(filter::parse(value, &aliases).map_err(|e| {
-                    DvError::bad_request(format!("Syntax error in $filter: {e}"))
-                })?);
+                out.filter =
+                    Some(filter::parse(value, &aliases).map_err(|e| {
+                        DvError::bad_request(format!("Syntax error in $filter: {e}"))
+                    })?);
             }
             "$orderby" => {
                 for item in split_list(value) {
@@ -212,7 +213,9 @@ fn parse_skiptoken(value: &str) -> Result<(Option<Uuid>, usize), DvError> {
         .ok_or_else(bad)?;
     let mut decoded = cookie.to_owned();
     for _ in 0..2 {
-        decoded = urlencoding::decode(&decoded).map_err(|_| bad())?.into_owned();
+        decoded = urlencoding::decode(&decoded)
+            .map_err(|_| bad())?
+            .into_owned();
     }
     let last = decoded
         .split("last=\"{")
@@ -269,7 +272,12 @@ pub fn bind(store: &Store, meta: &EntityMeta, expr: &Expr) -> Result<Pred, DvErr
     bind_in(store, meta, expr, None)
 }
 
-fn bind_in(store: &Store, meta: &EntityMeta, expr: &Expr, var: Option<&str>) -> Result<Pred, DvError> {
+fn bind_in(
+    store: &Store,
+    meta: &EntityMeta,
+    expr: &Expr,
+    var: Option<&str>,
+) -> Result<Pred, DvError> {
     Ok(match expr {
         Expr::And(a, b) => Pred::And(
             Box::new(bind_in(store, meta, a, var)?),
@@ -308,7 +316,7 @@ fn bind_in(store: &Store, meta: &EntityMeta, expr: &Expr, var: Option<&str>) -> 
             Pred::Text(*f, col, value.clone())
         }
         Expr::In(name, values) => {
-            let (col, kind) = bind_path(store, meta, &[name.clone()], None)?;
+            let (col, kind) = bind_path(store, meta, std::slice::from_ref(name), None)?;
             let values = values
                 .iter()
                 .map(|lit| lit_val(&kind, lit))
@@ -324,7 +332,11 @@ fn bind_in(store: &Store, meta: &EntityMeta, expr: &Expr, var: Option<&str>) -> 
             let (rel, first_side) = store
                 .many_to_many_nav(&meta.logical_name, nav)
                 .ok_or_else(|| DvError::unknown_property(&meta.logical_name, nav))?;
-            let other = if first_side { &rel.entity2 } else { &rel.entity1 };
+            let other = if first_side {
+                &rel.entity2
+            } else {
+                &rel.entity1
+            };
             let other_meta = &store
                 .table(other)
                 .ok_or_else(|| DvError::no_resource(other))?
@@ -359,15 +371,22 @@ fn flip(op: Op) -> Op {
 /// # Errors
 /// No such column.
 pub fn resolve_column(meta: &EntityMeta, name: &str) -> Result<(u16, AttrType), DvError> {
-    if let Some(inner) = name.strip_prefix('_').and_then(|n| n.strip_suffix("_value"))
+    if let Some(inner) = name
+        .strip_prefix('_')
+        .and_then(|n| n.strip_suffix("_value"))
         && let Some(pos) = meta.position(inner)
         && let Some(attr) = meta.attribute_at(pos)
         && matches!(attr.kind, AttrType::Lookup(_))
     {
         return Ok((pos, attr.kind.clone()));
     }
-    match meta.position(name).and_then(|pos| meta.attribute_at(pos).map(|a| (pos, a))) {
-        Some((pos, attr)) if !matches!(attr.kind, AttrType::Lookup(_)) => Ok((pos, attr.kind.clone())),
+    match meta
+        .position(name)
+        .and_then(|pos| meta.attribute_at(pos).map(|a| (pos, a)))
+    {
+        Some((pos, attr)) if !matches!(attr.kind, AttrType::Lookup(_)) => {
+            Ok((pos, attr.kind.clone()))
+        }
         _ => Err(DvError::unknown_property(&meta.logical_name, name)),
     }
 }
@@ -398,7 +417,10 @@ fn bind_path(
                 .table(&rel.referenced_entity)
                 .ok_or_else(|| DvError::no_resource(&rel.referenced_entity))?;
             let (pos, kind) = resolve_column(&target.meta, name)?;
-            Ok((Col::Via(lookup_pos, rel.referenced_entity.clone(), pos), kind))
+            Ok((
+                Col::Via(lookup_pos, rel.referenced_entity.clone(), pos),
+                kind,
+            ))
         }
         _ => Err(DvError::bad_request(format!(
             "The property path '{}' is not supported.",
@@ -423,11 +445,17 @@ fn lit_val(kind: &AttrType, lit: &Lit) -> Result<Val, DvError> {
     let ok = match (kind, &val) {
         (_, Val::Null) => true,
         (AttrType::Uniqueidentifier | AttrType::Lookup(_), Val::Guid(_)) => true,
-        (AttrType::Uniqueidentifier | AttrType::Lookup(_), Val::Str(s)) => Uuid::parse_str(s).is_ok(),
+        (AttrType::Uniqueidentifier | AttrType::Lookup(_), Val::Str(s)) => {
+            Uuid::parse_str(s).is_ok()
+        }
         (AttrType::String(_) | AttrType::Memo(_) | AttrType::DateTime, Val::Str(_)) => true,
         (AttrType::Boolean, Val::Bool(_)) => true,
         (
-            AttrType::Integer | AttrType::BigInt | AttrType::Picklist(_) | AttrType::State(_) | AttrType::Status(_),
+            AttrType::Integer
+            | AttrType::BigInt
+            | AttrType::Picklist(_)
+            | AttrType::State(_)
+            | AttrType::Status(_),
             Val::Int(_),
         ) => true,
         (AttrType::Decimal, Val::Int(_) | Val::Dec(_)) => true,
@@ -486,7 +514,11 @@ pub fn eval(store: &Store, id: Uuid, row: &Row, pred: &Pred) -> bool {
             all,
             body,
         } => {
-            let other_table = if *first_side { &rel.entity2 } else { &rel.entity1 };
+            let other_table = if *first_side {
+                &rel.entity2
+            } else {
+                &rel.entity1
+            };
             let linked = store.linked(rel, *first_side, id);
             let Some(body) = body else {
                 return !linked.is_empty();
@@ -561,7 +593,11 @@ pub fn candidates(store: &Store, table: &Table, pred: &Pred) -> Option<Vec<Uuid>
             body: Some(body),
         } => {
             // `nav/any(x: x/<other pk> eq <id>)`: the rows linked to that one id.
-            let other = store.table(if *first_side { &rel.entity2 } else { &rel.entity1 })?;
+            let other = store.table(if *first_side {
+                &rel.entity2
+            } else {
+                &rel.entity1
+            })?;
             match body.as_ref() {
                 Pred::Cmp(Col::Here(pos), Op::Eq, Val::Guid(other_id))
                     if *pos == other.meta.primary_id_pos() =>
@@ -571,7 +607,9 @@ pub fn candidates(store: &Store, table: &Table, pred: &Pred) -> Option<Vec<Uuid>
                 _ => None,
             }
         }
-        Pred::Cmp(Col::Here(pos), Op::Eq, Val::Guid(list)) if table.meta.logical_name == "listmember" => {
+        Pred::Cmp(Col::Here(pos), Op::Eq, Val::Guid(list))
+            if table.meta.logical_name == "listmember" =>
+        {
             let list_pos = table.meta.position("listid")?;
             if *pos != list_pos {
                 return None;
@@ -661,7 +699,9 @@ pub fn run(
             }
             None => {
                 let range = match after {
-                    Some(a) => table.rows.range((std::ops::Bound::Excluded(a), std::ops::Bound::Unbounded)),
+                    Some(a) => table
+                        .rows
+                        .range((std::ops::Bound::Excluded(a), std::ops::Bound::Unbounded)),
                     None => table.rows.range(..),
                 };
                 for (id, row) in range {
@@ -724,12 +764,10 @@ pub fn run(
         .collect();
     let next = if more && !top_only {
         match (rows.first(), rows.last()) {
-            (Some((first, _)), Some((last, _))) => {
-                Some(make_skiptoken(&meta.primary_id, *last, *first, page_number).replace(
-                    "last=",
-                    "ordered=\"true\" last=",
-                ))
-            }
+            (Some((first, _)), Some((last, _))) => Some(
+                make_skiptoken(&meta.primary_id, *last, *first, page_number)
+                    .replace("last=", "ordered=\"true\" last="),
+            ),
             _ => None,
         }
     } else {
@@ -771,7 +809,10 @@ pub fn render(meta: &EntityMeta, row: &Row, projection: &Projection) -> Map<Stri
     if let Some(pos) = meta.position("versionnumber")
         && let Val::Int(v) = row.get(pos)
     {
-        out.insert("@odata.etag".to_owned(), Value::String(format!("W/\"{v}\"")));
+        out.insert(
+            "@odata.etag".to_owned(),
+            Value::String(format!("W/\"{v}\"")),
+        );
     }
     for pos in &projection.positions {
         let Some(attr) = meta.attribute_at(*pos) else {
@@ -780,7 +821,9 @@ pub fn render(meta: &EntityMeta, row: &Row, projection: &Projection) -> Map<Stri
         let value = row.get(*pos);
         if let AttrType::Lookup(targets) = &attr.kind {
             let key = format!("_{}_value", attr.logical_name);
-            if let (Val::Guid(_), Some(target)) = (value, lookup_target(meta, row, &attr.logical_name, targets)) {
+            if let (Val::Guid(_), Some(target)) =
+                (value, lookup_target(meta, row, &attr.logical_name, targets))
+            {
                 out.insert(
                     format!("{key}@Microsoft.Dynamics.CRM.lookuplogicalname"),
                     Value::String(target),
@@ -814,7 +857,9 @@ mod tests {
     use super::*;
 
     fn pairs(q: &[(&str, &str)]) -> Vec<(String, String)> {
-        q.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+        q.iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
     }
 
     #[test]
@@ -822,7 +867,12 @@ mod tests {
         assert!(parse_options(&pairs(&[("$skip", "10")])).is_err());
         assert!(parse_options(&pairs(&[("$search", "x")])).is_err());
         assert!(parse_options(&pairs(&[("$expand", "a($filter=x eq 1)")])).is_err());
-        let o = parse_options(&pairs(&[("$select", "a,b"), ("$orderby", "a desc,b"), ("$top", "3")])).unwrap();
+        let o = parse_options(&pairs(&[
+            ("$select", "a,b"),
+            ("$orderby", "a desc,b"),
+            ("$top", "3"),
+        ]))
+        .unwrap();
         assert_eq!(o.select, ["a", "b"]);
         assert_eq!(o.orderby, [("a".to_owned(), true), ("b".to_owned(), false)]);
     }
@@ -838,12 +888,21 @@ mod tests {
     #[test]
     fn filters_bind_and_evaluate_against_the_store() {
         let mut store = Store::new(true);
-        let email = store.table("contact").unwrap().meta.position("emailaddress1").unwrap();
+        let email = store
+            .table("contact")
+            .unwrap()
+            .meta
+            .position("emailaddress1")
+            .unwrap();
         let mut row = Row::default();
         row.set(email, Val::Str("Ann@X.com".into()));
         let id = store.create("contact", None, row).unwrap();
         let table = store.table("contact").unwrap();
-        let expr = filter::parse("emailaddress1 eq 'ann@x.com' and statecode eq 0", &HashMap::new()).unwrap();
+        let expr = filter::parse(
+            "emailaddress1 eq 'ann@x.com' and statecode eq 0",
+            &HashMap::new(),
+        )
+        .unwrap();
         let pred = bind(&store, &table.meta, &expr).unwrap();
         assert!(eval(&store, id, table.rows.get(&id).unwrap(), &pred));
         let bad = filter::parse("nosuch eq 1", &HashMap::new()).unwrap();

@@ -132,11 +132,17 @@ impl Store {
             journal: None,
             clock: now,
         };
-        store.links.insert(LIST_LINKS.to_owned(), LinkSet::default());
+        store
+            .links
+            .insert(LIST_LINKS.to_owned(), LinkSet::default());
         for entity in meta::standard_entities() {
             store.add_table(entity);
         }
-        let messages: Vec<&str> = ROW_MESSAGES.iter().chain(BULK_MESSAGES.iter()).copied().collect();
+        let messages: Vec<&str> = ROW_MESSAGES
+            .iter()
+            .chain(BULK_MESSAGES.iter())
+            .copied()
+            .collect();
         for name in messages {
             let id = meta::name_uuid("sdkmessage", name);
             let _ = store.insert_raw("sdkmessage", id, &[("name", Val::Str(name.into()))]);
@@ -222,7 +228,11 @@ impl Store {
     pub fn register_messages(&mut self, logical: &str) {
         let bulk = self.tables.get(logical).is_some_and(|t| t.meta.bulk);
         let names: Vec<&str> = if bulk {
-            ROW_MESSAGES.iter().chain(BULK_MESSAGES.iter()).copied().collect()
+            ROW_MESSAGES
+                .iter()
+                .chain(BULK_MESSAGES.iter())
+                .copied()
+                .collect()
         } else {
             ROW_MESSAGES.to_vec()
         };
@@ -233,7 +243,10 @@ impl Store {
                 id,
                 &[
                     ("primaryobjecttypecode", Val::Str(logical.into())),
-                    ("sdkmessageid", Val::Guid(meta::name_uuid("sdkmessage", name))),
+                    (
+                        "sdkmessageid",
+                        Val::Guid(meta::name_uuid("sdkmessage", name)),
+                    ),
                     ("isvisible", Val::Bool(true)),
                 ],
             );
@@ -315,7 +328,10 @@ impl Store {
             (links.from_second(id).collect(), &rel.entity1)
         };
         match self.tables.get(other) {
-            Some(table) => ids.into_iter().filter(|i| table.rows.contains_key(i)).collect(),
+            Some(table) => ids
+                .into_iter()
+                .filter(|i| table.rows.contains_key(i))
+                .collect(),
             None => Vec::new(),
         }
     }
@@ -338,7 +354,10 @@ impl Store {
     ///
     /// # Errors
     /// Whatever `f` returns.
-    pub fn atomically<T>(&mut self, f: impl FnOnce(&mut Store) -> Result<T, DvError>) -> Result<T, DvError> {
+    pub fn atomically<T>(
+        &mut self,
+        f: impl FnOnce(&mut Store) -> Result<T, DvError>,
+    ) -> Result<T, DvError> {
         let outer = self.journal.is_none();
         let mark = self.journal.get_or_insert_with(Vec::new).len();
         let result = f(self);
@@ -390,9 +409,10 @@ impl Store {
         let Some(table) = self.tables.get("listmember") else {
             return;
         };
-        let (Some(list_pos), Some(entity_pos)) =
-            (table.meta.position("listid"), table.meta.position("entityid"))
-        else {
+        let (Some(list_pos), Some(entity_pos)) = (
+            table.meta.position("listid"),
+            table.meta.position("entityid"),
+        ) else {
             return;
         };
         self.member_ids = table
@@ -496,7 +516,12 @@ impl Store {
     ///
     /// # Errors
     /// Unknown table or column, or the id exists.
-    pub fn insert_raw(&mut self, table: &str, id: Uuid, values: &[(&str, Val)]) -> Result<(), DvError> {
+    pub fn insert_raw(
+        &mut self,
+        table: &str,
+        id: Uuid,
+        values: &[(&str, Val)],
+    ) -> Result<(), DvError> {
         let t = self
             .tables
             .get(table)
@@ -582,9 +607,15 @@ impl Store {
             .collect();
         for rel in rels {
             let pairs: Vec<(Uuid, Uuid)> = if rel.entity1 == table {
-                self.linked(&rel, true, id).into_iter().map(|b| (id, b)).collect()
+                self.linked(&rel, true, id)
+                    .into_iter()
+                    .map(|b| (id, b))
+                    .collect()
             } else {
-                self.linked(&rel, false, id).into_iter().map(|a| (a, id)).collect()
+                self.linked(&rel, false, id)
+                    .into_iter()
+                    .map(|a| (a, id))
+                    .collect()
             };
             for (a, b) in pairs {
                 self.unlink(&rel.schema_name, a, b);
@@ -644,9 +675,15 @@ impl Store {
     ///
     /// # Errors
     /// A row does not exist, or the list refuses the member.
-    pub fn associate(&mut self, rel: &ManyToMany, first: Uuid, second: Uuid) -> Result<(), DvError> {
+    pub fn associate(
+        &mut self,
+        rel: &ManyToMany,
+        first: Uuid,
+        second: Uuid,
+    ) -> Result<(), DvError> {
         if rel.list_backed {
-            self.add_list_member(first, &rel.entity2, second).map(|_| ())
+            self.add_list_member(first, &rel.entity2, second)
+                .map(|_| ())
         } else {
             self.require(&rel.entity1, first)?;
             self.require(&rel.entity2, second)?;
@@ -659,7 +696,12 @@ impl Store {
     ///
     /// # Errors
     /// A row does not exist.
-    pub fn disassociate(&mut self, rel: &ManyToMany, first: Uuid, second: Uuid) -> Result<(), DvError> {
+    pub fn disassociate(
+        &mut self,
+        rel: &ManyToMany,
+        first: Uuid,
+        second: Uuid,
+    ) -> Result<(), DvError> {
         self.require(&rel.entity1, first)?;
         self.require(&rel.entity2, second)?;
         if rel.list_backed {
@@ -684,7 +726,12 @@ impl Store {
     ///
     /// # Errors
     /// Missing list or member, dynamic, locked or inactive list, member of the wrong type.
-    pub fn add_list_member(&mut self, list: Uuid, member_type: &str, member: Uuid) -> Result<Uuid, DvError> {
+    pub fn add_list_member(
+        &mut self,
+        list: Uuid,
+        member_type: &str,
+        member: Uuid,
+    ) -> Result<Uuid, DvError> {
         let list_row = self.require("list", list)?.clone();
         let list_meta = &self.tables["list"].meta;
         let get = |name: &str| {
@@ -839,7 +886,12 @@ mod tests {
     use super::*;
 
     fn contact(store: &mut Store, email: &str) -> Uuid {
-        let pos = store.table("contact").unwrap().meta.position("emailaddress1").unwrap();
+        let pos = store
+            .table("contact")
+            .unwrap()
+            .meta
+            .position("emailaddress1")
+            .unwrap();
         let mut row = Row::default();
         row.set(pos, Val::Str(email.into()));
         store.create("contact", None, row).unwrap()
@@ -848,7 +900,14 @@ mod tests {
     fn list(store: &mut Store, code: i64) -> Uuid {
         let id = Uuid::new_v4();
         store
-            .insert_raw("list", id, &[("listname", Val::Str("L".into())), ("createdfromcode", Val::Int(code))])
+            .insert_raw(
+                "list",
+                id,
+                &[
+                    ("listname", Val::Str("L".into())),
+                    ("createdfromcode", Val::Int(code)),
+                ],
+            )
             .unwrap();
         id
     }
@@ -857,11 +916,17 @@ mod tests {
     fn create_with_an_existing_id_is_a_duplicate_and_versions_increase() {
         let mut store = Store::new(true);
         let id = contact(&mut store, "a@x");
-        let err = store.create("contact", Some(id), Row::default()).unwrap_err();
+        let err = store
+            .create("contact", Some(id), Row::default())
+            .unwrap_err();
         assert_eq!(err.status, 412);
-        let v1 = store.version_of("contact", store.get("contact", id).unwrap()).unwrap();
+        let v1 = store
+            .version_of("contact", store.get("contact", id).unwrap())
+            .unwrap();
         store.update("contact", id, Row::default()).unwrap();
-        let v2 = store.version_of("contact", store.get("contact", id).unwrap()).unwrap();
+        let v2 = store
+            .version_of("contact", store.get("contact", id).unwrap())
+            .unwrap();
         assert!(v2 > v1);
     }
 
@@ -879,7 +944,12 @@ mod tests {
         let c = Uuid::new_v4();
         assert_eq!(store.table("contact").unwrap().rows.len(), before);
         assert!(store.list_member_id(l, c).is_none());
-        let count_pos = store.table("list").unwrap().meta.position("membercount").unwrap();
+        let count_pos = store
+            .table("list")
+            .unwrap()
+            .meta
+            .position("membercount")
+            .unwrap();
         assert_eq!(store.get("list", l).unwrap().get(count_pos), &Val::Int(0));
     }
 
@@ -888,7 +958,13 @@ mod tests {
         let mut store = Store::new(true);
         let accounts = list(&mut store, 1);
         let c = contact(&mut store, "a@x");
-        assert_eq!(store.add_list_member(accounts, "contact", c).unwrap_err().status, 400);
+        assert_eq!(
+            store
+                .add_list_member(accounts, "contact", c)
+                .unwrap_err()
+                .status,
+            400
+        );
         let contacts = list(&mut store, 2);
         let m = store.add_list_member(contacts, "contact", c).unwrap();
         assert_eq!(store.add_list_member(contacts, "contact", c).unwrap(), m);

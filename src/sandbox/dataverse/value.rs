@@ -149,7 +149,9 @@ pub fn from_json(kind: &AttrType, name: &str, value: &Value) -> Result<Val, Mism
             if let Ok(at) = chrono::DateTime::parse_from_rfc3339(text) {
                 let utc = at.with_timezone(&chrono::Utc);
                 Ok(Val::Str(
-                    utc.format("%Y-%m-%dT%H:%M:%SZ").to_string().into_boxed_str(),
+                    utc.format("%Y-%m-%dT%H:%M:%SZ")
+                        .to_string()
+                        .into_boxed_str(),
                 ))
             } else if chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").is_ok() {
                 Ok(Val::Str(format!("{text}T00:00:00Z").into_boxed_str()))
@@ -179,9 +181,17 @@ mod tests {
         assert!(from_json(&AttrType::String(2), "x", &json!("abc")).is_err());
         assert!(from_json(&AttrType::Integer, "x", &json!("1")).is_err());
         assert!(from_json(&AttrType::Picklist(vec![1, 2]), "x", &json!(3)).is_err());
-        let d = from_json(&AttrType::DateTime, "x", &json!("2024-01-02T03:04:05+01:00")).unwrap();
+        let d = from_json(
+            &AttrType::DateTime,
+            "x",
+            &json!("2024-01-02T03:04:05+01:00"),
+        )
+        .unwrap();
         assert_eq!(d, Val::Str("2024-01-02T02:04:05Z".into()));
-        assert_eq!(from_json(&AttrType::Boolean, "x", &json!(null)).unwrap(), Val::Null);
+        assert_eq!(
+            from_json(&AttrType::Boolean, "x", &json!(null)).unwrap(),
+            Val::Null
+        );
     }
 
     #[test]
