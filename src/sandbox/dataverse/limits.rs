@@ -56,6 +56,8 @@ pub struct Limits {
     pub op_cost_ms: u64,
     /// `x-ms-dop-hint` sent on every answer.
     pub dop_hint: u64,
+    /// A fixed `Retry-After` (seconds) for limit refusals; computed from the window when absent.
+    pub retry_after_secs: Option<u64>,
 }
 
 impl Default for Limits {
@@ -67,6 +69,7 @@ impl Default for Limits {
             max_concurrent: 52,
             op_cost_ms: 0,
             dop_hint: 4,
+            retry_after_secs: None,
         }
     }
 }
@@ -180,13 +183,16 @@ impl Protection {
     }
 
     fn retry_after(&self, oldest: Option<Instant>, now: Instant) -> u64 {
+        if let Some(fixed) = self.limits.retry_after_secs {
+            return fixed;
+        }
         let window = Duration::from_secs(self.limits.window_secs);
         let wait = oldest.map_or(Duration::from_secs(1), |t| {
             (t + window).saturating_duration_since(now)
         });
         let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
         // Continued pressure lengthens Retry-After (api-limits.md "The Retry-After duration").
-        secs.max(1) + u64::from(self.pressure.min(10))
+        secs.max(1) + (u64::from(self.pressure) / 10).min(self.limits.window_secs)
     }
 
     /// Admit a counted request, or refuse it.
@@ -203,7 +209,7 @@ impl Protection {
                     "Number of concurrent requests exceeded the limit of {}.",
                     self.limits.max_concurrent
                 ),
-                retry_after: 1,
+                retry_after: self.limits.retry_after_secs.unwrap_or(1),
             })
         } else if self.requests.len() as u64 >= self.limits.requests_per_window {
             Some(Refusal {
