@@ -1,1 +1,3 @@
 //! Integration tests: the CLI and the library against the sandbox over HTTP.
+mod dataverse;
+mod dataverse_emulator;
