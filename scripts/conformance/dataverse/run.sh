@@ -66,7 +66,7 @@ fi
 if [[ "$which" == all || "$which" == pip ]]; then
   if command -v python3 >/dev/null && python3 -m venv "$work/venv" >/dev/null 2>&1 \
      && timeout 300 "$work/venv/bin/pip" install --quiet "dataverse-api>=1.4,<2" >/dev/null 2>&1; then
-    "$work/venv/bin/python" "$here/dataverse_api.py"
+    "$work/venv/bin/python" "$here/pypi_dataverse_api.py"
   else
     skip "PyPI or python3 venv not reachable for dataverse-api"
   fi
