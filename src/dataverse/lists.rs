@@ -316,16 +316,12 @@ impl Client {
     ) -> Result<Vec<Option<String>>, Error> {
         let ops = list_member_ids
             .iter()
-            .map(|id| Operation::delete(record_path("listmembers", *id)))
-            .collect();
-        let outcomes = self.run_batched(ops).await?;
-        Ok(outcomes
-            .iter()
-            .map(|o| match o {
-                OpOutcome::Failed(r) if r.status == 404 => None,
-                other => other.failure(),
-            })
-            .collect())
+            .map(|id| Operation::delete(record_path("listmembers", *id)));
+        self.run_batched(ops, |o| match o {
+            OpOutcome::Failed(r) if r.status == 404 => None,
+            other => other.failure(),
+        })
+        .await
     }
 }
 

@@ -359,33 +359,40 @@ impl Client {
 
     /// Run many operations as `$batch` requests of at most 1000 operations each (outside change
     /// sets, `continue-on-error`), several batches in flight at once within the client's
-    /// parallelism. Returns every operation's outcome in the order given.
+    /// parallelism, and map every outcome with `summarise` as its batch comes back. The
+    /// operations are built lazily, a batch at a time, so memory stays bounded by the batches
+    /// in flight plus one summary per operation. Returns the summaries in the order given.
     ///
     /// # Errors
     /// A batch could not be sent or read (the operations of earlier batches may have run).
-    pub async fn run_batched(
-        &self,
-        operations: Vec<batch::Operation>,
-    ) -> Result<Vec<OpOutcome>, Error> {
-        use futures::{StreamExt, TryStreamExt};
-        let mut chunks: Vec<Vec<Part>> = Vec::new();
+    pub async fn run_batched<I, R, F>(&self, operations: I, summarise: F) -> Result<Vec<R>, Error>
+    where
+        I: IntoIterator<Item = batch::Operation>,
+        F: Fn(&OpOutcome) -> R,
+    {
+        use futures::StreamExt;
         let mut operations = operations.into_iter().peekable();
-        while operations.peek().is_some() {
-            chunks.push(
+        let chunks = std::iter::from_fn(move || {
+            operations.peek()?;
+            Some(
                 operations
                     .by_ref()
                     .take(batch::MAX_OPERATIONS)
                     .map(Part::Single)
-                    .collect(),
-            );
-        }
+                    .collect::<Vec<Part>>(),
+            )
+        });
         let parallel = self.parallelism().max(1);
-        let results: Vec<Vec<OpOutcome>> = futures::stream::iter(chunks)
-            .map(|parts| async move { self.execute_batch(&parts, true).await })
-            .buffered(parallel)
-            .try_collect()
-            .await?;
-        Ok(results.into_iter().flatten().collect())
+        let mut batches = std::pin::pin!(
+            futures::stream::iter(chunks)
+                .map(|parts| async move { self.execute_batch(&parts, true).await })
+                .buffered(parallel)
+        );
+        let mut summaries = Vec::new();
+        while let Some(outcomes) = batches.next().await {
+            summaries.extend(outcomes?.iter().map(&summarise));
+        }
+        Ok(summaries)
     }
 
     /// Write many records of one table the cheapest way the table allows: the bulk action in
@@ -455,7 +462,10 @@ impl Client {
             }
             let positions: Vec<usize> = ops.iter().map(|(i, _)| *i).collect();
             let outcomes = self
-                .run_batched(ops.into_iter().map(|(_, op)| op).collect())
+                .run_batched(ops.into_iter().map(|(_, op)| op), |o| match action {
+                    BulkAction::Create if o.is_duplicate() => None,
+                    _ => o.failure(),
+                })
                 .await?;
             let mut chunk_results: Vec<Option<String>> =
                 vec![None; positions.len() + missing_id.len()];
@@ -463,10 +473,7 @@ impl Client {
                 chunk_results[i] = Some(format!("the record has no `{id_column}`"));
             }
             for (position, outcome) in positions.into_iter().zip(outcomes) {
-                chunk_results[position] = match (action, &outcome) {
-                    (BulkAction::Create, o) if o.is_duplicate() => None,
-                    (_, o) => o.failure(),
-                };
+                chunk_results[position] = outcome;
             }
             results.extend(chunk_results);
         }

@@ -85,24 +85,19 @@ impl ToolTables {
     ) -> Result<Vec<Option<String>>, Error> {
         let tag_set = &self.schema.tag().entity_set;
         let nav = self.tag_relationship(kind);
-        let ops = links
-            .iter()
-            .map(|link| {
-                let target = self
-                    .client
-                    .url(&record_path(kind.entity_set(), link.person));
-                Operation::post(
-                    format!("{}/{nav}/$ref", record_path(tag_set, link.tag)),
-                    json!({ "@odata.id": target }),
-                    true,
-                )
-            })
-            .collect();
-        let outcomes = self.client.run_batched(ops).await?;
-        Ok(outcomes
-            .iter()
-            .map(|o| if o.is_duplicate() { None } else { o.failure() })
-            .collect())
+        let ops = links.iter().map(|link| {
+            let target = self
+                .client
+                .url(&record_path(kind.entity_set(), link.person));
+            Operation::post(
+                format!("{}/{nav}/$ref", record_path(tag_set, link.tag)),
+                json!({ "@odata.id": target }),
+                true,
+            )
+        });
+        self.client
+            .run_batched(ops, |o| if o.is_duplicate() { None } else { o.failure() })
+            .await
     }
 
     /// Unlink tags from contacts or leads. Returns each link's failure (`None` when unlinked or
@@ -117,24 +112,19 @@ impl ToolTables {
     ) -> Result<Vec<Option<String>>, Error> {
         let tag_set = &self.schema.tag().entity_set;
         let nav = self.tag_relationship(kind);
-        let ops = links
-            .iter()
-            .map(|link| {
-                Operation::delete(format!(
-                    "{}/{nav}({})/$ref",
-                    record_path(tag_set, link.tag),
-                    link.person
-                ))
-            })
-            .collect();
-        let outcomes = self.client.run_batched(ops).await?;
-        Ok(outcomes
-            .iter()
-            .map(|o| match o {
+        let ops = links.iter().map(|link| {
+            Operation::delete(format!(
+                "{}/{nav}({})/$ref",
+                record_path(tag_set, link.tag),
+                link.person
+            ))
+        });
+        self.client
+            .run_batched(ops, |o| match o {
                 OpOutcome::Failed(r) if r.status == 404 => None,
                 other => other.failure(),
             })
-            .collect())
+            .await
     }
 
     /// The contacts or leads linked to a tag, page by page (ids only).

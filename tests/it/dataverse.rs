@@ -634,3 +634,187 @@ async fn the_crm_commands_run_from_the_command_line() {
     assert!(output[3].status.success(), "{}", text(3));
     assert!(text(3).contains("ok create and delete"), "{}", text(3));
 }
+
+#[tokio::test]
+async fn tool_tables_leads_and_upserts_round_trip() {
+    let sandbox = sandbox_with(json!({})).await;
+    let client = client(&sandbox);
+    let schema = Schema::default();
+    let tables = ToolTables::new(client.clone(), schema.clone());
+    let audience = Uuid::new_v4();
+    tables
+        .create_audience(audience, "Leads audience", "mc-leads")
+        .await
+        .unwrap();
+    assert_eq!(
+        tables.audiences_by_mailchimp_id("mc-leads").await.unwrap()[0].id,
+        audience
+    );
+
+    // A static lead list pointing at its Audience record.
+    let list_id = Uuid::new_v4();
+    let binding = audience_sync::dataverse::lists::AudienceBinding {
+        lookup: &schema.names.list_audience_lookup,
+        entity_set: &schema.audience().entity_set,
+        id: audience,
+    };
+    client
+        .create_static_list(list_id, "Leads", MemberType::Lead, Some(binding))
+        .await
+        .unwrap();
+    let list = client
+        .marketing_list(list_id, &schema.names.list_audience_lookup)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(list.audience, Some(audience));
+    assert_eq!(list.member_type, MemberType::Lead);
+
+    // Leads written with write_many: create, then update and upsert through the same call.
+    let mc = &schema.names.lead_mailchimp_id;
+    let ids: Vec<Uuid> = (0..3).map(|_| Uuid::new_v4()).collect();
+    let lead = |i: usize, last: &str| {
+        let Value::Object(map) = json!({
+            "leadid": ids[i], "lastname": last, "subject": "Mailchimp",
+            "emailaddress1": format!("lead{i}@example.com"), mc.clone(): format!("mc{i}"),
+        }) else {
+            unreachable!()
+        };
+        map
+    };
+    let created = client
+        .write_many(
+            BulkAction::Create,
+            "leads",
+            "lead",
+            "leadid",
+            (0..3).map(|i| lead(i, "One")).collect(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(created, vec![None, None, None]);
+    let updated = client
+        .write_many(
+            BulkAction::Update,
+            "leads",
+            "lead",
+            "leadid",
+            vec![lead(0, "Two")],
+        )
+        .await
+        .unwrap();
+    assert_eq!(updated, vec![None]);
+    let fresh = Uuid::new_v4();
+    client
+        .upsert("leads", fresh, &json!({"lastname": "Upserted"}))
+        .await
+        .unwrap();
+    client
+        .upsert("leads", fresh, &json!({"firstname": "Again"}))
+        .await
+        .unwrap();
+    let row = client
+        .retrieve("leads", fresh, &["lastname", "firstname"])
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (row["lastname"].as_str(), row["firstname"].as_str()),
+        (Some("Upserted"), Some("Again"))
+    );
+
+    let by_mc: Vec<_> = client
+        .people_where_in(
+            PersonKind::Lead,
+            mc,
+            vec!["mc0".into(), "mc2".into()],
+            &["lastname", mc],
+        )
+        .try_concat()
+        .await
+        .unwrap();
+    let mut found: Vec<(Uuid, Option<&str>)> =
+        by_mc.iter().map(|p| (p.id, p.text("lastname"))).collect();
+    found.sort();
+    let mut expected = vec![(ids[0], Some("Two")), (ids[2], Some("One"))];
+    expected.sort();
+    assert_eq!(found, expected);
+    let by_id: Vec<_> = client
+        .people_by_ids(PersonKind::Lead, &ids, &[])
+        .try_concat()
+        .await
+        .unwrap();
+    assert_eq!(by_id.len(), 3);
+
+    client
+        .add_list_members(list_id, MemberType::Lead, &ids)
+        .await
+        .unwrap();
+    let in_list: Vec<_> = client
+        .people_in_list(PersonKind::Lead, list_id, &["lastname"])
+        .try_concat()
+        .await
+        .unwrap();
+    assert_eq!(in_list.len(), 3);
+
+    // Tags of leads, renamed and deleted.
+    let tag = Uuid::new_v4();
+    tables.create_tag(tag, "Hot", "7", audience).await.unwrap();
+    let links: Vec<TagLink> = ids.iter().map(|p| TagLink { tag, person: *p }).collect();
+    assert!(
+        tables
+            .link_tags(PersonKind::Lead, &links)
+            .await
+            .unwrap()
+            .iter()
+            .all(Option::is_none)
+    );
+    let members: Vec<Uuid> = tables
+        .tag_members(PersonKind::Lead, tag)
+        .try_concat()
+        .await
+        .unwrap();
+    assert_eq!(members.len(), 3);
+    tables.rename_tag(tag, "Very hot", None).await.unwrap();
+    assert_eq!(tables.tags(audience).await.unwrap()[0].name, "Very hot");
+    assert!(tables.delete_tag(tag).await.unwrap());
+    assert!(tables.tags(audience).await.unwrap().is_empty());
+
+    // Status and sync runs.
+    let now = chrono::SubsecRound::trunc_subsecs(chrono::Utc::now(), 0);
+    let status = audience_sync::dataverse::tables::AudienceStatus {
+        sync_status: audience_sync::dataverse::schema::sync_status::SUCCEEDED,
+        last_sync_start: Some(now),
+        last_sync_end: Some(now),
+        member_count: Some(3),
+        created: Some(3),
+        updated: Some(1),
+        removed: Some(0),
+        failed: Some(0),
+        last_message: Some("ok".into()),
+    };
+    tables
+        .set_audience_status(audience, &status, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        tables.audience(audience).await.unwrap().unwrap().status,
+        status
+    );
+    let run = audience_sync::dataverse::tables::SyncRun {
+        id: Uuid::new_v4(),
+        name: "run 1".into(),
+        audience,
+        started: now,
+        ended: Some(now),
+        status: audience_sync::dataverse::schema::sync_status::SUCCEEDED,
+        created: 3,
+        updated: 1,
+        removed: 0,
+        failed: 0,
+        message: None,
+    };
+    tables.save_sync_run(&run).await.unwrap();
+    tables.save_sync_run(&run).await.unwrap();
+    assert_eq!(sandbox.dataverse.count("mcsync_syncrun"), 1);
+}
