@@ -98,9 +98,10 @@ async fn check(args: &CrmArgs) -> anyhow::Result<ExitStatus> {
         println!("  ! {problem}");
     }
     for finding in &report.findings {
-        match &finding.problem {
-            None => println!("  ok {}", finding.what),
-            Some(problem) => println!("  FAILED {}: {problem}", finding.what),
+        match (&finding.problem, &finding.note) {
+            (Some(problem), _) => println!("  FAILED {}: {problem}", finding.what),
+            (None, Some(note)) => println!("  ?? {} ({note})", finding.what),
+            (None, None) => println!("  ok {}", finding.what),
         }
     }
     Ok(if report.healthy() {

@@ -435,10 +435,72 @@ pub struct Finding {
     pub what: String,
     /// `None` when it is fine, else the reason.
     pub problem: Option<String>,
+    /// Something to know that is not a failure (e.g. why a check could not be made).
+    pub note: Option<String>,
 }
 
-/// Probe what the application user can do: read lists, contacts, leads and list members, and
-/// create and delete a record in the tool's Sync Run table (when it exists).
+impl Finding {
+    fn new(what: impl Into<String>, problem: Option<String>) -> Self {
+        Self {
+            what: what.into(),
+            problem,
+            note: None,
+        }
+    }
+}
+
+/// The rights the tool needs on records of each table it writes: read them, change them, create
+/// them (contacts and leads), and link them (tags, list membership).
+pub const REQUIRED_RIGHTS: [(&str, &str, &[&str]); 3] = [
+    (
+        "contacts",
+        "contactid",
+        &[
+            "ReadAccess",
+            "WriteAccess",
+            "CreateAccess",
+            "AppendAccess",
+            "AppendToAccess",
+        ],
+    ),
+    (
+        "leads",
+        "leadid",
+        &[
+            "ReadAccess",
+            "WriteAccess",
+            "CreateAccess",
+            "AppendAccess",
+            "AppendToAccess",
+        ],
+    ),
+    (
+        "lists",
+        "listid",
+        &["ReadAccess", "WriteAccess", "AppendToAccess"],
+    ),
+];
+
+/// The rights of `required` missing from a `RetrievePrincipalAccess` answer such as
+/// `"ReadAccess, WriteAccess, AppendAccess"` (pure).
+#[must_use]
+pub fn missing_rights<'a>(access_rights: &str, required: &[&'a str]) -> Vec<&'a str> {
+    let held: BTreeSet<&str> = access_rights
+        .split(',')
+        .map(str::trim)
+        .filter(|r| !r.is_empty())
+        .collect();
+    required
+        .iter()
+        .copied()
+        .filter(|r| !held.contains(r))
+        .collect()
+}
+
+/// Probe what the application user can do: read lists, contacts, leads and list members; hold
+/// the rights the tool needs on a contact, a lead and a list (`RetrievePrincipalAccess` on the
+/// first record of each); and create and delete a record in the tool's Sync Run table (when it
+/// exists).
 ///
 /// # Errors
 /// Only when the service cannot be reached at all; refusals are findings.
@@ -446,32 +508,63 @@ pub async fn probe_access(
     client: &Client,
     schema: &Schema,
     observed: &Observed,
+    user: Uuid,
 ) -> Result<Vec<Finding>, Error> {
     let mut findings = Vec::new();
-    for (what, query) in [
-        (
-            "read marketing lists",
-            Query::new("lists").select(["listid"]).top(1),
-        ),
-        (
-            "read contacts",
-            Query::new("contacts").select(["contactid"]).top(1),
-        ),
-        ("read leads", Query::new("leads").select(["leadid"]).top(1)),
-        (
-            "read list members",
-            Query::new("listmembers").select(["listmemberid"]).top(1),
-        ),
+    let mut samples: BTreeMap<&str, Uuid> = BTreeMap::new();
+    for (what, set, id_column) in [
+        ("read marketing lists", "lists", "listid"),
+        ("read contacts", "contacts", "contactid"),
+        ("read leads", "leads", "leadid"),
+        ("read list members", "listmembers", "listmemberid"),
     ] {
+        let query = Query::new(set).select([id_column]).top(1);
         let problem = match client.get_json::<Value>(&query.to_relative_url()?).await {
-            Ok(_) => None,
+            Ok(page) => {
+                if let Some(id) = page["value"][0][id_column]
+                    .as_str()
+                    .and_then(|s| Uuid::parse_str(s).ok())
+                {
+                    samples.insert(set, id);
+                }
+                None
+            }
             Err(err @ Error::Transport { .. }) => return Err(err),
             Err(err) => Some(err.to_string()),
         };
-        findings.push(Finding {
-            what: what.to_owned(),
-            problem,
-        });
+        findings.push(Finding::new(what, problem));
+    }
+    for (set, _, required) in REQUIRED_RIGHTS {
+        let what = format!("hold {} on {set}", required.join(", "));
+        let Some(sample) = samples.get(set) else {
+            let mut finding = Finding::new(what, None);
+            finding.note = Some(format!(
+                "not checked: no record in `{set}` to check against"
+            ));
+            findings.push(finding);
+            continue;
+        };
+        let target = query_encode(&format!("{{'@odata.id':'{set}({sample})'}}"));
+        let path = format!(
+            "systemusers({user})/Microsoft.Dynamics.CRM.RetrievePrincipalAccess(Target=@p1)?@p1={target}"
+        );
+        let mut finding = Finding::new(what, None);
+        match client.get_json::<Value>(&path).await {
+            Ok(answer) => {
+                let rights = answer["AccessRights"].as_str().unwrap_or_default();
+                let missing = missing_rights(rights, required);
+                if !missing.is_empty() {
+                    finding.problem = Some(format!(
+                        "the application user lacks {} (it has `{rights}`)",
+                        missing.join(", ")
+                    ));
+                }
+            }
+            Err(err @ Error::Transport { .. }) => return Err(err),
+            Err(err @ Error::Api { status: 403, .. }) => finding.problem = Some(err.to_string()),
+            Err(err) => finding.note = Some(format!("not checked: {err}")),
+        }
+        findings.push(finding);
     }
     let table = schema.sync_run();
     let what = format!("create and delete a `{}` record", table.logical_name);
@@ -489,16 +582,18 @@ pub async fn probe_access(
             Err(err @ Error::Transport { .. }) => return Err(err),
             Err(err) => Some(err.to_string()),
         };
-        findings.push(Finding { what, problem });
+        findings.push(Finding::new(what, problem));
     } else {
-        findings.push(Finding {
+        findings.push(Finding::new(
             what,
-            problem: Some(
-                "the table does not exist yet (run `audience-sync crm bootstrap`)".to_owned(),
-            ),
-        });
+            Some("the table does not exist yet (run `audience-sync crm bootstrap`)".to_owned()),
+        ));
     }
     Ok(findings)
+}
+
+fn query_encode(value: &str) -> String {
+    super::query::encode(value)
 }
 
 /// What `crm bootstrap` did.
@@ -562,7 +657,7 @@ pub async fn check(client: &Client, schema: &Schema) -> Result<CheckReport, Erro
     let user = client.who_am_i().await?;
     let observed = client.observe_schema(schema).await?;
     let plan = plan(schema, &observed);
-    let findings = probe_access(client, schema, &observed).await?;
+    let findings = probe_access(client, schema, &observed, user).await?;
     Ok(CheckReport {
         user,
         plan,
@@ -688,6 +783,18 @@ mod tests {
         let p = plan(&schema, &observed);
         assert!(p.steps.is_empty(), "{:?}", p.steps);
         assert!(p.problems[0].contains("`list`"), "{:?}", p.problems);
+    }
+
+    #[test]
+    fn missing_rights_are_named() {
+        let answer =
+            "ReadAccess, WriteAccess, AppendAccess, AppendToAccess, CreateAccess, DeleteAccess";
+        assert!(missing_rights(answer, REQUIRED_RIGHTS[0].2).is_empty());
+        assert_eq!(
+            missing_rights("ReadAccess", REQUIRED_RIGHTS[2].2),
+            vec!["WriteAccess", "AppendToAccess"]
+        );
+        assert_eq!(missing_rights("None", &["ReadAccess"]), vec!["ReadAccess"]);
     }
 
     #[test]
