@@ -2,22 +2,27 @@
 //! selecting only the columns asked for.
 //!
 //! Invariants: lookups by value use `Microsoft.Dynamics.CRM.In` in chunks that keep every URL
-//! under [`MAX_FILTER_CHARS`] encoded characters and [`MAX_IN_VALUES`] values; results stream
-//! page by page (5000 rows), chunk after chunk, never collected.
+//! under [`MAX_FILTER_CHARS`] encoded characters and [`MAX_IN_VALUES`] values, sent
+//! [`READS_PER_BATCH`] to a `$batch`; results stream page by page (5000 rows), batch after
+//! batch, never collected.
 
 use futures::Stream;
 use uuid::Uuid;
 
-use super::client::Client;
+use super::batch::{OpOutcome, Operation, Part};
+use super::client::{Client, MAX_PAGE_SIZE};
 use super::error::Error;
 use super::query::{Filter, Literal, Query, in_chunks};
-use super::records::{Row, etag, guid};
+use super::records::{Collection, Row, etag, guid};
 
 /// Upper bound of the encoded `$filter` of one lookup request (URLs stay far below the
 /// service's limit, with room for `$select`).
 pub const MAX_FILTER_CHARS: usize = 6000;
 /// Values per `In` filter.
 pub const MAX_IN_VALUES: usize = 200;
+/// Lookup queries per `$batch` (each answer is a page of up to 5000 rows, so this bounds the
+/// memory one batch answer takes).
+pub const READS_PER_BATCH: usize = 100;
 
 /// Contact or lead.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -115,6 +120,10 @@ impl Client {
 
     /// The contacts or leads whose `column` is one of `values` (e.g. the Mailchimp contact id
     /// column, or `emailaddress1`, which Dataverse compares case-insensitively), page by page.
+    ///
+    /// The values go in `In` filters of at most [`MAX_IN_VALUES`]; when there is more than one
+    /// such query, up to [`READS_PER_BATCH`] of them travel in one `$batch` (GETs outside change
+    /// sets), so a lookup of a million addresses costs tens of counted requests, not thousands.
     pub fn people_where_in(
         &self,
         kind: PersonKind,
@@ -127,13 +136,66 @@ impl Client {
         let chunks = in_chunks(column, &values, MAX_FILTER_CHARS, MAX_IN_VALUES);
         let column = column.to_owned();
         async_stream::try_stream! {
-            for chunk in chunks {
-                let query = Query::new(kind.entity_set())
-                    .select(select.clone())
-                    .filter(Filter::is_in(&column, chunk));
-                let mut pages = std::pin::pin!(client.pages::<Row>(&query));
-                while let Some(page) = futures::StreamExt::next(&mut pages).await {
-                    yield to_people(kind, page?);
+            let single = chunks.len() == 1;
+            let mut chunks = chunks.into_iter().peekable();
+            while chunks.peek().is_some() {
+                let mut parts = Vec::new();
+                for chunk in chunks.by_ref().take(READS_PER_BATCH) {
+                    let query = Query::new(kind.entity_set())
+                        .select(select.clone())
+                        .filter(Filter::is_in(&column, chunk));
+                    parts.push(query.to_relative_url()?);
+                }
+                if single {
+                    let first = Ok(client.url(&parts[0]));
+                    let mut pages = std::pin::pin!(client.pages_from::<Row>(first, MAX_PAGE_SIZE));
+                    while let Some(page) = futures::StreamExt::next(&mut pages).await {
+                        yield to_people(kind, page?);
+                    }
+                    continue;
+                }
+                let parts: Vec<Part> = parts
+                    .into_iter()
+                    .map(|url| {
+                        Part::Single(
+                            Operation::get(url)
+                                .header("Prefer", &format!("odata.maxpagesize={MAX_PAGE_SIZE}")),
+                        )
+                    })
+                    .collect();
+                let outcomes = client.execute_batch(&parts, true).await?;
+                for outcome in outcomes {
+                    let page: Collection<Row> = match &outcome {
+                        OpOutcome::Ok(response) => serde_json::from_str(&response.body).map_err(|err| {
+                            Error::Response {
+                                method: "GET".to_owned(),
+                                path: kind.entity_set().to_owned(),
+                                message: format!("a page inside the batch is not JSON: {err}"),
+                            }
+                        })?,
+                        OpOutcome::Failed(response) | OpOutcome::RolledBack(response) => {
+                            let error = response.error();
+                            Err(Error::Api {
+                                status: response.status,
+                                code: error.code,
+                                message: error.message,
+                                method: "GET".to_owned(),
+                                path: kind.entity_set().to_owned(),
+                            })?
+                        }
+                        OpOutcome::NotExecuted => Err(Error::Response {
+                            method: "POST".to_owned(),
+                            path: "$batch".to_owned(),
+                            message: "a lookup inside the batch was not executed".to_owned(),
+                        })?,
+                    };
+                    yield to_people(kind, page.value);
+                    if let Some(next) = page.next_link {
+                        let mut pages = std::pin::pin!(client.pages_from::<Row>(Ok(next), MAX_PAGE_SIZE));
+                        while let Some(page) = futures::StreamExt::next(&mut pages).await {
+                            yield to_people(kind, page?);
+                        }
+                    }
                 }
             }
         }

@@ -77,11 +77,12 @@ impl BulkAction {
 #[derive(Debug, Default)]
 pub(super) struct BulkSupport(Mutex<HashMap<(String, BulkAction), bool>>);
 
+/// One page of a collection: `value` and the `@odata.nextLink` to the next page.
 #[derive(Deserialize)]
-struct Collection<T> {
-    value: Vec<T>,
+pub(super) struct Collection<T> {
+    pub(super) value: Vec<T>,
     #[serde(rename = "@odata.nextLink")]
-    next_link: Option<String>,
+    pub(super) next_link: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -140,8 +141,20 @@ impl Client {
     where
         T: DeserializeOwned + Send + 'static,
     {
+        let first = query.to_relative_url().map(|rel| self.url(&rel));
+        self.pages_from(first, page_size)
+    }
+
+    /// The pages starting at an absolute URL (e.g. an `@odata.nextLink`), followed verbatim.
+    pub(super) fn pages_from<T>(
+        &self,
+        first: Result<String, Error>,
+        page_size: u32,
+    ) -> impl Stream<Item = Result<Vec<T>, Error>> + Send + 'static + use<T>
+    where
+        T: DeserializeOwned + Send + 'static,
+    {
         let client = self.clone();
-        let first = query.to_relative_url().map(|rel| client.url(&rel));
         let prefer = format!("odata.maxpagesize={}", page_size.clamp(1, MAX_PAGE_SIZE));
         async_stream::try_stream! {
             let mut next = Some(first?);

@@ -443,18 +443,35 @@ async fn people_are_found_by_email_with_quotes_and_plus_signs() {
     let id = Uuid::new_v4();
     let body = json!({"contactid": id, "lastname": "O'Brien", "emailaddress1": "o'brien+news@example.com"});
     client.create("contacts", &body).await.unwrap();
-    let mut emails: Vec<String> = (0..450)
+    let mut emails: Vec<String> = (0..25_000)
         .map(|i| format!("nobody{i}+x@example.com"))
         .collect();
-    emails.push("o'brien+news@example.com".to_owned());
+    emails.push("O'Brien+News@example.com".to_owned());
+    let values: Vec<_> = emails.iter().map(|e| e.as_str().into()).collect();
+    let queries = audience_sync::dataverse::query::in_chunks(
+        "emailaddress1",
+        &values,
+        audience_sync::dataverse::people::MAX_FILTER_CHARS,
+        audience_sync::dataverse::people::MAX_IN_VALUES,
+    )
+    .len();
+    let batches = queries.div_ceil(audience_sync::dataverse::people::READS_PER_BATCH);
+    assert!(batches >= 2, "{queries} queries");
+    reset_counters(&sandbox).await;
     let found: Vec<_> = client
         .people_by_emails(PersonKind::Contact, &emails, &["emailaddress1", "lastname"])
         .try_concat()
         .await
         .unwrap();
-    assert_eq!(found.len(), 1);
+    assert_eq!(found.len(), 1, "found case-insensitively");
     assert_eq!(found[0].id, id);
     assert_eq!(found[0].text("lastname"), Some("O'Brien"));
+    let c = counters(&sandbox).await;
+    assert_eq!(
+        counted(&c) as usize,
+        batches,
+        "{queries} lookups in {batches} batches: {c}"
+    );
 }
 
 #[tokio::test]
