@@ -488,13 +488,15 @@ pub fn eval(store: &Store, id: Uuid, row: &Row, pred: &Pred) -> bool {
         Pred::Not(a) => !eval(store, id, row, a),
         Pred::Const(b) => *b,
         Pred::Cmp(col, op, value) => {
-            let Some(actual) = column_value(store, row, col) else {
-                return false;
-            };
-            compare(&actual, *op, value)
+            with_value(store, row, col, |actual| compare(actual, *op, value)).unwrap_or(false)
         }
-        Pred::Text(f, col, needle) => match column_value(store, row, col) {
-            Some(Val::Str(s)) => {
+        Pred::Text(f, col, needle) => match with_value(store, row, col, |v| match v {
+            Val::Str(s) => Some(s.clone()),
+            _ => None,
+        })
+        .flatten()
+        {
+            Some(s) => {
                 let hay = s.to_lowercase();
                 let needle = needle.to_lowercase();
                 match f {
@@ -506,7 +508,7 @@ pub fn eval(store: &Store, id: Uuid, row: &Row, pred: &Pred) -> bool {
             _ => false,
         },
         Pred::In(col, values) => {
-            column_value(store, row, col).is_some_and(|v| values.iter().any(|x| v.equals(x)))
+            with_value(store, row, col, |v| values.iter().any(|x| v.equals(x))).unwrap_or(false)
         }
         Pred::Lambda {
             rel,
@@ -537,12 +539,12 @@ pub fn eval(store: &Store, id: Uuid, row: &Row, pred: &Pred) -> bool {
     }
 }
 
-fn column_value(store: &Store, row: &Row, col: &Col) -> Option<Val> {
+fn with_value<R>(store: &Store, row: &Row, col: &Col, f: impl FnOnce(&Val) -> R) -> Option<R> {
     match col {
-        Col::Here(pos) => Some(row.get(*pos).clone()),
+        Col::Here(pos) => Some(f(row.get(*pos))),
         Col::Via(lookup, table, pos) => match row.get(*lookup) {
-            Val::Guid(target) => store.get(table, *target).map(|r| r.get(*pos).clone()),
-            _ => Some(Val::Null),
+            Val::Guid(target) => store.get(table, *target).map(|r| f(r.get(*pos))),
+            _ => Some(f(&Val::Null)),
         },
     }
 }
@@ -576,6 +578,26 @@ pub fn candidates(store: &Store, table: &Table, pred: &Pred) -> Option<Vec<Uuid>
     match pred {
         Pred::And(a, b) => candidates(store, table, a).or_else(|| candidates(store, table, b)),
         Pred::Cmp(Col::Here(pos), Op::Eq, Val::Guid(id)) if *pos == pk => Some(vec![*id]),
+        Pred::Cmp(Col::Here(pos), Op::Eq, Val::Str(text)) if is_text(table, *pos) => {
+            Some(store.lookup_text(&table.meta.logical_name, *pos, &[text]))
+        }
+        Pred::In(Col::Here(pos), values)
+            if is_text(table, *pos) && values.iter().all(|v| matches!(v, Val::Str(_))) =>
+        {
+            let texts: Vec<&str> = values
+                .iter()
+                .filter_map(|v| match v {
+                    Val::Str(s) => Some(&**s),
+                    _ => None,
+                })
+                .collect();
+            Some(store.lookup_text(&table.meta.logical_name, *pos, &texts))
+        }
+        Pred::Or(a, b) => {
+            let mut left = candidates(store, table, a)?;
+            left.extend(candidates(store, table, b)?);
+            Some(left)
+        }
         Pred::In(Col::Here(pos), values) if *pos == pk => Some(
             values
                 .iter()
@@ -625,6 +647,13 @@ pub fn candidates(store: &Store, table: &Table, pred: &Pred) -> Option<Vec<Uuid>
         }
         _ => None,
     }
+}
+
+fn is_text(table: &Table, pos: u16) -> bool {
+    table
+        .meta
+        .attribute_at(pos)
+        .is_some_and(|a| matches!(a.kind, AttrType::String(_)))
 }
 
 /// One page of a query.

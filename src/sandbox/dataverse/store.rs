@@ -106,6 +106,7 @@ pub struct Store {
     member_ids: HashMap<(Uuid, Uuid), Uuid>,
     version: u64,
     journal: Option<Vec<Undo>>,
+    indexes: std::sync::Mutex<HashMap<(String, u16), TextIndex>>,
     clock: fn() -> String,
 }
 
@@ -117,7 +118,103 @@ fn now() -> String {
 pub const BULK_MESSAGES: [&str; 3] = ["CreateMultiple", "UpdateMultiple", "UpsertMultiple"];
 const ROW_MESSAGES: [&str; 4] = ["Create", "Update", "Delete", "Retrieve"];
 
+/// A lazily built equality index on one text column: hash of the case-folded value → row ids.
+///
+/// It may hold extra ids (hash collisions, values since changed, rows deleted or rolled back),
+/// never miss one: every write adds the new value, and callers re-check candidates against the
+/// filter. Keys are hashes, not strings, to keep it small (about 32 bytes a row).
+#[derive(Debug, Default)]
+pub struct TextIndex {
+    first: HashMap<u64, Uuid>,
+    more: HashMap<u64, Vec<Uuid>>,
+}
+
+impl TextIndex {
+    fn hash(text: &str) -> u64 {
+        use std::hash::{BuildHasher, Hasher};
+        let mut hasher =
+            std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
+                .build_hasher();
+        hasher.write(fold(text).as_bytes());
+        hasher.finish()
+    }
+
+    fn add(&mut self, text: &str, id: Uuid) {
+        let key = Self::hash(text);
+        match self.first.get(&key) {
+            None => {
+                self.first.insert(key, id);
+            }
+            Some(existing) if *existing == id => {}
+            Some(_) => {
+                let ids = self.more.entry(key).or_default();
+                if !ids.contains(&id) {
+                    ids.push(id);
+                }
+            }
+        }
+    }
+
+    fn get(&self, text: &str, out: &mut Vec<Uuid>) {
+        let key = Self::hash(text);
+        if let Some(id) = self.first.get(&key) {
+            out.push(*id);
+        }
+        if let Some(ids) = self.more.get(&key) {
+            out.extend_from_slice(ids);
+        }
+    }
+}
+
+/// Case folding used by the text index (the service compares text case-insensitively).
+#[must_use]
+pub fn fold(text: &str) -> String {
+    if text.is_ascii() {
+        text.to_ascii_lowercase()
+    } else {
+        text.to_lowercase()
+    }
+}
+
 impl Store {
+    /// Candidate ids of rows whose text column `pos` equals one of `values`
+    /// (case-insensitively), from the column's index (built on first use).
+    #[must_use]
+    pub fn lookup_text(&self, table: &str, pos: u16, values: &[&str]) -> Vec<Uuid> {
+        let mut indexes = self
+            .indexes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let build = || {
+            let mut index = TextIndex::default();
+            index
+                .first
+                .reserve(self.tables.get(table).map_or(0, |t| t.rows.len()));
+            if let Some(t) = self.tables.get(table) {
+                for (id, row) in &t.rows {
+                    if let Val::Str(text) = row.get(pos) {
+                        index.add(text, *id);
+                    }
+                }
+            }
+            index
+        };
+        // An index built inside a journal could miss values a rollback restores: build one
+        // only outside (reads never run inside a change set anyway).
+        let mut scratch;
+        let index = if self.journal.is_some() && !indexes.contains_key(&(table.to_owned(), pos)) {
+            scratch = build();
+            &mut scratch
+        } else {
+            indexes.entry((table.to_owned(), pos)).or_insert_with(build)
+        };
+        let mut out = Vec::new();
+        for value in values {
+            index.get(value, &mut out);
+        }
+        out
+    }
+
     /// A fresh environment with the standard tables (and the tool's schema when `bootstrapped`).
     #[must_use]
     pub fn new(bootstrapped: bool) -> Self {
@@ -130,6 +227,7 @@ impl Store {
             member_ids: HashMap::new(),
             version: 1_000_000,
             journal: None,
+            indexes: std::sync::Mutex::new(HashMap::new()),
             clock: now,
         };
         store
@@ -435,7 +533,21 @@ impl Store {
         }
     }
 
-    fn put_row(&mut self, table: &str, id: Uuid, row: Row) {
+    fn put_row(&mut self, table: &str, id: Uuid, mut row: Row) {
+        row.fields.shrink_to_fit();
+        {
+            let mut indexes = self
+                .indexes
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            for ((t, pos), index) in indexes.iter_mut() {
+                if t == table
+                    && let Val::Str(text) = row.get(*pos)
+                {
+                    index.add(text, id);
+                }
+            }
+        }
         let old = self
             .tables
             .get_mut(table)

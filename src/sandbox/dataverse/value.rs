@@ -58,6 +58,11 @@ impl Val {
             (Val::Int(a), Val::Dec(b)) => (*a as f64).partial_cmp(b),
             (Val::Dec(a), Val::Int(b)) => a.partial_cmp(&(*b as f64)),
             (Val::Dec(a), Val::Dec(b)) => a.partial_cmp(b),
+            (Val::Str(a), Val::Str(b)) if a.is_ascii() && b.is_ascii() => Some(
+                a.bytes()
+                    .map(|c| c.to_ascii_lowercase())
+                    .cmp(b.bytes().map(|c| c.to_ascii_lowercase())),
+            ),
             (Val::Str(a), Val::Str(b)) => Some(cmp_ci(a, b)),
             (Val::Guid(a), Val::Guid(b)) => Some(a.cmp(b)),
             (Val::Guid(a), Val::Str(b)) => Uuid::parse_str(b).ok().map(|b| a.cmp(&b)),
@@ -69,6 +74,12 @@ impl Val {
     /// Equality as `eq` means it (text case-insensitive).
     #[must_use]
     pub fn equals(&self, other: &Val) -> bool {
+        if let (Val::Str(a), Val::Str(b)) = (self, other)
+            && a.is_ascii()
+            && b.is_ascii()
+        {
+            return a.eq_ignore_ascii_case(b);
+        }
         self.compare(other) == Some(Ordering::Equal)
     }
 }
