@@ -771,3 +771,147 @@ async fn service_protection_answers_429_with_retry_after_and_counts_a_batch_once
         .unwrap();
     assert!(counted["counted_requests"].as_u64().unwrap() >= 4);
 }
+
+#[tokio::test]
+async fn expand_count_and_conditional_get() {
+    let audience = Uuid::new_v4();
+    let list = Uuid::new_v4();
+    let sb = start(json!({
+        "records": {"mcsync_audiences": [{"mcsync_audienceid": audience, "mcsync_name": "Main"}]},
+        "contacts": [{"firstname": "A", "lastname": "X"}, {"firstname": "B", "lastname": "X"}, {"firstname": "C", "lastname": "Y"}],
+        "lists": [{"id": list, "name": "L"}]
+    }))
+    .await;
+    let api = Api::new(&sb).await;
+    let (status, _, _) = api
+        .send(
+            reqwest::Method::PATCH,
+            &format!("lists({list})"),
+            &json!({"mcsync_audienceid@odata.bind": format!("/mcsync_audiences({audience})")}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (_, got) = api.get(&format!("lists({list})?$select=listname,_mcsync_audienceid_value&$expand=mcsync_audienceid($select=mcsync_name)")).await;
+    assert_eq!(got["_mcsync_audienceid_value"], audience.to_string());
+    assert_eq!(got["mcsync_audienceid"]["mcsync_name"], "Main");
+    let (status, _, _) = api
+        .send(
+            reqwest::Method::PATCH,
+            &format!("lists({list})"),
+            &json!({"mcsync_audienceid": audience}),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "a lookup is written with @odata.bind"
+    );
+    let text = api
+        .req(
+            reqwest::Method::GET,
+            "contacts/$count?$filter=lastname eq 'X'",
+        )
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(text, "2");
+    let (_, counted) = api
+        .get(
+            "contacts?$select=fullname&$count=true&$filter=lastname eq 'X'&$orderby=firstname desc",
+        )
+        .await;
+    assert_eq!(counted["@odata.count"], 2);
+    assert_eq!(counted["value"][0]["fullname"], "B X");
+    let (_, one) = api.get(&format!("lists({list})")).await;
+    let etag = one["@odata.etag"].as_str().unwrap().to_owned();
+    let resp = api
+        .req(reqwest::Method::GET, &format!("lists({list})"))
+        .header("If-None-Match", etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NOT_MODIFIED);
+    let metadata = api
+        .req(reqwest::Method::GET, "$metadata")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metadata.contains("<EntitySet Name=\"mcsync_tags\"")
+            && metadata.contains("Name=\"listcontact_association\"")
+    );
+}
+
+#[tokio::test]
+async fn concurrency_execution_time_and_dropped_connections() {
+    let sb = start(json!({})).await;
+    let api = Api::new(&sb).await;
+    sb.dataverse.set_limits(Limits {
+        execution_ms_per_window: 500,
+        op_cost_ms: 1,
+        ..Limits::default()
+    });
+    let targets: Vec<Value> = (0..600).map(|i| json!({"@odata.type": "Microsoft.Dynamics.CRM.contact", "firstname": format!("t{i}")})).collect();
+    let (status, _, _) = api
+        .send(
+            reqwest::Method::POST,
+            "contacts/Microsoft.Dynamics.CRM.CreateMultiple",
+            &json!({"Targets": targets}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "one bulk request is admitted");
+    let (status, body) = api.get("WhoAmI").await;
+    assert_eq!(
+        status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "its execution time used up the window"
+    );
+    assert_eq!(body["error"]["code"], "0x80072321");
+
+    sb.dataverse.set_limits(Limits {
+        max_concurrent: 2,
+        ..Limits::default()
+    });
+    sb.dataverse.set_faults(Faults {
+        latency_ms: 1500,
+        ..Faults::default()
+    });
+    let calls = (0..3).map(|_| api.req(reqwest::Method::GET, "WhoAmI").send());
+    let results = futures::future::join_all(calls).await;
+    let mut codes = Vec::new();
+    for resp in results {
+        let resp = resp.unwrap();
+        if resp.status() == StatusCode::TOO_MANY_REQUESTS {
+            let body: Value = resp.json().await.unwrap();
+            codes.push(body["error"]["code"].as_str().unwrap().to_owned());
+        }
+    }
+    assert_eq!(
+        codes,
+        ["0x80072326"],
+        "the third concurrent request is refused at once"
+    );
+
+    sb.dataverse.set_limits(Limits::default());
+    sb.dataverse.set_faults(Faults {
+        drop_rate: 1.0,
+        ..Faults::default()
+    });
+    let dropped = async {
+        api.req(reqwest::Method::GET, "WhoAmI")
+            .send()
+            .await?
+            .bytes()
+            .await
+    };
+    assert!(
+        dropped.await.is_err(),
+        "the connection is dropped mid-answer"
+    );
+}

@@ -279,10 +279,23 @@ fn route(ctx: &Ctx, store: &mut Store, req: &ApiRequest) -> Result<ApiResponse, 
         },
         (None, Some(action), 2) if action.name == "$count" => {
             expect_method(req, &["GET"])?;
-            let n = store
+            let mut options = query::parse_options(&req.query)?;
+            if !options.select.is_empty() || !options.expand.is_empty() || options.top.is_some() {
+                return Err(DvError::bad_request(
+                    "Only $filter is allowed with /$count.",
+                ));
+            }
+            options.count = true;
+            let t = store
                 .table(&logical)
-                .map_or(0, |t| t.rows.len())
-                .min(MAX_PAGE);
+                .ok_or_else(|| DvError::no_resource(&logical))?;
+            let pred = match &options.filter {
+                Some(expr) => Some(query::bind(store, &t.meta, expr)?),
+                None => None,
+            };
+            let n = query::run(store, t, None, &options, pred.as_ref(), 1)?
+                .count
+                .unwrap_or(0);
             Ok(ApiResponse {
                 status: 200,
                 headers: Vec::new(),
