@@ -915,3 +915,46 @@ async fn concurrency_execution_time_and_dropped_connections() {
         "the connection is dropped mid-answer"
     );
 }
+
+#[tokio::test]
+async fn a_property_is_written_alone_and_content_ids_bind_in_bodies() {
+    let sb = start(json!({})).await;
+    let api = Api::new(&sb).await;
+    let body = "--batch_q\r\nContent-Type: multipart/mixed; boundary=changeset_q\r\n\r\n\
+--changeset_q\r\nContent-Type: application/http\r\nContent-Transfer-Encoding: binary\r\nContent-ID: 1\r\n\r\n\
+POST /api/data/v9.2/mcsync_audiences HTTP/1.1\r\nContent-Type: application/json\r\n\r\n{\"mcsync_name\":\"A\"}\r\n\
+--changeset_q\r\nContent-Type: application/http\r\nContent-Transfer-Encoding: binary\r\nContent-ID: 2\r\n\r\n\
+POST /api/data/v9.2/mcsync_tags HTTP/1.1\r\nContent-Type: application/json\r\n\r\n{\"mcsync_name\":\"T\",\"mcsync_audienceid@odata.bind\":\"$1\"}\r\n\
+--changeset_q\r\nContent-Type: application/http\r\nContent-Transfer-Encoding: binary\r\nContent-ID: 3\r\n\r\n\
+PUT $2/mcsync_mailchimptagid HTTP/1.1\r\nContent-Type: application/json\r\n\r\n{\"value\":\"42\"}\r\n\
+--changeset_q--\r\n--batch_q--\r\n";
+    let resp = api
+        .req(reqwest::Method::POST, "$batch")
+        .header("Content-Type", "multipart/mixed; boundary=\"batch_q\"")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let (_, tags) = api
+        .get("mcsync_tags?$select=mcsync_mailchimptagid,_mcsync_audienceid_value")
+        .await;
+    let tag = &tags["value"][0];
+    assert_eq!(tag["mcsync_mailchimptagid"], "42");
+    assert!(tag["_mcsync_audienceid_value"].is_string());
+    let (status, _, body) = api
+        .send(
+            reqwest::Method::PATCH,
+            &format!("mcsync_tags({})", tag["mcsync_tagid"].as_str().unwrap()),
+            &json!({"mcsync_name": "x".repeat(201)}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"]["code"], "0x80044331");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("'mcsync_tag' entity exceeded the maximum allowed length of '200'")
+    );
+}

@@ -425,8 +425,8 @@ fn resolve_key(store: &Store, table: &str, key: &str) -> Result<Key, DvError> {
             Some(text) => Value::String(text.replace("''", "'")),
             None => serde_json::from_str(raw).unwrap_or_else(|_| Value::String(raw.clone())),
         };
-        let val =
-            value::from_json(&kind, name, &json_value).map_err(|m| DvError::bad_request(m.0))?;
+        let val = value::from_json(&kind, name, &json_value)
+            .map_err(|m| DvError::bad_request(m.0.replace("{entity}", table)))?;
         values.push((pos, val));
     }
     let existing = t
@@ -620,7 +620,8 @@ fn row_from_body(
         if pos == t.meta.primary_id_pos() && !is_create {
             continue;
         }
-        let val = value::from_json(&attr.kind, key, value).map_err(|m| DvError::validation(m.0))?;
+        let val = value::from_json(&attr.kind, key, value)
+            .map_err(|m| DvError::validation(m.0.replace("{entity}", table)))?;
         row.set(pos, val);
     }
     if is_create {
@@ -1032,6 +1033,13 @@ fn navigation(
     id: Uuid,
     nav: &Segment,
 ) -> Result<ApiResponse, DvError> {
+    if matches!(req.method.as_str(), "PUT" | "DELETE")
+        && store.lookup_nav(table, &nav.name).is_none()
+        && store.many_to_many_nav(table, &nav.name).is_none()
+        && store.collection_nav(table, &nav.name).is_none()
+    {
+        return put_property(store, req, table, id, &nav.name);
+    }
     expect_method(req, &["GET"])?;
     let set = store
         .table(table)
@@ -1098,6 +1106,30 @@ fn navigation(
         200,
         &json!({"@odata.context": format!("{}$metadata#{set}({id})/{}", ctx.root(), nav.name), "value": value}),
     ))
+}
+
+/// `PUT set(id)/column {"value": v}` and `DELETE set(id)/column`: one column at a time.
+fn put_property(
+    store: &mut Store,
+    req: &ApiRequest,
+    table: &str,
+    id: Uuid,
+    column: &str,
+) -> Result<ApiResponse, DvError> {
+    let value = if req.method == "PUT" {
+        let body = parse_body(req)?;
+        body.get("value").cloned().ok_or_else(|| {
+            DvError::bad_request("The body of a property PUT must be {\"value\": ...}.")
+        })?
+    } else {
+        Value::Null
+    };
+    let mut body = Map::new();
+    body.insert(column.to_owned(), value);
+    let (row, _) = row_from_body(store, table, &body, false)?;
+    check_if_match(store, req, table, id)?;
+    store.update(table, id, row)?;
+    Ok(ApiResponse::no_content())
 }
 
 fn reference(

@@ -130,8 +130,8 @@ pub fn from_json(kind: &AttrType, name: &str, value: &Value) -> Result<Val, Mism
             let len = text.chars().count();
             if len > *max as usize {
                 return Err(Mismatch(format!(
-                    "A validation error occurred. The length of the '{name}' attribute of the \
-                     entity exceeded the maximum allowed length of '{max}'."
+                    "A validation error occurred.  The length of the '{name}' attribute of the \
+                     '{{entity}}' entity exceeded the maximum allowed length of '{max}'."
                 )));
             }
             Ok(Val::Str(text.into()))
@@ -143,7 +143,7 @@ pub fn from_json(kind: &AttrType, name: &str, value: &Value) -> Result<Val, Mism
                 Ok(Val::Int(n))
             } else {
                 Err(Mismatch(format!(
-                    "A validation error occurred. The value {n} of '{name}' on record of type \
+                    "A validation error occurred. The value {n} of '{name}' on record of type '{{entity}}' \
                      is outside the valid range. Accepted Values: {}",
                     allowed
                         .iter()
