@@ -835,3 +835,52 @@ async fn tool_tables_leads_and_upserts_round_trip() {
     tables.save_sync_run(&run).await.unwrap();
     assert_eq!(sandbox.dataverse.count("mcsync_syncrun"), 1);
 }
+
+#[tokio::test]
+async fn transient_5xx_and_dropped_connections_are_retried() {
+    let sandbox = sandbox_with(json!({})).await;
+    let client = client(&sandbox);
+    // One request in five meets a fault; twelve tries make a lost request vanishingly rare.
+    let faults = json!({ "rate_503": 0.1, "rate_500": 0.05, "drop_rate": 0.05 });
+    let status = reqwest::Client::new()
+        .put(format!("{}/_sandbox/dataverse/faults", sandbox.base_url()))
+        .json(&faults)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert!(status.is_success(), "{status}");
+    let ids: Vec<Uuid> = (0..3000).map(|_| Uuid::new_v4()).collect();
+    let targets = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| contact(*id, i, "Faulty"))
+        .collect();
+    let results = client
+        .write_many(
+            BulkAction::Create,
+            "contacts",
+            "contact",
+            "contactid",
+            targets,
+        )
+        .await
+        .expect("creates survive the faults");
+    assert!(
+        results.iter().all(Option::is_none),
+        "{:?}",
+        results.iter().flatten().next()
+    );
+    for _ in 0..60 {
+        client.who_am_i().await.expect("reads survive the faults");
+    }
+    let query = Query::new("contacts")
+        .select(["contactid"])
+        .filter(Filter::eq("lastname", "Faulty"));
+    let rows: Vec<Row> = client
+        .collect(&query)
+        .await
+        .expect("paging survives the faults");
+    assert_eq!(rows.len(), 3000);
+    assert!(client.stats().retries() > 0, "faults were met and retried");
+}
