@@ -3,6 +3,8 @@
 mod cli;
 mod common;
 mod config_catalogue;
+mod dataverse;
+mod dataverse_emulator;
 mod examples;
 mod mailchimp;
 mod schema;

@@ -1,0 +1,374 @@
+//! Marketing lists (`lists`) and their membership (`listmembers`, `AddListMembersList`,
+//! `AddMemberList`).
+//!
+//! Invariants: membership is read as `listmembers` rows filtered by `_listid_value`, selecting
+//! only `_entityid_value` and `listmemberid`, streamed 5000 per page; members are added in
+//! unbound `AddListMembersList` calls of at most [`ADD_CHUNK`] and removed with
+//! `DELETE listmembers(id)` inside `$batch` requests.
+
+use futures::{Stream, StreamExt};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::batch::{OpOutcome, Operation};
+use super::client::Client;
+use super::error::Error;
+use super::query::{Filter, Query};
+use super::records::{Created, Row, etag, guid, record_path, text};
+use crate::http::Idempotency;
+
+/// Members per `AddListMembersList` call.
+pub const ADD_CHUNK: usize = 1000;
+
+/// What a marketing list holds (`createdfromcode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemberType {
+    /// 1: accounts (the tool does not sync these).
+    Account,
+    /// 2: contacts.
+    Contact,
+    /// 4: leads.
+    Lead,
+    /// Any other code.
+    Other(i64),
+}
+
+impl MemberType {
+    /// From `createdfromcode`.
+    #[must_use]
+    pub fn from_code(code: i64) -> Self {
+        match code {
+            1 => Self::Account,
+            2 => Self::Contact,
+            4 => Self::Lead,
+            other => Self::Other(other),
+        }
+    }
+    /// The `createdfromcode` value.
+    #[must_use]
+    pub fn code(self) -> i64 {
+        match self {
+            Self::Account => 1,
+            Self::Contact => 2,
+            Self::Lead => 4,
+            Self::Other(code) => code,
+        }
+    }
+    /// The member table's logical name.
+    #[must_use]
+    pub fn logical_name(self) -> Option<&'static str> {
+        match self {
+            Self::Account => Some("account"),
+            Self::Contact => Some("contact"),
+            Self::Lead => Some("lead"),
+            Self::Other(_) => None,
+        }
+    }
+}
+
+/// A marketing list as the tool needs to see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MarketingList {
+    /// `listid`.
+    pub id: Uuid,
+    /// `listname`.
+    pub name: String,
+    /// `type`: true = dynamic (members come from a query; the tool cannot write them).
+    pub dynamic: bool,
+    /// `createdfromcode`.
+    pub member_type: MemberType,
+    /// `statecode` 0 (inactive lists are read-only).
+    pub active: bool,
+    /// `lockstatus` (locked lists accept no new members).
+    pub locked: bool,
+    /// The list's Audience lookup.
+    pub audience: Option<Uuid>,
+    /// The list's version.
+    pub etag: Option<String>,
+}
+
+/// One row of `listmembers`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListMember {
+    /// `listmemberid` (used to remove it).
+    pub id: Uuid,
+    /// The contact, lead or account.
+    pub entity_id: Uuid,
+}
+
+fn list_columns(lookup: &str) -> Vec<String> {
+    vec![
+        "listid".to_owned(),
+        "listname".to_owned(),
+        "type".to_owned(),
+        "createdfromcode".to_owned(),
+        "statecode".to_owned(),
+        "lockstatus".to_owned(),
+        format!("_{lookup}_value"),
+    ]
+}
+
+fn parse_list(row: &Row, lookup: &str) -> Result<MarketingList, Error> {
+    let bad = |message: String| Error::Response {
+        method: "GET".to_owned(),
+        path: "lists".to_owned(),
+        message,
+    };
+    let id = guid(row, "listid").ok_or_else(|| bad("a list without `listid`".to_owned()))?;
+    let code = row
+        .get("createdfromcode")
+        .and_then(Value::as_i64)
+        .ok_or_else(|| bad(format!("list `{id}` has no `createdfromcode`")))?;
+    Ok(MarketingList {
+        id,
+        name: text(row, "listname").unwrap_or_default(),
+        dynamic: row.get("type").and_then(Value::as_bool).unwrap_or(false),
+        member_type: MemberType::from_code(code),
+        active: row.get("statecode").and_then(Value::as_i64).unwrap_or(0) == 0,
+        locked: row
+            .get("lockstatus")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+        audience: guid(row, &format!("_{lookup}_value")),
+        etag: etag(row),
+    })
+}
+
+impl Client {
+    /// A marketing list by id; `None` when there is none. `audience_lookup` is the list's
+    /// Audience lookup column (see [`super::schema::Names::list_audience_lookup`]).
+    ///
+    /// # Errors
+    /// Any other failure.
+    pub async fn marketing_list(
+        &self,
+        id: Uuid,
+        audience_lookup: &str,
+    ) -> Result<Option<MarketingList>, Error> {
+        let columns = list_columns(audience_lookup);
+        let columns: Vec<&str> = columns.iter().map(String::as_str).collect();
+        match self.retrieve("lists", id, &columns).await? {
+            Some(row) => parse_list(&row, audience_lookup).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The marketing lists with exactly this name (several may share it).
+    ///
+    /// # Errors
+    /// Any failure.
+    pub async fn marketing_lists_named(
+        &self,
+        name: &str,
+        audience_lookup: &str,
+    ) -> Result<Vec<MarketingList>, Error> {
+        let query = Query::new("lists")
+            .select(list_columns(audience_lookup))
+            .filter(Filter::eq("listname", name));
+        let rows: Vec<Row> = self.collect(&query).await?;
+        rows.iter()
+            .map(|r| parse_list(r, audience_lookup))
+            .collect()
+    }
+
+    /// Create a static marketing list of `member_type` with a client-chosen id, optionally
+    /// pointing its Audience lookup at an Audience record.
+    ///
+    /// # Errors
+    /// Any refusal other than "already exists".
+    pub async fn create_static_list(
+        &self,
+        id: Uuid,
+        name: &str,
+        member_type: MemberType,
+        audience: Option<AudienceBinding<'_>>,
+    ) -> Result<Created, Error> {
+        let mut body = json!({
+            "listid": id,
+            "listname": name,
+            "type": false,
+            "createdfromcode": member_type.code(),
+        });
+        if let (Some(binding), Some(map)) = (audience, body.as_object_mut()) {
+            map.insert(binding.bind_key(), Value::String(binding.bind_value()));
+        }
+        self.create("lists", &body).await
+    }
+
+    /// Point a list's Audience lookup at an Audience record.
+    ///
+    /// # Errors
+    /// The list does not exist, or any other refusal.
+    pub async fn set_list_audience(
+        &self,
+        list_id: Uuid,
+        audience: AudienceBinding<'_>,
+    ) -> Result<(), Error> {
+        let mut body = serde_json::Map::new();
+        body.insert(audience.bind_key(), Value::String(audience.bind_value()));
+        self.update("lists", list_id, &Value::Object(body), None)
+            .await
+            .map(|_| ())
+    }
+
+    /// The members of a list, streamed one page (up to 5000) at a time.
+    pub fn list_members(
+        &self,
+        list_id: Uuid,
+    ) -> impl Stream<Item = Result<Vec<ListMember>, Error>> + Send + 'static + use<> {
+        let query = Query::new("listmembers")
+            .select(["_entityid_value", "listmemberid"])
+            .filter(Filter::eq("_listid_value", list_id));
+        self.pages::<Row>(&query).map(|page| {
+            page.map(|rows| {
+                rows.iter()
+                    .filter_map(|row| {
+                        Some(ListMember {
+                            id: guid(row, "listmemberid")?,
+                            entity_id: guid(row, "_entityid_value")?,
+                        })
+                    })
+                    .collect()
+            })
+        })
+    }
+
+    /// Add many contacts or leads to a static list: unbound `AddListMembersList`, at most
+    /// [`ADD_CHUNK`] per call. Members already in the list are left as they are.
+    ///
+    /// # Errors
+    /// The first call the service refused (earlier chunks stay added).
+    pub async fn add_list_members(
+        &self,
+        list_id: Uuid,
+        member_type: MemberType,
+        ids: &[Uuid],
+    ) -> Result<(), Error> {
+        let Some(logical) = member_type.logical_name() else {
+            return Err(Error::Request {
+                message: format!(
+                    "a list of member type `{}` cannot be filled",
+                    member_type.code()
+                ),
+            });
+        };
+        let odata_type = format!("Microsoft.Dynamics.CRM.{logical}");
+        let id_column = format!("{logical}id");
+        for chunk in ids.chunks(ADD_CHUNK) {
+            let members: Vec<Value> = chunk
+                .iter()
+                .map(|id| json!({ "@odata.type": odata_type, id_column.clone(): id }))
+                .collect();
+            let body = json!({
+                "List": { "@odata.type": "Microsoft.Dynamics.CRM.list", "listid": list_id },
+                "Members": members,
+            });
+            self.post_action("AddListMembersList", &body, Idempotency::Idempotent)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Add one member with the list-bound `AddMemberList`; returns the new `listmemberid`
+    /// (or the existing one's, as the service answers).
+    ///
+    /// # Errors
+    /// Any refusal.
+    pub async fn add_list_member(&self, list_id: Uuid, entity_id: Uuid) -> Result<Uuid, Error> {
+        let path = format!(
+            "{}/Microsoft.Dynamics.CRM.AddMemberList",
+            record_path("lists", list_id)
+        );
+        let answer = self
+            .post_action(
+                &path,
+                &json!({ "EntityId": entity_id }),
+                Idempotency::Idempotent,
+            )
+            .await?;
+        answer
+            .get("Id")
+            .and_then(Value::as_str)
+            .and_then(|s| Uuid::parse_str(s).ok())
+            .ok_or_else(|| Error::Response {
+                method: "POST".to_owned(),
+                path,
+                message: "no `Id` in the AddMemberList answer".to_owned(),
+            })
+    }
+
+    /// Remove one list member row; `false` when it was already gone.
+    ///
+    /// # Errors
+    /// Any other refusal.
+    pub async fn remove_list_member(&self, list_member_id: Uuid) -> Result<bool, Error> {
+        self.delete("listmembers", list_member_id).await
+    }
+
+    /// Remove many list member rows in `$batch` requests; a row already gone counts as removed.
+    /// Returns each one's failure (`None` when removed), in the order given.
+    ///
+    /// # Errors
+    /// A batch could not be sent or read.
+    pub async fn remove_list_members(
+        &self,
+        list_member_ids: &[Uuid],
+    ) -> Result<Vec<Option<String>>, Error> {
+        let ops = list_member_ids
+            .iter()
+            .map(|id| Operation::delete(record_path("listmembers", *id)));
+        self.run_batched(ops, |o| match o {
+            OpOutcome::Failed(r) if r.status == 404 => None,
+            other => other.failure(),
+        })
+        .await
+    }
+}
+
+/// How to write a lookup to an Audience record: `"<lookup>@odata.bind": "/<set>(<id>)"`.
+#[derive(Debug, Clone, Copy)]
+pub struct AudienceBinding<'a> {
+    /// The lookup column (its navigation property has the same name).
+    pub lookup: &'a str,
+    /// The Audience table's entity set.
+    pub entity_set: &'a str,
+    /// The Audience record.
+    pub id: Uuid,
+}
+
+impl AudienceBinding<'_> {
+    fn bind_key(&self) -> String {
+        format!("{}@odata.bind", self.lookup)
+    }
+    fn bind_value(&self) -> String {
+        format!("/{}", record_path(self.entity_set, self.id))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn list_rows_are_read_with_their_lookup() {
+        let row: Row = serde_json::from_value(json!({
+            "@odata.etag": "W/\"5\"",
+            "listid": "00000000-0000-0000-0000-000000000001",
+            "listname": "Newsletter",
+            "type": false,
+            "createdfromcode": 4,
+            "statecode": 0,
+            "lockstatus": true,
+            "_mcsync_audienceid_value": "00000000-0000-0000-0000-000000000002"
+        }))
+        .unwrap();
+        let list = parse_list(&row, "mcsync_audienceid").unwrap();
+        assert_eq!(list.member_type, MemberType::Lead);
+        assert!(list.locked && list.active && !list.dynamic);
+        assert_eq!(list.audience, Some(Uuid::from_u128(2)));
+        assert_eq!(list.etag.as_deref(), Some("W/\"5\""));
+        let mut broken = row.clone();
+        broken.remove("createdfromcode");
+        assert!(parse_list(&broken, "mcsync_audienceid").is_err());
+    }
+}
