@@ -675,7 +675,7 @@ impl Diff<'_> {
             let index = match &matches[mi as usize] {
                 Match::Conflict { code, records: rs } => {
                     let what = if *code == ProblemCode::DuplicateEmail {
-                        format!("{} CRM records have the e-mail address", rs.len())
+                        format!("{} CRM records have the e-mail address of", rs.len())
                     } else {
                         format!("{} CRM records store the Mailchimp id of", rs.len())
                     };
@@ -791,18 +791,21 @@ impl Diff<'_> {
                     record: record_id,
                     member: Some(member_ref(m)),
                     name: None,
-                    fields: vec![
-                        FieldChange {
+                    fields: [
+                        (!before_flag).then(|| FieldChange {
                             column: DO_NOT_BULK_EMAIL_COLUMN.to_owned(),
-                            before: Some(Value::Bool(before_flag)),
+                            before: Some(Value::Bool(false)),
                             after: Some(Value::Bool(true)),
-                        },
-                        FieldChange {
+                        }),
+                        (before_status != Some(m.status.as_str())).then(|| FieldChange {
                             column: self.names.subscriber_status_column.clone(),
                             before: opt_text(before_status),
                             after: text(m.status.as_str()),
-                        },
-                    ],
+                        }),
+                    ]
+                    .into_iter()
+                    .flatten()
+                    .collect(),
                     tags: Vec::new(),
                     precondition: Precondition {
                         etag,
@@ -1060,7 +1063,7 @@ impl Diff<'_> {
             Some(guard(
                 GuardReason::TooManyRemovals,
                 format!(
-                    "{removals} removals exceed max_removals `{}` ({allowed} of {list_size} list members); apply with `{ALLOW_REMOVALS_FLAG}` to override",
+                    "{removals} removals exceed max_removals `{}` (at most {allowed} of the list's {list_size} members); check the plan, then apply with `{ALLOW_REMOVALS_FLAG}` to override",
                     self.binding.max_removals
                 ),
             ))

@@ -25,3 +25,75 @@ pub use model::{
 };
 pub use simulate::apply_to_snapshot;
 pub use snapshot::Snapshot;
+
+#[cfg(test)]
+mod tests {
+    use super::fixture::scenario_plan;
+    use super::{Plan, render, schema};
+    use super::render::{MarkdownOptions, TextOptions};
+
+    #[test]
+    fn text_rendering_of_the_scenario() {
+        let plan = scenario_plan();
+        insta::assert_snapshot!("text", render::text(&plan, &TextOptions::default()));
+    }
+
+    #[test]
+    fn text_rendering_cuts_long_groups_unless_full() {
+        let plan = scenario_plan();
+        let cut = render::text(&plan, &TextOptions { max_rows: 1, ..TextOptions::default() });
+        assert!(cut.contains("… and 1 more"), "{cut}");
+        let full = render::text(&plan, &TextOptions { max_rows: 1, full: true, ..TextOptions::default() });
+        assert!(!full.contains("… and"), "{full}");
+    }
+
+    #[test]
+    fn text_rendering_colours_only_when_asked() {
+        let plan = scenario_plan();
+        assert!(!render::text(&plan, &TextOptions::default()).contains('\u{1b}'));
+        let coloured = render::text(&plan, &TextOptions { color: true, ..TextOptions::default() });
+        assert!(coloured.contains('\u{1b}'));
+    }
+
+    #[test]
+    fn markdown_rendering_of_the_scenario() {
+        let plan = scenario_plan();
+        insta::assert_snapshot!("markdown", render::markdown(&plan, &MarkdownOptions::default()));
+    }
+
+    #[test]
+    fn markdown_masks_emails_unless_show_pii() {
+        let plan = scenario_plan();
+        let masked = render::markdown(&plan, &MarkdownOptions::default());
+        assert!(!masked.contains("alice@example.com"));
+        assert!(masked.contains("a***@example.com"));
+        let shown = render::markdown(&plan, &MarkdownOptions { show_pii: true });
+        assert!(shown.contains("alice@example.com"));
+    }
+
+    #[test]
+    fn json_rendering_of_the_scenario() {
+        let plan = scenario_plan();
+        let json = render::json(&plan).expect("serializes");
+        insta::assert_snapshot!("json", json);
+    }
+
+    #[test]
+    fn saved_plan_round_trips() {
+        let plan = scenario_plan();
+        let json = render::json(&plan).expect("serializes");
+        let back: Plan = serde_json::from_str(&json).expect("deserializes");
+        assert_eq!(back, plan);
+        assert_eq!(render::json(&back).expect("serializes"), json);
+    }
+
+    #[test]
+    fn plan_json_validates_against_the_committed_schema() {
+        let plan = scenario_plan();
+        let instance = serde_json::to_value(&plan).expect("serializes");
+        let schema: serde_json::Value = serde_json::from_str(&schema::generate()).expect("schema");
+        let validator = jsonschema::validator_for(&schema).expect("schema compiles");
+        let errors: Vec<String> = validator.iter_errors(&instance).map(|e| e.to_string()).collect();
+        assert!(errors.is_empty(), "{errors:#?}");
+    }
+}

@@ -9,6 +9,9 @@
 //! E-mail addresses are masked (`j***@example.com`) unless `show_pii`.
 
 use std::fmt::Write as _;
+use std::sync::LazyLock;
+
+use regex::Regex;
 
 use super::{counts_line, groups, mask_email, subject, summary_line, tag_names, thousands};
 use crate::plan::model::{Action, BindingPlan, Change, Plan, Problem, Value};
@@ -64,21 +67,28 @@ fn cell(text: &str) -> String {
             '>' => s.push_str("&gt;"),
             '&' => s.push_str("&amp;"),
             '\n' | '\r' => s.push(' '),
-            '`' => s.push('\''),
             c => s.push(c),
         }
     }
     s
 }
 
+/// Anything shaped like an e-mail address inside a text.
+static EMAIL: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r#"[^\s<>"'`,;:()\[\]|]+@[^\s<>"'`,;:()\[\]|@]+"#).expect("a valid constant regex")
+});
+
 struct Pii(bool);
 
 impl Pii {
+    /// `text` with every address in it masked, unless PII is shown.
     fn email(&self, text: &str) -> String {
         if self.0 {
             text.to_owned()
         } else {
-            mask_email(text)
+            EMAIL
+                .replace_all(text, |c: &regex::Captures<'_>| mask_email(&c[0]))
+                .into_owned()
         }
     }
 
@@ -86,24 +96,19 @@ impl Pii {
         match value {
             None => "(empty)".to_owned(),
             Some(Value::Bool(b)) => b.to_string(),
-            Some(Value::Text(t)) if t.contains('@') => format!("{:?}", self.email(t)),
             Some(v) => {
                 let mut s = v.to_string();
                 if s.chars().count() > 80 {
                     s = s.chars().take(77).collect::<String>() + "…\"";
                 }
-                s
+                self.email(&s)
             }
         }
     }
 }
 
 fn change_row(binding: &BindingPlan, change: &Change, pii: &Pii) -> String {
-    let who = if change.member.is_some() || change.action == Action::RemoveListMember {
-        pii.email(&subject(change))
-    } else {
-        subject(change)
-    };
+    let who = pii.email(&subject(change));
     let mut details: Vec<String> = change
         .fields
         .iter()
@@ -140,10 +145,7 @@ fn problem_row(p: &Problem, pii: &Pii) -> String {
         .member
         .as_ref()
         .map_or_else(|| "—".to_owned(), |m| pii.email(&m.email));
-    let mut message = p.message.clone();
-    if let (Some(m), false) = (&p.member, pii.0) {
-        message = message.replace(&m.email, &mask_email(&m.email));
-    }
+    let message = pii.email(&p.message);
     format!("| {} | {code} | {} |", cell(&who), cell(&message))
 }
 

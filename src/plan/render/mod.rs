@@ -136,7 +136,13 @@ fn heading(binding: &BindingPlan) -> String {
         binding.audience.name,
         binding.audience.id,
         binding.list.name,
-        if binding.list.exists { "" } else { ", to create" }
+        if binding.list.exists {
+            ""
+        } else if binding.errors.is_empty() {
+            ", to create"
+        } else {
+            ", not found"
+        }
     )
 }
 

@@ -188,7 +188,7 @@ fn render_change(out: &mut Out, binding: &BindingPlan, change: &Change) {
         let _ = write!(line, ": {}", tag_names(binding, change));
     }
     out.line(2, &line);
-    let creating = change.fields.iter().all(|f| f.before.is_none());
+    let creating = change.precondition.absent;
     for field in &change.fields {
         let text = field_text(out, field, creating);
         out.line(4, &text);
