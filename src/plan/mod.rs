@@ -96,4 +96,63 @@ mod tests {
         let errors: Vec<String> = validator.iter_errors(&instance).map(|e| e.to_string()).collect();
         assert!(errors.is_empty(), "{errors:#?}");
     }
+
+    fn large_plan(members: usize, gone: usize) -> Plan {
+        use crate::config::MemberStatus;
+        use super::fixture::{Builder, bindings, uuid};
+        let (bindings, names) = bindings(
+            "bindings:\n  - {name: big, audience: {id: a1}, marketing_list: {name: L, member_type: contact}, prune_members: true}\n",
+        );
+        let col = names.contact_mailchimp_id_column.clone();
+        let mut b = Builder::new(&bindings[0], &names, ("a1", "Big"))
+            .audience_record(uuid(1), "Big")
+            .list(uuid(2), "L", 2, false, Some(uuid(1)))
+            .tag(1, "VIP");
+        for i in 0..members {
+            let email = format!("member{i}@example.com");
+            let status = if i % 10 == 9 { MemberStatus::Unsubscribed } else { MemberStatus::Subscribed };
+            b = b.member(&email, status, &[("merge_fields.FNAME", "Someone")], &[1]);
+            if i % 10 == 9 {
+                let id = format!("c-member{i}");
+                b = b.record(uuid(0x10_0000 + i as u128), &[("emailaddress1", &email), (&col, &id)], false, &[], true);
+            }
+        }
+        for i in 0..gone {
+            let email = format!("gone{i}@example.com");
+            let id = format!("c-gone{i}");
+            b = b.record(uuid(0x90_0000 + i as u128), &[("emailaddress1", &email), (&col, &id)], false, &[], true);
+        }
+        let plan = super::compute(&bindings[0], &names, &b.build());
+        Plan::new(super::fixture::meta(), vec![plan])
+    }
+
+    fn shown_rows(markdown: &str, summary_prefix: &str) -> usize {
+        let Some(start) = markdown.find(&format!("<summary>{summary_prefix}")) else { return 0 };
+        let section = &markdown[start..];
+        let end = section.find("</details>").unwrap_or(section.len());
+        section[..end].lines().filter(|l| l.starts_with("| ") && !l.starts_with("| subject")).count()
+    }
+
+    #[test]
+    fn markdown_stays_under_the_limit_and_cuts_the_least_risky_rows_first() {
+        let plan = large_plan(100_000, 40);
+        let b = &plan.bindings[0];
+        assert_eq!(b.count(super::Action::CreateRecord), 90_000);
+        assert_eq!(b.count(super::Action::RemoveListMember), 10_040);
+        let md = render::markdown(&plan, &MarkdownOptions::default());
+        assert!(md.len() < render::MARKDOWN_LIMIT, "{} characters", md.len());
+        assert!(md.contains("rows are not shown"));
+        assert!(md.contains("[!CAUTION]"), "the guard banner is shown");
+        // risky rows take the room first: consent and removals are shown, creates are cut
+        assert!(shown_rows(&md, "- remove from list") > 0);
+        assert_eq!(shown_rows(&md, "+ create record"), 0);
+
+        let small = large_plan(2_000, 30);
+        let md = render::markdown(&small, &MarkdownOptions::default());
+        assert!(md.len() < render::MARKDOWN_LIMIT);
+        assert_eq!(shown_rows(&md, "- remove from list"), 230, "every removal is shown");
+        assert_eq!(shown_rows(&md, "~ set do-not-e-mail"), 200, "every consent change is shown");
+        assert!(shown_rows(&md, "+ create record") < 1_800, "creates are cut");
+        assert!(md.contains("more rows not shown"));
+    }
 }

@@ -156,16 +156,24 @@ pub fn markdown(plan: &Plan, options: &MarkdownOptions) -> String {
     let mut sections = sections(plan, &pii);
     let skeleton = render(plan, &sections, true).len();
     let mut budget = MARKDOWN_LIMIT.saturating_sub(skeleton + 1);
+    // Tier by tier, most risky first; within a tier one row per group in turn, so that every
+    // group of the tier shows its first rows.
     for t in 0..=4 {
-        for s in sections.iter_mut().filter(|s| s.tier == t) {
-            for row in &s.rows {
+        let mut open: Vec<usize> = (0..sections.len()).filter(|&i| sections[i].tier == t).collect();
+        while !open.is_empty() {
+            open.retain(|&i| {
+                let s = &mut sections[i];
+                let Some(row) = s.rows.get(s.kept) else {
+                    return false;
+                };
                 let cost = row.len() + 1;
                 if cost > budget {
-                    break;
+                    return false;
                 }
                 budget -= cost;
                 s.kept += 1;
-            }
+                true
+            });
         }
     }
     let mut out = render(plan, &sections, false);
