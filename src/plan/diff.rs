@@ -36,9 +36,9 @@ use uuid::Uuid;
 
 use super::ids;
 use super::model::{
-    ALLOW_REMOVALS_FLAG, Action, AudienceRef, BindingPlan, Change, FieldChange, Guard,
-    GuardReason, ListRef, MemberRef, Precondition, Problem, ProblemCode, Reason, SideDigests,
-    TagRef, UnmanagedMember, Value,
+    ALLOW_REMOVALS_FLAG, Action, AudienceRef, BindingPlan, Change, FieldChange, Guard, GuardReason,
+    ListRef, MemberRef, Precondition, Problem, ProblemCode, Reason, SideDigests, TagRef,
+    UnmanagedMember, Value,
 };
 use super::snapshot::{
     CrmRecord, DO_NOT_BULK_EMAIL_COLUMN, EMAIL_COLUMN, Member, Snapshot, TAG_NAME_COLUMN,
@@ -81,7 +81,9 @@ pub fn compute(binding: &Binding, names: &Names, snapshot: &Snapshot) -> Binding
         warnings: Vec::new(),
         guard: None,
     };
-    if let Some(problem) = check_shape(binding, names, snapshot).or_else(|| check_list(binding, snapshot)) {
+    if let Some(problem) =
+        check_shape(binding, names, snapshot).or_else(|| check_list(binding, snapshot))
+    {
         plan.errors.push(problem);
         return plan;
     }
@@ -143,12 +145,12 @@ fn check_shape(binding: &Binding, names: &Names, snapshot: &Snapshot) -> Option<
         .mailchimp
         .members
         .iter()
-        .all(|m| m.values.len() == paths.len())
+        .all(|m| m.values_len() == paths.len())
         && snapshot
             .crm
             .records
             .iter()
-            .all(|r| r.values.len() == columns.len());
+            .all(|r| r.values_len() == columns.len());
     if snapshot.mailchimp.field_paths != paths || snapshot.crm.columns != columns || !width_ok {
         return Some(binding_error(
             ProblemCode::SnapshotMismatch,
@@ -167,7 +169,8 @@ fn check_list(binding: &Binding, snapshot: &Snapshot) -> Option<Problem> {
         MemberType::Lead => 4,
     };
     let Some(list) = &snapshot.crm.list else {
-        let creatable = binding.list.create && matches!(binding.list.selector, ListSelector::Name(_));
+        let creatable =
+            binding.list.create && matches!(binding.list.selector, ListSelector::Name(_));
         if creatable {
             return None;
         }
@@ -186,12 +189,18 @@ fn check_list(binding: &Binding, snapshot: &Snapshot) -> Option<Problem> {
     let (code, message) = if list.member_type_code == 1 {
         (
             ProblemCode::AccountList,
-            format!("marketing list `{}` holds accounts; only contact and lead lists can be synced", list.name),
+            format!(
+                "marketing list `{}` holds accounts; only contact and lead lists can be synced",
+                list.name
+            ),
         )
     } else if list.dynamic {
         (
             ProblemCode::DynamicList,
-            format!("marketing list `{}` is dynamic (computed from a query); only static lists can be synced", list.name),
+            format!(
+                "marketing list `{}` is dynamic (computed from a query); only static lists can be synced",
+                list.name
+            ),
         )
     } else if list.member_type_code != expected {
         (
@@ -207,7 +216,10 @@ fn check_list(binding: &Binding, snapshot: &Snapshot) -> Option<Problem> {
     } else if list.statecode != 0 {
         (
             ProblemCode::InactiveList,
-            format!("marketing list `{}` is inactive (read-only); activate it in the CRM", list.name),
+            format!(
+                "marketing list `{}` is inactive (read-only); activate it in the CRM",
+                list.name
+            ),
         )
     } else {
         return None;
@@ -274,8 +286,13 @@ impl Slot {
 
 enum Match {
     None,
-    Record { index: u32 },
-    Conflict { code: ProblemCode, records: Vec<u32> },
+    Record {
+        index: u32,
+    },
+    Conflict {
+        code: ProblemCode,
+        records: Vec<u32>,
+    },
 }
 
 /// What the tag step decided, for the member step.
@@ -304,15 +321,15 @@ fn opt_text(value: Option<&str>) -> Option<Value> {
 
 fn member_ref(m: &Member) -> MemberRef {
     MemberRef {
-        id: m.id.to_string(),
-        contact_id: m.contact_id.to_string(),
-        email: m.email.to_string(),
+        id: m.id().to_owned(),
+        contact_id: m.contact_id().to_owned(),
+        email: m.email().to_owned(),
         status: m.status,
     }
 }
 
 fn cell_of(r: &CrmRecord, col: usize) -> Option<&str> {
-    r.values[col].as_deref()
+    r.value(col)
 }
 
 fn is_consent_status(status: MemberStatus) -> bool {
@@ -542,7 +559,9 @@ impl Diff<'_> {
             self.plan.tags.push(TagRef {
                 record: record.id,
                 mailchimp_id: tag_id,
-                name: mc_tags.get(&tag_id).map_or_else(|| record.name.clone(), |n| (*n).to_owned()),
+                name: mc_tags
+                    .get(&tag_id)
+                    .map_or_else(|| record.name.clone(), |n| (*n).to_owned()),
             });
             if rules.prune {
                 let reason = if mc_tags.contains_key(&tag_id) {
@@ -592,9 +611,12 @@ impl Diff<'_> {
         for (i, r) in records.iter().enumerate() {
             let i = u32::try_from(i).unwrap_or(u32::MAX);
             if let Some(id) = cell_of(r, id_col) {
-                by_id.entry(id).and_modify(|s| s.push(i)).or_insert(Slot::One(i));
+                by_id
+                    .entry(id)
+                    .and_modify(|s| s.push(i))
+                    .or_insert(Slot::One(i));
             }
-            if let Some(email) = r.values[email_col].as_deref() {
+            if let Some(email) = r.value(email_col) {
                 by_email
                     .entry(normalize_email(email))
                     .and_modify(|s| s.push(i))
@@ -603,15 +625,14 @@ impl Diff<'_> {
         }
 
         let members = &snap.mailchimp.members;
-        let mut order: Vec<u32> = (0..u32::try_from(members.len()).unwrap_or(u32::MAX)).collect();
-        order.sort_unstable_by(|&a, &b| members[a as usize].id.cmp(&members[b as usize].id));
+        let order = super::snapshot::member_order(members);
 
         let mut claimed = vec![false; records.len()];
         let mut matches: Vec<Match> = Vec::with_capacity(members.len());
         matches.resize_with(members.len(), || Match::None);
         for &mi in &order {
             let m = &members[mi as usize];
-            if let Some(slot) = by_id.get(&*m.contact_id) {
+            if let Some(slot) = by_id.get(m.contact_id()) {
                 let found = slot.as_slice();
                 for &r in found {
                     claimed[r as usize] = true;
@@ -631,7 +652,7 @@ impl Diff<'_> {
             if !matches!(matches[mi as usize], Match::None) {
                 continue;
             }
-            let Some(slot) = by_email.get(&normalize_email(&m.email)) else {
+            let Some(slot) = by_email.get(&normalize_email(m.email())) else {
                 continue;
             };
             let free: Vec<u32> = slot
@@ -685,7 +706,7 @@ impl Diff<'_> {
                         code: *code,
                         message: format!(
                             "{what} member `{}`; merge or fix them in the CRM (this member is skipped)",
-                            m.email
+                            m.email()
                         ),
                         member: Some(member_ref(m)),
                         records: ids,
@@ -695,16 +716,20 @@ impl Diff<'_> {
                 Match::None => None,
                 Match::Record { index, .. } => Some(*index as usize),
             };
-            if !is_valid_email(&m.email) {
+            if !is_valid_email(m.email()) {
                 self.plan.errors.push(Problem {
                     code: ProblemCode::InvalidEmail,
-                    message: format!("member `{}` has an invalid e-mail address (this member is skipped)", m.email),
+                    message: format!(
+                        "member `{}` has an invalid e-mail address (this member is skipped)",
+                        m.email()
+                    ),
                     member: Some(member_ref(m)),
                     records: index.map(|r| records[r].id).into_iter().collect(),
                 });
                 continue;
             }
-            let consent = is_consent_status(m.status) && policy == UnsubscribePolicy::MarkDoNotEmail;
+            let consent =
+                is_consent_status(m.status) && policy == UnsubscribePolicy::MarkDoNotEmail;
             let record_id = match index {
                 None if !selected => continue,
                 None => self.create_record(m, tags, &path_of, consent),
@@ -712,9 +737,16 @@ impl Diff<'_> {
                     let rec = &records[r];
                     let consent_due = consent
                         && (!rec.do_not_bulk_email
-                            || rec.values[status_col].as_deref() != Some(m.status.as_str()));
+                            || rec.value(status_col) != Some(m.status.as_str()));
                     if selected {
-                        self.update_record(m, rec, &path_of, &col_of, consent_due.then_some(status_col), id_col);
+                        self.update_record(
+                            m,
+                            rec,
+                            &path_of,
+                            &col_of,
+                            consent_due.then_some(status_col),
+                            id_col,
+                        );
                         if !rec.on_list {
                             self.push(Change {
                                 action: Action::AddListMember,
@@ -725,7 +757,7 @@ impl Diff<'_> {
                                 fields: Vec::new(),
                                 tags: Vec::new(),
                                 precondition: Precondition {
-                                    member_last_changed: Some(m.last_changed.to_string()),
+                                    member_last_changed: Some(m.last_changed().to_owned()),
                                     ..Precondition::default()
                                 },
                             });
@@ -736,7 +768,7 @@ impl Diff<'_> {
                                 code: ProblemCode::DoNotEmailKept,
                                 message: format!(
                                     "record `{}` is flagged do-not-bulk-e-mail in the CRM while `{}` is subscribed in Mailchimp; the flag is kept (the tool never re-subscribes)",
-                                    rec.id, m.email
+                                    rec.id, m.email()
                                 ),
                                 member: Some(member_ref(m)),
                                 records: vec![rec.id],
@@ -747,7 +779,7 @@ impl Diff<'_> {
                         if rec.on_list && !managed {
                             self.plan.unmanaged.push(UnmanagedMember {
                                 record: rec.id,
-                                email: rec.values[email_col].as_deref().map(str::to_owned),
+                                email: rec.value(email_col).map(str::to_owned),
                             });
                         }
                         let remove = rec.on_list
@@ -765,7 +797,7 @@ impl Diff<'_> {
                                 fields: Vec::new(),
                                 tags: Vec::new(),
                                 precondition: Precondition {
-                                    member_last_changed: Some(m.last_changed.to_string()),
+                                    member_last_changed: Some(m.last_changed().to_owned()),
                                     ..Precondition::default()
                                 },
                             });
@@ -781,7 +813,11 @@ impl Diff<'_> {
                 let (before_flag, before_status, etag) = match index {
                     Some(r) => {
                         let rec = &records[r];
-                        (rec.do_not_bulk_email, rec.values[status_col].as_deref(), Some(rec.etag.to_string()))
+                        (
+                            rec.do_not_bulk_email,
+                            rec.value(status_col),
+                            Some(rec.etag().to_owned()),
+                        )
                     }
                     None => (false, None, None),
                 };
@@ -809,7 +845,7 @@ impl Diff<'_> {
                     tags: Vec::new(),
                     precondition: Precondition {
                         etag,
-                        member_last_changed: Some(m.last_changed.to_string()),
+                        member_last_changed: Some(m.last_changed().to_owned()),
                         absent: false,
                     },
                 });
@@ -823,7 +859,7 @@ impl Diff<'_> {
             if cell_of(rec, id_col).is_none() {
                 self.plan.unmanaged.push(UnmanagedMember {
                     record: rec.id,
-                    email: rec.values[email_col].as_deref().map(str::to_owned),
+                    email: rec.value(email_col).map(str::to_owned),
                 });
             } else if self.binding.prune_members {
                 self.push(Change {
@@ -831,17 +867,19 @@ impl Diff<'_> {
                     reason: Reason::LeftAudience,
                     record: rec.id,
                     member: None,
-                    name: rec.values[email_col].as_deref().map(str::to_owned),
+                    name: rec.value(email_col).map(str::to_owned),
                     fields: Vec::new(),
                     tags: Vec::new(),
                     precondition: Precondition {
-                        etag: Some(rec.etag.to_string()),
+                        etag: Some(rec.etag().to_owned()),
                         ..Precondition::default()
                     },
                 });
             }
         }
-        self.guard(selected_count, move |r: &CrmRecord| cell_of(r, id_col).is_some());
+        self.guard(selected_count, move |r: &CrmRecord| {
+            cell_of(r, id_col).is_some()
+        });
     }
 
     fn create_record(
@@ -851,8 +889,8 @@ impl Diff<'_> {
         path_of: &[Option<usize>],
         consent: bool,
     ) -> Uuid {
-        let id = ids::member_record(self.audience_id, &m.contact_id);
-        let value_of = |path: Option<usize>| path.and_then(|p| m.values[p].as_deref());
+        let id = ids::member_record(self.audience_id, m.contact_id());
+        let value_of = |path: Option<usize>| path.and_then(|p| m.value(p));
         let mut columns: BTreeMap<String, String> = BTreeMap::new();
         for (mapping, path) in self.binding.fields.iter().zip(path_of) {
             if let Some(v) = value_of(*path) {
@@ -861,12 +899,12 @@ impl Diff<'_> {
         }
         columns
             .entry(EMAIL_COLUMN.to_owned())
-            .or_insert_with(|| m.email.to_string());
+            .or_insert_with(|| m.email().to_owned());
         columns.insert(
             self.names
                 .mailchimp_id_column(self.binding.list.member_type)
                 .to_owned(),
-            m.contact_id.to_string(),
+            m.contact_id().to_owned(),
         );
         if self.binding.list.member_type == MemberType::Lead {
             let paths = &self.snapshot.mailchimp;
@@ -877,7 +915,7 @@ impl Diff<'_> {
                 let rendered = template.render(|path| {
                     paths
                         .path_index(path)
-                        .and_then(|p| m.values[p].as_deref())
+                        .and_then(|p| m.value(p))
                         .map(str::to_owned)
                 });
                 if !rendered.is_empty() {
@@ -905,7 +943,7 @@ impl Diff<'_> {
                 .collect(),
             tags: Vec::new(),
             precondition: Precondition {
-                member_last_changed: Some(m.last_changed.to_string()),
+                member_last_changed: Some(m.last_changed().to_owned()),
                 absent: true,
                 ..Precondition::default()
             },
@@ -919,7 +957,7 @@ impl Diff<'_> {
             fields: Vec::new(),
             tags: Vec::new(),
             precondition: Precondition {
-                member_last_changed: Some(m.last_changed.to_string()),
+                member_last_changed: Some(m.last_changed().to_owned()),
                 ..Precondition::default()
             },
         });
@@ -945,8 +983,8 @@ impl Diff<'_> {
             if skip_status == Some(col) || col == id_col || !seen.insert(col) {
                 continue;
             }
-            let new = path.and_then(|p| m.values[p].as_deref());
-            let old = rec.values[col].as_deref();
+            let new = path.and_then(|p| m.value(p));
+            let old = rec.value(col);
             let Some(new) = new else { continue };
             let write = match mapping.policy {
                 FieldPolicy::Overwrite => old != Some(new),
@@ -963,13 +1001,16 @@ impl Diff<'_> {
                 });
             }
         }
-        let stored = rec.values[id_col].as_deref();
-        if stored != Some(&*m.contact_id) {
+        let stored = rec.value(id_col);
+        if stored != Some(m.contact_id()) {
             reason = Reason::MatchedByEmail;
             fields.push(FieldChange {
-                column: self.names.mailchimp_id_column(self.binding.list.member_type).to_owned(),
+                column: self
+                    .names
+                    .mailchimp_id_column(self.binding.list.member_type)
+                    .to_owned(),
                 before: opt_text(stored),
-                after: text(&m.contact_id),
+                after: text(m.contact_id()),
             });
         }
         if fields.is_empty() {
@@ -985,8 +1026,8 @@ impl Diff<'_> {
             fields,
             tags: Vec::new(),
             precondition: Precondition {
-                etag: Some(rec.etag.to_string()),
-                member_last_changed: Some(m.last_changed.to_string()),
+                etag: Some(rec.etag().to_owned()),
+                member_last_changed: Some(m.last_changed().to_owned()),
                 absent: false,
             },
         });
@@ -996,7 +1037,11 @@ impl Diff<'_> {
         if !self.binding.tags.sync {
             return;
         }
-        let mut desired: Vec<Uuid> = m.tags.iter().filter_map(|t| tags.synced.get(t).copied()).collect();
+        let mut desired: Vec<Uuid> = m
+            .tags
+            .iter()
+            .filter_map(|t| tags.synced.get(t).copied())
+            .collect();
         desired.sort_unstable();
         desired.dedup();
         let link: Vec<Uuid> = desired
@@ -1025,7 +1070,7 @@ impl Diff<'_> {
                 fields: Vec::new(),
                 tags: list,
                 precondition: Precondition {
-                    member_last_changed: Some(m.last_changed.to_string()),
+                    member_last_changed: Some(m.last_changed().to_owned()),
                     ..Precondition::default()
                 },
             });
@@ -1098,9 +1143,9 @@ impl Diff<'_> {
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
-    use rand::rngs::StdRng;
     use proptest::strategy::ValueTree as _;
     use rand::SeedableRng as _;
+    use rand::rngs::StdRng;
 
     use super::*;
     use crate::plan::fixture::{self, Builder, uuid};
@@ -1114,7 +1159,11 @@ mod tests {
     fn scenario_holds_every_change_kind_and_every_problem() {
         let plan = fixture::scenario_plan();
         for action in Action::ALL {
-            assert!(plan.summary.by_action.get(&action).copied().unwrap_or(0) > 0, "no `{}` in the scenario", action.code());
+            assert!(
+                plan.summary.by_action.get(&action).copied().unwrap_or(0) > 0,
+                "no `{}` in the scenario",
+                action.code()
+            );
         }
         let codes: BTreeSet<ProblemCode> = plan
             .bindings
@@ -1151,7 +1200,11 @@ mod tests {
     fn conflicts_skip_only_their_member_and_never_remove_its_records() {
         let plan = fixture::scenario_plan();
         let news = &plan.bindings[0];
-        let touched = |email: &str| news.changes.iter().any(|c| c.member.as_ref().is_some_and(|m| m.email == email));
+        let touched = |email: &str| {
+            news.changes
+                .iter()
+                .any(|c| c.member.as_ref().is_some_and(|m| m.email == email))
+        };
         assert!(!touched("gina@example.com"));
         assert!(!touched("henry@example.com"));
         assert!(!touched("not-an-email"));
@@ -1165,7 +1218,10 @@ mod tests {
         let plan = fixture::scenario_plan();
         let news = &plan.bindings[0];
         assert_eq!(news.unmanaged.len(), 1);
-        assert_eq!(news.unmanaged[0].email.as_deref(), Some("walter@example.com"));
+        assert_eq!(
+            news.unmanaged[0].email.as_deref(),
+            Some("walter@example.com")
+        );
         assert!(!news.changes.iter().any(|c| c.record == uuid(0x3a)));
     }
 
@@ -1205,11 +1261,27 @@ mod tests {
                 .audience_record(uuid(1), "A")
                 .list(uuid(2), "L", 2, false, Some(uuid(1)))
                 .member("stay@example.com", MemberStatus::Subscribed, &[], &[])
-                .record(uuid(10), &[("emailaddress1", "stay@example.com"), (col, "c-stay"), ("mcsync_mailchimpstatus", "subscribed")], false, &[], true);
+                .record(
+                    uuid(10),
+                    &[
+                        ("emailaddress1", "stay@example.com"),
+                        (col, "c-stay"),
+                        ("mcsync_mailchimpstatus", "subscribed"),
+                    ],
+                    false,
+                    &[],
+                    true,
+                );
             for i in 0..gone {
                 let email = format!("gone{i}@example.com");
                 let id = format!("c-gone{i}");
-                b = b.record(uuid(100 + i as u128), &[("emailaddress1", &email), (col, &id)], false, &[], true);
+                b = b.record(
+                    uuid(100 + i as u128),
+                    &[("emailaddress1", &email), (col, &id)],
+                    false,
+                    &[],
+                    true,
+                );
             }
             b.build()
         };
@@ -1221,7 +1293,11 @@ mod tests {
         assert_eq!(guard.reason, GuardReason::TooManyRemovals);
         assert_eq!((guard.removals, guard.allowed, guard.list_size), (3, 2, 4));
         assert!(guard.message.contains("--allow-removals"));
-        assert_eq!(refused.count(Action::RemoveListMember), 3, "still fully listed");
+        assert_eq!(
+            refused.count(Action::RemoveListMember),
+            3,
+            "still fully listed"
+        );
     }
 
     #[test]
@@ -1233,10 +1309,19 @@ mod tests {
         let snapshot = Builder::new(&bindings[0], &names, ("a1", "A"))
             .audience_record(uuid(1), "A")
             .list(uuid(2), "L", 2, false, Some(uuid(1)))
-            .record(uuid(10), &[("emailaddress1", "x@example.com"), (col, "c-x")], false, &[], true)
+            .record(
+                uuid(10),
+                &[("emailaddress1", "x@example.com"), (col, "c-x")],
+                false,
+                &[],
+                true,
+            )
             .build();
         let plan = compute(&bindings[0], &names, &snapshot);
-        assert_eq!(plan.guard.as_ref().map(|g| g.reason), Some(GuardReason::EmptyAudience));
+        assert_eq!(
+            plan.guard.as_ref().map(|g| g.reason),
+            Some(GuardReason::EmptyAudience)
+        );
         assert_eq!(plan.count(Action::RemoveListMember), 1);
     }
 
@@ -1251,8 +1336,24 @@ mod tests {
             .list(uuid(2), "L", 2, false, Some(uuid(1)))
             .member("u@example.com", MemberStatus::Unsubscribed, &[], &[])
             .member("s@example.com", MemberStatus::Subscribed, &[], &[])
-            .record(uuid(10), &[("emailaddress1", "u@example.com"), (col, "c-u")], false, &[], true)
-            .record(uuid(11), &[("emailaddress1", "s@example.com"), (col, "c-s"), ("mcsync_mailchimpstatus", "subscribed")], false, &[], true)
+            .record(
+                uuid(10),
+                &[("emailaddress1", "u@example.com"), (col, "c-u")],
+                false,
+                &[],
+                true,
+            )
+            .record(
+                uuid(11),
+                &[
+                    ("emailaddress1", "s@example.com"),
+                    (col, "c-s"),
+                    ("mcsync_mailchimpstatus", "subscribed"),
+                ],
+                false,
+                &[],
+                true,
+            )
             .build();
         let plan = compute(&bindings[0], &names, &snapshot);
         let actions: Vec<Action> = plan.changes.iter().map(|c| c.action).collect();
@@ -1269,12 +1370,35 @@ mod tests {
         let snapshot = Builder::new(&bindings[0], &names, ("a1", "A"))
             .audience_record(uuid(1), "A")
             .list(uuid(2), "L", 2, false, Some(uuid(1)))
-            .member("s@example.com", MemberStatus::Subscribed, &[("merge_fields.FNAME", "New"), ("merge_fields.LNAME", "Last")], &[])
-            .record(uuid(11), &[("emailaddress1", "s@example.com"), (col, "c-s"), ("firstname", "Old"), ("mcsync_mailchimpstatus", "subscribed")], false, &[], true)
+            .member(
+                "s@example.com",
+                MemberStatus::Subscribed,
+                &[
+                    ("merge_fields.FNAME", "New"),
+                    ("merge_fields.LNAME", "Last"),
+                ],
+                &[],
+            )
+            .record(
+                uuid(11),
+                &[
+                    ("emailaddress1", "s@example.com"),
+                    (col, "c-s"),
+                    ("firstname", "Old"),
+                    ("mcsync_mailchimpstatus", "subscribed"),
+                ],
+                false,
+                &[],
+                true,
+            )
             .build();
         let plan = compute(&bindings[0], &names, &snapshot);
         assert_eq!(plan.changes.len(), 1);
-        let fields: Vec<&str> = plan.changes[0].fields.iter().map(|f| f.column.as_str()).collect();
+        let fields: Vec<&str> = plan.changes[0]
+            .fields
+            .iter()
+            .map(|f| f.column.as_str())
+            .collect();
         assert_eq!(fields, vec!["lastname"]);
         assert_eq!(plan.changes[0].reason, Reason::FieldEmptyInCrm);
     }
@@ -1284,7 +1408,16 @@ mod tests {
         assert_eq!(normalize_email("  Jane@Example.COM "), "jane@example.com");
         assert!(matches!(normalize_email("a@b.c"), Cow::Borrowed(_)));
         assert!(is_valid_email("jane.doe+news@example.co.uk"));
-        for bad in ["", "jane", "@example.com", "jane@", "jane@example", "ja ne@example.com", "a@b@c.com", "a@.com"] {
+        for bad in [
+            "",
+            "jane",
+            "@example.com",
+            "jane@",
+            "jane@example",
+            "ja ne@example.com",
+            "a@b@c.com",
+            "a@.com",
+        ] {
             assert!(!is_valid_email(bad), "{bad}");
         }
     }
@@ -1334,14 +1467,17 @@ mod tests {
         let (mut bindings, names) = fixture::bindings(yaml);
         let binding = bindings.remove(0);
         let mut rng = StdRng::seed_from_u64(seed);
-        let col = names.mailchimp_id_column(binding.list.member_type).to_owned();
+        let col = names
+            .mailchimp_id_column(binding.list.member_type)
+            .to_owned();
         let code = match binding.list.member_type {
             MemberType::Contact => 2,
             MemberType::Lead => 4,
         };
         let mut b = Builder::new(&binding, &names, ("aud1", "Audience"));
         if rng.random_bool(0.7) {
-            b = b.audience_record(uuid(1), *pick(&mut rng, &["Audience", "Old name"]));
+            let name: &&str = pick(&mut rng, &["Audience", "Old name"]);
+            b = b.audience_record(uuid(1), name);
         }
         if rng.random_bool(0.85) {
             let lookup = *pick(&mut rng, &[None, Some(uuid(1)), Some(uuid(9))]);
@@ -1371,7 +1507,12 @@ mod tests {
             }
             let status = *pick(&mut rng, &STATUSES);
             let mut fields: Vec<(&str, &str)> = Vec::new();
-            for path in ["merge_fields.FNAME", "merge_fields.LNAME", "merge_fields.NOTES", "merge_fields.COMPANY"] {
+            for path in [
+                "merge_fields.FNAME",
+                "merge_fields.LNAME",
+                "merge_fields.NOTES",
+                "merge_fields.COMPANY",
+            ] {
                 if rng.random_bool(0.6) {
                     fields.push((path, *pick(&mut rng, &VALUES)));
                 }
@@ -1387,10 +1528,20 @@ mod tests {
             }
             if rng.random_bool(0.6) {
                 let local = pick(&mut rng, &POOL).split('@').next().unwrap_or("x");
-                let id = if rng.random_bool(0.1) { "c-gone".to_owned() } else { format!("c-{local}") };
+                let id = if rng.random_bool(0.1) {
+                    "c-gone".to_owned()
+                } else {
+                    format!("c-{local}")
+                };
                 columns.push((col.clone(), id));
             }
-            for column in ["firstname", "lastname", "description", "company", "mcsync_mailchimpstatus"] {
+            for column in [
+                "firstname",
+                "lastname",
+                "description",
+                "company",
+                "mcsync_mailchimpstatus",
+            ] {
                 if rng.random_bool(0.4) {
                     let value = if column == "mcsync_mailchimpstatus" {
                         pick(&mut rng, &STATUSES).as_str()
@@ -1400,9 +1551,22 @@ mod tests {
                     columns.push((column.to_owned(), value.to_owned()));
                 }
             }
-            let links: Vec<Uuid> = tag_records.iter().copied().filter(|_| rng.random_bool(0.3)).collect();
-            let refs: Vec<(&str, &str)> = columns.iter().map(|(c, v)| (c.as_str(), v.as_str())).collect();
-            b = b.record(uuid(0x1000 + n), &refs, rng.random_bool(0.2), &links, rng.random_bool(0.6));
+            let links: Vec<Uuid> = tag_records
+                .iter()
+                .copied()
+                .filter(|_| rng.random_bool(0.3))
+                .collect();
+            let refs: Vec<(&str, &str)> = columns
+                .iter()
+                .map(|(c, v)| (c.as_str(), v.as_str()))
+                .collect();
+            b = b.record(
+                uuid(0x1000 + n),
+                &refs,
+                rng.random_bool(0.2),
+                &links,
+                rng.random_bool(0.6),
+            );
         }
         (binding, names, b.build())
     }
@@ -1439,9 +1603,17 @@ mod tests {
             seen.extend(plan.changes.iter().map(|c| c.action));
             problems.extend(plan.errors.iter().chain(&plan.warnings).map(|p| p.code));
         }
-        let missing: Vec<Action> = Action::ALL.into_iter().filter(|a| !seen.contains(a)).collect();
+        let missing: Vec<Action> = Action::ALL
+            .into_iter()
+            .filter(|a| !seen.contains(a))
+            .collect();
         assert!(missing.is_empty(), "never planned: {missing:?}");
-        for code in [ProblemCode::DuplicateEmail, ProblemCode::DuplicateMailchimpId, ProblemCode::InvalidEmail, ProblemCode::DoNotEmailKept] {
+        for code in [
+            ProblemCode::DuplicateEmail,
+            ProblemCode::DuplicateMailchimpId,
+            ProblemCode::InvalidEmail,
+            ProblemCode::DoNotEmailKept,
+        ] {
             assert!(problems.contains(&code), "never reached: {code:?}");
         }
     }

@@ -66,7 +66,14 @@ impl Builder {
         self
     }
 
-    pub(crate) fn list(mut self, id: Uuid, name: &str, code: u8, dynamic: bool, audience: Option<Uuid>) -> Self {
+    pub(crate) fn list(
+        mut self,
+        id: Uuid,
+        name: &str,
+        code: u8,
+        dynamic: bool,
+        audience: Option<Uuid>,
+    ) -> Self {
         self.snapshot.crm.list = Some(MarketingList {
             id,
             name: name.to_owned(),
@@ -99,30 +106,36 @@ impl Builder {
     }
 
     /// A member; `contact_id` is `c-` and the address's local part.
-    pub(crate) fn member(mut self, email: &str, status: MemberStatus, fields: &[(&str, &str)], tags: &[u64]) -> Self {
+    pub(crate) fn member(
+        mut self,
+        email: &str,
+        status: MemberStatus,
+        fields: &[(&str, &str)],
+        tags: &[u64],
+    ) -> Self {
         let side = &self.snapshot.mailchimp;
-        let mut values: Vec<Option<Box<str>>> = vec![None; side.field_paths.len()];
+        let mut values: Vec<Option<&str>> = vec![None; side.field_paths.len()];
         for (path, value) in fields
             .iter()
             .copied()
             .chain([("email_address", email), ("status", status.as_str())])
         {
             if let Some(i) = side.path_index(path) {
-                values[i] = super::snapshot::text(Some(value));
+                values[i] = Some(value);
             }
         }
         let local = email.split('@').next().unwrap_or(email);
-        let mut sorted = tags.to_vec();
-        sorted.sort_unstable();
-        self.snapshot.mailchimp.members.push(Member {
-            id: hex::encode(Md5::digest(email.to_lowercase().as_bytes())).into(),
-            contact_id: format!("c-{local}").into(),
-            email: email.into(),
+        let hash = hex::encode(Md5::digest(email.to_lowercase().as_bytes()));
+        let member = Member::new(
+            &hash,
+            &format!("c-{local}"),
+            email,
             status,
-            last_changed: "2026-03-01T10:00:00+00:00".into(),
-            values: values.into(),
-            tags: sorted.into(),
-        });
+            "2026-03-01T10:00:00+00:00",
+            values,
+            tags.to_vec(),
+        );
+        self.snapshot.mailchimp.members.push(member);
         self
     }
 
@@ -137,23 +150,22 @@ impl Builder {
         on_list: bool,
     ) -> Self {
         let crm = &self.snapshot.crm;
-        let mut values: Vec<Option<Box<str>>> = vec![None; crm.columns.len()];
+        let mut values: Vec<Option<&str>> = vec![None; crm.columns.len()];
         for (column, value) in columns {
             if let Some(i) = crm.column_index(column) {
-                values[i] = super::snapshot::text(Some(value));
+                values[i] = Some(value);
             }
         }
-        let mut links = tag_links.to_vec();
-        links.sort_unstable();
-        self.snapshot.crm.records.push(CrmRecord {
+        let etag = format!("W/\"{}\"", id.as_u128() & 0xffff);
+        let record = CrmRecord::new(
             id,
-            etag: format!("W/\"{}\"", id.as_u128() & 0xffff).into(),
-            values: values.into(),
+            &etag,
+            values,
             do_not_bulk_email,
-            tag_links: links.into(),
+            tag_links.to_vec(),
             on_list,
-            list_member_id: None,
-        });
+        );
+        self.snapshot.crm.records.push(record);
         self
     }
 
@@ -196,8 +208,10 @@ bindings:
 "#;
 
 /// The long notes value, changed by one word, for the inline diff.
-const NOTES_OLD: &str = "Met at the spring conference in Lyon; interested in the enterprise plan and the API add-on.";
-const NOTES_NEW: &str = "Met at the spring conference in Lyon; interested in the premium plan and the API add-on.";
+const NOTES_OLD: &str =
+    "Met at the spring conference in Lyon; interested in the enterprise plan and the API add-on.";
+const NOTES_NEW: &str =
+    "Met at the spring conference in Lyon; interested in the premium plan and the API add-on.";
 
 /// The fixed scenario: every binding with its snapshot.
 pub(crate) fn scenario() -> (Vec<Binding>, Names, Vec<Snapshot>) {
@@ -218,48 +232,179 @@ pub(crate) fn scenario() -> (Vec<Binding>, Names, Vec<Snapshot>) {
         .tag_record(old_promo, 4, "Old promo")
         .tag_record(internal, 5, "internal-test")
         // alice: new → create, add, link
-        .member("alice@example.com", Subscribed, &[("merge_fields.FNAME", "Alice"), ("merge_fields.LNAME", "Archer")], &[1, 3])
+        .member(
+            "alice@example.com",
+            Subscribed,
+            &[
+                ("merge_fields.FNAME", "Alice"),
+                ("merge_fields.LNAME", "Archer"),
+            ],
+            &[1, 3],
+        )
         // bob: fields changed, a long value, tag moved
-        .member("bob@example.com", Subscribed, &[("merge_fields.FNAME", "Robert"), ("merge_fields.NOTES", NOTES_NEW), ("merge_fields.COMPANY", "Acme Inc")], &[2])
-        .record(uuid(0xb0b), &[("emailaddress1", "bob@example.com"), (id_col, "c-bob"), ("firstname", "Bob"), ("description", NOTES_OLD), ("company", "Acme"), (st, "subscribed")], false, &[vip], true)
+        .member(
+            "bob@example.com",
+            Subscribed,
+            &[
+                ("merge_fields.FNAME", "Robert"),
+                ("merge_fields.NOTES", NOTES_NEW),
+                ("merge_fields.COMPANY", "Acme Inc"),
+            ],
+            &[2],
+        )
+        .record(
+            uuid(0xb0b),
+            &[
+                ("emailaddress1", "bob@example.com"),
+                (id_col, "c-bob"),
+                ("firstname", "Bob"),
+                ("description", NOTES_OLD),
+                ("company", "Acme"),
+                (st, "subscribed"),
+            ],
+            false,
+            &[vip],
+            true,
+        )
         // carol: matched by e-mail (case, spaces), not on the list, company filled
-        .member("carol@example.com", Subscribed, &[("merge_fields.COMPANY", "Carol Co")], &[])
-        .record(uuid(0xca1), &[("emailaddress1", " Carol@Example.com "), (st, "subscribed")], false, &[], false)
+        .member(
+            "carol@example.com",
+            Subscribed,
+            &[("merge_fields.COMPANY", "Carol Co")],
+            &[],
+        )
+        .record(
+            uuid(0xca1),
+            &[("emailaddress1", " Carol@Example.com "), (st, "subscribed")],
+            false,
+            &[],
+            false,
+        )
         // dave: unsubscribed → do-not-e-mail and removal
         .member("dave@example.com", Unsubscribed, &[], &[])
-        .record(uuid(0xda7e), &[("emailaddress1", "dave@example.com"), (id_col, "c-dave"), (st, "subscribed")], false, &[], true)
+        .record(
+            uuid(0xda7e),
+            &[
+                ("emailaddress1", "dave@example.com"),
+                (id_col, "c-dave"),
+                (st, "subscribed"),
+            ],
+            false,
+            &[],
+            true,
+        )
         // erin: cleaned, already flagged → status change and removal
         .member("erin@example.com", Cleaned, &[], &[])
-        .record(uuid(0xe1), &[("emailaddress1", "erin@example.com"), (id_col, "c-erin"), (st, "subscribed")], true, &[], true)
+        .record(
+            uuid(0xe1),
+            &[
+                ("emailaddress1", "erin@example.com"),
+                (id_col, "c-erin"),
+                (st, "subscribed"),
+            ],
+            true,
+            &[],
+            true,
+        )
         // frank: archived → removal
         .member("frank@example.com", Archived, &[], &[])
-        .record(uuid(0xf1), &[("emailaddress1", "frank@example.com"), (id_col, "c-frank"), (st, "subscribed")], false, &[], true)
+        .record(
+            uuid(0xf1),
+            &[
+                ("emailaddress1", "frank@example.com"),
+                (id_col, "c-frank"),
+                (st, "subscribed"),
+            ],
+            false,
+            &[],
+            true,
+        )
         // gina: two records share her address → conflict
         .member("gina@example.com", Subscribed, &[], &[])
-        .record(uuid(0x91), &[("emailaddress1", "gina@example.com")], false, &[], false)
-        .record(uuid(0x92), &[("emailaddress1", "GINA@example.com")], false, &[], false)
+        .record(
+            uuid(0x91),
+            &[("emailaddress1", "gina@example.com")],
+            false,
+            &[],
+            false,
+        )
+        .record(
+            uuid(0x92),
+            &[("emailaddress1", "GINA@example.com")],
+            false,
+            &[],
+            false,
+        )
         // an invalid address
         .member("not-an-email", Subscribed, &[], &[])
         // henry: two records store his Mailchimp id → conflict
         .member("henry@example.com", Subscribed, &[], &[])
-        .record(uuid(0x81), &[("emailaddress1", "henry@example.com"), (id_col, "c-henry")], false, &[], true)
-        .record(uuid(0x82), &[("emailaddress1", "h.enry@example.com"), (id_col, "c-henry")], false, &[], false)
+        .record(
+            uuid(0x81),
+            &[("emailaddress1", "henry@example.com"), (id_col, "c-henry")],
+            false,
+            &[],
+            true,
+        )
+        .record(
+            uuid(0x82),
+            &[("emailaddress1", "h.enry@example.com"), (id_col, "c-henry")],
+            false,
+            &[],
+            false,
+        )
         // ivy: flagged in the CRM, subscribed in Mailchimp → warning only
         .member("ivy@example.com", Subscribed, &[], &[])
-        .record(uuid(0x1a), &[("emailaddress1", "ivy@example.com"), (id_col, "c-ivy"), (st, "subscribed")], true, &[], true)
+        .record(
+            uuid(0x1a),
+            &[
+                ("emailaddress1", "ivy@example.com"),
+                (id_col, "c-ivy"),
+                (st, "subscribed"),
+            ],
+            true,
+            &[],
+            true,
+        )
         // walter: added by a CRM user → unmanaged, kept
-        .record(uuid(0x3a), &[("emailaddress1", "walter@example.com")], false, &[], true)
+        .record(
+            uuid(0x3a),
+            &[("emailaddress1", "walter@example.com")],
+            false,
+            &[],
+            true,
+        )
         // a managed member whose Mailchimp member was deleted → left the audience
-        .record(uuid(0x60), &[("emailaddress1", "gone@example.com"), (id_col, "c-gone")], false, &[], true)
+        .record(
+            uuid(0x60),
+            &[("emailaddress1", "gone@example.com"), (id_col, "c-gone")],
+            false,
+            &[],
+            true,
+        )
         .build();
     let events = Builder::new(&bindings[1], &names, ("f0e1d2c3b4", "Events"))
         .tag(9, "Expo")
-        .member("jane@example.com", Subscribed, &[("merge_fields.FNAME", "Jane"), ("merge_fields.LNAME", "Doe")], &[9])
+        .member(
+            "jane@example.com",
+            Subscribed,
+            &[
+                ("merge_fields.FNAME", "Jane"),
+                ("merge_fields.LNAME", "Doe"),
+            ],
+            &[9],
+        )
         .build();
     let error_binding = |i: usize, aud: &str, code: u8, dynamic: bool, statecode: i32| {
         let mut b = Builder::new(&bindings[i], &names, (aud, "Other"));
         if code > 0 {
-            b = b.list(uuid(0x1000 + i as u128), &format!("list {i}"), code, dynamic, None);
+            b = b.list(
+                uuid(0x1000 + i as u128),
+                &format!("list {i}"),
+                code,
+                dynamic,
+                None,
+            );
             if let Some(l) = b.snapshot.crm.list.as_mut() {
                 l.statecode = statecode;
             }

@@ -11,6 +11,7 @@ pub mod diff;
 pub mod ids;
 pub mod model;
 pub mod render;
+pub mod row;
 pub mod schema;
 pub mod simulate;
 pub mod snapshot;
@@ -20,8 +21,8 @@ pub(crate) mod fixture;
 
 pub use diff::compute;
 pub use model::{
-    Action, BindingPlan, Change, FORMAT_VERSION, FieldChange, Guard, GuardReason, MemberRef,
-    Plan, PlanMeta, Precondition, Problem, ProblemCode, Reason, Summary, Value,
+    Action, BindingPlan, Change, FORMAT_VERSION, FieldChange, Guard, GuardReason, MemberRef, Plan,
+    PlanMeta, Precondition, Problem, ProblemCode, Reason, Summary, Value,
 };
 pub use simulate::apply_to_snapshot;
 pub use snapshot::Snapshot;
@@ -29,8 +30,8 @@ pub use snapshot::Snapshot;
 #[cfg(test)]
 mod tests {
     use super::fixture::scenario_plan;
-    use super::{Plan, render, schema};
     use super::render::{MarkdownOptions, TextOptions};
+    use super::{Plan, render, schema};
 
     #[test]
     fn text_rendering_of_the_scenario() {
@@ -41,9 +42,22 @@ mod tests {
     #[test]
     fn text_rendering_cuts_long_groups_unless_full() {
         let plan = scenario_plan();
-        let cut = render::text(&plan, &TextOptions { max_rows: 1, ..TextOptions::default() });
+        let cut = render::text(
+            &plan,
+            &TextOptions {
+                max_rows: 1,
+                ..TextOptions::default()
+            },
+        );
         assert!(cut.contains("… and 1 more"), "{cut}");
-        let full = render::text(&plan, &TextOptions { max_rows: 1, full: true, ..TextOptions::default() });
+        let full = render::text(
+            &plan,
+            &TextOptions {
+                max_rows: 1,
+                full: true,
+                ..TextOptions::default()
+            },
+        );
         assert!(!full.contains("… and"), "{full}");
     }
 
@@ -51,14 +65,23 @@ mod tests {
     fn text_rendering_colours_only_when_asked() {
         let plan = scenario_plan();
         assert!(!render::text(&plan, &TextOptions::default()).contains('\u{1b}'));
-        let coloured = render::text(&plan, &TextOptions { color: true, ..TextOptions::default() });
+        let coloured = render::text(
+            &plan,
+            &TextOptions {
+                color: true,
+                ..TextOptions::default()
+            },
+        );
         assert!(coloured.contains('\u{1b}'));
     }
 
     #[test]
     fn markdown_rendering_of_the_scenario() {
         let plan = scenario_plan();
-        insta::assert_snapshot!("markdown", render::markdown(&plan, &MarkdownOptions::default()));
+        insta::assert_snapshot!(
+            "markdown",
+            render::markdown(&plan, &MarkdownOptions::default())
+        );
     }
 
     #[test]
@@ -93,13 +116,16 @@ mod tests {
         let instance = serde_json::to_value(&plan).expect("serializes");
         let schema: serde_json::Value = serde_json::from_str(&schema::generate()).expect("schema");
         let validator = jsonschema::validator_for(&schema).expect("schema compiles");
-        let errors: Vec<String> = validator.iter_errors(&instance).map(|e| e.to_string()).collect();
+        let errors: Vec<String> = validator
+            .iter_errors(&instance)
+            .map(|e| e.to_string())
+            .collect();
         assert!(errors.is_empty(), "{errors:#?}");
     }
 
     fn large_plan(members: usize, gone: usize) -> Plan {
-        use crate::config::MemberStatus;
         use super::fixture::{Builder, bindings, uuid};
+        use crate::config::MemberStatus;
         let (bindings, names) = bindings(
             "bindings:\n  - {name: big, audience: {id: a1}, marketing_list: {name: L, member_type: contact}, prune_members: true}\n",
         );
@@ -110,27 +136,48 @@ mod tests {
             .tag(1, "VIP");
         for i in 0..members {
             let email = format!("member{i}@example.com");
-            let status = if i % 10 == 9 { MemberStatus::Unsubscribed } else { MemberStatus::Subscribed };
+            let status = if i % 10 == 9 {
+                MemberStatus::Unsubscribed
+            } else {
+                MemberStatus::Subscribed
+            };
             b = b.member(&email, status, &[("merge_fields.FNAME", "Someone")], &[1]);
             if i % 10 == 9 {
                 let id = format!("c-member{i}");
-                b = b.record(uuid(0x10_0000 + i as u128), &[("emailaddress1", &email), (&col, &id)], false, &[], true);
+                b = b.record(
+                    uuid(0x10_0000 + i as u128),
+                    &[("emailaddress1", &email), (&col, &id)],
+                    false,
+                    &[],
+                    true,
+                );
             }
         }
         for i in 0..gone {
             let email = format!("gone{i}@example.com");
             let id = format!("c-gone{i}");
-            b = b.record(uuid(0x90_0000 + i as u128), &[("emailaddress1", &email), (&col, &id)], false, &[], true);
+            b = b.record(
+                uuid(0x90_0000 + i as u128),
+                &[("emailaddress1", &email), (&col, &id)],
+                false,
+                &[],
+                true,
+            );
         }
         let plan = super::compute(&bindings[0], &names, &b.build());
         Plan::new(super::fixture::meta(), vec![plan])
     }
 
     fn shown_rows(markdown: &str, summary_prefix: &str) -> usize {
-        let Some(start) = markdown.find(&format!("<summary>{summary_prefix}")) else { return 0 };
+        let Some(start) = markdown.find(&format!("<summary>{summary_prefix}")) else {
+            return 0;
+        };
         let section = &markdown[start..];
         let end = section.find("</details>").unwrap_or(section.len());
-        section[..end].lines().filter(|l| l.starts_with("| ") && !l.starts_with("| subject")).count()
+        section[..end]
+            .lines()
+            .filter(|l| l.starts_with("| ") && !l.starts_with("| subject"))
+            .count()
     }
 
     #[test]
@@ -150,9 +197,20 @@ mod tests {
         let small = large_plan(2_000, 30);
         let md = render::markdown(&small, &MarkdownOptions::default());
         assert!(md.len() < render::MARKDOWN_LIMIT);
-        assert_eq!(shown_rows(&md, "- remove from list"), 230, "every removal is shown");
-        assert_eq!(shown_rows(&md, "~ set do-not-e-mail"), 200, "every consent change is shown");
-        assert!(shown_rows(&md, "+ create record") < 1_800, "creates are cut");
+        assert_eq!(
+            shown_rows(&md, "- remove from list"),
+            230,
+            "every removal is shown"
+        );
+        assert_eq!(
+            shown_rows(&md, "~ set do-not-e-mail"),
+            200,
+            "every consent change is shown"
+        );
+        assert!(
+            shown_rows(&md, "+ create record") < 1_800,
+            "creates are cut"
+        );
         assert!(md.contains("more rows not shown"));
     }
 }

@@ -19,7 +19,8 @@ mod tests {
 
     #[test]
     fn committed_schema_matches_the_model() {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/plan.schema.json");
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/plan.schema.json");
         let generated = generate();
         if std::env::var("UPDATE_SCHEMA").as_deref() == Ok("1") {
             std::fs::write(&path, &generated).expect("write schemas/plan.schema.json");

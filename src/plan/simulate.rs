@@ -107,15 +107,15 @@ pub fn apply_to_snapshot(plan: &BindingPlan, snapshot: &mut Snapshot) {
                 }
             }
             Action::CreateRecord => {
-                let mut record = CrmRecord {
-                    id: change.record,
-                    etag: next_etag(),
-                    values: vec![None; crm.columns.len()].into(),
-                    do_not_bulk_email: false,
-                    tag_links: Box::new([]),
-                    on_list: false,
-                    list_member_id: None,
-                };
+                let etag = next_etag();
+                let mut record = CrmRecord::new(
+                    change.record,
+                    &etag,
+                    vec![None; crm.columns.len()],
+                    false,
+                    Vec::new(),
+                    false,
+                );
                 write_fields(&crm.columns, &mut record, change);
                 index.insert(record.id, crm.records.len());
                 crm.records.push(record);
@@ -124,7 +124,7 @@ pub fn apply_to_snapshot(plan: &BindingPlan, snapshot: &mut Snapshot) {
                 if let Some(&i) = index.get(&change.record) {
                     let r = &mut crm.records[i];
                     write_fields(&crm.columns, r, change);
-                    r.etag = next_etag();
+                    r.set_etag(&next_etag());
                 }
             }
             Action::AddListMember | Action::RemoveListMember => {
@@ -183,11 +183,16 @@ fn write_fields(columns: &[String], record: &mut CrmRecord, change: &Change) {
             continue;
         }
         if let Some(i) = columns.iter().position(|c| *c == f.column) {
-            record.values[i] = match &f.after {
-                Some(Value::Text(t)) if !t.is_empty() => Some(t.as_str().into()),
-                Some(Value::Bool(b)) => Some(b.to_string().into()),
-                _ => None,
+            let bool_text;
+            let value = match &f.after {
+                Some(Value::Text(t)) => Some(t.as_str()),
+                Some(Value::Bool(b)) => {
+                    bool_text = b.to_string();
+                    Some(bool_text.as_str())
+                }
+                None => None,
             };
+            record.set_value(i, value);
         }
     }
 }

@@ -22,6 +22,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::model::ReadSummary;
+use super::row::Row;
 use crate::config::{Binding, MemberStatus, MemberType, Names};
 
 /// The CRM column both contacts and leads keep their main e-mail address in.
@@ -32,12 +33,6 @@ pub const DO_NOT_BULK_EMAIL_COLUMN: &str = "donotbulkemail";
 
 /// The Tag record's name column, as shown in changes of Tag records (the table's primary name).
 pub const TAG_NAME_COLUMN: &str = "name";
-
-/// Text as the snapshot stores it: `None` for missing or empty.
-#[must_use]
-pub fn text(value: Option<&str>) -> Option<Box<str>> {
-    value.filter(|v| !v.is_empty()).map(Box::from)
-}
 
 /// The member field paths a binding needs from Mailchimp: every mapped source and every field its
 /// lead templates use, sorted and without duplicates.
@@ -111,23 +106,88 @@ pub struct Tag {
     pub member_count: u64,
 }
 
-/// A Mailchimp member.
+/// A Mailchimp member: its identity, version and field values packed in one [`Row`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Member {
-    /// The subscriber hash (MD5 of the lower-cased address).
-    pub id: Box<str>,
-    /// Mailchimp's contact id, the identity stored on CRM records.
-    pub contact_id: Box<str>,
-    /// The address as Mailchimp has it.
-    pub email: Box<str>,
     /// Its status.
     pub status: MemberStatus,
-    /// `last_changed`, as Mailchimp wrote it: the member's version for saved plans.
-    pub last_changed: Box<str>,
-    /// One value per [`MailchimpSide::field_paths`] entry.
-    pub values: Box<[Option<Box<str>>]>,
     /// Ids of its tags, sorted.
     pub tags: Box<[u64]>,
+    /// `[id, contact_id, email, last_changed, values…]`.
+    row: Row,
+}
+
+const MEMBER_FIXED: usize = 4;
+
+impl Member {
+    /// A member. `values` has one entry per [`MailchimpSide::field_paths`] entry; `tags` is sorted here.
+    #[must_use]
+    pub fn new<'a>(
+        id: &'a str,
+        contact_id: &'a str,
+        email: &'a str,
+        status: MemberStatus,
+        last_changed: &'a str,
+        values: impl IntoIterator<Item = Option<&'a str>>,
+        mut tags: Vec<u64>,
+    ) -> Self {
+        tags.sort_unstable();
+        tags.dedup();
+        let fixed = [Some(id), Some(contact_id), Some(email), Some(last_changed)];
+        Self {
+            status,
+            tags: tags.into(),
+            row: Row::new(fixed.into_iter().chain(values)),
+        }
+    }
+
+    /// The subscriber hash (MD5 of the lower-cased address).
+    #[must_use]
+    pub fn id(&self) -> &str {
+        self.row.get(0).unwrap_or_default()
+    }
+
+    /// Mailchimp's contact id, the identity stored on CRM records.
+    #[must_use]
+    pub fn contact_id(&self) -> &str {
+        self.row.get(1).unwrap_or_default()
+    }
+
+    /// The address as Mailchimp has it.
+    #[must_use]
+    pub fn email(&self) -> &str {
+        self.row.get(2).unwrap_or_default()
+    }
+
+    /// `last_changed`, as Mailchimp wrote it: the member's version for saved plans.
+    #[must_use]
+    pub fn last_changed(&self) -> &str {
+        self.row.get(3).unwrap_or_default()
+    }
+
+    /// The value of field path `i` of [`MailchimpSide::field_paths`].
+    #[must_use]
+    pub fn value(&self, i: usize) -> Option<&str> {
+        self.row.get(MEMBER_FIXED + i)
+    }
+
+    /// How many field values it holds.
+    #[must_use]
+    pub fn values_len(&self) -> usize {
+        self.row.len().saturating_sub(MEMBER_FIXED)
+    }
+
+    /// Bytes it holds on the heap.
+    #[must_use]
+    pub fn heap_size(&self) -> usize {
+        self.row.heap_size() + self.tags.len() * 8
+    }
+
+    /// The packed identity, version and values.
+    #[must_use]
+    pub fn row(&self) -> &Row {
+        &self.row
+    }
 }
 
 /// The CRM side, as read.
@@ -190,23 +250,85 @@ pub struct TagRecord {
     pub etag: Box<str>,
 }
 
-/// A CRM contact or lead.
+/// A CRM contact or lead; its ETag and column values packed in one [`Row`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CrmRecord {
     /// `contactid` or `leadid`.
     pub id: Uuid,
-    /// Its ETag.
-    pub etag: Box<str>,
-    /// One value per [`CrmSide::columns`] entry.
-    pub values: Box<[Option<Box<str>>]>,
     /// `donotbulkemail`.
     pub do_not_bulk_email: bool,
-    /// Tag records of this audience it is linked to, sorted.
-    pub tag_links: Box<[Uuid]>,
     /// A member of the marketing list.
     pub on_list: bool,
     /// The `listmember` row, when known.
     pub list_member_id: Option<Uuid>,
+    /// Tag records of this audience it is linked to, sorted.
+    pub tag_links: Box<[Uuid]>,
+    /// `[etag, values…]`.
+    row: Row,
+}
+
+impl CrmRecord {
+    /// A record. `values` has one entry per [`CrmSide::columns`] entry; `tag_links` is sorted here.
+    #[must_use]
+    pub fn new<'a>(
+        id: Uuid,
+        etag: &'a str,
+        values: impl IntoIterator<Item = Option<&'a str>>,
+        do_not_bulk_email: bool,
+        mut tag_links: Vec<Uuid>,
+        on_list: bool,
+    ) -> Self {
+        tag_links.sort_unstable();
+        tag_links.dedup();
+        Self {
+            id,
+            do_not_bulk_email,
+            on_list,
+            list_member_id: None,
+            tag_links: tag_links.into(),
+            row: Row::new(std::iter::once(Some(etag)).chain(values)),
+        }
+    }
+
+    /// Its ETag.
+    #[must_use]
+    pub fn etag(&self) -> &str {
+        self.row.get(0).unwrap_or_default()
+    }
+
+    /// The value of column `i` of [`CrmSide::columns`].
+    #[must_use]
+    pub fn value(&self, i: usize) -> Option<&str> {
+        self.row.get(1 + i)
+    }
+
+    /// How many column values it holds.
+    #[must_use]
+    pub fn values_len(&self) -> usize {
+        self.row.len().saturating_sub(1)
+    }
+
+    /// Replace the value of column `i`.
+    pub fn set_value(&mut self, i: usize, value: Option<&str>) {
+        self.row = self.row.with(1 + i, value);
+    }
+
+    /// Replace the ETag.
+    pub fn set_etag(&mut self, etag: &str) {
+        self.row = self.row.with(0, Some(etag));
+    }
+
+    /// Bytes it holds on the heap.
+    #[must_use]
+    pub fn heap_size(&self) -> usize {
+        self.row.heap_size() + self.tag_links.len() * 16
+    }
+
+    /// The packed ETag and values.
+    #[must_use]
+    pub fn row(&self) -> &Row {
+        &self.row
+    }
 }
 
 impl CrmSide {
@@ -223,6 +345,33 @@ impl MailchimpSide {
     pub fn path_index(&self, path: &str) -> Option<usize> {
         self.field_paths.iter().position(|c| c == path)
     }
+}
+
+/// Positions of `members` ordered by subscriber hash (ties, which Mailchimp does not have, by
+/// position). Sorts compact keys, not the members, so it stays fast for millions.
+#[must_use]
+pub fn member_order(members: &[Member]) -> Vec<u32> {
+    let prefix = |s: &str| {
+        let mut key = [0_u8; 8];
+        for (k, b) in key.iter_mut().zip(s.as_bytes()) {
+            *k = *b;
+        }
+        u64::from_be_bytes(key)
+    };
+    let mut keys: Vec<(u64, u32)> = members
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (prefix(m.id()), u32::try_from(i).unwrap_or(u32::MAX)))
+        .collect();
+    keys.sort_unstable_by(|a, b| {
+        a.0.cmp(&b.0).then_with(|| {
+            members[a.1 as usize]
+                .id()
+                .cmp(members[b.1 as usize].id())
+                .then(a.1.cmp(&b.1))
+        })
+    });
+    keys.into_iter().map(|(_, i)| i).collect()
 }
 
 /// Stable digests of what was read, one per side: equal digests mean equal input.
@@ -293,20 +442,14 @@ impl MailchimpSide {
         for p in &self.field_paths {
             f.str(p);
         }
-        let mut order: Vec<usize> = (0..self.members.len()).collect();
-        order.sort_unstable_by(|&a, &b| self.members[a].id.cmp(&self.members[b].id));
+        let order = member_order(&self.members);
         f.u64(order.len() as u64);
         for i in order {
-            let m = &self.members[i];
-            f.str(&m.id);
-            f.str(&m.contact_id);
-            f.str(&m.email);
+            let m = &self.members[i as usize];
             f.str(m.status.as_str());
-            f.str(&m.last_changed);
-            f.u64(m.values.len() as u64);
-            for v in &m.values {
-                f.opt(v.as_deref());
-            }
+            let bytes = m.row.as_bytes();
+            f.u64(bytes.len() as u64);
+            f.bytes(bytes);
             f.u64(m.tags.len() as u64);
             for t in &m.tags {
                 f.u64(*t);
@@ -357,17 +500,20 @@ impl CrmSide {
         for c in &self.columns {
             f.str(c);
         }
-        let mut order: Vec<usize> = (0..self.records.len()).collect();
-        order.sort_unstable_by_key(|&i| self.records[i].id);
+        let mut order: Vec<(Uuid, usize)> = self
+            .records
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.id, i))
+            .collect();
+        order.sort_unstable();
         f.u64(order.len() as u64);
-        for i in order {
+        for (_, i) in order {
             let r = &self.records[i];
             f.bytes(r.id.as_bytes());
-            f.str(&r.etag);
-            f.u64(r.values.len() as u64);
-            for v in &r.values {
-                f.opt(v.as_deref());
-            }
+            let bytes = r.row.as_bytes();
+            f.u64(bytes.len() as u64);
+            f.bytes(bytes);
             f.bytes(&[u8::from(r.do_not_bulk_email), u8::from(r.on_list)]);
             f.bytes(r.list_member_id.unwrap_or_default().as_bytes());
             f.u64(r.tag_links.len() as u64);
@@ -398,14 +544,16 @@ mod tests {
     use super::*;
 
     fn side() -> MailchimpSide {
-        let member = |id: &str| Member {
-            id: id.into(),
-            contact_id: format!("c{id}").into(),
-            email: format!("{id}@example.com").into(),
-            status: MemberStatus::Subscribed,
-            last_changed: "2026-01-01T00:00:00+00:00".into(),
-            values: vec![Some("x".into()), None].into(),
-            tags: vec![1].into(),
+        let member = |id: &str| {
+            Member::new(
+                id,
+                &format!("c{id}"),
+                &format!("{id}@example.com"),
+                MemberStatus::Subscribed,
+                "2026-01-01T00:00:00+00:00",
+                [Some("x"), None],
+                vec![1],
+            )
         };
         MailchimpSide {
             audience: Audience {
@@ -424,14 +572,17 @@ mod tests {
         let mut b = side();
         b.members.reverse();
         assert_eq!(a.digest(), b.digest());
-        b.members[0].values = vec![None, Some("x".into())].into();
+        let m = &b.members[0];
+        b.members[0] = Member::new(
+            m.id(),
+            m.contact_id(),
+            m.email(),
+            m.status,
+            m.last_changed(),
+            [None, Some("x")],
+            vec![1],
+        );
         assert_ne!(a.digest(), b.digest());
         assert!(a.digest().starts_with("sha256:"));
-    }
-
-    #[test]
-    fn empty_text_is_none() {
-        assert_eq!(text(Some("")), None);
-        assert_eq!(text(Some("a")).as_deref(), Some("a"));
     }
 }

@@ -159,7 +159,9 @@ pub fn markdown(plan: &Plan, options: &MarkdownOptions) -> String {
     // Tier by tier, most risky first; within a tier one row per group in turn, so that every
     // group of the tier shows its first rows.
     for t in 0..=4 {
-        let mut open: Vec<usize> = (0..sections.len()).filter(|&i| sections[i].tier == t).collect();
+        let mut open: Vec<usize> = (0..sections.len())
+            .filter(|&i| sections[i].tier == t)
+            .collect();
         while !open.is_empty() {
             open.retain(|&i| {
                 let s = &mut sections[i];
@@ -184,7 +186,9 @@ pub fn markdown(plan: &Plan, options: &MarkdownOptions) -> String {
             end -= 1;
         }
         out.truncate(end);
-        out.push_str("\n\n_… the rest of this plan is too long for a comment; see the JSON plan._\n");
+        out.push_str(
+            "\n\n_… the rest of this plan is too long for a comment; see the JSON plan._\n",
+        );
     }
     out
 }
@@ -207,7 +211,11 @@ fn sections(plan: &Plan, pii: &Pii) -> Vec<Section> {
                 binding: bi,
                 title: format!("Warnings ({})", thousands(binding.warnings.len() as u64)),
                 header: "| member | warning | message |\n|---|---|---|",
-                rows: binding.warnings.iter().map(|p| problem_row(p, pii)).collect(),
+                rows: binding
+                    .warnings
+                    .iter()
+                    .map(|p| problem_row(p, pii))
+                    .collect(),
                 tier: 1,
                 kept: 0,
             });
@@ -222,7 +230,10 @@ fn sections(plan: &Plan, pii: &Pii) -> Vec<Section> {
                     thousands(changes.len() as u64)
                 ),
                 header: "| subject | reason | details |\n|---|---|---|",
-                rows: changes.iter().map(|c| change_row(binding, c, pii)).collect(),
+                rows: changes
+                    .iter()
+                    .map(|c| change_row(binding, c, pii))
+                    .collect(),
                 tier: tier(action),
                 kept: 0,
             });
@@ -239,7 +250,10 @@ fn sections(plan: &Plan, pii: &Pii) -> Vec<Section> {
                     .unmanaged
                     .iter()
                     .map(|u| {
-                        let who = u.email.as_deref().map_or_else(|| "—".to_owned(), |e| pii.email(e));
+                        let who = u
+                            .email
+                            .as_deref()
+                            .map_or_else(|| "—".to_owned(), |e| pii.email(e));
                         format!("| {} | {} |", cell(&who), u.record)
                     })
                     .collect(),
@@ -255,7 +269,10 @@ fn sections(plan: &Plan, pii: &Pii) -> Vec<Section> {
 fn render(plan: &Plan, sections: &[Section], skeleton: bool) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "**audience-sync plan:** {}", summary_line(plan));
-    let cut: usize = sections.iter().map(|s| s.rows.len() - s.kept.min(s.rows.len())).sum();
+    let cut: usize = sections
+        .iter()
+        .map(|s| s.rows.len() - s.kept.min(s.rows.len()))
+        .sum();
     if skeleton {
         out.push_str(&" ".repeat(NOTE_RESERVE * 2));
         out.push('\n');
@@ -282,7 +299,11 @@ fn render(plan: &Plan, sections: &[Section], skeleton: bool) -> String {
         .iter()
         .map(|b| b.count(Action::RemoveListMember) + b.count(Action::RemoveTag))
         .sum();
-    let consent: u64 = plan.bindings.iter().map(|b| b.count(Action::SetDoNotEmail)).sum();
+    let consent: u64 = plan
+        .bindings
+        .iter()
+        .map(|b| b.count(Action::SetDoNotEmail))
+        .sum();
     if removals > 0 || consent > 0 {
         let _ = write!(
             out,
@@ -300,7 +321,11 @@ fn render(plan: &Plan, sections: &[Section], skeleton: bool) -> String {
                 cell(&s.title),
                 s.header
             );
-            let kept = if skeleton { 0 } else { s.kept.min(s.rows.len()) };
+            let kept = if skeleton {
+                0
+            } else {
+                s.kept.min(s.rows.len())
+            };
             for row in &s.rows[..kept] {
                 out.push_str(row);
                 out.push('\n');
@@ -333,7 +358,13 @@ fn binding_table(out: &mut String, binding: &BindingPlan) {
     for action in Action::ALL {
         let n = binding.count(action);
         if n > 0 {
-            let _ = writeln!(out, "| {} {} | {} |", action.symbol(), action.label(), thousands(n));
+            let _ = writeln!(
+                out,
+                "| {} {} | {} |",
+                action.symbol(),
+                action.label(),
+                thousands(n)
+            );
         }
     }
     for (n, what) in [

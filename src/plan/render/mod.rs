@@ -29,7 +29,9 @@ pub fn thousands(n: u64) -> String {
 #[must_use]
 pub fn mask_email(value: &str) -> String {
     match value.split_once('@') {
-        Some((local, domain)) if !local.is_empty() && !domain.is_empty() && !domain.contains('@') => {
+        Some((local, domain))
+            if !local.is_empty() && !domain.is_empty() && !domain.contains('@') =>
+        {
             let first: String = local.chars().take(1).collect();
             format!("{first}***@{domain}")
         }

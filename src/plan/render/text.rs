@@ -113,7 +113,11 @@ fn render_binding(out: &mut Out, binding: &BindingPlan, options: &TextOptions) {
                 counts,
                 "; {} {what}{}",
                 thousands(n as u64),
-                if n == 1 || what.ends_with("kept") { "" } else { "s" }
+                if n == 1 || what.ends_with("kept") {
+                    ""
+                } else {
+                    "s"
+                }
             );
         }
     }
@@ -123,7 +127,11 @@ fn render_binding(out: &mut Out, binding: &BindingPlan, options: &TextOptions) {
         let line = out.paint(&line, Paint::Remove);
         out.line(1, &line);
     }
-    let limit = if options.full { usize::MAX } else { options.max_rows };
+    let limit = if options.full {
+        usize::MAX
+    } else {
+        options.max_rows
+    };
     problems(out, "errors", &binding.errors, limit, Paint::Remove);
     problems(out, "warnings", &binding.warnings, limit, Paint::Change);
     for (action, changes) in groups(binding) {
@@ -197,7 +205,11 @@ fn render_change(out: &mut Out, binding: &BindingPlan, change: &Change) {
 
 fn field_text(out: &Out, field: &FieldChange, creating: bool) -> String {
     if let (Some(Value::Text(old)), Some(Value::Text(new))) = (&field.before, &field.after) {
-        if old.len() > LONG_VALUE || new.len() > LONG_VALUE || old.contains('\n') || new.contains('\n') {
+        if old.len() > LONG_VALUE
+            || new.len() > LONG_VALUE
+            || old.contains('\n')
+            || new.contains('\n')
+        {
             return format!("{}: {}", field.column, inline_diff(out, old, new));
         }
     }
