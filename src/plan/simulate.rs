@@ -1,0 +1,198 @@
+//! What apply does to the CRM, as a pure function on the snapshot model: the specification apply
+//! must meet, and the other half of the diff's invariant — apply a plan, diff again, the plan is
+//! empty.
+//!
+//! Every change is applied as apply will: creates use the plan's ids; writes replace the listed
+//! columns; list and tag membership changes add or remove exactly the listed links; deleting a Tag
+//! record deletes its links (Dataverse removes N:N intersect rows with the record). New ETags are
+//! made up (`W/"sim-N"`): only their change matters. The guard is not looked at: this is apply
+//! with `--allow-removals`.
+
+use std::collections::HashMap;
+
+use uuid::Uuid;
+
+use super::model::{Action, BindingPlan, Change, Value};
+use super::snapshot::{
+    AudienceRecord, CrmRecord, CrmSide, DO_NOT_BULK_EMAIL_COLUMN, MarketingList, Snapshot,
+    TAG_NAME_COLUMN, TagRecord,
+};
+use crate::config::MemberType;
+
+/// Apply every change of `plan` to the CRM side of `snapshot`.
+pub fn apply_to_snapshot(plan: &BindingPlan, snapshot: &mut Snapshot) {
+    let crm = &mut snapshot.crm;
+    let mut etags = 0_u64;
+    let mut next_etag = || {
+        etags += 1;
+        Box::<str>::from(format!("W/\"sim-{etags}\""))
+    };
+    let mut index: HashMap<Uuid, usize> = crm
+        .records
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r.id, i))
+        .collect();
+    for change in &plan.changes {
+        match change.action {
+            Action::CreateAudience => {
+                crm.audience = Some(AudienceRecord {
+                    id: change.record,
+                    etag: next_etag(),
+                    name: after_text(change, super::diff::AUDIENCE_NAME_COLUMN).unwrap_or_default(),
+                    sync_status: None,
+                });
+            }
+            Action::UpdateAudience => {
+                if let Some(a) = crm.audience.as_mut().filter(|a| a.id == change.record) {
+                    if let Some(name) = after_text(change, super::diff::AUDIENCE_NAME_COLUMN) {
+                        a.name = name;
+                    }
+                    a.etag = next_etag();
+                }
+            }
+            Action::CreateList => {
+                let code = match plan.list.member_type {
+                    MemberType::Contact => 2,
+                    MemberType::Lead => 4,
+                };
+                crm.list = Some(MarketingList {
+                    id: change.record,
+                    name: after_text(change, super::diff::LIST_NAME_COLUMN).unwrap_or_default(),
+                    dynamic: false,
+                    member_type_code: code,
+                    statecode: 0,
+                    etag: next_etag(),
+                    audience_record: lookup_after(change),
+                });
+            }
+            Action::UpdateList => {
+                if let Some(l) = crm.list.as_mut().filter(|l| l.id == change.record) {
+                    l.audience_record = lookup_after(change);
+                    l.etag = next_etag();
+                }
+            }
+            Action::CreateTag => {
+                let mailchimp_id = plan
+                    .tags
+                    .iter()
+                    .find(|t| t.record == change.record)
+                    .map_or(0, |t| t.mailchimp_id);
+                crm.tags.push(TagRecord {
+                    id: change.record,
+                    mailchimp_id,
+                    name: after_text(change, TAG_NAME_COLUMN).unwrap_or_default(),
+                    etag: next_etag(),
+                });
+            }
+            Action::RenameTag => {
+                if let Some(t) = crm.tags.iter_mut().find(|t| t.id == change.record) {
+                    if let Some(name) = after_text(change, TAG_NAME_COLUMN) {
+                        t.name = name;
+                    }
+                    t.etag = next_etag();
+                }
+            }
+            Action::RemoveTag => {
+                crm.tags.retain(|t| t.id != change.record);
+                for r in &mut crm.records {
+                    if r.tag_links.contains(&change.record) {
+                        r.tag_links = r
+                            .tag_links
+                            .iter()
+                            .copied()
+                            .filter(|t| *t != change.record)
+                            .collect();
+                    }
+                }
+            }
+            Action::CreateRecord => {
+                let etag = next_etag();
+                let mut record = CrmRecord::new(
+                    change.record,
+                    &etag,
+                    vec![None; crm.columns.len()],
+                    false,
+                    Vec::new(),
+                    false,
+                );
+                write_fields(&crm.columns, &mut record, change);
+                index.insert(record.id, crm.records.len());
+                crm.records.push(record);
+            }
+            Action::UpdateRecord | Action::SetDoNotEmail => {
+                if let Some(&i) = index.get(&change.record) {
+                    let r = &mut crm.records[i];
+                    write_fields(&crm.columns, r, change);
+                    r.set_etag(&next_etag());
+                }
+            }
+            Action::AddListMember | Action::RemoveListMember => {
+                if let Some(r) = record_mut(crm, &index, change.record) {
+                    r.on_list = change.action == Action::AddListMember;
+                    r.list_member_id = None;
+                }
+            }
+            Action::LinkTags | Action::UnlinkTags => {
+                if let Some(r) = record_mut(crm, &index, change.record) {
+                    let mut links: Vec<Uuid> = r.tag_links.to_vec();
+                    if change.action == Action::LinkTags {
+                        links.extend(&change.tags);
+                    } else {
+                        links.retain(|t| !change.tags.contains(t));
+                    }
+                    links.sort_unstable();
+                    links.dedup();
+                    r.tag_links = links.into();
+                }
+            }
+        }
+    }
+}
+
+fn record_mut<'a>(
+    crm: &'a mut CrmSide,
+    index: &HashMap<Uuid, usize>,
+    id: Uuid,
+) -> Option<&'a mut CrmRecord> {
+    index.get(&id).map(|&i| &mut crm.records[i])
+}
+
+fn after_text(change: &Change, column: &str) -> Option<String> {
+    change
+        .fields
+        .iter()
+        .find(|f| f.column == column)
+        .and_then(|f| match &f.after {
+            Some(Value::Text(t)) => Some(t.clone()),
+            _ => None,
+        })
+}
+
+fn lookup_after(change: &Change) -> Option<Uuid> {
+    change.fields.iter().find_map(|f| match &f.after {
+        Some(Value::Text(t)) => Uuid::parse_str(t).ok(),
+        _ => None,
+    })
+}
+
+fn write_fields(columns: &[String], record: &mut CrmRecord, change: &Change) {
+    for f in &change.fields {
+        if f.column == DO_NOT_BULK_EMAIL_COLUMN {
+            record.do_not_bulk_email = matches!(f.after, Some(Value::Bool(true)));
+            continue;
+        }
+        if let Some(i) = columns.iter().position(|c| *c == f.column) {
+            let bool_text;
+            let value = match &f.after {
+                Some(Value::Text(t)) => Some(t.as_str()),
+                Some(Value::Bool(b)) => {
+                    bool_text = b.to_string();
+                    Some(bool_text.as_str())
+                }
+                None => None,
+            };
+            record.set_value(i, value);
+        }
+    }
+}
