@@ -5,3 +5,4 @@ mod common;
 mod config_catalogue;
 mod examples;
 mod schema;
+mod watch;
