@@ -151,7 +151,7 @@ impl Metrics {
                 .or_default()
                 .observe(run.duration.as_secs_f64());
             m.last_run.insert(b.clone(), run.finished_unix);
-            if run.outcome.is_ok() {
+            if run.outcome.is_success() {
                 m.last_success.insert(b.clone(), run.finished_unix);
             }
             m.consecutive_failures

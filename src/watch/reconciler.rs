@@ -13,6 +13,8 @@
 //! - `source_digest` identifies the data read from the source (Mailchimp) for this binding, so
 //!   that the loop can tell "the same failing input again" from "new data": give it on errors too
 //!   whenever the source was read before the failure.
+//! - When another applier holds the binding's lease, return `Ok` with
+//!   [`RunOutcome::skipped`] set rather than an error (with two replicas that is routine).
 //! - `probe` answers quickly (the loop bounds it with a timeout) and does not write.
 //! - Nothing here may carry a secret: messages end up in logs and in `/status`.
 
@@ -80,6 +82,10 @@ pub struct RunOutcome {
     pub source_digest: Option<String>,
     /// API calls by service (`mailchimp`, `dataverse`).
     pub api: BTreeMap<String, ApiCalls>,
+    /// Set when the run did nothing because another applier (a second replica, a pipeline)
+    /// holds the binding's lease: who holds it and until when. Not a failure: the binding runs
+    /// again at its next interval (the jitter spreads replicas apart).
+    pub skipped: Option<String>,
 }
 
 /// Why a run failed as a whole.

@@ -338,6 +338,7 @@ impl Loop {
 
     fn classify(&self, result: &Result<RunOutcome, RunError>) -> Outcome {
         match result {
+            Ok(outcome) if outcome.skipped.is_some() => Outcome::Skipped,
             Ok(outcome) if outcome.failures > 0 => Outcome::Partial,
             Ok(outcome) if self.settings.mode == Mode::Report && outcome.drift => Outcome::Drift,
             Ok(_) => Outcome::Success,
@@ -429,6 +430,11 @@ impl Loop {
                 retry_in_s = wait.map(|w| w.as_secs_f64()),
                 "run finished with failed records"
             ),
+            (None, Outcome::Skipped) => tracing::info!(
+                binding = %name,
+                reason = finished.result.as_ref().ok().and_then(|o| o.skipped.as_deref()),
+                "run skipped: another applier holds the lease"
+            ),
             (None, _) => tracing::info!(
                 binding = %name,
                 outcome = outcome.as_str(),
@@ -455,7 +461,7 @@ impl Loop {
             entry.running = false;
             entry.consecutive_failures = consecutive_failures;
             entry.next_run = next.map(wall);
-            if outcome.is_ok() {
+            if outcome.is_success() {
                 entry.last_success = Some(finished_at);
             }
             let mut run = entry
@@ -469,6 +475,11 @@ impl Loop {
             run.failures = failures;
             run.drift = drift.unwrap_or(false);
             run.error = error;
+            run.skipped = finished
+                .result
+                .as_ref()
+                .ok()
+                .and_then(|o| o.skipped.clone());
             entry.last_run = Some(run);
         }
     }

@@ -20,6 +20,8 @@ pub enum Outcome {
     Success,
     /// Report mode: done, and the CRM differs from what the config asks for.
     Drift,
+    /// Nothing done: another applier holds the binding's lease.
+    Skipped,
     /// Done, but some records failed.
     Partial,
     /// The run failed as a whole.
@@ -35,16 +37,23 @@ impl Outcome {
         match self {
             Self::Success => "success",
             Self::Drift => "drift",
+            Self::Skipped => "skipped",
             Self::Partial => "partial",
             Self::Failure => "failure",
             Self::Cancelled => "cancelled",
         }
     }
 
+    /// Whether the binding was reconciled by this run (its "last success").
+    #[must_use]
+    pub fn is_success(self) -> bool {
+        matches!(self, Self::Success | Self::Drift)
+    }
+
     /// Whether the binding counts as healthy after it (no retry backoff).
     #[must_use]
     pub fn is_ok(self) -> bool {
-        matches!(self, Self::Success | Self::Drift)
+        matches!(self, Self::Success | Self::Drift | Self::Skipped)
     }
 }
 
@@ -143,6 +152,8 @@ pub struct RunStatus {
     pub drift: bool,
     /// The error of a failed run.
     pub error: Option<String>,
+    /// Why a skipped run did nothing (who holds the lease).
+    pub skipped: Option<String>,
 }
 
 impl RunStatus {
@@ -159,6 +170,7 @@ impl RunStatus {
             failures: 0,
             drift: false,
             error: None,
+            skipped: None,
         }
     }
 }

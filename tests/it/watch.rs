@@ -31,6 +31,8 @@ enum Script {
     Fail(&'static str),
     /// Work until cancelled, then release the (pretend) lease and return.
     UntilCancelled,
+    /// Another applier holds the lease.
+    LeaseHeld,
 }
 
 #[derive(Debug, Clone)]
@@ -129,8 +131,14 @@ impl Reconciler for Fake {
                         failures: 0,
                         source_digest: Some("s0".to_owned()),
                         api: api(3, 1),
+                        skipped: None,
                     })
                 }
+                Script::LeaseHeld => Ok(RunOutcome {
+                    skipped: Some("lease held by `replica-b` until 04:30:00Z".to_owned()),
+                    api: api(1, 0),
+                    ..RunOutcome::default()
+                }),
                 Script::Fail(source) => Err(RunError {
                     message: format!("mailchimp answered 500 for binding `{binding}`"),
                     source_digest: Some(source.to_owned()),
@@ -1079,4 +1087,41 @@ async fn an_invalid_config_at_start_is_an_error_with_its_position() {
         err.to_string(),
         "`--retry-interval` must be longer than zero"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_held_elsewhere_skips_the_run_without_counting_a_failure() {
+    let fake = Fake::new(&[("alpha", Script::LeaseHeld)]);
+    let h = start(&fake, |o| o.jitter = 0.0).await;
+    initial_runs_done(&h, &fake).await;
+    let alpha = h.binding("alpha").await;
+    assert_eq!(alpha["last_run"]["outcome"], "skipped");
+    assert!(
+        alpha["last_run"]["skipped"]
+            .as_str()
+            .unwrap()
+            .contains("replica-b")
+    );
+    assert_eq!(alpha["consecutive_failures"], 0);
+    assert!(alpha["last_success"].is_null());
+    let ended =
+        chrono::DateTime::parse_from_rfc3339(alpha["last_run"]["finished_at"].as_str().unwrap())
+            .unwrap();
+    let next = chrono::DateTime::parse_from_rfc3339(alpha["next_run"].as_str().unwrap()).unwrap();
+    let wait = (next - ended).num_milliseconds();
+    assert!(
+        (3_599_000..=3_601_000).contains(&wait),
+        "tried again at the interval (1 h), not the retry: {wait} ms"
+    );
+    let text = h.get("/metrics").await.text().await.unwrap();
+    let families = parse_prometheus(&text).unwrap();
+    assert_eq!(
+        sample(
+            &families,
+            "audience_sync_runs_total",
+            &[("binding", "alpha"), ("outcome", "skipped")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(h.stop().await, ExitStatus::Success);
 }
