@@ -1125,3 +1125,82 @@ async fn a_lease_held_elsewhere_skips_the_run_without_counting_a_failure() {
     );
     assert_eq!(h.stop().await, ExitStatus::Success);
 }
+
+/// The deployment examples stay in step with the code: the ConfigMap holds a valid config,
+/// and the Deployment's and CronJob's arguments parse as a `watch` command line.
+#[test]
+fn the_kubernetes_examples_hold_a_valid_config_and_valid_arguments() {
+    use audience_sync::cli::{Cli, Command};
+    use clap::Parser as _;
+
+    let dir = crate::common::root().join("examples/deploy/kubernetes");
+    let read = |name: &str| {
+        let text = std::fs::read_to_string(dir.join(name)).unwrap();
+        audience_sync::config::yaml::parse_value(&text).unwrap()
+    };
+    let configmap = read("configmap.yaml");
+    let text = configmap["data"]["audience-sync.yaml"].as_str().unwrap();
+    let loaded =
+        audience_sync::config::load_str(Path::new("configmap/audience-sync.yaml"), text).unwrap();
+    assert!(!loaded.bindings.is_empty());
+
+    for (file, container) in [
+        (
+            "deployment.yaml",
+            &read("deployment.yaml")["spec"]["template"]["spec"]["containers"][0],
+        ),
+        (
+            "cronjob.yaml",
+            &read("cronjob.yaml")["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+                [0],
+        ),
+    ] {
+        let mut argv = vec!["audience-sync".to_owned()];
+        argv.extend(
+            container["args"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| a.as_str().unwrap().to_owned()),
+        );
+        let cli = Cli::try_parse_from(&argv).unwrap_or_else(|e| panic!("{file}: {e}"));
+        let Command::Watch(args) = cli.command else {
+            panic!("{file}: not a watch command");
+        };
+        let mount = container["volumeMounts"][0]["mountPath"].as_str().unwrap();
+        assert!(
+            args.config.starts_with(mount),
+            "{file}: config under the mount"
+        );
+        assert!(
+            container["volumeMounts"][0].get("subPath").is_none(),
+            "{file}: no subPath"
+        );
+        if file == "deployment.yaml" {
+            assert!(!args.once);
+            assert_eq!(args.listen.port(), 9464);
+            assert_eq!(
+                args.token_env.as_deref(),
+                Some("AUDIENCE_SYNC_STATUS_TOKEN")
+            );
+            assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/healthz");
+            assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/readyz");
+        } else {
+            assert!(args.once);
+        }
+    }
+    let secret = read("secret.yaml");
+    for var in [
+        "MAILCHIMP_API_KEY",
+        "DATAVERSE_TENANT_ID",
+        "DATAVERSE_CLIENT_ID",
+        "DATAVERSE_CLIENT_SECRET",
+        "AUDIENCE_SYNC_STATUS_TOKEN",
+    ] {
+        assert!(
+            secret["stringData"][var].is_string(),
+            "secret.yaml sets `{var}`"
+        );
+    }
+    assert_eq!(read("deployment.yaml")["spec"]["replicas"], 2);
+}
