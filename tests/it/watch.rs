@@ -1204,3 +1204,51 @@ fn the_kubernetes_examples_hold_a_valid_config_and_valid_arguments() {
     }
     assert_eq!(read("deployment.yaml")["spec"]["replicas"], 2);
 }
+
+/// Kubernetes updates a mounted ConfigMap by writing a new timestamped directory and swapping
+/// the `..data` symlink to it; the config path is a symlink through `..data`.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kubernetes_configmap_update_triggers_a_reconcile() {
+    use std::os::unix::fs::symlink;
+
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let write_version = |version: &str, text: &str| {
+        std::fs::create_dir(root.join(version)).unwrap();
+        std::fs::write(root.join(version).join("sync.yaml"), text).unwrap();
+    };
+    write_version("..2026_11_27_04_00_00.1", &config_text("v1", "contact"));
+    symlink("..2026_11_27_04_00_00.1", root.join("..data")).unwrap();
+    symlink("..data/sync.yaml", root.join("sync.yaml")).unwrap();
+
+    let fake = Fake::new(&[]);
+    let running = watch::start(options(&root.join("sync.yaml")), fake.clone())
+        .await
+        .unwrap();
+    eventually("the start-up runs", WAIT, || {
+        let n = fake.calls().len();
+        async move { (n >= 2).then_some(()) }
+    })
+    .await;
+
+    // The atomic writer's update: new directory, new symlink, rename over `..data` (its
+    // cleanup of the old directory comes later here, so the swap alone must be noticed).
+    let text = config_text("v2", "contact");
+    write_version("..2026_11_27_04_01_00.2", &text);
+    symlink("..2026_11_27_04_01_00.2", root.join("..data_tmp")).unwrap();
+    std::fs::rename(root.join("..data_tmp"), root.join("..data")).unwrap();
+
+    let expected = digest(&text);
+    eventually(
+        "a run with the updated ConfigMap",
+        Duration::from_secs(2),
+        || {
+            let ran = fake.calls().iter().any(|c| c.digest == expected);
+            async move { ran.then_some(()) }
+        },
+    )
+    .await;
+    running.shutdown();
+    assert_eq!(running.wait().await, ExitStatus::Success);
+}
