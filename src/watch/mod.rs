@@ -390,3 +390,69 @@ pub async fn start(options: Options, reconciler: Arc<dyn Reconciler>) -> Result<
 pub async fn run(options: Options, reconciler: Arc<dyn Reconciler>) -> Result<ExitStatus, Error> {
     Ok(start(options, reconciler).await?.wait().await)
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::*;
+    use crate::cli::{Cli, Command};
+
+    fn watch_args(extra: &[&str]) -> WatchArgs {
+        let mut argv = vec!["audience-sync", "watch", "sync.yaml"];
+        argv.extend_from_slice(extra);
+        match Cli::try_parse_from(argv).map(|cli| cli.command) {
+            Ok(Command::Watch(args)) => args,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn command_line_maps_to_options() {
+        let options = Options::from_args(&watch_args(&[
+            "--interval",
+            "5m",
+            "--retry-interval",
+            "10s",
+            "--mode",
+            "report",
+            "--listen",
+            "0.0.0.0:9000",
+        ]))
+        .unwrap();
+        assert_eq!(options.interval, Duration::from_secs(300));
+        assert_eq!(options.retry_interval, Duration::from_secs(10));
+        assert_eq!(options.mode, Mode::Report);
+        assert_eq!(options.listen, Some("0.0.0.0:9000".parse().unwrap()));
+        assert!(options.signals && options.watch_config && !options.once);
+        assert!(options.token.is_none());
+
+        let once = Options::from_args(&watch_args(&["--once"])).unwrap();
+        assert!(once.once && once.listen.is_none() && !once.watch_config);
+    }
+
+    #[test]
+    fn an_unset_token_variable_is_an_error_not_an_open_server() {
+        let err = Options::from_args(&watch_args(&[
+            "--token-env",
+            "AUDIENCE_SYNC_TEST_TOKEN_THAT_IS_NEVER_SET",
+        ]))
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "environment variable `AUDIENCE_SYNC_TEST_TOKEN_THAT_IS_NEVER_SET` (named by `--token-env`) is not set or empty"
+        );
+    }
+
+    #[test]
+    fn zero_intervals_are_refused() {
+        let mut options = Options::new(PathBuf::from("sync.yaml"));
+        options.interval = Duration::ZERO;
+        assert!(matches!(
+            options.check(),
+            Err(Error::ZeroDuration {
+                setting: "--interval"
+            })
+        ));
+    }
+}
