@@ -136,4 +136,15 @@ pub trait Reconciler: Send + Sync + 'static {
     /// Check that both APIs are reachable with the config's credentials (for `/readyz`).
     /// `Err` carries a one-line reason, no secrets.
     fn probe(&self, config: Arc<Loaded>) -> BoxFuture<'_, Result<(), String>>;
+
+    /// Optional: a cheap digest of the binding's source data, comparable with
+    /// [`RunOutcome::source_digest`] / [`RunError::source_digest`] (for instance from the
+    /// audience's member count and newest `last_changed`, one small request). While a binding
+    /// backs off after failures, the loop asks every `retry_interval`; a digest different from
+    /// the failing one makes the binding run at once (new data is tried at once). `None` means
+    /// "not supported" (the default): the loop then stops asking until the next failure.
+    fn source_digest(&self, config: Arc<Loaded>, binding: String) -> BoxFuture<'_, Option<String>> {
+        let _ = (config, binding);
+        Box::pin(async { None })
+    }
 }

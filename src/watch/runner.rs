@@ -7,7 +7,10 @@
 //!    command (SIGHUP, `POST /reconcile`), the next deadline, or shutdown.
 //! 3. A run's end schedules the binding's next run ([`Schedule`]): an interval later after a
 //!    success, a backoff later after a failure. A config change or a manual request during a
-//!    run makes it run again right after.
+//!    run makes it run again right after. While a binding backs off, the loop asks the
+//!    reconciler every `retry_interval` for a cheap source digest
+//!    ([`Reconciler::source_digest`](super::Reconciler::source_digest)); new data runs it at
+//!    once, the same data waits for the backoff.
 //! 4. A config change re-reads the file. Unchanged digest: nothing to do (an error shown for a
 //!    previous invalid edit is cleared). Valid and new: it goes into force and every binding is
 //!    due at once. Invalid: the last good config stays in force; the error (with
@@ -70,6 +73,10 @@ struct Slot {
     pending: Option<Trigger>,
     /// Gone from the config while running: drop it when the run ends.
     removed: bool,
+    /// While backing off: when to ask the reconciler for a cheap source digest.
+    next_check: Option<Instant>,
+    /// A source-digest check is in flight.
+    checking: bool,
 }
 
 /// What a run task hands back.
@@ -81,6 +88,13 @@ struct Finished {
     result: Result<RunOutcome, RunError>,
 }
 
+/// What a source-digest check hands back.
+struct Checked {
+    binding: String,
+    config_digest: String,
+    source_digest: Option<String>,
+}
+
 /// The loop.
 pub struct Loop {
     shared: Arc<Shared>,
@@ -88,6 +102,7 @@ pub struct Loop {
     config: Arc<Loaded>,
     slots: BTreeMap<String, Slot>,
     runs: JoinSet<Finished>,
+    checks: JoinSet<Checked>,
     commands: mpsc::Receiver<Command>,
     changes: Option<mpsc::Receiver<()>>,
     shutdown: CancellationToken,
@@ -165,6 +180,7 @@ impl Loop {
             config,
             slots: BTreeMap::new(),
             runs: JoinSet::new(),
+            checks: JoinSet::new(),
             commands,
             changes,
             shutdown,
@@ -192,6 +208,8 @@ impl Loop {
                 running: false,
                 pending: None,
                 removed: false,
+                next_check: None,
+                checking: false,
             });
             slot.suspended = binding.suspend;
             slot.removed = false;
@@ -259,14 +277,78 @@ impl Loop {
 
     /// The earliest deadline of a binding that could start (none while at capacity).
     fn next_deadline(&self) -> Option<Instant> {
+        let checks = self
+            .slots
+            .values()
+            .filter(|s| !s.running && !s.removed && !s.checking)
+            .filter_map(|s| s.next_check);
         if !self.capacity() {
-            return None;
+            return checks.min();
         }
         self.slots
             .values()
             .filter(|s| !s.running && !s.removed)
             .filter_map(|s| s.schedule.next())
+            .chain(checks)
             .min()
+    }
+
+    /// Ask for the source digest of backing-off bindings whose check is due.
+    fn start_checks(&mut self) {
+        let now = Instant::now();
+        for (name, slot) in &mut self.slots {
+            let due = slot.next_check.is_some_and(|at| at <= now);
+            if !due || slot.running || slot.removed || slot.checking || slot.suspended {
+                continue;
+            }
+            slot.next_check = None;
+            slot.checking = true;
+            let reconciler = self.shared.reconciler.clone();
+            let config = self.config.clone();
+            let binding = name.clone();
+            self.checks.spawn(async move {
+                let config_digest = config.digest.clone();
+                let call = reconciler.source_digest(config, binding.clone());
+                let source_digest = AssertUnwindSafe(call).catch_unwind().await.ok().flatten();
+                Checked {
+                    binding,
+                    config_digest,
+                    source_digest,
+                }
+            });
+        }
+    }
+
+    /// A source-digest check came back: run at once on new data, else ask again later.
+    fn checked(&mut self, joined: Result<Checked, JoinError>) {
+        let Ok(checked) = joined else {
+            return;
+        };
+        let now = Instant::now();
+        let retry = self.settings.policy.retry_interval;
+        let Some(slot) = self.slots.get_mut(&checked.binding) else {
+            return;
+        };
+        slot.checking = false;
+        if slot.running || slot.removed || slot.suspended || slot.schedule.failures() == 0 {
+            return;
+        }
+        let Some(source_digest) = checked.source_digest else {
+            // Not supported (or not known now): rely on the backoff until the next failure.
+            return;
+        };
+        let input = Input {
+            config_digest: checked.config_digest,
+            source_digest: Some(source_digest),
+        };
+        if slot.schedule.is_new_input(&input) {
+            tracing::info!(binding = %checked.binding, "source data changed during the backoff: retrying now");
+            slot.pending = Some(Trigger::NewData);
+            slot.schedule.run_now(now);
+            self.publish_next_runs();
+        } else if slot.schedule.next().is_some_and(|next| next > now + retry) {
+            slot.next_check = Some(now + retry);
+        }
     }
 
     fn start_due(&mut self) {
@@ -299,6 +381,7 @@ impl Loop {
                 Trigger::Interval
             });
         slot.running = true;
+        slot.next_check = None;
         slot.schedule.clear();
         let started_at = Utc::now();
         if let Some(entry) = lock(&self.shared.status).binding_mut(name) {
@@ -382,14 +465,21 @@ impl Loop {
             slot.schedule.clear();
             None
         } else {
+            let retry = self.settings.policy.retry_interval;
+            if source_digest.is_some() {
+                slot.next_check = Some(now + retry);
+            }
             let input = Input {
                 config_digest: finished.config_digest.clone(),
                 source_digest,
             };
-            Some(
-                slot.schedule
-                    .failed(now, &self.settings.policy, input, unit()),
-            )
+            let wait = slot
+                .schedule
+                .failed(now, &self.settings.policy, input, unit());
+            if wait <= retry {
+                slot.next_check = None;
+            }
+            Some(wait)
         };
         if slot.pending.is_some() && !slot.suspended && !removed && !self.shutdown.is_cancelled() {
             slot.schedule.run_now(now);
@@ -596,6 +686,9 @@ impl Loop {
                 break;
             }
             self.start_due();
+            if !self.settings.once {
+                self.start_checks();
+            }
             if self.done_once() {
                 break;
             }
@@ -604,6 +697,7 @@ impl Loop {
                 biased;
                 () = self.shutdown.cancelled() => break,
                 Some(joined) = self.runs.join_next() => self.finish(joined),
+                Some(joined) = self.checks.join_next() => self.checked(joined),
                 Some(command) = self.commands.recv() => self.command(command),
                 Some(()) = recv_change(&mut self.changes) => self.reload(),
                 () = sleep_until(deadline) => {}
@@ -626,9 +720,11 @@ impl Loop {
                 entry.next_run = None;
             }
         }
+        self.checks.abort_all();
         for slot in self.slots.values_mut() {
             slot.schedule.clear();
             slot.pending = None;
+            slot.next_check = None;
         }
         if self.runs.is_empty() {
             return;

@@ -125,6 +125,17 @@ impl Schedule {
         self.failures
     }
 
+    /// Whether `input` is known to differ from the input of the current failures (`false` when
+    /// the binding is not failing, or when nothing says the data changed).
+    #[must_use]
+    pub fn is_new_input(&self, input: &Input) -> bool {
+        self.failures > 0
+            && self
+                .failed_input
+                .as_ref()
+                .is_some_and(|failed| !failed.same_as(input))
+    }
+
     /// Run at `now` (config change, manual request, start), whatever the backoff says.
     pub fn run_now(&mut self, now: Instant) {
         self.next = Some(now);
@@ -277,6 +288,21 @@ mod tests {
         s.failed(Instant::now(), &p, input("c1", None), 0.5);
         let wait = s.failed(Instant::now(), &p, input("c1", None), 0.5);
         assert_eq!((s.failures(), wait.as_secs()), (3, 120));
+    }
+
+    #[test]
+    fn only_known_different_data_is_new_input() {
+        let p = policy();
+        let clock = Instant::now();
+        let mut s = Schedule::due_at(clock);
+        assert!(!s.is_new_input(&input("c1", Some("s2"))), "not failing");
+        s.failed(clock, &p, input("c1", Some("s1")), 0.5);
+        assert!(!s.is_new_input(&input("c1", Some("s1"))));
+        assert!(!s.is_new_input(&input("c1", None)));
+        assert!(s.is_new_input(&input("c1", Some("s2"))));
+        assert!(s.is_new_input(&input("c2", Some("s1"))));
+        s.succeeded(clock, &p, 0.5);
+        assert!(!s.is_new_input(&input("c1", Some("s2"))));
     }
 
     #[test]

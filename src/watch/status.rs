@@ -69,6 +69,8 @@ pub enum Trigger {
     Interval,
     /// A retry after a failure.
     Retry,
+    /// The source data changed while the binding was backing off after a failure.
+    NewData,
     /// SIGHUP or `POST /reconcile`.
     Manual,
 }

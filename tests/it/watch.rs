@@ -50,6 +50,9 @@ struct Fake {
     cancelled: AtomicUsize,
     leases_held: AtomicUsize,
     probe_error: Mutex<Option<String>>,
+    /// What the cheap source-digest check answers (`None`: not supported).
+    cheap_digest: Mutex<Option<String>>,
+    digest_checks: AtomicUsize,
 }
 
 impl Fake {
@@ -152,6 +155,17 @@ impl Reconciler for Fake {
                     Err(RunError::new("cancelled; lease released"))
                 }
             }
+        })
+    }
+
+    fn source_digest(
+        &self,
+        _config: Arc<Loaded>,
+        _binding: String,
+    ) -> BoxFuture<'_, Option<String>> {
+        Box::pin(async move {
+            self.digest_checks.fetch_add(1, Ordering::SeqCst);
+            self.cheap_digest.lock().unwrap().clone()
         })
     }
 
@@ -1251,4 +1265,41 @@ async fn a_kubernetes_configmap_update_triggers_a_reconcile() {
     .await;
     running.shutdown();
     assert_eq!(running.wait().await, ExitStatus::Success);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_source_data_during_the_backoff_is_tried_at_once() {
+    let fake = Fake::new(&[("alpha", Script::Fail("s1"))]);
+    *fake.cheap_digest.lock().unwrap() = Some("s1".to_owned());
+    let h = start(&fake, |o| {
+        o.jitter = 0.0;
+        o.retry_interval = Duration::from_millis(150);
+    })
+    .await;
+    // Four failures on the same data: the next try is 150 ms · 2³ = 1.2 s away, and the cheap
+    // check (every 150 ms) keeps saying "same data", so nothing runs early.
+    eventually("four failures of alpha", WAIT, || async {
+        let alpha = h.binding("alpha").await;
+        (alpha["consecutive_failures"] == 4 && alpha["running"] == false).then_some(())
+    })
+    .await;
+    assert_eq!(
+        fake.calls_of("alpha").len(),
+        4,
+        "no run between the backoff steps"
+    );
+    assert_eq!(h.binding("alpha").await["last_run"]["trigger"], "retry");
+
+    // New data at the source: tried at once (trigger `new_data`), not after the backoff.
+    fake.script("alpha", Script::Changes(BTreeMap::new()));
+    *fake.cheap_digest.lock().unwrap() = Some("s2".to_owned());
+    let alpha = eventually("alpha to succeed", WAIT, || async {
+        let alpha = h.binding("alpha").await;
+        (alpha["last_run"]["outcome"] == "success").then_some(alpha)
+    })
+    .await;
+    assert_eq!(alpha["last_run"]["trigger"], "new_data");
+    assert_eq!(alpha["consecutive_failures"], 0);
+    assert!(fake.digest_checks.load(Ordering::SeqCst) >= 1);
+    assert_eq!(h.stop().await, ExitStatus::Success);
 }
