@@ -1303,3 +1303,41 @@ async fn new_source_data_during_the_backoff_is_tried_at_once() {
     assert!(fake.digest_checks.load(Ordering::SeqCst) >= 1);
     assert_eq!(h.stop().await, ExitStatus::Success);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bindings_added_removed_and_suspended_by_an_edit_follow_the_config() {
+    let fake = Fake::new(&[]);
+    let h = start(&fake, |_| {}).await;
+    initial_runs_done(&h, &fake).await;
+    // alpha suspended, beta removed, gamma resumed, delta added.
+    let text = config_text("v2", "contact")
+        .replace("  - name: alpha\n", "  - name: alpha\n    suspend: true\n")
+        .replace(
+            "    suspend: true\n    audience: { id: c1",
+            "    audience: { id: c1",
+        )
+        .replace("  - name: beta\n", "  - name: delta\n");
+    save_by_rename(&h.path, &text);
+    let expected = digest(&text);
+    eventually("gamma and delta to run with the new config", WAIT, || {
+        let ran = ["gamma", "delta"]
+            .iter()
+            .all(|b| fake.calls_of(b).iter().any(|c| c.digest == expected));
+        async move { ran.then_some(()) }
+    })
+    .await;
+    let status = h.status().await;
+    let names: Vec<&str> = status["bindings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["alpha", "delta", "gamma"]);
+    let alpha = h.binding("alpha").await;
+    assert_eq!(alpha["suspended"], true);
+    assert!(alpha["next_run"].is_null());
+    assert!(fake.calls_of("alpha").iter().all(|c| c.digest != expected));
+    assert_eq!(fake.calls_of("beta").len(), 1, "removed: not run again");
+    assert_eq!(h.stop().await, ExitStatus::Success);
+}
