@@ -8,3 +8,4 @@ mod dataverse_emulator;
 mod examples;
 mod mailchimp;
 mod schema;
+mod watch;

@@ -1,0 +1,220 @@
+//! The HTTP side of `watch`: probes, status, metrics and "reconcile now".
+//!
+//! | route | auth | answer |
+//! |---|---|---|
+//! | `GET /healthz` | none | `200 ok`: the process serves requests |
+//! | `GET /readyz` | none | `200` when the file on disk is a valid config in force and the probe of both APIs succeeds, else `503`; JSON says why |
+//! | `GET /status` | bearer | JSON [`Status`](super::status::Status) |
+//! | `GET /metrics` | bearer | Prometheus text format 0.0.4 |
+//! | `POST /reconcile[?binding=NAME]` | bearer | `202` queued, `404` unknown binding, `409` suspended, `503` shutting down |
+//!
+//! With a token configured, the bearer routes answer `401` (with `WWW-Authenticate: Bearer`)
+//! unless the request carries `Authorization: Bearer <token>`. The probes stay open so that
+//! Kubernetes can reach them. The token is compared in constant time and never logged.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use secrecy::ExposeSecret;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::shared::{Command, Shared, lock};
+
+/// The router over the shared state.
+pub fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/status", get(status))
+        .route("/metrics", get(metrics))
+        .route("/reconcile", post(reconcile))
+        .with_state(shared)
+}
+
+/// Equal in time independent of where the first difference is.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = a.len() ^ b.len();
+    for (i, byte) in a.iter().enumerate() {
+        diff |= usize::from(byte ^ b.get(i % b.len().max(1)).copied().unwrap_or(0));
+    }
+    diff == 0
+}
+
+/// `None` when the request may go on, else the 401 answer.
+fn check_auth(shared: &Shared, headers: &HeaderMap) -> Option<Response> {
+    let expected = shared.token.as_ref()?;
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            let (scheme, token) = v.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+        });
+    if given.is_some_and(|token| {
+        constant_time_eq(token.as_bytes(), expected.expose_secret().as_bytes())
+    }) {
+        return None;
+    }
+    let mut response = (
+        StatusCode::UNAUTHORIZED,
+        axum::Json(json!({ "error": "a valid bearer token is required" })),
+    )
+        .into_response();
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer realm=\"audience-sync\""),
+    );
+    Some(response)
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
+    if shared.shutdown.is_cancelled() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({ "ready": false, "reason": "shutting down" })),
+        )
+            .into_response();
+    }
+    let config_error = {
+        let status = lock(&shared.status);
+        status
+            .config
+            .error
+            .as_ref()
+            .map(|e| e.message.clone())
+            .filter(|_| !status.config.valid)
+    };
+    if let Some(message) = config_error {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({ "ready": false, "reason": "the config file is invalid", "config": message })),
+        )
+            .into_response();
+    }
+    match shared.probe().await {
+        Ok(()) => (
+            StatusCode::OK,
+            axum::Json(json!({ "ready": true, "config": "ok", "apis": "ok" })),
+        )
+            .into_response(),
+        Err(reason) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({ "ready": false, "reason": "an API is not reachable", "config": "ok", "apis": reason })),
+        )
+            .into_response(),
+    }
+}
+
+async fn status(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    if let Some(denied) = check_auth(&shared, &headers) {
+        return denied;
+    }
+    let document = lock(&shared.status).clone();
+    axum::Json(document).into_response()
+}
+
+async fn metrics(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    if let Some(denied) = check_auth(&shared, &headers) {
+        return denied;
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        )],
+        shared.metrics.render(),
+    )
+        .into_response()
+}
+
+/// Query of `POST /reconcile`.
+#[derive(Debug, Deserialize)]
+struct ReconcileQuery {
+    binding: Option<String>,
+}
+
+async fn reconcile(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Query(query): Query<ReconcileQuery>,
+) -> Response {
+    if let Some(denied) = check_auth(&shared, &headers) {
+        return denied;
+    }
+    if shared.shutdown.is_cancelled() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({ "error": "shutting down" })),
+        )
+            .into_response();
+    }
+    let queued: Vec<String> = {
+        let status = lock(&shared.status);
+        match &query.binding {
+            Some(name) => match status.bindings.iter().find(|b| &b.name == name) {
+                None => {
+                    let names: Vec<&str> =
+                        status.bindings.iter().map(|b| b.name.as_str()).collect();
+                    return (
+                        StatusCode::NOT_FOUND,
+                        axum::Json(json!({ "error": format!("no binding is named `{name}`"), "bindings": names })),
+                    )
+                        .into_response();
+                }
+                Some(b) if b.suspended => {
+                    return (
+                        StatusCode::CONFLICT,
+                        axum::Json(json!({ "error": format!("binding `{name}` is suspended in the config") })),
+                    )
+                        .into_response();
+                }
+                Some(b) => vec![b.name.clone()],
+            },
+            None => status
+                .bindings
+                .iter()
+                .filter(|b| !b.suspended)
+                .map(|b| b.name.clone())
+                .collect(),
+        }
+    };
+    let command = Command::Reconcile {
+        binding: query.binding,
+    };
+    if shared.commands.send(command).await.is_err() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({ "error": "the reconcile loop has stopped" })),
+        )
+            .into_response();
+    }
+    (
+        StatusCode::ACCEPTED,
+        axum::Json(json!({ "queued": queued })),
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_comparison_is_exact() {
+        assert!(constant_time_eq(b"secret", b"secret"));
+        assert!(!constant_time_eq(b"secret", b"secreT"));
+        assert!(!constant_time_eq(b"secret", b"secret2"));
+        assert!(!constant_time_eq(b"", b"x"));
+        assert!(!constant_time_eq(b"x", b""));
+        assert!(constant_time_eq(b"", b""));
+    }
+}
