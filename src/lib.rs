@@ -16,6 +16,7 @@ pub mod exit;
 pub mod http;
 pub mod logging;
 pub mod mailchimp;
+pub mod observe;
 pub mod output;
 pub mod plan;
 pub mod sandbox;

@@ -41,6 +41,55 @@ pub async fn dispatch(command: Command, ctx: &Context) -> anyhow::Result<ExitSta
     }
 }
 
+/// Load a config, printing its warnings, or its errors (then `None`: the command exits 1).
+///
+/// # Errors
+/// Only failures that are not about the file's content.
+fn load_config(path: &std::path::Path) -> anyhow::Result<Option<crate::config::Loaded>> {
+    let file = path.display().to_string();
+    match crate::config::load(path) {
+        Ok(loaded) => {
+            eprint!("{}", crate::config::render_diagnostics(&file, &loaded.warnings));
+            Ok(Some(loaded))
+        }
+        Err(crate::config::Error::Invalid { diagnostics, .. }) => {
+            eprint!("{}", crate::config::render_diagnostics(&file, &diagnostics));
+            let errors = diagnostics.iter().filter(|d| d.severity == crate::config::Severity::Error).count();
+            eprintln!("{file}: invalid ({errors} error{}); nothing was read or changed", if errors == 1 { "" } else { "s" });
+            Ok(None)
+        }
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// An error with its causes, as one line: `a: b: c`.
+fn chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// A progress bar on stderr when it is a terminal; hidden otherwise.
+fn progress(ctx: &Context, len: usize) -> indicatif::ProgressBar {
+    if !ctx.progress {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(len as u64);
+    if let Ok(style) = indicatif::ProgressStyle::with_template("{spinner} {msg} [{pos}/{len}]") {
+        bar.set_style(style);
+    }
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    bar
+}
+
 /// The answer of a subcommand that a later issue fills in: no fake output, a non-zero exit.
 fn not_implemented(name: &str) -> anyhow::Result<ExitStatus> {
     eprintln!("error: `audience-sync {name}` is not implemented yet");
