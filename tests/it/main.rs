@@ -7,5 +7,6 @@ mod dataverse;
 mod dataverse_emulator;
 mod examples;
 mod mailchimp;
+mod plan;
 mod schema;
 mod watch;
