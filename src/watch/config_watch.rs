@@ -5,7 +5,8 @@
 //! go silent. Watching the directory sees the rename, a truncate-and-write, a delete and
 //! re-create alike. Kubernetes mounts a ConfigMap as a symlink into a `..data` directory that it
 //! swaps atomically; events on `..`-prefixed entries count too. When the config path is a
-//! symlink, the directory of its target is watched as well.
+//! symlink, the directory of its target (as resolved at start) is watched as well, and events
+//! on the target's current name count.
 //!
 //! Events are debounced (a save is often several events) and coalesced into a channel of
 //! capacity one: the receiver learns "something changed, re-read the file", never what. The
@@ -67,19 +68,16 @@ fn relevant(changed: &Path, names: &BTreeSet<OsString>) -> bool {
 /// The watcher cannot be created, or the file's directory cannot be watched.
 pub fn watch(path: &Path, debounce: Duration) -> Result<(ConfigWatch, mpsc::Receiver<()>), Error> {
     let mut dirs = BTreeSet::from([parent_dir(path)]);
-    let mut names = BTreeSet::new();
-    if let Some(name) = path.file_name() {
-        names.insert(name.to_owned());
-    }
     if let Ok(target) = std::fs::canonicalize(path) {
-        if let Some(name) = target.file_name() {
-            names.insert(name.to_owned());
-        }
         dirs.insert(parent_dir(&target));
     }
     let (tx, changes) = mpsc::channel(1);
+    let watched = path.to_owned();
     let handler = move |result: DebounceEventResult| match result {
         Ok(events) => {
+            // Resolved anew for each burst: a symlink repointed to another file in a watched
+            // directory is followed.
+            let names = file_names(&watched);
             if events.iter().any(|event| relevant(&event.path, &names)) {
                 // Full means a change is already pending: coalesce.
                 let _ = tx.try_send(());
@@ -106,6 +104,22 @@ pub fn watch(path: &Path, debounce: Duration) -> Result<(ConfigWatch, mpsc::Rece
         },
         changes,
     ))
+}
+
+/// The names under which a change of the config at `path` may show: its own, and that of the
+/// file it resolves to when it is a symlink.
+fn file_names(path: &Path) -> BTreeSet<OsString> {
+    let mut names = BTreeSet::new();
+    if let Some(name) = path.file_name() {
+        names.insert(name.to_owned());
+    }
+    if let Some(name) = std::fs::canonicalize(path)
+        .ok()
+        .and_then(|target| target.file_name().map(ToOwned::to_owned))
+    {
+        names.insert(name);
+    }
+    names
 }
 
 #[cfg(test)]

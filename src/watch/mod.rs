@@ -2,12 +2,12 @@
 //!
 //! [`start`] loads the config (a config that is invalid at start is an error, as Prometheus
 //! does; an invalid *edit* later keeps the last good config in force), then runs:
-//! - the reconcile loop ([`runner`]): every binding that is not suspended at start, on each
+//! - the reconcile loop (`runner.rs`): every binding that is not suspended at start, on each
 //!   (debounced) change of the config file ([`config_watch`]), every interval with jitter, and
 //!   retries with backoff ([`schedule`]);
-//! - the HTTP server ([`server`]): `/healthz`, `/readyz`, `/status`, `/metrics` ([`metrics`]),
+//! - the HTTP server (`server.rs`): `/healthz`, `/readyz`, `/status`, `/metrics` ([`metrics`]),
 //!   `POST /reconcile`;
-//! - the signal handlers ([`signals`]): SIGTERM/SIGINT stop, SIGHUP reconciles now.
+//! - the signal handlers (`signals.rs`): SIGTERM/SIGINT stop, SIGHUP reconciles now.
 //!
 //! The work itself is behind the [`Reconciler`] trait: the loop decides *when*, the reconciler
 //! *how*. `--once` runs every binding once without server or file watch, and says whether
@@ -23,11 +23,11 @@
 pub mod config_watch;
 pub mod metrics;
 pub mod reconciler;
-pub mod runner;
+mod runner;
 pub mod schedule;
-pub mod server;
-pub mod shared;
-pub mod signals;
+mod server;
+mod shared;
+mod signals;
 pub mod status;
 
 use std::net::SocketAddr;

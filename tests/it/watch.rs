@@ -33,6 +33,8 @@ enum Script {
     UntilCancelled,
     /// Another applier holds the lease.
     LeaseHeld,
+    /// Work until the test releases the gate (or until cancelled), then succeed.
+    UntilReleased,
 }
 
 #[derive(Debug, Clone)]
@@ -53,6 +55,8 @@ struct Fake {
     /// What the cheap source-digest check answers (`None`: not supported).
     cheap_digest: Mutex<Option<String>>,
     digest_checks: AtomicUsize,
+    gate: tokio::sync::Notify,
+    finished: AtomicUsize,
 }
 
 impl Fake {
@@ -136,6 +140,18 @@ impl Reconciler for Fake {
                         api: api(3, 1),
                         skipped: None,
                     })
+                }
+                Script::UntilReleased => {
+                    tokio::select! {
+                        () = self.gate.notified() => {
+                            self.finished.fetch_add(1, Ordering::SeqCst);
+                            Ok(RunOutcome::default())
+                        }
+                        () = cancel.cancelled() => {
+                            self.cancelled.fetch_add(1, Ordering::SeqCst);
+                            Err(RunError::new("cancelled"))
+                        }
+                    }
                 }
                 Script::LeaseHeld => Ok(RunOutcome {
                     skipped: Some("lease held by `replica-b` until 04:30:00Z".to_owned()),
@@ -834,11 +850,32 @@ async fn shutdown_mid_run_cancels_the_pass_and_returns_success_within_a_bound() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn runs_in_progress_finish_within_the_grace_period_without_cancellation() {
-    let fake = Fake::new(&[]);
-    let h = start(&fake, |o| o.shutdown_grace = Duration::from_secs(5)).await;
-    initial_runs_done(&h, &fake).await;
+    let fake = Fake::new(&[("alpha", Script::UntilReleased)]);
+    let h = start(&fake, |o| o.shutdown_grace = Duration::from_secs(8)).await;
+    eventually("alpha to be running", WAIT, || async {
+        (h.binding("alpha").await["running"] == true).then_some(())
+    })
+    .await;
+    h.running.as_ref().unwrap().shutdown();
+    // Draining: no new work is taken, the server still answers.
+    let ready = h.get("/readyz").await;
+    assert_eq!(ready.status(), 503);
+    let body: Value = ready.json().await.unwrap();
+    assert_eq!(body["reason"], "shutting down");
+    let refused = h
+        .http
+        .post(format!("{}/reconcile", h.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 503);
+    let calls = fake.calls().len();
+    // The pass finishes on its own, well within the grace period.
+    fake.gate.notify_one();
     assert_eq!(h.stop().await, ExitStatus::Success);
-    assert_eq!(fake.cancelled.load(Ordering::SeqCst), 0);
+    assert_eq!(fake.finished.load(Ordering::SeqCst), 1);
+    assert_eq!(fake.cancelled.load(Ordering::SeqCst), 0, "not cut");
+    assert_eq!(fake.calls().len(), calls, "nothing new started");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
