@@ -1,6 +1,8 @@
 //! `audience-sync sandbox`: serve both emulators on one address until SIGINT or SIGTERM, after
 //! printing to stdout, one per line, the `KEY=value` pairs a config or script needs (so a shell
-//! can `eval` them). Logs and the "listening" note go to stderr.
+//! can `eval` them), plus `AUDIENCE_SYNC_SANDBOX_PID` to stop it with. Then stdout is pointed at
+//! /dev/null, so `eval "$(audience-sync sandbox … &)"` returns while the server runs on. Logs
+//! and the "listening" note go to stderr.
 
 use std::io::Write as _;
 
@@ -24,25 +26,55 @@ fn shell_word(value: &str) -> String {
     }
 }
 
-/// Wait for Ctrl-C (SIGINT) or SIGTERM.
-async fn shutdown_signal() {
+/// Point stdout at /dev/null once everything is printed: a reader that waits for the end of
+/// the output (`eval "$(audience-sync sandbox … &)"`) gets it while the server keeps running.
+fn release_stdout() {
     #[cfg(unix)]
     {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
+        let devnull = std::fs::OpenOptions::new().write(true).open("/dev/null");
+        match devnull {
+            Ok(devnull) => {
+                if let Err(err) = rustix::stdio::dup2_stdout(&devnull) {
+                    tracing::debug!(error = %err, "stdout stays open");
                 }
             }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
+            Err(err) => tracing::debug!(error = %err, "stdout stays open"),
         }
     }
-    #[cfg(not(unix))]
-    {
+}
+
+/// Ctrl-C (SIGINT) or SIGTERM, listened for from creation on (so a signal sent as soon as the
+/// env lines are read is not missed).
+struct Shutdown {
+    #[cfg(unix)]
+    signals: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+}
+
+impl Shutdown {
+    fn listen() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let signals = signal(SignalKind::interrupt())
+                .and_then(|int| Ok((int, signal(SignalKind::terminate())?)))
+                .ok();
+            Self { signals }
+        }
+        #[cfg(not(unix))]
+        {
+            Self {}
+        }
+    }
+
+    async fn wait(self) {
+        #[cfg(unix)]
+        if let Some((mut int, mut term)) = self.signals {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
         let _ = tokio::signal::ctrl_c().await;
     }
 }
@@ -89,6 +121,7 @@ pub(super) async fn run(args: SandboxArgs, _ctx: &Context) -> anyhow::Result<Exi
         .as_deref()
         .map(str::parse::<GenerateSpec>)
         .transpose()?;
+    let shutdown = Shutdown::listen();
     let sandbox = Sandbox::start(Options {
         listen: Some(args.listen),
         seed,
@@ -106,14 +139,16 @@ pub(super) async fn run(args: SandboxArgs, _ctx: &Context) -> anyhow::Result<Exi
         for (key, value) in sandbox.env() {
             writeln!(out, "{key}={}", shell_word(&value))?;
         }
+        writeln!(out, "AUDIENCE_SYNC_SANDBOX_PID={}", std::process::id())?;
         out.flush()?;
     }
+    release_stdout();
     let sandbox_state = std::sync::Arc::clone(&sandbox.mailchimp);
     eprintln!(
         "sandbox listening on {} (Ctrl-C to stop)",
         sandbox.base_url()
     );
-    shutdown_signal().await;
+    shutdown.wait().await;
     eprintln!("sandbox stopping");
     sandbox.shutdown().await;
     if args.state.is_some() {

@@ -1325,3 +1325,67 @@ async fn sandbox_prints_its_env_serves_and_stops_on_sigterm() {
         Some(env["MAILCHIMP_BASE_URL"].as_str())
     );
 }
+
+/// Whether a process has ended (gone, or a zombie nobody has reaped yet).
+#[cfg(target_os = "linux")]
+fn ended(pid: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |stat| {
+        stat.rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+    })
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn sandbox_in_the_background_lets_eval_return() {
+    let script = format!(
+        "eval \"$('{}' sandbox --generate members=5,seed=1 2>/dev/null &)\"; \
+         echo \"$MAILCHIMP_BASE_URL $MAILCHIMP_API_KEY $AUDIENCE_SYNC_SANDBOX_PID\"",
+        env!("CARGO_BIN_EXE_audience-sync")
+    );
+    let mut shell = Command::new("bash")
+        .args(["-c", &script])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut returned = false;
+    for _ in 0..300 {
+        if shell.try_wait().unwrap().is_some() {
+            returned = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    if !returned {
+        let _ = shell.kill();
+    }
+    let output = shell.wait_with_output().unwrap();
+    assert!(
+        returned,
+        "eval \"$(audience-sync sandbox … &)\" did not return"
+    );
+    let line = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    let parts: Vec<&str> = line.split(' ').collect();
+    assert_eq!(parts.len(), 3, "{line}");
+    let (base_url, key, pid) = (parts[0], parts[1], parts[2]);
+    let client = Client::builder()
+        .api_key(SecretString::from(key.to_owned()))
+        .base_url(Some(base_url.to_owned()))
+        .build()
+        .unwrap();
+    let pinged = client.ping().await;
+    let _ = Command::new("kill").args(["-TERM", pid]).status();
+    let mut stopped = false;
+    for _ in 0..100 {
+        if ended(pid) {
+            stopped = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    if !stopped {
+        let _ = Command::new("kill").args(["-KILL", pid]).status();
+    }
+    pinged.unwrap();
+    assert!(stopped, "the sandbox stops on SIGTERM");
+}

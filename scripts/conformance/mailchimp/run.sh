@@ -83,6 +83,15 @@ if grep -Eiq 'violation|✖' "$work/prism.log"; then
   grep -Ei -A3 'violation|✖' "$work/prism.log" | head -100 >&2
   status=1
 fi
+# Control, after the log is checked: Prism must really be validating, or every "ok" above
+# proves nothing. A count above the spec's maximum of 1000 must be refused by Prism with 422.
+control="$(curl -s -o /dev/null -w '%{http_code}' -u "conformance:$key" "$proxy/lists/c0ffee0001/members?count=5000")"
+if [ "$control" = "422" ]; then
+  echo "conformance: control ok (Prism refuses count=5000 with 422, so it validates)"
+else
+  echo "conformance: control FAILED: Prism answered $control to count=5000 instead of 422" >&2
+  status=1
+fi
 if [ "$status" -ne 0 ]; then
   echo "conformance: FAILED" >&2
   exit 1

@@ -63,7 +63,7 @@ pub struct State {
 #[derive(Debug, thiserror::Error)]
 pub enum ChangeError {
     /// The emulated API refused it (unknown audience or member, a rule of Mailchimp's).
-    #[error("{title}: {detail}")]
+    #[error("the emulated Mailchimp refused the change (`{title}`): {detail}")]
     Refused {
         /// Mailchimp's title.
         title: String,
