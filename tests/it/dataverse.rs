@@ -565,6 +565,24 @@ async fn the_lease_is_taken_once_and_refused_to_a_second_holder() {
         .await
         .unwrap();
     assert_eq!(third, LeaseOutcome::HeldBy(lease("a")));
+    // The holder releases it with the version it wrote; then anyone may take it.
+    let done = audience_sync::dataverse::tables::AudienceStatus {
+        sync_status: audience_sync::dataverse::schema::sync_status::SUCCEEDED,
+        ..Default::default()
+    };
+    let released = tables
+        .release_lease(id, &done, fresh.etag.as_deref())
+        .await
+        .unwrap();
+    assert!(matches!(released, Outcome::Written { .. }), "{released:?}");
+    let after = tables.audience(id).await.unwrap().unwrap();
+    assert_eq!(after.lease, None);
+    assert_eq!(after.status.sync_status, done.sync_status);
+    let taken = tables
+        .acquire_lease(&after, &lease("b"), now)
+        .await
+        .unwrap();
+    assert!(matches!(taken, LeaseOutcome::Acquired { .. }), "{taken:?}");
 }
 
 #[tokio::test]
