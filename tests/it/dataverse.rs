@@ -906,3 +906,29 @@ async fn transient_5xx_and_dropped_connections_are_retried() {
     assert_eq!(rows.len(), 3000);
     assert!(client.stats().retries() > 0, "faults were met and retried");
 }
+
+#[tokio::test]
+async fn the_request_limit_of_the_window_is_waited_out() {
+    let sandbox = sandbox_with(json!({})).await;
+    let client = client(&sandbox);
+    // Ten counted requests per one-second window, refusals asking for one second.
+    let limits = json!({ "requests_per_window": 10, "window_secs": 1, "retry_after_secs": 1 });
+    let status = reqwest::Client::new()
+        .put(format!("{}/_sandbox/dataverse/limits", sandbox.base_url()))
+        .json(&limits)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert!(status.is_success(), "{status}");
+    let calls = (0..25).map(|_| client.who_am_i());
+    let results = futures::future::join_all(calls).await;
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    assert!(client.stats().throttled() > 0, "the limit was reached");
+    let c = counters(&sandbox).await;
+    assert_eq!(
+        c["throttled"].as_u64(),
+        Some(client.stats().throttled()),
+        "{c}"
+    );
+}
