@@ -441,6 +441,12 @@ async fn a_change_set_failing_in_the_middle_leaves_nothing_behind() {
         counters.counted_requests, 2,
         "each $batch counts as one request"
     );
+    assert_eq!(counters.routes["POST $batch"], 2);
+    assert_eq!(
+        counters.batch_parts["POST contacts"], 3,
+        "the parts that ran, rolled back or not (the third part of the failed change set did not run)"
+    );
+    assert_eq!(counters.batch_parts["PATCH contacts({id})"], 1);
 }
 
 #[tokio::test]

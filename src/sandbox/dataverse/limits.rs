@@ -134,6 +134,8 @@ pub struct Counters {
     pub token_requests: u64,
     /// Counted requests per route (`METHOD path-with-{id}`).
     pub routes: BTreeMap<String, u64>,
+    /// Operations run inside `$batch` requests, per route (not counted requests).
+    pub batch_parts: BTreeMap<String, u64>,
 }
 
 /// The protection state: window events, concurrency, counters, faults.
@@ -254,6 +256,13 @@ impl Protection {
         self.execution.push_back((Instant::now(), ms));
         self.execution_sum = self.execution_sum.saturating_add(ms);
         self.counters.operations += operations;
+    }
+
+    /// Note the routes of the parts a `$batch` ran.
+    pub fn count_batch_parts(&mut self, routes: &[String]) {
+        for route in routes {
+            *self.counters.batch_parts.entry(route.clone()).or_default() += 1;
+        }
     }
 
     /// Requests left in the window (`x-ms-ratelimit-burst-remaining-xrm-requests`).

@@ -507,26 +507,6 @@ async fn put_limits(AxState(state): AxState<Arc<State>>, body: Bytes) -> Respons
     }
 }
 
-/// `METHOD path` with keys replaced by `{id}`: the per-route counter key.
-fn route_key(method: &str, path: &str) -> String {
-    let mut out = String::with_capacity(path.len());
-    let mut depth = 0;
-    for c in path.chars() {
-        match c {
-            '(' => {
-                if depth == 0 {
-                    out.push_str("({id})");
-                }
-                depth += 1;
-            }
-            ')' => depth -= 1,
-            _ if depth == 0 => out.push(c),
-            _ => {}
-        }
-    }
-    format!("{method} {out}")
-}
-
 /// Ends a counted request even when the client goes away mid-request.
 struct Admitted {
     state: Arc<State>,
@@ -584,7 +564,7 @@ async fn data(
         .unwrap_or(raw_path)
         .trim_start_matches('/');
     let path = urlencoding::decode(rest).map_or_else(|_| rest.to_owned(), |c| c.into_owned());
-    let route = route_key(method.as_str(), &path);
+    let route = api::route_key(method.as_str(), &path);
     let (fault, latency, dop_hint) = {
         let mut p = lock(&state.protection);
         (p.draw_fault(), p.faults.latency_ms, p.limits.dop_hint)
@@ -661,7 +641,10 @@ async fn data(
     let answer: ApiResponse = {
         let mut store = lock(&state.store);
         if path == "$batch" {
-            batch::handle(&ctx, &mut store, &request)
+            let mut parts = Vec::new();
+            let answer = batch::handle_with_parts(&ctx, &mut store, &request, &mut parts);
+            lock(&state.protection).count_batch_parts(&parts);
+            answer
         } else {
             api::handle(&ctx, &mut store, &request)
         }
@@ -737,7 +720,7 @@ mod tests {
     #[test]
     fn route_keys_hide_ids() {
         assert_eq!(
-            route_key(
+            api::route_key(
                 "POST",
                 "lists(5f8c0a0e-0000-4000-8000-000000000001)/Microsoft.Dynamics.CRM.AddMemberList"
             ),
