@@ -146,8 +146,8 @@ impl Client {
                         .filter(Filter::is_in(&column, chunk));
                     parts.push(query.to_relative_url()?);
                 }
-                if single {
-                    let first = Ok(client.url(&parts[0]));
+                if let (true, [url]) = (single, parts.as_slice()) {
+                    let first = Ok(client.url(url));
                     let mut pages = std::pin::pin!(client.pages_from::<Row>(first, MAX_PAGE_SIZE));
                     while let Some(page) = futures::StreamExt::next(&mut pages).await {
                         yield to_people(kind, page?);

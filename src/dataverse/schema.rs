@@ -505,7 +505,8 @@ impl Schema {
         self.tables.iter().find(|t| t.logical_name == logical_name)
     }
 
-    /// The Audience table.
+    /// The Audience table. ([`Schema::new`] always makes the three tables, Audience, Tag and
+    /// Sync Run, in that order; these accessors rely on it.)
     #[must_use]
     pub fn audience(&self) -> &Table {
         &self.tables[0]

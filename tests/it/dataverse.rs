@@ -565,6 +565,24 @@ async fn the_lease_is_taken_once_and_refused_to_a_second_holder() {
         .await
         .unwrap();
     assert_eq!(third, LeaseOutcome::HeldBy(lease("a")));
+    // The holder releases it with the version it wrote; then anyone may take it.
+    let done = audience_sync::dataverse::tables::AudienceStatus {
+        sync_status: audience_sync::dataverse::schema::sync_status::SUCCEEDED,
+        ..Default::default()
+    };
+    let released = tables
+        .release_lease(id, &done, fresh.etag.as_deref())
+        .await
+        .unwrap();
+    assert!(matches!(released, Outcome::Written { .. }), "{released:?}");
+    let after = tables.audience(id).await.unwrap().unwrap();
+    assert_eq!(after.lease, None);
+    assert_eq!(after.status.sync_status, done.sync_status);
+    let taken = tables
+        .acquire_lease(&after, &lease("b"), now)
+        .await
+        .unwrap();
+    assert!(matches!(taken, LeaseOutcome::Acquired { .. }), "{taken:?}");
 }
 
 #[tokio::test]
@@ -887,4 +905,30 @@ async fn transient_5xx_and_dropped_connections_are_retried() {
         .expect("paging survives the faults");
     assert_eq!(rows.len(), 3000);
     assert!(client.stats().retries() > 0, "faults were met and retried");
+}
+
+#[tokio::test]
+async fn the_request_limit_of_the_window_is_waited_out() {
+    let sandbox = sandbox_with(json!({})).await;
+    let client = client(&sandbox);
+    // Ten counted requests per one-second window, refusals asking for one second.
+    let limits = json!({ "requests_per_window": 10, "window_secs": 1, "retry_after_secs": 1 });
+    let status = reqwest::Client::new()
+        .put(format!("{}/_sandbox/dataverse/limits", sandbox.base_url()))
+        .json(&limits)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert!(status.is_success(), "{status}");
+    let calls = (0..25).map(|_| client.who_am_i());
+    let results = futures::future::join_all(calls).await;
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    assert!(client.stats().throttled() > 0, "the limit was reached");
+    let c = counters(&sandbox).await;
+    assert_eq!(
+        c["throttled"].as_u64(),
+        Some(client.stats().throttled()),
+        "{c}"
+    );
 }

@@ -441,6 +441,12 @@ async fn a_change_set_failing_in_the_middle_leaves_nothing_behind() {
         counters.counted_requests, 2,
         "each $batch counts as one request"
     );
+    assert_eq!(counters.routes["POST $batch"], 2);
+    assert_eq!(
+        counters.batch_parts["POST contacts"], 3,
+        "the parts that ran, rolled back or not (the third part of the failed change set did not run)"
+    );
+    assert_eq!(counters.batch_parts["PATCH contacts({id})"], 1);
 }
 
 #[tokio::test]
@@ -957,4 +963,30 @@ PUT $2/mcsync_mailchimptagid HTTP/1.1\r\nContent-Type: application/json\r\n\r\n{
             .unwrap()
             .contains("'mcsync_tag' entity exceeded the maximum allowed length of '200'")
     );
+}
+
+#[tokio::test]
+async fn a_state_directory_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = || Options {
+        state_dir: Some(dir.path().to_owned()),
+        ..Options::default()
+    };
+    let sb = Sandbox::start(options()).await.unwrap();
+    let api = Api::new(&sb).await;
+    let id = Uuid::new_v4();
+    let (status, _, _) = api
+        .send(
+            reqwest::Method::POST,
+            "contacts",
+            &json!({"contactid": id, "firstname": "Kept"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    sb.shutdown().await;
+    let again = Sandbox::start(options()).await.unwrap();
+    let api = Api::new(&again).await;
+    let (status, got) = api.get(&format!("contacts({id})?$select=firstname")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(got["firstname"], "Kept");
 }

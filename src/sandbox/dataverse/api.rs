@@ -219,6 +219,27 @@ pub fn segments(path: &str) -> Vec<Segment> {
         .collect()
 }
 
+/// `METHOD path` with keys replaced by `{id}`: the per-route counter key.
+#[must_use]
+pub fn route_key(method: &str, path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    let mut depth = 0;
+    for c in path.chars() {
+        match c {
+            '(' => {
+                if depth == 0 {
+                    out.push_str("({id})");
+                }
+                depth += 1;
+            }
+            ')' => depth -= 1,
+            _ if depth == 0 => out.push(c),
+            _ => {}
+        }
+    }
+    format!("{method} {out}")
+}
+
 /// Answer one request.
 pub fn handle(ctx: &Ctx, store: &mut Store, req: &ApiRequest) -> ApiResponse {
     match route(ctx, store, req) {

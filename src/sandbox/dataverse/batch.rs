@@ -274,13 +274,28 @@ enum Outcome {
 
 /// Answer a `$batch` request.
 pub fn handle(ctx: &Ctx, store: &mut Store, req: &ApiRequest) -> ApiResponse {
-    match run(ctx, store, req) {
+    handle_with_parts(ctx, store, req, &mut Vec::new())
+}
+
+/// Answer a `$batch` request, noting the route of every part that ran (for the counters).
+pub fn handle_with_parts(
+    ctx: &Ctx,
+    store: &mut Store,
+    req: &ApiRequest,
+    parts: &mut Vec<String>,
+) -> ApiResponse {
+    match run(ctx, store, req, parts) {
         Ok(resp) => resp,
         Err(err) => ApiResponse::error(&err),
     }
 }
 
-fn run(ctx: &Ctx, store: &mut Store, req: &ApiRequest) -> Result<ApiResponse, DvError> {
+fn run(
+    ctx: &Ctx,
+    store: &mut Store,
+    req: &ApiRequest,
+    routes: &mut Vec<String>,
+) -> Result<ApiResponse, DvError> {
     if req.method != "POST" {
         return Err(DvError::new(
             405,
@@ -307,7 +322,10 @@ fn run(ctx: &Ctx, store: &mut Store, req: &ApiRequest) -> Result<ApiResponse, Dv
         match item {
             Item::Single(part) => {
                 let resp = match to_request(&part, &HashMap::new()) {
-                    Ok(inner) => dispatch(ctx, store, &inner),
+                    Ok(inner) => {
+                        routes.push(api::route_key(&inner.method, &inner.path));
+                        dispatch(ctx, store, &inner)
+                    }
                     Err(err) => ApiResponse::error(&err),
                 };
                 ops += resp.ops;
@@ -328,7 +346,10 @@ fn run(ctx: &Ctx, store: &mut Store, req: &ApiRequest) -> Result<ApiResponse, Dv
                 let result = store.atomically(|store| {
                     for part in &parts {
                         let resp = match to_request(part, &refs) {
-                            Ok(inner) => dispatch(ctx, store, &inner),
+                            Ok(inner) => {
+                                routes.push(api::route_key(&inner.method, &inner.path));
+                                dispatch(ctx, store, &inner)
+                            }
                             Err(err) => ApiResponse::error(&err),
                         };
                         if !resp.is_success() {

@@ -96,6 +96,7 @@ pub enum Expr {
 #[derive(Debug, Clone, PartialEq)]
 enum Tok {
     Word(String),
+    Date(String),
     Str(String),
     LParen,
     RParen,
@@ -105,6 +106,32 @@ enum Tok {
     Equals,
     LBracket,
     RBracket,
+}
+
+fn is_date_start(chars: &[char]) -> bool {
+    chars.len() >= 10
+        && chars[..4].iter().all(char::is_ascii_digit)
+        && chars[4] == '-'
+        && chars[5..7].iter().all(char::is_ascii_digit)
+        && chars[7] == '-'
+        && chars[8..10].iter().all(char::is_ascii_digit)
+        && !chars
+            .get(10)
+            .is_some_and(|c| c.is_ascii_hexdigit() && *c != 'T')
+}
+
+/// A date or date-time literal as the store keeps dates (UTC, seconds).
+fn normalize_date(text: &str) -> Result<String, String> {
+    if let Ok(at) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Ok(at
+            .with_timezone(&chrono::Utc)
+            .format("%Y-%m-%dT%H:%M:%SZ")
+            .to_string());
+    }
+    if chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").is_ok() {
+        return Ok(format!("{text}T00:00:00Z"));
+    }
+    Err(format!("'{text}' is not a valid date literal"))
 }
 
 fn tokenize(text: &str) -> Result<Vec<Tok>, String> {
@@ -168,6 +195,18 @@ fn tokenize(text: &str) -> Result<Vec<Tok>, String> {
                     }
                 }
                 out.push(Tok::Str(s));
+            }
+            c if c.is_ascii_digit() && is_date_start(&chars[i..]) => {
+                // An unquoted date or date-time literal: 2024-01-31 or 2024-01-31T10:00:00Z.
+                let start = i;
+                while i < chars.len()
+                    && (chars[i].is_ascii_alphanumeric()
+                        || matches!(chars[i], '-' | ':' | '.' | '+'))
+                {
+                    i += 1;
+                }
+                let text: String = chars[start..i].iter().collect();
+                out.push(Tok::Date(normalize_date(&text)?));
             }
             c if c.is_alphanumeric() || matches!(c, '_' | '.' | '-' | '@' | '+' | '$') => {
                 let start = i;
@@ -399,6 +438,10 @@ impl Parser<'_> {
 
     fn operand(&mut self) -> Result<Operand, String> {
         match self.peek().cloned() {
+            Some(Tok::Date(d)) => {
+                self.pos += 1;
+                Ok(Operand::Lit(Lit::Str(d)))
+            }
             Some(Tok::Str(s)) => {
                 self.pos += 1;
                 Ok(Operand::Lit(Lit::Str(s)))

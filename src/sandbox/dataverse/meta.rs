@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use uuid::Uuid;
 
 /// The type of a column, as the metadata names it (`AttributeType`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum AttrType {
     /// The primary key or another GUID column.
     Uniqueidentifier,
@@ -101,7 +101,7 @@ impl AttrType {
 }
 
 /// One column.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct AttributeMeta {
     /// Lower-case logical name.
     pub logical_name: String,
@@ -122,7 +122,7 @@ pub struct AttributeMeta {
 }
 
 /// An alternate key.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct KeyMeta {
     /// Logical name.
     pub logical_name: String,
@@ -135,7 +135,7 @@ pub struct KeyMeta {
 }
 
 /// One table.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct EntityMeta {
     /// Lower-case logical name (`contact`).
     pub logical_name: String,
@@ -167,6 +167,7 @@ pub struct EntityMeta {
     pub attributes: Vec<AttributeMeta>,
     /// Alternate keys.
     pub keys: Vec<KeyMeta>,
+    #[serde(skip)]
     index: HashMap<String, u16>,
 }
 
@@ -198,6 +199,16 @@ impl EntityMeta {
         meta.add_read_only("modifiedon", AttrType::DateTime);
         meta.add_read_only("versionnumber", AttrType::BigInt);
         meta
+    }
+
+    /// Rebuild the name → position map (after loading a snapshot).
+    pub fn reindex(&mut self) {
+        self.index = self
+            .attributes
+            .iter()
+            .enumerate()
+            .map(|(i, a)| (a.logical_name.clone(), u16::try_from(i).unwrap_or(u16::MAX)))
+            .collect();
     }
 
     /// Add a column (no-op when it exists). Returns its position.
@@ -266,7 +277,7 @@ impl EntityMeta {
 }
 
 /// A many-to-one lookup relationship (one `list` has many `mcsync_tag`s...).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct OneToMany {
     /// Schema name.
     pub schema_name: String,
@@ -289,7 +300,7 @@ pub struct OneToMany {
 }
 
 /// A many-to-many relationship.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct ManyToMany {
     /// Schema name, also the navigation property on both sides.
     pub schema_name: String,

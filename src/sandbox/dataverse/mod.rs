@@ -14,8 +14,12 @@
 //!
 //! Invariants: every data request passes the bearer check, then fault injection, then service
 //! protection, in that order; one store lock is held for a whole request (a `$batch` included),
-//! so a change set is atomic with respect to other requests. The `--state` directory is not
-//! persisted by this half yet (it starts from the seed every time).
+//! so a change set is atomic with respect to other requests.
+//!
+//! State directory: when given, `dataverse.json` in it is loaded at start (the seed and the
+//! generator are then not applied) and rewritten atomically (temporary file, then rename) after
+//! changes: at once when the last save is a second old, else by a background flush within half
+//! a second, and when the state is dropped.
 
 pub mod api;
 pub mod auth;
@@ -30,8 +34,9 @@ pub mod seed;
 pub mod store;
 pub mod value;
 
-use std::path::Path;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -61,7 +66,13 @@ pub struct State {
     store: Mutex<Store>,
     auth: Mutex<auth::Auth>,
     protection: Mutex<Protection>,
+    state_file: Option<PathBuf>,
+    dirty: AtomicBool,
+    last_save: Mutex<Instant>,
 }
+
+/// The snapshot file in a state directory.
+const STATE_FILE: &str = "dataverse.json";
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -77,18 +88,40 @@ impl State {
         generate: Option<GenerateSpec>,
         state_dir: Option<&Path>,
     ) -> Result<Self, Error> {
-        if let Some(dir) = state_dir {
-            tracing::debug!(dir = %dir.display(), "the Dataverse sandbox does not persist state yet");
-        }
         let invalid = |message: String| Error::InvalidSeed {
             path: "dataverse".into(),
             message,
         };
-        let mut store = Store::new(seed.schema == SchemaMode::Bootstrapped);
-        seed::apply(&mut store, seed).map_err(invalid)?;
-        if let Some(spec) = generate {
-            seed::generate(&mut store, spec).map_err(invalid)?;
-        }
+        let state_file = state_dir.map(|dir| dir.join(STATE_FILE));
+        let loaded = match &state_file {
+            Some(file) if file.exists() => {
+                let reader = std::fs::File::open(file).map_err(|err| Error::State {
+                    path: file.clone(),
+                    message: err.to_string(),
+                })?;
+                Some(
+                    Store::read_snapshot(std::io::BufReader::new(reader)).map_err(|err| {
+                        Error::State {
+                            path: file.clone(),
+                            message: err.to_string(),
+                        }
+                    })?,
+                )
+            }
+            _ => None,
+        };
+        let fresh = loaded.is_none();
+        let store = match loaded {
+            Some(store) => store,
+            None => {
+                let mut store = Store::new(seed.schema == SchemaMode::Bootstrapped);
+                seed::apply(&mut store, seed).map_err(invalid)?;
+                if let Some(spec) = generate {
+                    seed::generate(&mut store, spec).map_err(invalid)?;
+                }
+                store
+            }
+        };
         let auth = auth::Auth::new(
             seed.tenant_id.as_deref().unwrap_or(auth::DEFAULT_TENANT),
             seed.client_id.as_deref().unwrap_or(auth::DEFAULT_CLIENT_ID),
@@ -97,7 +130,7 @@ impl State {
                 .unwrap_or(auth::DEFAULT_CLIENT_SECRET),
             Duration::from_secs(seed.token_lifetime_secs.unwrap_or(3599)),
         );
-        Ok(Self {
+        let state = Self {
             base_url: Mutex::new(String::new()),
             store: Mutex::new(store),
             auth: Mutex::new(auth),
@@ -105,7 +138,64 @@ impl State {
                 seed.limits.clone().unwrap_or_default(),
                 seed.faults.clone().unwrap_or_default(),
             )),
-        })
+            state_file,
+            dirty: AtomicBool::new(false),
+            last_save: Mutex::new(Instant::now()),
+        };
+        if fresh && state.state_file.is_some() {
+            state.save()?;
+        }
+        Ok(state)
+    }
+
+    /// Write the snapshot to the state directory now (no-op without one).
+    ///
+    /// # Errors
+    /// The file cannot be written.
+    pub fn save(&self) -> Result<(), Error> {
+        let Some(file) = &self.state_file else {
+            return Ok(());
+        };
+        let failed = |err: &dyn std::fmt::Display| Error::State {
+            path: file.clone(),
+            message: err.to_string(),
+        };
+        let tmp = file.with_extension("json.tmp");
+        {
+            let out = std::fs::File::create(&tmp).map_err(|e| failed(&e))?;
+            let mut writer = std::io::BufWriter::new(out);
+            self.dirty.store(false, Ordering::SeqCst);
+            lock(&self.store)
+                .write_snapshot(&mut writer)
+                .map_err(|e| failed(&e))?;
+            let out = writer.into_inner().map_err(|e| failed(&e))?;
+            out.sync_all().map_err(|e| failed(&e))?;
+        }
+        std::fs::rename(&tmp, file).map_err(|e| failed(&e))?;
+        *lock(&self.last_save) = Instant::now();
+        Ok(())
+    }
+
+    /// Note a change: save at once when the last save is a second old, else leave it to the
+    /// background flush.
+    fn changed(&self) {
+        if self.state_file.is_none() {
+            return;
+        }
+        self.dirty.store(true, Ordering::SeqCst);
+        if lock(&self.last_save).elapsed() >= Duration::from_secs(1)
+            && let Err(err) = self.save()
+        {
+            tracing::warn!(error = %err, "cannot save the Dataverse sandbox state");
+        }
+    }
+
+    fn flush_if_dirty(&self) {
+        if self.dirty.load(Ordering::SeqCst)
+            && let Err(err) = self.save()
+        {
+            tracing::warn!(error = %err, "cannot save the Dataverse sandbox state");
+        }
     }
 
     /// Tell the state the address it is served at.
@@ -141,15 +231,24 @@ impl State {
         ]
     }
 
-    /// Run something against the store (tests inspect and change data directly).
+    /// Run something against the store (tests inspect and change data directly); with a
+    /// state directory the store is saved afterwards.
     pub fn with_store<T>(&self, f: impl FnOnce(&mut Store) -> T) -> T {
-        f(&mut lock(&self.store))
+        let out = f(&mut lock(&self.store));
+        if self.state_file.is_some() {
+            self.dirty.store(true, Ordering::SeqCst);
+        }
+        out
+    }
+
+    fn read_store<T>(&self, f: impl FnOnce(&Store) -> T) -> T {
+        f(&lock(&self.store))
     }
 
     /// Rows in a table (by logical name or entity set name).
     #[must_use]
     pub fn count(&self, table: &str) -> usize {
-        self.with_store(|s| {
+        self.read_store(|s| {
             s.table(table)
                 .or_else(|| s.table_by_set(table))
                 .map_or(0, |t| t.rows.len())
@@ -159,7 +258,7 @@ impl State {
     /// One row as the Web API renders it (all columns), or `None`.
     #[must_use]
     pub fn record(&self, table: &str, id: Uuid) -> Option<Value> {
-        self.with_store(|s| {
+        self.read_store(|s| {
             let t = s.table(table).or_else(|| s.table_by_set(table))?;
             let row = t.rows.get(&id)?;
             let projection = query::projection(&t.meta, &[]).ok()?;
@@ -170,7 +269,7 @@ impl State {
     /// The member ids of a marketing list.
     #[must_use]
     pub fn list_members(&self, list: Uuid) -> Vec<Uuid> {
-        self.with_store(|s| {
+        self.read_store(|s| {
             let Some(rel) = s.many_to_many.iter().find(|r| r.list_backed).cloned() else {
                 return Vec::new();
             };
@@ -183,7 +282,7 @@ impl State {
     /// The entity2 ids linked to an entity1 row through a many-to-many relationship.
     #[must_use]
     pub fn linked(&self, relationship: &str, from: Uuid) -> Vec<Uuid> {
-        self.with_store(|s| {
+        self.read_store(|s| {
             let Some(rel) = s
                 .many_to_many
                 .iter()
@@ -199,7 +298,7 @@ impl State {
     /// Whether a table exists (the tool's schema after a bootstrap, for instance).
     #[must_use]
     pub fn has_table(&self, logical: &str) -> bool {
-        self.with_store(|s| s.table(logical).is_some())
+        self.read_store(|s| s.table(logical).is_some())
     }
 
     /// The request counters.
@@ -245,8 +344,33 @@ impl State {
     }
 }
 
+impl Drop for State {
+    fn drop(&mut self) {
+        self.flush_if_dirty();
+    }
+}
+
+/// Save a dirty state every half second while it lives.
+fn spawn_flusher(state: Weak<State>) {
+    if let Ok(handle) = tokio::runtime::Handle::try_current() {
+        handle.spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(500));
+            loop {
+                tick.tick().await;
+                let Some(state) = state.upgrade() else {
+                    break;
+                };
+                state.flush_if_dirty();
+            }
+        });
+    }
+}
+
 /// The routes of this half.
 pub fn router(state: Arc<State>) -> Router {
+    if state.state_file.is_some() {
+        spawn_flusher(Arc::downgrade(&state));
+    }
     Router::new()
         .route("/{tenant}/oauth2/v2.0/token", post(token))
         .route(
@@ -383,26 +507,6 @@ async fn put_limits(AxState(state): AxState<Arc<State>>, body: Bytes) -> Respons
     }
 }
 
-/// `METHOD path` with keys replaced by `{id}`: the per-route counter key.
-fn route_key(method: &str, path: &str) -> String {
-    let mut out = String::with_capacity(path.len());
-    let mut depth = 0;
-    for c in path.chars() {
-        match c {
-            '(' => {
-                if depth == 0 {
-                    out.push_str("({id})");
-                }
-                depth += 1;
-            }
-            ')' => depth -= 1,
-            _ if depth == 0 => out.push(c),
-            _ => {}
-        }
-    }
-    format!("{method} {out}")
-}
-
 /// Ends a counted request even when the client goes away mid-request.
 struct Admitted {
     state: Arc<State>,
@@ -460,7 +564,7 @@ async fn data(
         .unwrap_or(raw_path)
         .trim_start_matches('/');
     let path = urlencoding::decode(rest).map_or_else(|_| rest.to_owned(), |c| c.into_owned());
-    let route = route_key(method.as_str(), &path);
+    let route = api::route_key(method.as_str(), &path);
     let (fault, latency, dop_hint) = {
         let mut p = lock(&state.protection);
         (p.draw_fault(), p.faults.latency_ms, p.limits.dop_hint)
@@ -537,12 +641,18 @@ async fn data(
     let answer: ApiResponse = {
         let mut store = lock(&state.store);
         if path == "$batch" {
-            batch::handle(&ctx, &mut store, &request)
+            let mut parts = Vec::new();
+            let answer = batch::handle_with_parts(&ctx, &mut store, &request, &mut parts);
+            lock(&state.protection).count_batch_parts(&parts);
+            answer
         } else {
             api::handle(&ctx, &mut store, &request)
         }
     };
     guard.ops = answer.ops;
+    if method != Method::GET && answer.status < 300 {
+        state.changed();
+    }
     let (remaining, remaining_ms) = {
         let p = lock(&state.protection);
         (p.remaining_requests(), p.remaining_execution_ms())
@@ -582,9 +692,35 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_state_directory_keeps_data_between_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let seed = Seed {
+            schema: SchemaMode::Bootstrapped,
+            lists: vec![SeedList {
+                id: None,
+                name: "Kept".into(),
+                member_type: MemberType::Contact,
+                dynamic: false,
+                locked: false,
+                inactive: false,
+                members: Vec::new(),
+            }],
+            ..Seed::default()
+        };
+        let first = State::new(&seed, None, Some(dir.path())).unwrap();
+        first.with_store(|s| {
+            s.insert_raw("contact", Uuid::from_u128(7), &[]).unwrap();
+        });
+        drop(first);
+        let second = State::new(&Seed::default(), None, Some(dir.path())).unwrap();
+        assert_eq!(second.count("list"), 1);
+        assert!(second.record("contact", Uuid::from_u128(7)).is_some());
+    }
+
+    #[test]
     fn route_keys_hide_ids() {
         assert_eq!(
-            route_key(
+            api::route_key(
                 "POST",
                 "lists(5f8c0a0e-0000-4000-8000-000000000001)/Microsoft.Dynamics.CRM.AddMemberList"
             ),

@@ -19,7 +19,7 @@ use super::value::Val;
 pub const LIST_LINKS: &str = "listmember";
 
 /// One row: values by column position, sorted.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Row {
     /// (position, value), sorted by position, no duplicates.
     pub fields: Vec<(u16, Val)>,
@@ -45,7 +45,7 @@ impl Row {
 }
 
 /// A table: metadata and rows.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Table {
     /// Metadata.
     pub meta: EntityMeta,
@@ -176,7 +176,78 @@ pub fn fold(text: &str) -> String {
     }
 }
 
+/// What a state directory keeps: everything but indexes and the journal.
+#[derive(serde::Serialize)]
+struct SnapshotRef<'a> {
+    version: u64,
+    tables: Vec<&'a Table>,
+    one_to_many: &'a [OneToMany],
+    many_to_many: &'a [ManyToMany],
+    links: BTreeMap<&'a str, &'a BTreeSet<(Uuid, Uuid)>>,
+}
+
+#[derive(serde::Deserialize)]
+struct Snapshot {
+    version: u64,
+    tables: Vec<Table>,
+    one_to_many: Vec<OneToMany>,
+    many_to_many: Vec<ManyToMany>,
+    links: BTreeMap<String, BTreeSet<(Uuid, Uuid)>>,
+}
+
 impl Store {
+    /// Write the store as JSON (the state directory's snapshot).
+    ///
+    /// # Errors
+    /// The writer fails.
+    pub fn write_snapshot(&self, out: impl std::io::Write) -> Result<(), serde_json::Error> {
+        let snapshot = SnapshotRef {
+            version: self.version,
+            tables: self.tables.values().collect(),
+            one_to_many: &self.one_to_many,
+            many_to_many: &self.many_to_many,
+            links: self
+                .links
+                .iter()
+                .map(|(k, v)| (k.as_str(), &v.forward))
+                .collect(),
+        };
+        serde_json::to_writer(out, &snapshot)
+    }
+
+    /// Read a store written by [`Store::write_snapshot`].
+    ///
+    /// # Errors
+    /// The text is not such a snapshot.
+    pub fn read_snapshot(input: impl std::io::Read) -> Result<Self, serde_json::Error> {
+        let snapshot: Snapshot = serde_json::from_reader(input)?;
+        let mut store = Self::new(false);
+        store.tables.clear();
+        store.by_set.clear();
+        for mut table in snapshot.tables {
+            table.meta.reindex();
+            store.by_set.insert(
+                table.meta.entity_set.clone(),
+                table.meta.logical_name.clone(),
+            );
+            store.tables.insert(table.meta.logical_name.clone(), table);
+        }
+        store.one_to_many = snapshot.one_to_many;
+        store.many_to_many = snapshot.many_to_many;
+        store.links = snapshot
+            .links
+            .into_iter()
+            .map(|(name, forward)| {
+                let backward = forward.iter().map(|(a, b)| (*b, *a)).collect();
+                (name, LinkSet { forward, backward })
+            })
+            .collect();
+        store.links.entry(LIST_LINKS.to_owned()).or_default();
+        store.version = snapshot.version;
+        store.rebuild_member_ids();
+        Ok(store)
+    }
+
     /// Candidate ids of rows whose text column `pos` equals one of `values`
     /// (case-insensitively), from the column's index (built on first use).
     #[must_use]
@@ -1063,6 +1134,31 @@ mod tests {
             .position("membercount")
             .unwrap();
         assert_eq!(store.get("list", l).unwrap().get(count_pos), &Val::Int(0));
+    }
+
+    #[test]
+    fn a_snapshot_round_trips_rows_links_and_metadata() {
+        let mut store = Store::new(true);
+        let l = list(&mut store, 2);
+        let c = contact(&mut store, "a@x");
+        store.add_list_member(l, "contact", c).unwrap();
+        let mut text = Vec::new();
+        store.write_snapshot(&mut text).unwrap();
+        let back = Store::read_snapshot(text.as_slice()).unwrap();
+        assert_eq!(back.get("contact", c), store.get("contact", c));
+        assert!(back.list_member_id(l, c).is_some());
+        assert!(back.table("mcsync_tag").is_some());
+        assert_eq!(
+            back.table_by_set("contacts")
+                .unwrap()
+                .meta
+                .position("emailaddress1"),
+            store
+                .table("contact")
+                .unwrap()
+                .meta
+                .position("emailaddress1")
+        );
     }
 
     #[test]

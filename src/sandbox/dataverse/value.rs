@@ -9,7 +9,7 @@ use uuid::Uuid;
 use super::meta::AttrType;
 
 /// One stored value.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Val {
     /// No value.
     Null,
