@@ -27,18 +27,9 @@ pub(super) struct Summary {
 
 /// Expand `${VAR}` references from the environment.
 fn expand(text: &str, what: &str) -> anyhow::Result<String> {
-    let re = regex::Regex::new(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}").context("internal pattern")?;
-    let mut missing = None;
-    let out = re.replace_all(text, |caps: &regex::Captures<'_>| {
-        std::env::var(&caps[1]).unwrap_or_else(|_| {
-            missing = Some(caps[1].to_owned());
-            String::new()
-        })
-    });
-    if let Some(var) = missing {
-        anyhow::bail!("{what} refers to `${{{var}}}`, which is not set");
-    }
-    Ok(out.into_owned())
+    crate::config::env::expand(text, &crate::config::env::process_env).map_err(|missing| {
+        anyhow::anyhow!("{what} refers to `${{{}}}`, which is not set", missing.name)
+    })
 }
 
 /// The Mailchimp client of a command: from a config file, or from the environment.

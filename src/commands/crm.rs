@@ -3,12 +3,10 @@
 //! [`crate::dataverse::schema`]; the work is in [`crate::dataverse::metadata`], this module
 //! prints it and decides the exit status.
 //!
-//! The connection comes from [`connection`]: until the config loader exists it reads the
-//! `DATAVERSE_*` environment variables (and uses the default CRM names); it is the one function
-//! to switch to `crate::config::load` later.
+//! The connection and the CRM names come from the config file (its `dataverse` section, with
+//! `${VAR}`s resolved from the environment).
 
 use anyhow::Context as _;
-use secrecy::SecretString;
 
 use crate::cli::{CrmArgs, CrmCommand};
 use crate::config::CrmNames;
@@ -25,27 +23,22 @@ pub(super) async fn run(command: CrmCommand, _ctx: &Context) -> anyhow::Result<E
     }
 }
 
-/// The client and CRM names to use.
-///
-/// Reads `DATAVERSE_URL`, `DATAVERSE_TENANT_ID`, `DATAVERSE_CLIENT_ID`,
-/// `DATAVERSE_CLIENT_SECRET` and the optional `DATAVERSE_TOKEN_URL`; the config file argument
-/// is not read yet, so the CRM names are the defaults.
-fn connection(_args: &CrmArgs) -> anyhow::Result<(Client, CrmNames)> {
-    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
-    let require =
-        |name: &str| var(name).with_context(|| format!("environment variable `{name}` is not set"));
-    let client = Client::builder()
-        .url(require("DATAVERSE_URL")?)
-        .tenant_id(var("DATAVERSE_TENANT_ID").unwrap_or_default())
-        .client_id(require("DATAVERSE_CLIENT_ID")?)
-        .client_secret(SecretString::from(require("DATAVERSE_CLIENT_SECRET")?))
-        .token_url(var("DATAVERSE_TOKEN_URL"))
-        .build()?;
-    Ok((client, CrmNames::default()))
+/// The client and CRM names to use, from the config file.
+fn connection(args: &CrmArgs) -> anyhow::Result<Option<(Client, CrmNames)>> {
+    let Some(loaded) = super::load_config(&args.config)? else {
+        return Ok(None);
+    };
+    let client = Client::from_settings(loaded.dataverse()?)?;
+    Ok(Some((
+        client,
+        loaded.config.dataverse.names.clone().unwrap_or_default(),
+    )))
 }
 
 async fn bootstrap(args: &CrmArgs) -> anyhow::Result<ExitStatus> {
-    let (client, names) = connection(args)?;
+    let Some((client, names)) = connection(args)? else {
+        return Ok(ExitStatus::Failure);
+    };
     let schema = Schema::new(&names);
     println!("Dataverse environment: {}", client.env_url());
     let mut print = |step: &metadata::Step| println!("  + created {step}");
@@ -76,7 +69,9 @@ async fn bootstrap(args: &CrmArgs) -> anyhow::Result<ExitStatus> {
 }
 
 async fn check(args: &CrmArgs) -> anyhow::Result<ExitStatus> {
-    let (client, names) = connection(args)?;
+    let Some((client, names)) = connection(args)? else {
+        return Ok(ExitStatus::Failure);
+    };
     let schema = Schema::new(&names);
     println!("Dataverse environment: {}", client.env_url());
     let report = metadata::check(&client, &schema)

@@ -49,13 +49,22 @@ fn load_config(path: &std::path::Path) -> anyhow::Result<Option<crate::config::L
     let file = path.display().to_string();
     match crate::config::load(path) {
         Ok(loaded) => {
-            eprint!("{}", crate::config::render_diagnostics(&file, &loaded.warnings));
+            eprint!(
+                "{}",
+                crate::config::render_diagnostics(&file, &loaded.warnings)
+            );
             Ok(Some(loaded))
         }
         Err(crate::config::Error::Invalid { diagnostics, .. }) => {
             eprint!("{}", crate::config::render_diagnostics(&file, &diagnostics));
-            let errors = diagnostics.iter().filter(|d| d.severity == crate::config::Severity::Error).count();
-            eprintln!("{file}: invalid ({errors} error{}); nothing was read or changed", if errors == 1 { "" } else { "s" });
+            let errors = diagnostics
+                .iter()
+                .filter(|d| d.severity == crate::config::Severity::Error)
+                .count();
+            eprintln!(
+                "{file}: invalid ({errors} error{}); nothing was read or changed",
+                if errors == 1 { "" } else { "s" }
+            );
             Ok(None)
         }
         Err(err) => Err(err.into()),

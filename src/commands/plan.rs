@@ -18,7 +18,9 @@ pub(super) async fn run(args: PlanArgs, ctx: &Context) -> anyhow::Result<ExitSta
     let Some(loaded) = super::load_config(&args.config)? else {
         return Ok(ExitStatus::Failure);
     };
-    let bindings = loaded.select_bindings(&args.bindings).map_err(anyhow::Error::msg)?;
+    let bindings = loaded
+        .select_bindings(&args.bindings)
+        .map_err(anyhow::Error::msg)?;
     let clients = Clients::connect(&loaded)?;
     let progress = super::progress(ctx, bindings.len());
     let mut plans = Vec::new();
@@ -42,8 +44,20 @@ pub(super) async fn run(args: PlanArgs, ctx: &Context) -> anyhow::Result<ExitSta
     let plan = Plan::new(meta(&loaded.digest), plans);
 
     let rendered = match args.format {
-        PlanFormat::Text => render::text(&plan, &TextOptions { color: ctx.color, full: args.full, ..TextOptions::default() }),
-        PlanFormat::Markdown => render::markdown(&plan, &MarkdownOptions { show_pii: args.show_pii }),
+        PlanFormat::Text => render::text(
+            &plan,
+            &TextOptions {
+                color: ctx.color,
+                full: args.full,
+                ..TextOptions::default()
+            },
+        ),
+        PlanFormat::Markdown => render::markdown(
+            &plan,
+            &MarkdownOptions {
+                show_pii: args.show_pii,
+            },
+        ),
         PlanFormat::Json => render::json(&plan)?,
     };
     let mut stdout = std::io::stdout().lock();
@@ -55,7 +69,11 @@ pub(super) async fn run(args: PlanArgs, ctx: &Context) -> anyhow::Result<ExitSta
 
     if let Some(out) = &args.out {
         save(&plan, out)?;
-        eprintln!("saved the plan to `{}`; apply it with `audience-sync apply {}`", out.display(), out.display());
+        eprintln!(
+            "saved the plan to `{}`; apply it with `audience-sync apply {}`",
+            out.display(),
+            out.display()
+        );
     }
     if failed > 0 {
         return Ok(ExitStatus::Failure);

@@ -245,6 +245,21 @@ impl Client {
         Builder::default()
     }
 
+    /// A client for the connection a config describes.
+    ///
+    /// # Errors
+    /// A setting cannot be used (see [`Builder::build`]).
+    pub fn from_settings(settings: crate::config::DataverseSettings) -> Result<Self, Error> {
+        Self::builder()
+            .url(settings.url)
+            .tenant_id(settings.tenant_id)
+            .client_id(settings.client_id)
+            .client_secret(settings.client_secret)
+            .token_url(settings.token_url)
+            .api_version(settings.api_version)
+            .build()
+    }
+
     /// Counters of the data requests sent (token requests not included).
     #[must_use]
     pub fn stats(&self) -> Arc<HttpStats> {

@@ -48,26 +48,8 @@ impl From<RawAudience> for Audience {
     }
 }
 
-/// Which audience a binding means.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AudienceSelector {
-    /// By id.
-    Id(String),
-    /// By exact name.
-    Name(String),
-}
-
-impl AudienceSelector {
-    /// From a config's audience reference (the id wins when both are set).
-    #[must_use]
-    pub fn from_ref(audience: &crate::config::AudienceRef) -> Option<Self> {
-        match (&audience.id, &audience.name) {
-            (Some(id), _) => Some(Self::Id(id.clone())),
-            (None, Some(name)) => Some(Self::Name(name.clone())),
-            (None, None) => None,
-        }
-    }
-}
+/// An audience by id or by exact name (the config's selector).
+pub use crate::config::AudienceSelector;
 
 /// A merge field definition.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -23,12 +23,14 @@ use futures::StreamExt;
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::config::{self, Binding, ListSelector, MemberStatus, MemberType, Names, UnsubscribePolicy};
+use crate::config::{
+    self, Binding, ListSelector, MemberStatus, MemberType, Names, UnsubscribePolicy,
+};
+use crate::dataverse;
 use crate::dataverse::people::{Person, PersonKind};
 use crate::dataverse::query::Literal;
 use crate::dataverse::records::Row;
 use crate::dataverse::tables::ToolTables;
-use crate::dataverse;
 use crate::mailchimp::{self, MemberQuery};
 use crate::plan::snapshot::{self, CrmRecord, CrmSide, MailchimpSide, Snapshot};
 
@@ -37,7 +39,7 @@ use crate::plan::snapshot::{self, CrmRecord, CrmSide, MailchimpSide, Snapshot};
 pub enum Error {
     /// Reading Mailchimp failed.
     #[error("reading Mailchimp failed")]
-    Mailchimp(#[from] mailchimp::Error),
+    Mailchimp(#[source] Box<mailchimp::Error>),
     /// Reading the CRM failed.
     #[error("reading the CRM failed")]
     Dataverse(#[from] dataverse::Error),
@@ -52,6 +54,12 @@ pub enum Error {
     /// The config's connection settings cannot be used.
     #[error(transparent)]
     Config(#[from] config::Error),
+}
+
+impl From<mailchimp::Error> for Error {
+    fn from(err: mailchimp::Error) -> Self {
+        Self::Mailchimp(Box::new(err))
+    }
 }
 
 /// The clients a binding is observed (and applied) with.
@@ -72,19 +80,18 @@ impl Clients {
     /// A variable is not set, or a setting cannot be used.
     pub fn connect(loaded: &config::Loaded) -> Result<Self, Error> {
         let mc = loaded.mailchimp()?;
-        let mailchimp = mailchimp::Client::builder().api_key(mc.api_key).base_url(mc.base_url).build()?;
-        let dv = loaded.dataverse()?;
-        let dataverse = dataverse::Client::builder()
-            .url(dv.url)
-            .tenant_id(dv.tenant_id)
-            .client_id(dv.client_id)
-            .client_secret(dv.client_secret)
-            .token_url(dv.token_url)
-            .api_version(dv.api_version)
+        let mailchimp = mailchimp::Client::builder()
+            .api_key(mc.api_key)
+            .base_url(mc.base_url)
             .build()?;
+        let dataverse = dataverse::Client::from_settings(loaded.dataverse()?)?;
         let names = loaded.config.dataverse.names.clone().unwrap_or_default();
         let tables = ToolTables::new(dataverse.clone(), dataverse::schema::Schema::new(&names));
-        Ok(Self { mailchimp, dataverse, tables })
+        Ok(Self {
+            mailchimp,
+            dataverse,
+            tables,
+        })
     }
 }
 
@@ -128,7 +135,14 @@ pub fn member_value(member: &mailchimp::Member, path: &str) -> Option<String> {
         "vip" => Some(member.vip.to_string()),
         "timestamp_signup" => member.timestamp_signup.map(|t| t.to_rfc3339()),
         "last_changed" => member.last_changed.map(|t| t.to_rfc3339()),
-        "tags" => Some(member.tags.iter().map(|t| t.name.as_str()).collect::<Vec<_>>().join(", ")),
+        "tags" => Some(
+            member
+                .tags
+                .iter()
+                .map(|t| t.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        ),
         _ => {
             if let Some(rest) = path.strip_prefix("merge_fields.") {
                 let mut parts = rest.splitn(2, '.');
@@ -173,24 +187,31 @@ fn person_kind(member_type: MemberType) -> PersonKind {
 ///
 /// # Errors
 /// A read failed (after the clients' retries), or the list's name is ambiguous.
-pub async fn observe(binding: &Binding, names: &Names, clients: &Clients) -> Result<Snapshot, Error> {
+pub async fn observe(
+    binding: &Binding,
+    names: &Names,
+    clients: &Clients,
+) -> Result<Snapshot, Error> {
     let mailchimp = observe_mailchimp(binding, &clients.mailchimp).await?;
     let crm = observe_crm(binding, names, clients, &mailchimp).await?;
     Ok(Snapshot { mailchimp, crm })
 }
 
-async fn observe_mailchimp(binding: &Binding, client: &mailchimp::Client) -> Result<MailchimpSide, Error> {
-    let selector = match &binding.audience {
-        config::AudienceSelector::Id(id) => mailchimp::AudienceSelector::Id(id.clone()),
-        config::AudienceSelector::Name(name) => mailchimp::AudienceSelector::Name(name.clone()),
-    };
-    let audience = client.find_audience(&selector).await?;
+async fn observe_mailchimp(
+    binding: &Binding,
+    client: &mailchimp::Client,
+) -> Result<MailchimpSide, Error> {
+    let audience = client.find_audience(&binding.audience).await?;
     let tags = if binding.tags.sync {
         client
             .tags(&audience.id)
             .await?
             .into_iter()
-            .map(|t| snapshot::Tag { id: t.id, name: t.name, member_count: t.member_count })
+            .map(|t| snapshot::Tag {
+                id: t.id,
+                name: t.name,
+                member_count: t.member_count,
+            })
             .collect()
     } else {
         Vec::new()
@@ -205,8 +226,14 @@ async fn observe_mailchimp(binding: &Binding, client: &mailchimp::Client) -> Res
     let mut pages = client.members(&audience.id, query);
     while let Some(page) = pages.next().await {
         for member in page? {
-            let values: Vec<Option<String>> = field_paths.iter().map(|p| member_value(&member, p)).collect();
-            let last_changed = member.last_changed.map(|t| t.to_rfc3339()).unwrap_or_default();
+            let values: Vec<Option<String>> = field_paths
+                .iter()
+                .map(|p| member_value(&member, p))
+                .collect();
+            let last_changed = member
+                .last_changed
+                .map(|t| t.to_rfc3339())
+                .unwrap_or_default();
             let contact_id = member.contact_id.clone().unwrap_or_default();
             members.push(snapshot::Member::new(
                 &member.id,
@@ -220,7 +247,10 @@ async fn observe_mailchimp(binding: &Binding, client: &mailchimp::Client) -> Res
         }
     }
     Ok(MailchimpSide {
-        audience: snapshot::Audience { id: audience.id, name: audience.name },
+        audience: snapshot::Audience {
+            id: audience.id,
+            name: audience.name,
+        },
         tags,
         field_paths,
         members,
@@ -251,9 +281,14 @@ async fn observe_crm(
     let list = match &binding.list.selector {
         ListSelector::Id(id) => dv.marketing_list(*id, &names.list_audience_lookup).await?,
         ListSelector::Name(name) => {
-            let mut found = dv.marketing_lists_named(name, &names.list_audience_lookup).await?;
+            let mut found = dv
+                .marketing_lists_named(name, &names.list_audience_lookup)
+                .await?;
             if found.len() > 1 {
-                return Err(Error::AmbiguousList { name: name.clone(), count: found.len() });
+                return Err(Error::AmbiguousList {
+                    name: name.clone(),
+                    count: found.len(),
+                });
             }
             found.pop()
         }
@@ -289,13 +324,17 @@ async fn observe_crm(
     let columns = snapshot::crm_columns(binding, names);
     let mut select: Vec<&str> = columns.iter().map(String::as_str).collect();
     select.push(snapshot::DO_NOT_BULK_EMAIL_COLUMN);
-    let id_column = names.mailchimp_id_column(binding.list.member_type).to_owned();
+    let id_column = names
+        .mailchimp_id_column(binding.list.member_type)
+        .to_owned();
 
     let mut people: HashMap<Uuid, (Person, bool)> = HashMap::new();
     let mut list_member_ids: HashMap<Uuid, Uuid> = HashMap::new();
     // Only a static list of the binding's member type is read further: the diff refuses the
     // binding otherwise, and reading an account list as contacts would be wrong.
-    let readable = list.as_ref().filter(|l| !l.dynamic && i64::from(l.member_type_code) == kind_code(kind));
+    let readable = list
+        .as_ref()
+        .filter(|l| !l.dynamic && i64::from(l.member_type_code) == kind_code(kind));
     if let Some(list) = readable {
         let mut members = std::pin::pin!(dv.list_members(list.id));
         while let Some(page) = members.next().await {
@@ -312,7 +351,10 @@ async fn observe_crm(
     }
 
     // Records not on the list that may match a member: by stored Mailchimp id, then by e-mail.
-    let known_ids: HashSet<String> = people.values().filter_map(|(p, _)| column_text(&p.row, &id_column)).collect();
+    let known_ids: HashSet<String> = people
+        .values()
+        .filter_map(|(p, _)| column_text(&p.row, &id_column))
+        .collect();
     let wanted_ids: Vec<Literal> = mailchimp
         .members
         .iter()
@@ -328,7 +370,10 @@ async fn observe_crm(
             }
         }
     }
-    let matched_ids: HashSet<String> = people.values().filter_map(|(p, _)| column_text(&p.row, &id_column)).collect();
+    let matched_ids: HashSet<String> = people
+        .values()
+        .filter_map(|(p, _)| column_text(&p.row, &id_column))
+        .collect();
     let known_emails: HashSet<String> = people
         .values()
         .filter_map(|(p, _)| column_text(&p.row, snapshot::EMAIL_COLUMN))
@@ -368,8 +413,15 @@ async fn observe_crm(
     let mut records: Vec<CrmRecord> = people
         .into_values()
         .map(|(person, on_list)| {
-            let values: Vec<Option<String>> = columns.iter().map(|c| column_text(&person.row, c)).collect();
-            let do_not_bulk_email = person.row.get(snapshot::DO_NOT_BULK_EMAIL_COLUMN).and_then(Value::as_bool).unwrap_or(false);
+            let values: Vec<Option<String>> = columns
+                .iter()
+                .map(|c| column_text(&person.row, c))
+                .collect();
+            let do_not_bulk_email = person
+                .row
+                .get(snapshot::DO_NOT_BULK_EMAIL_COLUMN)
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
             let mut record = CrmRecord::new(
                 person.id,
                 person.etag.as_deref().unwrap_or_default(),
@@ -383,7 +435,13 @@ async fn observe_crm(
         })
         .collect();
     records.sort_by_key(|r| r.id);
-    Ok(CrmSide { audience, list, tags, columns, records })
+    Ok(CrmSide {
+        audience,
+        list,
+        tags,
+        columns,
+        records,
+    })
 }
 
 fn kind_code(kind: PersonKind) -> i64 {

@@ -53,3 +53,30 @@ pub fn files(dir: &Path, ext: &str) -> Vec<PathBuf> {
     out.sort();
     out
 }
+
+/// Write a config that reaches the sandbox through the variables it prints, with these
+/// bindings (YAML lines under `bindings:`, or empty for none).
+pub fn sandbox_config(dir: &Path, bindings: &str) -> PathBuf {
+    let path = dir.join("audience-sync.yaml");
+    let bindings = if bindings.trim().is_empty() {
+        " []".to_owned()
+    } else {
+        format!("\n{bindings}")
+    };
+    let text = format!(
+        "version: 1
+mailchimp:
+  api_key: ${{MAILCHIMP_API_KEY}}
+  base_url: ${{MAILCHIMP_BASE_URL}}
+dataverse:
+  url: ${{DATAVERSE_URL}}
+  tenant_id: ${{DATAVERSE_TENANT_ID}}
+  client_id: ${{DATAVERSE_CLIENT_ID}}
+  client_secret: ${{DATAVERSE_CLIENT_SECRET}}
+  token_url: ${{DATAVERSE_TOKEN_URL}}
+bindings:{bindings}
+"
+    );
+    std::fs::write(&path, text).expect("temp dir is writable");
+    path
+}

@@ -629,9 +629,11 @@ async fn bootstrap_twice_creates_once_and_check_then_passes() {
 #[tokio::test]
 async fn the_crm_commands_run_from_the_command_line() {
     let sandbox = sandbox_with(json!({ "schema": "bare" })).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = crate::common::sandbox_config(dir.path(), "");
     let run = |args: &[&str]| {
         let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_audience-sync"));
-        command.args(args).env_remove("DATAVERSE_TOKEN_URL");
+        command.args(args).arg(&config);
         for (key, value) in sandbox.env() {
             command.env(key, value);
         }

@@ -7,7 +7,12 @@ use audience_sync::sandbox::{Options, Sandbox};
 use crate::common::{bin, texts};
 
 async fn generated(spec: &str) -> Sandbox {
-    Sandbox::start(Options { generate: Some(spec.parse().unwrap()), ..Options::default() }).await.unwrap()
+    Sandbox::start(Options {
+        generate: Some(spec.parse().unwrap()),
+        ..Options::default()
+    })
+    .await
+    .unwrap()
 }
 
 /// Run the binary against the sandbox, with the variables it prints set.
@@ -17,13 +22,25 @@ async fn cli(sandbox: &Sandbox, args: &[&str]) -> Output {
     for (key, value) in sandbox.env() {
         command.env(key, value);
     }
-    tokio::task::spawn_blocking(move || command.output().unwrap()).await.unwrap()
+    tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sandbox_example_plans_every_generated_audience_and_exits_2() {
     let sandbox = generated("members=2500,tags=5,seed=1,audiences=2").await;
-    let output = cli(&sandbox, &["plan", "examples/sandbox.yaml", "--detailed-exitcode", "--format", "json"]).await;
+    let output = cli(
+        &sandbox,
+        &[
+            "plan",
+            "examples/sandbox.yaml",
+            "--detailed-exitcode",
+            "--format",
+            "json",
+        ],
+    )
+    .await;
     let (stdout, stderr) = texts(&output);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     let plan: serde_json::Value = serde_json::from_str(&stdout).unwrap();
@@ -33,7 +50,11 @@ async fn sandbox_example_plans_every_generated_audience_and_exits_2() {
         let counts = &binding["counts"];
         let subscribed = counts["create_record"].as_u64().unwrap();
         assert!(subscribed > 1500 && subscribed < 2500, "{counts}");
-        assert_eq!(counts["add_list_member"].as_u64(), Some(subscribed), "every created record joins the list");
+        assert_eq!(
+            counts["add_list_member"].as_u64(),
+            Some(subscribed),
+            "every created record joins the list"
+        );
         assert_eq!(counts["create_tag"].as_u64(), Some(5));
     }
 }
@@ -44,15 +65,27 @@ async fn counts_match_what_mailchimp_holds() {
     let (id, name) = sandbox.mailchimp.audiences().into_iter().next().unwrap();
     let subscribed = subscribed_count(&sandbox, &id).await;
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("c.yaml");
-    std::fs::write(&config, config_text(&name)).unwrap();
-    let output = cli(&sandbox, &["plan", config.to_str().unwrap(), "--format", "json"]).await;
+    let config = config_for(dir.path(), &name);
+    let output = cli(
+        &sandbox,
+        &["plan", config.to_str().unwrap(), "--format", "json"],
+    )
+    .await;
     let (stdout, stderr) = texts(&output);
     assert_eq!(output.status.code(), Some(0), "{stderr}");
     let plan: serde_json::Value = serde_json::from_str(&stdout).unwrap();
-    assert_eq!(plan["bindings"][0]["counts"]["create_record"].as_u64(), Some(subscribed));
-    assert_eq!(plan["bindings"][0]["counts"]["create_tag"].as_u64(), Some(3));
-    assert!(stdout.find(audience_sync_key(&sandbox).as_str()).is_none(), "no secret in the plan");
+    assert_eq!(
+        plan["bindings"][0]["counts"]["create_record"].as_u64(),
+        Some(subscribed)
+    );
+    assert_eq!(
+        plan["bindings"][0]["counts"]["create_tag"].as_u64(),
+        Some(3)
+    );
+    assert!(
+        stdout.find(audience_sync_key(&sandbox).as_str()).is_none(),
+        "no secret in the plan"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -60,17 +93,37 @@ async fn saved_plan_round_trips_and_matches_stdout() {
     let sandbox = generated("members=300,tags=2,seed=3").await;
     let (_, name) = sandbox.mailchimp.audiences().into_iter().next().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("c.yaml");
     let saved = dir.path().join("plan.json");
-    std::fs::write(&config, config_text(&name)).unwrap();
-    let output = cli(&sandbox, &["plan", config.to_str().unwrap(), "-out", saved.to_str().unwrap(), "--format", "json"]).await;
+    let config = config_for(dir.path(), &name);
+    let output = cli(
+        &sandbox,
+        &[
+            "plan",
+            config.to_str().unwrap(),
+            "-out",
+            saved.to_str().unwrap(),
+            "--format",
+            "json",
+        ],
+    )
+    .await;
     assert_eq!(output.status.code(), Some(0), "{}", texts(&output).1);
     let text = std::fs::read_to_string(&saved).unwrap();
     let plan: audience_sync::plan::Plan = serde_json::from_str(&text).unwrap();
-    assert_eq!(audience_sync::plan::render::json(&plan).unwrap(), text, "the saved plan round-trips byte for byte");
+    assert_eq!(
+        audience_sync::plan::render::json(&plan).unwrap(),
+        text,
+        "the saved plan round-trips byte for byte"
+    );
     let printed: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-    assert_eq!(printed, serde_json::from_str::<serde_json::Value>(&text).unwrap());
-    assert!(!text.contains(&audience_sync_key(&sandbox)), "no secret in the saved plan");
+    assert_eq!(
+        printed,
+        serde_json::from_str::<serde_json::Value>(&text).unwrap()
+    );
+    assert!(
+        !text.contains(&audience_sync_key(&sandbox)),
+        "no secret in the saved plan"
+    );
     assert!(plan.config_digest.starts_with("sha256:"));
 }
 
@@ -79,23 +132,31 @@ async fn markdown_and_text_renderings_come_from_the_same_plan() {
     let sandbox = generated("members=200,tags=2,seed=5").await;
     let (_, name) = sandbox.mailchimp.audiences().into_iter().next().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("c.yaml");
-    std::fs::write(&config, config_text(&name)).unwrap();
-    let md = cli(&sandbox, &["plan", config.to_str().unwrap(), "--format", "markdown"]).await;
+    let config = config_for(dir.path(), &name);
+    let md = cli(
+        &sandbox,
+        &["plan", config.to_str().unwrap(), "--format", "markdown"],
+    )
+    .await;
     let (stdout, _) = texts(&md);
-    assert!(stdout.contains("<details>") && stdout.contains("***@example.com"), "{stdout}");
+    assert!(
+        stdout.contains("<details>") && stdout.contains("***@example.com"),
+        "{stdout}"
+    );
     let text = cli(&sandbox, &["plan", config.to_str().unwrap()]).await;
     let (stdout, _) = texts(&text);
     assert!(stdout.contains("create record"), "{stdout}");
-    assert!(!stdout.contains('\u{1b}'), "no colour when stdout is not a terminal");
+    assert!(
+        !stdout.contains('\u{1b}'),
+        "no colour when stdout is not a terminal"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unknown_audience_fails_with_its_name() {
     let sandbox = generated("members=10,tags=1,seed=1").await;
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("c.yaml");
-    std::fs::write(&config, config_text("No Such Audience")).unwrap();
+    let config = config_for(dir.path(), "No Such Audience");
     let output = cli(&sandbox, &["plan", config.to_str().unwrap()]).await;
     let (_, stderr) = texts(&output);
     assert_eq!(output.status.code(), Some(1));
@@ -104,7 +165,10 @@ async fn an_unknown_audience_fails_with_its_name() {
 
 /// What Mailchimp itself says: `total_items` of the subscribed members.
 async fn subscribed_count(sandbox: &Sandbox, list_id: &str) -> u64 {
-    let url = format!("{}/3.0/lists/{list_id}/members?status=subscribed&count=1&fields=total_items", sandbox.base_url());
+    let url = format!(
+        "{}/3.0/lists/{list_id}/members?status=subscribed&count=1&fields=total_items",
+        sandbox.base_url()
+    );
     let body: serde_json::Value = reqwest::Client::new()
         .get(url)
         .basic_auth("anystring", Some(sandbox.mailchimp.api_key()))
@@ -121,20 +185,11 @@ fn audience_sync_key(sandbox: &Sandbox) -> String {
     sandbox.mailchimp.api_key().to_owned()
 }
 
-fn config_text(audience_name: &str) -> String {
-    format!(
-        "version: 1
-mailchimp: {{ api_key: '${{MAILCHIMP_API_KEY}}', base_url: '${{MAILCHIMP_BASE_URL}}' }}
-dataverse:
-  url: ${{DATAVERSE_URL}}
-  tenant_id: ${{DATAVERSE_TENANT_ID}}
-  client_id: ${{DATAVERSE_CLIENT_ID}}
-  client_secret: ${{DATAVERSE_CLIENT_SECRET}}
-  token_url: ${{DATAVERSE_TOKEN_URL}}
-bindings:
-  - name: b
-    audience: {{ name: '{audience_name}' }}
-    marketing_list: {{ name: 'List of {audience_name}', member_type: contact, create: true }}
-"
+fn config_for(dir: &std::path::Path, audience_name: &str) -> std::path::PathBuf {
+    crate::common::sandbox_config(
+        dir,
+        &format!(
+            "  - name: b\n    audience: {{ name: '{audience_name}' }}\n    marketing_list: {{ name: 'List of {audience_name}', member_type: contact, create: true }}"
+        ),
     )
 }
