@@ -916,7 +916,11 @@ impl Store {
         member: Uuid,
     ) -> Result<Uuid, DvError> {
         let list_row = self.require("list", list)?.clone();
-        let list_meta = &self.tables["list"].meta;
+        let list_meta = &self
+            .tables
+            .get("list")
+            .ok_or_else(|| DvError::no_resource("list"))?
+            .meta;
         let get = |name: &str| {
             list_meta
                 .position(name)
@@ -962,11 +966,13 @@ impl Store {
             return Ok(*existing);
         }
         let id = meta::name_uuid("listmember", &format!("{list}:{member}"));
-        let id = if self.tables["listmember"].rows.contains_key(&id) {
-            Uuid::new_v4()
-        } else {
-            id
-        };
+        let taken = self
+            .tables
+            .get("listmember")
+            .ok_or_else(|| DvError::no_resource("listmember"))?
+            .rows
+            .contains_key(&id);
+        let id = if taken { Uuid::new_v4() } else { id };
         self.insert_raw(
             "listmember",
             id,
@@ -990,7 +996,9 @@ impl Store {
         let row = self
             .take_row("listmember", member_id)
             .ok_or_else(|| DvError::not_found("listmember", &member_id))?;
-        let meta = &self.tables["listmember"].meta;
+        let Some(meta) = self.tables.get("listmember").map(|t| &t.meta) else {
+            return Ok(());
+        };
         let (Some(lp), Some(ep)) = (meta.position("listid"), meta.position("entityid")) else {
             return Ok(());
         };
