@@ -990,3 +990,28 @@ async fn a_state_directory_survives_a_restart() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(got["firstname"], "Kept");
 }
+
+#[tokio::test]
+async fn duplicate_detection_only_when_asked() {
+    let sb = start(json!({"contacts": [{"emailaddress1": "dup@x.com"}]})).await;
+    let api = Api::new(&sb).await;
+    let (status, _, _) = api
+        .send(
+            reqwest::Method::POST,
+            "contacts",
+            &json!({"emailaddress1": "DUP@x.com"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "suppressed by default");
+    let resp = api
+        .req(reqwest::Method::POST, "contacts")
+        .header("MSCRM.SuppressDuplicateDetection", "false")
+        .json(&json!({"emailaddress1": "dup@x.com"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "0x80040333");
+    assert_eq!(sb.dataverse.count("contact"), 2);
+}

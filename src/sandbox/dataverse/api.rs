@@ -692,12 +692,55 @@ fn create(
 ) -> Result<ApiResponse, DvError> {
     let body = parse_body(req)?;
     let (row, binds) = row_from_body(store, table, &body, true)?;
+    check_duplicates(store, req, table, &row)?;
     let id = store.atomically(|store| {
         let id = store.create(table, None, row)?;
         apply_binds(store, id, binds)?;
         Ok(id)
     })?;
     written(ctx, store, req, table, id, 201)
+}
+
+/// Duplicate detection, off unless the request sends `MSCRM.SuppressDuplicateDetection: false`
+/// (PD `webapi/manage-duplicate-detection-create-update.md`). The default published rules
+/// match accounts, contacts and leads with the same `emailaddress1`.
+fn check_duplicates(
+    store: &Store,
+    req: &ApiRequest,
+    table: &str,
+    row: &Row,
+) -> Result<(), DvError> {
+    let enabled = req
+        .header("mscrm.suppressduplicatedetection")
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("false"));
+    if !enabled || !matches!(table, "account" | "contact" | "lead") {
+        return Ok(());
+    }
+    let Some(t) = store.table(table) else {
+        return Ok(());
+    };
+    let Some(pos) = t.meta.position("emailaddress1") else {
+        return Ok(());
+    };
+    let Val::Str(email) = row.get(pos) else {
+        return Ok(());
+    };
+    if email.is_empty() {
+        return Ok(());
+    }
+    let wanted = Val::Str(email.clone());
+    let duplicate = store
+        .lookup_text(table, pos, &[email])
+        .iter()
+        .any(|id| t.rows.get(id).is_some_and(|r| r.get(pos).equals(&wanted)));
+    if duplicate {
+        return Err(DvError::new(
+            500,
+            "0x80040333",
+            "A record was not created or updated because a duplicate of the current record already exists.",
+        ));
+    }
+    Ok(())
 }
 
 fn written(
