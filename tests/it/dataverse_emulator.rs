@@ -1015,3 +1015,27 @@ async fn duplicate_detection_only_when_asked() {
     assert_eq!(body["error"]["code"], "0x80040333");
     assert_eq!(sb.dataverse.count("contact"), 2);
 }
+
+#[tokio::test]
+async fn principal_access_answers_the_seeded_rights() {
+    let contact = Uuid::new_v4();
+    let sb = start(
+        json!({"contacts": [{"contactid": contact}], "access_rights": "ReadAccess, WriteAccess"}),
+    )
+    .await;
+    let api = Api::new(&sb).await;
+    let (_, who) = api.get("WhoAmI").await;
+    let user = who["UserId"].as_str().unwrap().to_owned();
+    let alias = urlencoding::encode(&format!("{{'@odata.id':'contacts({contact})'}}")).into_owned();
+    let (status, body) = api
+        .get(&format!("systemusers({user})/Microsoft.Dynamics.CRM.RetrievePrincipalAccess(Target=@p1)?@p1={alias}"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["AccessRights"], "ReadAccess, WriteAccess");
+    let missing = urlencoding::encode(&format!("{{'@odata.id':'contacts({})'}}", Uuid::new_v4()))
+        .into_owned();
+    let (status, _) = api
+        .get(&format!("systemusers({user})/Microsoft.Dynamics.CRM.RetrievePrincipalAccess(Target=@p1)?@p1={missing}"))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}

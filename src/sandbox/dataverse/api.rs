@@ -356,6 +356,12 @@ fn route(ctx: &Ctx, store: &mut Store, req: &ApiRequest) -> Result<ApiResponse, 
             let id = resolved
                 .existing
                 .ok_or_else(|| DvError::not_found(&logical, &resolved.guid.unwrap_or_default()))?;
+            if nav.name == "Microsoft.Dynamics.CRM.RetrievePrincipalAccess"
+                && logical == "systemuser"
+            {
+                expect_method(req, &["GET"])?;
+                return principal_access(ctx, store, req, nav);
+            }
             if nav.name.starts_with("Microsoft.Dynamics.CRM.") {
                 expect_method(req, &["POST"])?;
                 return bound_action(
@@ -1409,6 +1415,51 @@ fn bound_action(
             "Microsoft.Dynamics.CRM.{action}"
         ))),
     }
+}
+
+/// `GET systemusers(id)/Microsoft.Dynamics.CRM.RetrievePrincipalAccess(Target=@p1)?@p1={'@odata.id':'contacts(id)'}`.
+fn principal_access(
+    ctx: &Ctx,
+    store: &Store,
+    req: &ApiRequest,
+    nav: &Segment,
+) -> Result<ApiResponse, DvError> {
+    let bad = || {
+        DvError::bad_request("RetrievePrincipalAccess needs Target={'@odata.id':'<set>(<id>)'}.")
+    };
+    let raw = nav
+        .key
+        .as_deref()
+        .and_then(|k| k.trim().strip_prefix("Target="))
+        .ok_or_else(bad)?;
+    let value = match raw.strip_prefix('@') {
+        Some(_) => req
+            .query
+            .iter()
+            .find(|(k, _)| k == raw)
+            .map(|(_, v)| v.clone())
+            .ok_or_else(|| {
+                DvError::bad_request(format!("The parameter alias '{raw}' is not defined."))
+            })?,
+        None => raw.to_owned(),
+    };
+    let reference = value
+        .split("@odata.id")
+        .nth(1)
+        .map(|rest| rest.trim_start_matches(['\'', '"', ':', ' ']))
+        .and_then(|rest| rest.split(['\'', '"']).next())
+        .ok_or_else(bad)?;
+    let (table, id) = parse_reference(store, reference)?;
+    if store.get(&table, id).is_none() {
+        return Err(DvError::not_found(&table, &id));
+    }
+    Ok(ApiResponse::json(
+        200,
+        &json!({
+            "@odata.context": format!("{}$metadata#Microsoft.Dynamics.CRM.RetrievePrincipalAccessResponse", ctx.root()),
+            "AccessRights": store.access_rights,
+        }),
+    ))
 }
 
 fn add_list_members_list(store: &mut Store, req: &ApiRequest) -> Result<ApiResponse, DvError> {

@@ -15,6 +15,9 @@ use super::error::DvError;
 use super::meta::{self, AttrType, EntityMeta, ManyToMany, OneToMany};
 use super::value::Val;
 
+/// Every access right, as `RetrievePrincipalAccess` lists them.
+pub const FULL_ACCESS: &str = "ReadAccess, WriteAccess, AppendAccess, AppendToAccess, CreateAccess, DeleteAccess, ShareAccess, AssignAccess";
+
 /// The link set name of marketing-list membership (list id, member id).
 pub const LIST_LINKS: &str = "listmember";
 
@@ -107,6 +110,8 @@ pub struct Store {
     version: u64,
     journal: Option<Vec<Undo>>,
     indexes: std::sync::Mutex<HashMap<(String, u16), TextIndex>>,
+    /// What `RetrievePrincipalAccess` answers for the application user on any row.
+    pub access_rights: String,
     clock: fn() -> String,
 }
 
@@ -299,6 +304,7 @@ impl Store {
             version: 1_000_000,
             journal: None,
             indexes: std::sync::Mutex::new(HashMap::new()),
+            access_rights: FULL_ACCESS.to_owned(),
             clock: now,
         };
         store
