@@ -990,3 +990,52 @@ async fn a_state_directory_survives_a_restart() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(got["firstname"], "Kept");
 }
+
+#[tokio::test]
+async fn duplicate_detection_only_when_asked() {
+    let sb = start(json!({"contacts": [{"emailaddress1": "dup@x.com"}]})).await;
+    let api = Api::new(&sb).await;
+    let (status, _, _) = api
+        .send(
+            reqwest::Method::POST,
+            "contacts",
+            &json!({"emailaddress1": "DUP@x.com"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "suppressed by default");
+    let resp = api
+        .req(reqwest::Method::POST, "contacts")
+        .header("MSCRM.SuppressDuplicateDetection", "false")
+        .json(&json!({"emailaddress1": "dup@x.com"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "0x80040333");
+    assert_eq!(sb.dataverse.count("contact"), 2);
+}
+
+#[tokio::test]
+async fn principal_access_answers_the_seeded_rights() {
+    let contact = Uuid::new_v4();
+    let sb = start(
+        json!({"contacts": [{"contactid": contact}], "access_rights": "ReadAccess, WriteAccess"}),
+    )
+    .await;
+    let api = Api::new(&sb).await;
+    let (_, who) = api.get("WhoAmI").await;
+    let user = who["UserId"].as_str().unwrap().to_owned();
+    let alias = urlencoding::encode(&format!("{{'@odata.id':'contacts({contact})'}}")).into_owned();
+    let (status, body) = api
+        .get(&format!("systemusers({user})/Microsoft.Dynamics.CRM.RetrievePrincipalAccess(Target=@p1)?@p1={alias}"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["AccessRights"], "ReadAccess, WriteAccess");
+    let missing = urlencoding::encode(&format!("{{'@odata.id':'contacts({})'}}", Uuid::new_v4()))
+        .into_owned();
+    let (status, _) = api
+        .get(&format!("systemusers({user})/Microsoft.Dynamics.CRM.RetrievePrincipalAccess(Target=@p1)?@p1={missing}"))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}

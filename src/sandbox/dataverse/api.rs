@@ -356,6 +356,12 @@ fn route(ctx: &Ctx, store: &mut Store, req: &ApiRequest) -> Result<ApiResponse, 
             let id = resolved
                 .existing
                 .ok_or_else(|| DvError::not_found(&logical, &resolved.guid.unwrap_or_default()))?;
+            if nav.name == "Microsoft.Dynamics.CRM.RetrievePrincipalAccess"
+                && logical == "systemuser"
+            {
+                expect_method(req, &["GET"])?;
+                return principal_access(ctx, store, req, nav);
+            }
             if nav.name.starts_with("Microsoft.Dynamics.CRM.") {
                 expect_method(req, &["POST"])?;
                 return bound_action(
@@ -692,12 +698,55 @@ fn create(
 ) -> Result<ApiResponse, DvError> {
     let body = parse_body(req)?;
     let (row, binds) = row_from_body(store, table, &body, true)?;
+    check_duplicates(store, req, table, &row)?;
     let id = store.atomically(|store| {
         let id = store.create(table, None, row)?;
         apply_binds(store, id, binds)?;
         Ok(id)
     })?;
     written(ctx, store, req, table, id, 201)
+}
+
+/// Duplicate detection, off unless the request sends `MSCRM.SuppressDuplicateDetection: false`
+/// (PD `webapi/manage-duplicate-detection-create-update.md`). The default published rules
+/// match accounts, contacts and leads with the same `emailaddress1`.
+fn check_duplicates(
+    store: &Store,
+    req: &ApiRequest,
+    table: &str,
+    row: &Row,
+) -> Result<(), DvError> {
+    let enabled = req
+        .header("mscrm.suppressduplicatedetection")
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("false"));
+    if !enabled || !matches!(table, "account" | "contact" | "lead") {
+        return Ok(());
+    }
+    let Some(t) = store.table(table) else {
+        return Ok(());
+    };
+    let Some(pos) = t.meta.position("emailaddress1") else {
+        return Ok(());
+    };
+    let Val::Str(email) = row.get(pos) else {
+        return Ok(());
+    };
+    if email.is_empty() {
+        return Ok(());
+    }
+    let wanted = Val::Str(email.clone());
+    let duplicate = store
+        .lookup_text(table, pos, &[email])
+        .iter()
+        .any(|id| t.rows.get(id).is_some_and(|r| r.get(pos).equals(&wanted)));
+    if duplicate {
+        return Err(DvError::new(
+            500,
+            "0x80040333",
+            "A record was not created or updated because a duplicate of the current record already exists.",
+        ));
+    }
+    Ok(())
 }
 
 fn written(
@@ -1366,6 +1415,51 @@ fn bound_action(
             "Microsoft.Dynamics.CRM.{action}"
         ))),
     }
+}
+
+/// `GET systemusers(id)/Microsoft.Dynamics.CRM.RetrievePrincipalAccess(Target=@p1)?@p1={'@odata.id':'contacts(id)'}`.
+fn principal_access(
+    ctx: &Ctx,
+    store: &Store,
+    req: &ApiRequest,
+    nav: &Segment,
+) -> Result<ApiResponse, DvError> {
+    let bad = || {
+        DvError::bad_request("RetrievePrincipalAccess needs Target={'@odata.id':'<set>(<id>)'}.")
+    };
+    let raw = nav
+        .key
+        .as_deref()
+        .and_then(|k| k.trim().strip_prefix("Target="))
+        .ok_or_else(bad)?;
+    let value = match raw.strip_prefix('@') {
+        Some(_) => req
+            .query
+            .iter()
+            .find(|(k, _)| k == raw)
+            .map(|(_, v)| v.clone())
+            .ok_or_else(|| {
+                DvError::bad_request(format!("The parameter alias '{raw}' is not defined."))
+            })?,
+        None => raw.to_owned(),
+    };
+    let reference = value
+        .split("@odata.id")
+        .nth(1)
+        .map(|rest| rest.trim_start_matches(['\'', '"', ':', ' ']))
+        .and_then(|rest| rest.split(['\'', '"']).next())
+        .ok_or_else(bad)?;
+    let (table, id) = parse_reference(store, reference)?;
+    if store.get(&table, id).is_none() {
+        return Err(DvError::not_found(&table, &id));
+    }
+    Ok(ApiResponse::json(
+        200,
+        &json!({
+            "@odata.context": format!("{}$metadata#Microsoft.Dynamics.CRM.RetrievePrincipalAccessResponse", ctx.root()),
+            "AccessRights": store.access_rights,
+        }),
+    ))
 }
 
 fn add_list_members_list(store: &mut Store, req: &ApiRequest) -> Result<ApiResponse, DvError> {

@@ -69,7 +69,8 @@ pub struct Limits {
     pub max_concurrent: u64,
     /// Simulated execution cost per data operation, in milliseconds (added to real time).
     pub op_cost_ms: u64,
-    /// `x-ms-dop-hint` sent on every answer.
+    /// `x-ms-dop-hint` sent on every answer (default 4, what Microsoft's BulkOperations
+    /// sample prints as `RecommendedDegreesOfParallelism` for its environment).
     pub dop_hint: u64,
     /// A fixed `Retry-After` (seconds) for limit refusals; computed from the window when absent.
     pub retry_after_secs: Option<u64>,

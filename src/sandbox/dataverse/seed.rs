@@ -141,6 +141,10 @@ pub struct Seed {
     /// Many-to-many links.
     #[serde(default)]
     pub links: Vec<SeedLink>,
+    /// What `RetrievePrincipalAccess` answers (default: every right), e.g.
+    /// `"ReadAccess, WriteAccess"` to test `crm check` against a user without some rights.
+    #[serde(default)]
+    pub access_rights: Option<String>,
 }
 
 fn post(store: &mut Store, path: &str, body: &Value) -> Result<(), String> {
@@ -170,6 +174,9 @@ fn post(store: &mut Store, path: &str, body: &Value) -> Result<(), String> {
 /// # Errors
 /// A row the Web API would refuse (the message says which).
 pub fn apply(store: &mut Store, seed: &Seed) -> Result<(), String> {
+    if let Some(rights) = &seed.access_rights {
+        rights.clone_into(&mut store.access_rights);
+    }
     for (set, rows) in [
         ("accounts", &seed.accounts),
         ("contacts", &seed.contacts),

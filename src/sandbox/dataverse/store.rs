@@ -15,6 +15,9 @@ use super::error::DvError;
 use super::meta::{self, AttrType, EntityMeta, ManyToMany, OneToMany};
 use super::value::Val;
 
+/// Every access right, as `RetrievePrincipalAccess` lists them.
+pub const FULL_ACCESS: &str = "ReadAccess, WriteAccess, AppendAccess, AppendToAccess, CreateAccess, DeleteAccess, ShareAccess, AssignAccess";
+
 /// The link set name of marketing-list membership (list id, member id).
 pub const LIST_LINKS: &str = "listmember";
 
@@ -107,6 +110,8 @@ pub struct Store {
     version: u64,
     journal: Option<Vec<Undo>>,
     indexes: std::sync::Mutex<HashMap<(String, u16), TextIndex>>,
+    /// What `RetrievePrincipalAccess` answers for the application user on any row.
+    pub access_rights: String,
     clock: fn() -> String,
 }
 
@@ -299,6 +304,7 @@ impl Store {
             version: 1_000_000,
             journal: None,
             indexes: std::sync::Mutex::new(HashMap::new()),
+            access_rights: FULL_ACCESS.to_owned(),
             clock: now,
         };
         store
@@ -916,7 +922,11 @@ impl Store {
         member: Uuid,
     ) -> Result<Uuid, DvError> {
         let list_row = self.require("list", list)?.clone();
-        let list_meta = &self.tables["list"].meta;
+        let list_meta = &self
+            .tables
+            .get("list")
+            .ok_or_else(|| DvError::no_resource("list"))?
+            .meta;
         let get = |name: &str| {
             list_meta
                 .position(name)
@@ -962,11 +972,13 @@ impl Store {
             return Ok(*existing);
         }
         let id = meta::name_uuid("listmember", &format!("{list}:{member}"));
-        let id = if self.tables["listmember"].rows.contains_key(&id) {
-            Uuid::new_v4()
-        } else {
-            id
-        };
+        let taken = self
+            .tables
+            .get("listmember")
+            .ok_or_else(|| DvError::no_resource("listmember"))?
+            .rows
+            .contains_key(&id);
+        let id = if taken { Uuid::new_v4() } else { id };
         self.insert_raw(
             "listmember",
             id,
@@ -990,7 +1002,9 @@ impl Store {
         let row = self
             .take_row("listmember", member_id)
             .ok_or_else(|| DvError::not_found("listmember", &member_id))?;
-        let meta = &self.tables["listmember"].meta;
+        let Some(meta) = self.tables.get("listmember").map(|t| &t.meta) else {
+            return Ok(());
+        };
         let (Some(lp), Some(ep)) = (meta.position("listid"), meta.position("entityid")) else {
             return Ok(());
         };
