@@ -42,6 +42,24 @@ fn status_kib(field: &str) -> Option<u64> {
         .and_then(|n| n.parse().ok())
 }
 
+/// CPU time of this process (user + system), from `/proc/self/stat`, in seconds.
+fn cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    // fields after the command name (which is in parentheses and may hold spaces)
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 fn mib(kib: Option<u64>) -> String {
     kib.map_or_else(
         || "n/a".to_owned(),
@@ -262,8 +280,10 @@ fn main() -> anyhow::Result<()> {
     let rss_snapshot = status_kib("VmRSS:");
 
     let started = Instant::now();
+    let cpu = cpu_seconds();
     let binding_plan = plan::compute(binding, &names, &snapshot);
     let diff = started.elapsed();
+    let diff_cpu = cpu_seconds() - cpu;
     let rss_plan = status_kib("VmRSS:");
 
     let plan = Plan::new(
@@ -290,7 +310,7 @@ fn main() -> anyhow::Result<()> {
         mib(rss_snapshot)
     );
     println!(
-        "diff (compute):     {:.2} s (RSS after: {})",
+        "diff (compute):     {:.2} s wall, {diff_cpu:.2} s CPU (RSS after: {})",
         diff.as_secs_f64(),
         mib(rss_plan)
     );

@@ -9,7 +9,9 @@
 //! - no secret is ever part of a plan (it holds ids, names, e-mail addresses and column values);
 //! - `created_at` is the only wall-clock value: compare plans without it.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -429,6 +431,81 @@ impl Reason {
     }
 }
 
+/// A value shared by the changes of one member, to keep millions of changes small; serialized,
+/// deserialized and described by its schema exactly as the value itself.
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Shared<T: ?Sized>(pub Arc<T>);
+
+impl<T: ?Sized> Clone for Shared<T> {
+    fn clone(&self) -> Self {
+        Self(Arc::clone(&self.0))
+    }
+}
+
+impl<T: ?Sized> std::ops::Deref for Shared<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T: ?Sized + Serialize> Serialize for Shared<T> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        (*self.0).serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Shared<MemberRef> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        MemberRef::deserialize(deserializer).map(|m| Self(Arc::new(m)))
+    }
+}
+
+impl<'de> Deserialize<'de> for Shared<str> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(|s| Self(Arc::from(s)))
+    }
+}
+
+impl<T: ?Sized + JsonSchema> JsonSchema for Shared<T> {
+    fn schema_name() -> Cow<'static, str> {
+        T::schema_name()
+    }
+    fn schema_id() -> Cow<'static, str> {
+        T::schema_id()
+    }
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        T::json_schema(generator)
+    }
+    fn inline_schema() -> bool {
+        T::inline_schema()
+    }
+}
+
+impl<T: ?Sized + std::fmt::Display> std::fmt::Display for Shared<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl PartialEq<str> for Shared<str> {
+    fn eq(&self, other: &str) -> bool {
+        *self.0 == *other
+    }
+}
+
+impl PartialEq<&str> for Shared<str> {
+    fn eq(&self, other: &&str) -> bool {
+        *self.0 == **other
+    }
+}
+
+impl From<&str> for Shared<str> {
+    fn from(value: &str) -> Self {
+        Self(Arc::from(value))
+    }
+}
+
 /// One change to one CRM record.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -443,7 +520,7 @@ pub struct Change {
     pub record: Uuid,
     /// The Mailchimp member the change comes from, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub member: Option<MemberRef>,
+    pub member: Option<Shared<MemberRef>>,
     /// The display name of an Audience record, list or Tag record.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
@@ -491,7 +568,7 @@ pub struct MemberRef {
 #[serde(deny_unknown_fields)]
 pub struct FieldChange {
     /// The column's logical name.
-    pub column: String,
+    pub column: Shared<str>,
     /// The value before (absent: empty).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub before: Option<Value>,
@@ -528,7 +605,7 @@ pub struct Precondition {
     pub etag: Option<String>,
     /// The Mailchimp member's `last_changed` at plan time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub member_last_changed: Option<String>,
+    pub member_last_changed: Option<Shared<str>>,
     /// The record must not exist yet (creates).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub absent: bool,
