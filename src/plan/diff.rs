@@ -687,13 +687,17 @@ impl<'a> Diff<'a> {
         });
 
         let members = &snap.mailchimp.members;
+        // Stored-id matching and the member pass do not depend on the order (they go in read
+        // order, for locality); e-mail matching does when records compete, so it goes by
+        // subscriber hash.
         let order = super::snapshot::member_order(members);
+        let member_count = u32::try_from(members.len()).unwrap_or(u32::MAX);
 
         let mut claimed = vec![false; records.len()];
         let mut matches: Vec<u32> = vec![NO_MATCH; members.len()];
         let mut conflicts: HashMap<u32, (ProblemCode, Vec<u32>)> = HashMap::new();
         let mut found: Vec<u32> = Vec::new();
-        for &mi in &order {
+        for mi in 0..member_count {
             let contact_id = members[mi as usize].contact_id();
             found.clear();
             found.extend(
@@ -753,7 +757,7 @@ impl<'a> Diff<'a> {
         let policy = self.binding.on_unsubscribe;
         let mut selected_count = 0_u64;
 
-        for &mi in &order {
+        for mi in 0..member_count {
             let m = &members[mi as usize];
             let selected = self.binding.statuses.contains(&m.status);
             selected_count += u64::from(selected);
