@@ -44,6 +44,22 @@ pub struct Plan {
     pub summary: Summary,
 }
 
+/// Errors reading a saved plan.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The file is not a plan (invalid JSON, or not of this format).
+    #[error("not a valid audience-sync plan")]
+    Parse(#[source] serde_json::Error),
+    /// A plan of a format version this build cannot read.
+    #[error(
+        "plan format version `{found}` is not supported (this build reads `1.x` up to `{FORMAT_VERSION}`)"
+    )]
+    UnsupportedVersion {
+        /// The plan's `format_version`.
+        found: String,
+    },
+}
+
 /// What the caller knows about the run, for [`Plan::new`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlanMeta {
@@ -68,6 +84,34 @@ impl Plan {
             bindings,
             summary,
         }
+    }
+
+    /// Read a saved plan (`plan -out FILE`), checking its format version first, so that a plan
+    /// of an unknown version is refused with that reason rather than a field error.
+    ///
+    /// # Errors
+    /// [`Error::UnsupportedVersion`] for another major version, or a minor version newer than this
+    /// build's; [`Error::Parse`] when the text is not a plan.
+    pub fn from_json(text: &str) -> Result<Self, Error> {
+        #[derive(Deserialize)]
+        struct Version {
+            format_version: String,
+        }
+        let version: Version = serde_json::from_str(text).map_err(Error::Parse)?;
+        let parse = |v: &str| -> Option<(u32, u32)> {
+            let (major, minor) = v.split_once('.')?;
+            Some((major.parse().ok()?, minor.parse().ok()?))
+        };
+        match (parse(&version.format_version), parse(FORMAT_VERSION)) {
+            (Some((major, minor)), Some((our_major, our_minor)))
+                if major == our_major && minor <= our_minor => {}
+            _ => {
+                return Err(Error::UnsupportedVersion {
+                    found: version.format_version,
+                });
+            }
+        }
+        serde_json::from_str(text).map_err(Error::Parse)
     }
 
     /// Some binding has a change to make.
@@ -697,4 +741,32 @@ pub enum GuardReason {
     TooManyRemovals,
     /// The audience reads as empty while the list holds managed members.
     EmptyAudience,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn saved_plans_of_unknown_versions_are_refused() {
+        let plan = Plan::new(
+            PlanMeta {
+                tool_version: "0.1.0".to_owned(),
+                config_digest: "sha256:x".to_owned(),
+                created_at: "2026-03-01T12:00:00Z".to_owned(),
+            },
+            Vec::new(),
+        );
+        let json = serde_json::to_string(&plan).expect("serializes");
+        assert_eq!(Plan::from_json(&json).expect("reads"), plan);
+        for version in ["2.0", "1.99", "one"] {
+            let other = json.replace("\"1.0\"", &format!("\"{version}\""));
+            let err = Plan::from_json(&other).expect_err("refused");
+            assert!(
+                matches!(err, Error::UnsupportedVersion { .. }),
+                "{version}: {err}"
+            );
+        }
+        assert!(matches!(Plan::from_json("{"), Err(Error::Parse(_))));
+    }
 }
