@@ -5,7 +5,11 @@
 //!
 //! ```text
 //! cargo run --release --example bench_diff -- --members 1000000
+//! cargo run --release --example bench_diff -- --members 1000000 --overlap 0   # first sync
 //! ```
+//!
+//! `--overlap PCT` (default 95): the share of members that already have a CRM record (all but
+//! 5 points of them linked by stored id, the rest by e-mail only).
 
 use std::time::Instant;
 
@@ -42,6 +46,24 @@ fn status_kib(field: &str) -> Option<u64> {
         .and_then(|n| n.parse().ok())
 }
 
+/// CPU time of this process (user + system), from `/proc/self/stat`, in seconds.
+fn cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    // fields after the command name (which is in parentheses and may hold spaces)
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 fn mib(kib: Option<u64>) -> String {
     kib.map_or_else(
         || "n/a".to_owned(),
@@ -50,7 +72,12 @@ fn mib(kib: Option<u64>) -> String {
 }
 
 #[allow(clippy::too_many_lines)] // one generator, read top to bottom
-fn generate(members: usize, binding: &audience_sync::config::Binding, names: &Names) -> Snapshot {
+fn generate(
+    members: usize,
+    overlap: u32,
+    binding: &audience_sync::config::Binding,
+    names: &Names,
+) -> Snapshot {
     let mut rng = StdRng::seed_from_u64(42);
     let paths = member_field_paths(binding);
     let columns = crm_columns(binding, names);
@@ -110,14 +137,14 @@ fn generate(members: usize, binding: &audience_sync::config::Binding, names: &Na
             "merge_fields.ADDRESS.zip",
             format!("{:05}", i % 99_999),
         );
-        set(&mut values, "merge_fields.ADDRESS.country", "FR".to_owned());
+        // the CRM side: `overlap`% have a record (5 points of them linked by e-mail only)
         let n_tags = rng.random_range(0..4);
         let tags: Vec<u64> = (0..n_tags)
             .map(|_| tag_ids[rng.random_range(0..tag_ids.len())])
             .collect();
         // the CRM side: 95% have a record (90% linked by id, 5% by e-mail only)
         let roll = rng.random_range(0..100);
-        if roll < 95 {
+        if roll < overlap {
             let mut cols: Vec<Option<String>> = vec![None; columns.len()];
             for (p, c) in fields {
                 if let (Some(pi), Some(ci)) = (path(p), column(c)) {
@@ -130,7 +157,7 @@ fn generate(members: usize, binding: &audience_sync::config::Binding, names: &Na
             if let Some(ci) = column(&names.subscriber_status_column) {
                 cols[ci] = Some("subscribed".to_owned());
             }
-            if roll < 90 {
+            if roll + 5 < overlap {
                 cols[id_col] = Some(contact_id.clone());
             }
             if rng.random_range(0..100) < 3 {
@@ -238,6 +265,7 @@ fn generate(members: usize, binding: &audience_sync::config::Binding, names: &Na
 
 fn main() -> anyhow::Result<()> {
     let mut members = 1_000_000_usize;
+    let mut overlap = 95_u32;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -248,7 +276,14 @@ fn main() -> anyhow::Result<()> {
                     .parse()
                     .with_context(|| format!("`{value}` is not a number"))?;
             }
-            other => bail!("unknown argument `{other}` (expected `--members N`)"),
+            "--overlap" => {
+                let value = args.next().context("`--overlap` needs a percent")?;
+                overlap = value
+                    .trim_end_matches('%')
+                    .parse()
+                    .with_context(|| format!("`{value}` is not a percent"))?;
+            }
+            other => bail!("unknown argument `{other}` (expected `--members N`, `--overlap PCT`)"),
         }
     }
     let config: Config = serde_json::from_value(yaml::parse_value(CONFIG)?)?;
@@ -257,13 +292,15 @@ fn main() -> anyhow::Result<()> {
     let binding = &bindings[0];
 
     let started = Instant::now();
-    let snapshot = generate(members, binding, &names);
+    let snapshot = generate(members, overlap.min(100), binding, &names);
     let generated = started.elapsed();
     let rss_snapshot = status_kib("VmRSS:");
 
     let started = Instant::now();
+    let cpu = cpu_seconds();
     let binding_plan = plan::compute(binding, &names, &snapshot);
     let diff = started.elapsed();
+    let diff_cpu = cpu_seconds() - cpu;
     let rss_plan = status_kib("VmRSS:");
 
     let plan = Plan::new(
@@ -290,7 +327,7 @@ fn main() -> anyhow::Result<()> {
         mib(rss_snapshot)
     );
     println!(
-        "diff (compute):     {:.2} s (RSS after: {})",
+        "diff (compute):     {:.2} s wall, {diff_cpu:.2} s CPU (RSS after: {})",
         diff.as_secs_f64(),
         mib(rss_plan)
     );

@@ -30,14 +30,17 @@
 //!   selected member while the list holds managed members, refuse the binding (still fully planned).
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::hash::{DefaultHasher, Hasher as _};
+use std::sync::Arc;
 
 use uuid::Uuid;
 
 use super::ids;
 use super::model::{
     ALLOW_REMOVALS_FLAG, Action, AudienceRef, BindingPlan, Change, FieldChange, Guard, GuardReason,
-    ListRef, MemberRef, Precondition, Problem, ProblemCode, Reason, SideDigests, TagRef,
+    ListRef, MemberRef, Precondition, Problem, ProblemCode, Reason, Shared, SideDigests, TagRef,
     UnmanagedMember, Value,
 };
 use super::snapshot::{
@@ -93,6 +96,8 @@ pub fn compute(binding: &Binding, names: &Names, snapshot: &Snapshot) -> Binding
         snapshot,
         audience_id,
         plan,
+        current: RefCell::new(None),
+        columns: RefCell::new(HashMap::new()),
     };
     diff.audience_and_list();
     let tags = diff.tags();
@@ -262,37 +267,68 @@ pub fn is_valid_email(email: &str) -> bool {
         && !email.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
-/// Record positions sharing one key (one is by far the common case).
-#[derive(Debug, Clone)]
-enum Slot {
-    One(u32),
-    Many(Vec<u32>),
+/// `matches` entry of a member without a record.
+const NO_MATCH: u32 = u32::MAX;
+/// `matches` entry of a member in conflict (details in `conflicts`).
+const CONFLICT: u32 = u32::MAX - 1;
+
+/// Record positions by the hash of a key: the first position per hash and a chain through the
+/// others (about 12 bytes per record, against ~50 for a map of string keys). Candidates must be
+/// compared with the real key: different keys may share a hash.
+struct Index {
+    heads: HashMap<u64, u32>,
+    next: Vec<u32>,
 }
 
-impl Slot {
-    fn push(&mut self, i: u32) {
-        match self {
-            Self::One(first) => *self = Self::Many(vec![*first, i]),
-            Self::Many(v) => v.push(i),
+impl Index {
+    fn build(len: usize, key: impl Fn(usize) -> Option<u64>) -> Self {
+        let mut heads = HashMap::with_capacity(len);
+        let mut next = vec![NO_MATCH; len];
+        for (i, slot) in next.iter_mut().enumerate() {
+            if let Some(hash) = key(i) {
+                let i = u32::try_from(i).unwrap_or(NO_MATCH);
+                if let Some(previous) = heads.insert(hash, i) {
+                    *slot = previous;
+                }
+            }
         }
+        Self { heads, next }
     }
-    fn as_slice(&self) -> &[u32] {
-        match self {
-            Self::One(i) => std::slice::from_ref(i),
-            Self::Many(v) => v,
-        }
+
+    fn candidates(&self, hash: u64) -> impl Iterator<Item = u32> + '_ {
+        let mut at = self.heads.get(&hash).copied().unwrap_or(NO_MATCH);
+        std::iter::from_fn(move || {
+            if at == NO_MATCH {
+                return None;
+            }
+            let this = at;
+            at = self.next.get(at as usize).copied().unwrap_or(NO_MATCH);
+            Some(this)
+        })
     }
 }
 
-enum Match {
-    None,
-    Record {
-        index: u32,
-    },
-    Conflict {
-        code: ProblemCode,
-        records: Vec<u32>,
-    },
+fn hash_id(id: &str) -> u64 {
+    let mut h = DefaultHasher::new();
+    h.write(id.as_bytes());
+    h.finish()
+}
+
+/// The hash of [`normalize_email`] of `email`, without allocating.
+fn hash_email(email: &str) -> u64 {
+    let mut h = DefaultHasher::new();
+    for c in email.trim().chars().flat_map(char::to_lowercase) {
+        h.write_u32(u32::from(c));
+    }
+    h.finish()
+}
+
+/// Equal once trimmed and lower-cased.
+fn same_email(a: &str, b: &str) -> bool {
+    a.trim()
+        .chars()
+        .flat_map(char::to_lowercase)
+        .eq(b.trim().chars().flat_map(char::to_lowercase))
 }
 
 /// What the tag step decided, for the member step.
@@ -303,12 +339,19 @@ struct TagPlan {
     managed: BTreeSet<Uuid>,
 }
 
+/// A member and the values its changes share.
+type Current<'a> = (&'a Member, Shared<MemberRef>, Shared<str>);
+
 struct Diff<'a> {
     binding: &'a Binding,
     names: &'a Names,
     snapshot: &'a Snapshot,
     audience_id: &'a str,
     plan: BindingPlan,
+    /// The member whose changes are being made, with the values its changes share.
+    current: RefCell<Option<Current<'a>>>,
+    /// Column names, shared by the changes.
+    columns: RefCell<HashMap<String, Shared<str>>>,
 }
 
 fn text(value: &str) -> Option<Value> {
@@ -345,7 +388,39 @@ fn leaving_reason(status: MemberStatus) -> Reason {
     }
 }
 
-impl Diff<'_> {
+impl<'a> Diff<'a> {
+    fn shared(&self, m: &'a Member) -> (Shared<MemberRef>, Shared<str>) {
+        let mut current = self.current.borrow_mut();
+        if let Some((cached, member, last_changed)) = current.as_ref() {
+            if std::ptr::eq(*cached, m) {
+                return (member.clone(), last_changed.clone());
+            }
+        }
+        let member = Shared(Arc::new(member_ref(m)));
+        let last_changed = Shared::from(m.last_changed());
+        *current = Some((m, member.clone(), last_changed.clone()));
+        (member, last_changed)
+    }
+
+    /// A column name, shared by every change that writes it.
+    fn col(&self, name: &str) -> Shared<str> {
+        let mut columns = self.columns.borrow_mut();
+        if let Some(shared) = columns.get(name) {
+            return shared.clone();
+        }
+        let shared = Shared::from(name);
+        columns.insert(name.to_owned(), shared.clone());
+        shared
+    }
+
+    fn member_of(&self, m: &'a Member) -> Shared<MemberRef> {
+        self.shared(m).0
+    }
+
+    fn last_changed_of(&self, m: &'a Member) -> Shared<str> {
+        self.shared(m).1
+    }
+
     fn push(&mut self, change: Change) {
         self.plan.changes.push(change);
     }
@@ -364,7 +439,7 @@ impl Diff<'_> {
                     member: None,
                     name: Some(mc.name.clone()),
                     fields: vec![FieldChange {
-                        column: AUDIENCE_NAME_COLUMN.to_owned(),
+                        column: Shared::from(AUDIENCE_NAME_COLUMN),
                         before: None,
                         after: text(&mc.name),
                     }],
@@ -385,7 +460,7 @@ impl Diff<'_> {
                         member: None,
                         name: Some(mc.name.clone()),
                         fields: vec![FieldChange {
-                            column: AUDIENCE_NAME_COLUMN.to_owned(),
+                            column: Shared::from(AUDIENCE_NAME_COLUMN),
                             before: text(&a.name),
                             after: text(&mc.name),
                         }],
@@ -416,17 +491,17 @@ impl Diff<'_> {
                     name: Some(name.clone()),
                     fields: vec![
                         FieldChange {
-                            column: LIST_MEMBER_TYPE_COLUMN.to_owned(),
+                            column: Shared::from(LIST_MEMBER_TYPE_COLUMN),
                             before: None,
                             after: text(code),
                         },
                         FieldChange {
-                            column: LIST_NAME_COLUMN.to_owned(),
+                            column: Shared::from(LIST_NAME_COLUMN),
                             before: None,
                             after: text(&name),
                         },
                         FieldChange {
-                            column: lookup,
+                            column: Shared::from(lookup.as_str()),
                             before: None,
                             after: text(&audience_record.to_string()),
                         },
@@ -446,7 +521,7 @@ impl Diff<'_> {
                     member: None,
                     name: Some(list.name.clone()),
                     fields: vec![FieldChange {
-                        column: lookup,
+                        column: Shared::from(lookup.as_str()),
                         before: list.audience_record.map(|id| Value::Text(id.to_string())),
                         after: text(&audience_record.to_string()),
                     }],
@@ -509,7 +584,7 @@ impl Diff<'_> {
                         member: None,
                         name: Some(name.to_owned()),
                         fields: vec![FieldChange {
-                            column: TAG_NAME_COLUMN.to_owned(),
+                            column: Shared::from(TAG_NAME_COLUMN),
                             before: None,
                             after: text(name),
                         }],
@@ -530,7 +605,7 @@ impl Diff<'_> {
                             member: None,
                             name: Some(name.to_owned()),
                             fields: vec![FieldChange {
-                                column: TAG_NAME_COLUMN.to_owned(),
+                                column: Shared::from(TAG_NAME_COLUMN),
                                 before: text(&record.name),
                                 after: text(name),
                             }],
@@ -606,72 +681,65 @@ impl Diff<'_> {
             return; // check_shape guarantees these columns
         };
 
-        let mut by_id: HashMap<&str, Slot> = HashMap::with_capacity(records.len());
-        let mut by_email: HashMap<Cow<'_, str>, Slot> = HashMap::with_capacity(records.len());
-        for (i, r) in records.iter().enumerate() {
-            let i = u32::try_from(i).unwrap_or(u32::MAX);
-            if let Some(id) = cell_of(r, id_col) {
-                by_id
-                    .entry(id)
-                    .and_modify(|s| s.push(i))
-                    .or_insert(Slot::One(i));
-            }
-            if let Some(email) = r.value(email_col) {
-                by_email
-                    .entry(normalize_email(email))
-                    .and_modify(|s| s.push(i))
-                    .or_insert(Slot::One(i));
-            }
-        }
+        let by_id = Index::build(records.len(), |i| records[i].value(id_col).map(hash_id));
+        let by_email = Index::build(records.len(), |i| {
+            records[i].value(email_col).map(hash_email)
+        });
 
         let members = &snap.mailchimp.members;
+        // Stored-id matching and the member pass do not depend on the order (they go in read
+        // order, for locality); e-mail matching does when records compete, so it goes by
+        // subscriber hash.
         let order = super::snapshot::member_order(members);
+        let member_count = u32::try_from(members.len()).unwrap_or(u32::MAX);
 
         let mut claimed = vec![false; records.len()];
-        let mut matches: Vec<Match> = Vec::with_capacity(members.len());
-        matches.resize_with(members.len(), || Match::None);
-        for &mi in &order {
-            let m = &members[mi as usize];
-            if let Some(slot) = by_id.get(m.contact_id()) {
-                let found = slot.as_slice();
-                for &r in found {
-                    claimed[r as usize] = true;
+        let mut matches: Vec<u32> = vec![NO_MATCH; members.len()];
+        let mut conflicts: HashMap<u32, (ProblemCode, Vec<u32>)> = HashMap::new();
+        let mut found: Vec<u32> = Vec::new();
+        for mi in 0..member_count {
+            let contact_id = members[mi as usize].contact_id();
+            found.clear();
+            found.extend(
+                by_id
+                    .candidates(hash_id(contact_id))
+                    .filter(|&r| records[r as usize].value(id_col) == Some(contact_id)),
+            );
+            for &r in &found {
+                claimed[r as usize] = true;
+            }
+            match found.as_slice() {
+                [] => {}
+                [only] => matches[mi as usize] = *only,
+                _ => {
+                    matches[mi as usize] = CONFLICT;
+                    conflicts.insert(mi, (ProblemCode::DuplicateMailchimpId, found.clone()));
                 }
-                matches[mi as usize] = if let [only] = found {
-                    Match::Record { index: *only }
-                } else {
-                    Match::Conflict {
-                        code: ProblemCode::DuplicateMailchimpId,
-                        records: found.to_vec(),
-                    }
-                };
             }
         }
         for &mi in &order {
-            let m = &members[mi as usize];
-            if !matches!(matches[mi as usize], Match::None) {
+            if matches[mi as usize] != NO_MATCH {
                 continue;
             }
-            let Some(slot) = by_email.get(&normalize_email(m.email())) else {
-                continue;
-            };
-            let free: Vec<u32> = slot
-                .as_slice()
-                .iter()
-                .copied()
-                .filter(|&r| !claimed[r as usize])
-                .collect();
-            for &r in &free {
+            let email = members[mi as usize].email();
+            found.clear();
+            found.extend(by_email.candidates(hash_email(email)).filter(|&r| {
+                !claimed[r as usize]
+                    && records[r as usize]
+                        .value(email_col)
+                        .is_some_and(|e| same_email(e, email))
+            }));
+            for &r in &found {
                 claimed[r as usize] = true;
             }
-            matches[mi as usize] = match free.as_slice() {
-                [] => Match::None,
-                [only] => Match::Record { index: *only },
-                _ => Match::Conflict {
-                    code: ProblemCode::DuplicateEmail,
-                    records: free,
-                },
-            };
+            match found.as_slice() {
+                [] => {}
+                [only] => matches[mi as usize] = *only,
+                _ => {
+                    matches[mi as usize] = CONFLICT;
+                    conflicts.insert(mi, (ProblemCode::DuplicateEmail, found.clone()));
+                }
+            }
         }
 
         let path_of: Vec<Option<usize>> = self
@@ -689,13 +757,17 @@ impl Diff<'_> {
         let policy = self.binding.on_unsubscribe;
         let mut selected_count = 0_u64;
 
-        for &mi in &order {
+        for mi in 0..member_count {
             let m = &members[mi as usize];
             let selected = self.binding.statuses.contains(&m.status);
             selected_count += u64::from(selected);
-            let index = match &matches[mi as usize] {
-                Match::Conflict { code, records: rs } => {
-                    let what = if *code == ProblemCode::DuplicateEmail {
+            let index = match matches[mi as usize] {
+                NO_MATCH => None,
+                CONFLICT => {
+                    let Some((code, rs)) = conflicts.remove(&mi) else {
+                        continue;
+                    };
+                    let what = if code == ProblemCode::DuplicateEmail {
                         format!("{} CRM records have the e-mail address of", rs.len())
                     } else {
                         format!("{} CRM records store the Mailchimp id of", rs.len())
@@ -703,7 +775,7 @@ impl Diff<'_> {
                     let mut ids: Vec<Uuid> = rs.iter().map(|&r| records[r as usize].id).collect();
                     ids.sort_unstable();
                     self.plan.errors.push(Problem {
-                        code: *code,
+                        code,
                         message: format!(
                             "{what} member `{}`; merge or fix them in the CRM (this member is skipped)",
                             m.email()
@@ -713,8 +785,7 @@ impl Diff<'_> {
                     });
                     continue;
                 }
-                Match::None => None,
-                Match::Record { index, .. } => Some(*index as usize),
+                r => Some(r as usize),
             };
             if !is_valid_email(m.email()) {
                 self.plan.errors.push(Problem {
@@ -752,12 +823,12 @@ impl Diff<'_> {
                                 action: Action::AddListMember,
                                 reason: Reason::MemberNotOnList,
                                 record: rec.id,
-                                member: Some(member_ref(m)),
+                                member: Some(self.member_of(m)),
                                 name: None,
                                 fields: Vec::new(),
                                 tags: Vec::new(),
                                 precondition: Precondition {
-                                    member_last_changed: Some(m.last_changed().to_owned()),
+                                    member_last_changed: Some(self.last_changed_of(m)),
                                     ..Precondition::default()
                                 },
                             });
@@ -792,12 +863,12 @@ impl Diff<'_> {
                                 action: Action::RemoveListMember,
                                 reason: leaving_reason(m.status),
                                 record: rec.id,
-                                member: Some(member_ref(m)),
+                                member: Some(self.member_of(m)),
                                 name: None,
                                 fields: Vec::new(),
                                 tags: Vec::new(),
                                 precondition: Precondition {
-                                    member_last_changed: Some(m.last_changed().to_owned()),
+                                    member_last_changed: Some(self.last_changed_of(m)),
                                     ..Precondition::default()
                                 },
                             });
@@ -825,16 +896,16 @@ impl Diff<'_> {
                     action: Action::SetDoNotEmail,
                     reason: leaving_reason(m.status),
                     record: record_id,
-                    member: Some(member_ref(m)),
+                    member: Some(self.member_of(m)),
                     name: None,
                     fields: [
                         (!before_flag).then(|| FieldChange {
-                            column: DO_NOT_BULK_EMAIL_COLUMN.to_owned(),
+                            column: Shared::from(DO_NOT_BULK_EMAIL_COLUMN),
                             before: Some(Value::Bool(false)),
                             after: Some(Value::Bool(true)),
                         }),
                         (before_status != Some(m.status.as_str())).then(|| FieldChange {
-                            column: self.names.subscriber_status_column.clone(),
+                            column: self.col(&self.names.subscriber_status_column),
                             before: opt_text(before_status),
                             after: text(m.status.as_str()),
                         }),
@@ -845,7 +916,7 @@ impl Diff<'_> {
                     tags: Vec::new(),
                     precondition: Precondition {
                         etag,
-                        member_last_changed: Some(m.last_changed().to_owned()),
+                        member_last_changed: Some(self.last_changed_of(m)),
                         absent: false,
                     },
                 });
@@ -884,7 +955,7 @@ impl Diff<'_> {
 
     fn create_record(
         &mut self,
-        m: &Member,
+        m: &'a Member,
         tags: &TagPlan,
         path_of: &[Option<usize>],
         consent: bool,
@@ -931,19 +1002,19 @@ impl Diff<'_> {
             action: Action::CreateRecord,
             reason: Reason::MemberMissingInCrm,
             record: id,
-            member: Some(member_ref(m)),
+            member: Some(self.member_of(m)),
             name: None,
             fields: columns
                 .into_iter()
                 .map(|(column, value)| FieldChange {
-                    column,
+                    column: self.col(&column),
                     before: None,
                     after: Some(Value::Text(value)),
                 })
                 .collect(),
             tags: Vec::new(),
             precondition: Precondition {
-                member_last_changed: Some(m.last_changed().to_owned()),
+                member_last_changed: Some(self.last_changed_of(m)),
                 absent: true,
                 ..Precondition::default()
             },
@@ -952,12 +1023,12 @@ impl Diff<'_> {
             action: Action::AddListMember,
             reason: Reason::MemberMissingInCrm,
             record: id,
-            member: Some(member_ref(m)),
+            member: Some(self.member_of(m)),
             name: None,
             fields: Vec::new(),
             tags: Vec::new(),
             precondition: Precondition {
-                member_last_changed: Some(m.last_changed().to_owned()),
+                member_last_changed: Some(self.last_changed_of(m)),
                 ..Precondition::default()
             },
         });
@@ -968,7 +1039,7 @@ impl Diff<'_> {
     #[allow(clippy::too_many_arguments)] // positions computed once per binding, passed down
     fn update_record(
         &mut self,
-        m: &Member,
+        m: &'a Member,
         rec: &CrmRecord,
         path_of: &[Option<usize>],
         col_of: &[Option<usize>],
@@ -995,7 +1066,7 @@ impl Diff<'_> {
                     reason = Reason::FieldChangedInMailchimp;
                 }
                 fields.push(FieldChange {
-                    column: mapping.column.clone(),
+                    column: self.col(&mapping.column),
                     before: opt_text(old),
                     after: text(new),
                 });
@@ -1005,10 +1076,10 @@ impl Diff<'_> {
         if stored != Some(m.contact_id()) {
             reason = Reason::MatchedByEmail;
             fields.push(FieldChange {
-                column: self
-                    .names
-                    .mailchimp_id_column(self.binding.list.member_type)
-                    .to_owned(),
+                column: self.col(
+                    self.names
+                        .mailchimp_id_column(self.binding.list.member_type),
+                ),
                 before: opt_text(stored),
                 after: text(m.contact_id()),
             });
@@ -1021,19 +1092,19 @@ impl Diff<'_> {
             action: Action::UpdateRecord,
             reason,
             record: rec.id,
-            member: Some(member_ref(m)),
+            member: Some(self.member_of(m)),
             name: None,
             fields,
             tags: Vec::new(),
             precondition: Precondition {
                 etag: Some(rec.etag().to_owned()),
-                member_last_changed: Some(m.last_changed().to_owned()),
+                member_last_changed: Some(self.last_changed_of(m)),
                 absent: false,
             },
         });
     }
 
-    fn tag_links(&mut self, m: &Member, record: Uuid, current: &[Uuid], tags: &TagPlan) {
+    fn tag_links(&mut self, m: &'a Member, record: Uuid, current: &[Uuid], tags: &TagPlan) {
         if !self.binding.tags.sync {
             return;
         }
@@ -1065,12 +1136,12 @@ impl Diff<'_> {
                 action,
                 reason,
                 record,
-                member: Some(member_ref(m)),
+                member: Some(self.member_of(m)),
                 name: None,
                 fields: Vec::new(),
                 tags: list,
                 precondition: Precondition {
-                    member_last_changed: Some(m.last_changed().to_owned()),
+                    member_last_changed: Some(self.last_changed_of(m)),
                     ..Precondition::default()
                 },
             });
@@ -1394,11 +1465,7 @@ mod tests {
             .build();
         let plan = compute(&bindings[0], &names, &snapshot);
         assert_eq!(plan.changes.len(), 1);
-        let fields: Vec<&str> = plan.changes[0]
-            .fields
-            .iter()
-            .map(|f| f.column.as_str())
-            .collect();
+        let fields: Vec<&str> = plan.changes[0].fields.iter().map(|f| &*f.column).collect();
         assert_eq!(fields, vec!["lastname"]);
         assert_eq!(plan.changes[0].reason, Reason::FieldEmptyInCrm);
     }

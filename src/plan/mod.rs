@@ -6,6 +6,15 @@
 //! [`simulate::apply_to_snapshot`] is the specification of what apply does to the CRM, and
 //! [`render`] shows a plan to a person (text), a reviewer (Markdown) and a machine (JSON).
 //! [`ids`] makes the deterministic ids of the records apply creates.
+//!
+//! The `plan` command, in short:
+//! 1. per binding, size the snapshot with [`snapshot::member_field_paths`] and
+//!    [`snapshot::crm_columns`], then fill it from both APIs ([`snapshot::Member::new`],
+//!    [`snapshot::CrmRecord::new`], …);
+//! 2. [`compute`] each binding, then [`Plan::new`] with the tool version, config digest and time;
+//! 3. print [`render::text`], [`render::markdown`] or [`render::json`]; save `render::json` for
+//!    `-out`; `--detailed-exitcode` from [`Plan::has_changes`] and [`Plan::has_errors`];
+//! 4. `apply FILE` reads it back with [`Plan::from_json`] and honours each binding's `guard`.
 
 pub mod diff;
 pub mod ids;
@@ -21,8 +30,8 @@ pub(crate) mod fixture;
 
 pub use diff::compute;
 pub use model::{
-    Action, BindingPlan, Change, FORMAT_VERSION, FieldChange, Guard, GuardReason, MemberRef, Plan,
-    PlanMeta, Precondition, Problem, ProblemCode, Reason, Summary, Value,
+    Action, BindingPlan, Change, Error, FORMAT_VERSION, FieldChange, Guard, GuardReason, MemberRef,
+    Plan, PlanMeta, Precondition, Problem, ProblemCode, Reason, Shared, Summary, Value,
 };
 pub use simulate::apply_to_snapshot;
 pub use snapshot::Snapshot;

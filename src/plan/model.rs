@@ -9,7 +9,9 @@
 //! - no secret is ever part of a plan (it holds ids, names, e-mail addresses and column values);
 //! - `created_at` is the only wall-clock value: compare plans without it.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -42,6 +44,22 @@ pub struct Plan {
     pub summary: Summary,
 }
 
+/// Errors reading a saved plan.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The file is not a plan (invalid JSON, or not of this format).
+    #[error("not a valid audience-sync plan")]
+    Parse(#[source] serde_json::Error),
+    /// A plan of a format version this build cannot read.
+    #[error(
+        "plan format version `{found}` is not supported (this build reads `1.x` up to `{FORMAT_VERSION}`)"
+    )]
+    UnsupportedVersion {
+        /// The plan's `format_version`.
+        found: String,
+    },
+}
+
 /// What the caller knows about the run, for [`Plan::new`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlanMeta {
@@ -66,6 +84,34 @@ impl Plan {
             bindings,
             summary,
         }
+    }
+
+    /// Read a saved plan (`plan -out FILE`), checking its format version first, so that a plan
+    /// of an unknown version is refused with that reason rather than a field error.
+    ///
+    /// # Errors
+    /// [`Error::UnsupportedVersion`] for another major version, or a minor version newer than this
+    /// build's; [`Error::Parse`] when the text is not a plan.
+    pub fn from_json(text: &str) -> Result<Self, Error> {
+        #[derive(Deserialize)]
+        struct Version {
+            format_version: String,
+        }
+        let version: Version = serde_json::from_str(text).map_err(Error::Parse)?;
+        let parse = |v: &str| -> Option<(u32, u32)> {
+            let (major, minor) = v.split_once('.')?;
+            Some((major.parse().ok()?, minor.parse().ok()?))
+        };
+        match (parse(&version.format_version), parse(FORMAT_VERSION)) {
+            (Some((major, minor)), Some((our_major, our_minor)))
+                if major == our_major && minor <= our_minor => {}
+            _ => {
+                return Err(Error::UnsupportedVersion {
+                    found: version.format_version,
+                });
+            }
+        }
+        serde_json::from_str(text).map_err(Error::Parse)
     }
 
     /// Some binding has a change to make.
@@ -429,6 +475,81 @@ impl Reason {
     }
 }
 
+/// A value shared by the changes of one member, to keep millions of changes small; serialized,
+/// deserialized and described by its schema exactly as the value itself.
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Shared<T: ?Sized>(pub Arc<T>);
+
+impl<T: ?Sized> Clone for Shared<T> {
+    fn clone(&self) -> Self {
+        Self(Arc::clone(&self.0))
+    }
+}
+
+impl<T: ?Sized> std::ops::Deref for Shared<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T: ?Sized + Serialize> Serialize for Shared<T> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        (*self.0).serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Shared<MemberRef> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        MemberRef::deserialize(deserializer).map(|m| Self(Arc::new(m)))
+    }
+}
+
+impl<'de> Deserialize<'de> for Shared<str> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(|s| Self(Arc::from(s)))
+    }
+}
+
+impl<T: ?Sized + JsonSchema> JsonSchema for Shared<T> {
+    fn schema_name() -> Cow<'static, str> {
+        T::schema_name()
+    }
+    fn schema_id() -> Cow<'static, str> {
+        T::schema_id()
+    }
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        T::json_schema(generator)
+    }
+    fn inline_schema() -> bool {
+        T::inline_schema()
+    }
+}
+
+impl<T: ?Sized + std::fmt::Display> std::fmt::Display for Shared<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl PartialEq<str> for Shared<str> {
+    fn eq(&self, other: &str) -> bool {
+        *self.0 == *other
+    }
+}
+
+impl PartialEq<&str> for Shared<str> {
+    fn eq(&self, other: &&str) -> bool {
+        *self.0 == **other
+    }
+}
+
+impl From<&str> for Shared<str> {
+    fn from(value: &str) -> Self {
+        Self(Arc::from(value))
+    }
+}
+
 /// One change to one CRM record.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -443,7 +564,7 @@ pub struct Change {
     pub record: Uuid,
     /// The Mailchimp member the change comes from, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub member: Option<MemberRef>,
+    pub member: Option<Shared<MemberRef>>,
     /// The display name of an Audience record, list or Tag record.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
@@ -491,7 +612,7 @@ pub struct MemberRef {
 #[serde(deny_unknown_fields)]
 pub struct FieldChange {
     /// The column's logical name.
-    pub column: String,
+    pub column: Shared<str>,
     /// The value before (absent: empty).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub before: Option<Value>,
@@ -528,7 +649,7 @@ pub struct Precondition {
     pub etag: Option<String>,
     /// The Mailchimp member's `last_changed` at plan time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub member_last_changed: Option<String>,
+    pub member_last_changed: Option<Shared<str>>,
     /// The record must not exist yet (creates).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub absent: bool,
@@ -620,4 +741,32 @@ pub enum GuardReason {
     TooManyRemovals,
     /// The audience reads as empty while the list holds managed members.
     EmptyAudience,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn saved_plans_of_unknown_versions_are_refused() {
+        let plan = Plan::new(
+            PlanMeta {
+                tool_version: "0.1.0".to_owned(),
+                config_digest: "sha256:x".to_owned(),
+                created_at: "2026-03-01T12:00:00Z".to_owned(),
+            },
+            Vec::new(),
+        );
+        let json = serde_json::to_string(&plan).expect("serializes");
+        assert_eq!(Plan::from_json(&json).expect("reads"), plan);
+        for version in ["2.0", "1.99", "one"] {
+            let other = json.replace("\"1.0\"", &format!("\"{version}\""));
+            let err = Plan::from_json(&other).expect_err("refused");
+            assert!(
+                matches!(err, Error::UnsupportedVersion { .. }),
+                "{version}: {err}"
+            );
+        }
+        assert!(matches!(Plan::from_json("{"), Err(Error::Parse(_))));
+    }
 }

@@ -182,7 +182,7 @@ fn write_fields(columns: &[String], record: &mut CrmRecord, change: &Change) {
             record.do_not_bulk_email = matches!(f.after, Some(Value::Bool(true)));
             continue;
         }
-        if let Some(i) = columns.iter().position(|c| *c == f.column) {
+        if let Some(i) = columns.iter().position(|c| **c == *f.column) {
             let bool_text;
             let value = match &f.after {
                 Some(Value::Text(t)) => Some(t.as_str()),

@@ -14,7 +14,7 @@ use std::sync::LazyLock;
 use regex::Regex;
 
 use super::{counts_line, groups, mask_email, subject, summary_line, tag_names, thousands};
-use crate::plan::model::{Action, BindingPlan, Change, Plan, Problem, Value};
+use crate::plan::model::{Action, BindingPlan, Change, Plan, Problem, UnmanagedMember, Value};
 
 /// The rendering is always shorter than this many characters.
 pub const MARKDOWN_LIMIT: usize = 65_000;
@@ -30,14 +30,47 @@ pub struct MarkdownOptions {
 }
 
 /// A `<details>` group: a title, a table header and rows, with the tier it is cut at.
-struct Section {
+struct Section<'p> {
     binding: usize,
     title: String,
     header: &'static str,
-    rows: Vec<String>,
+    source: Source<'p>,
     /// 0 is cut last (errors, removals, consent), 4 first (unmanaged members).
     tier: u8,
-    kept: usize,
+    /// The rows shown, formatted only as they are kept (a plan may hold millions).
+    rows: Vec<String>,
+}
+
+/// Where a section's rows come from.
+enum Source<'p> {
+    Problems(&'p [Problem]),
+    Changes(&'p BindingPlan, &'p [Change]),
+    Unmanaged(&'p [UnmanagedMember]),
+}
+
+impl Section<'_> {
+    fn total(&self) -> usize {
+        match self.source {
+            Source::Problems(p) => p.len(),
+            Source::Changes(_, c) => c.len(),
+            Source::Unmanaged(u) => u.len(),
+        }
+    }
+
+    fn row(&self, i: usize, pii: &Pii) -> Option<String> {
+        Some(match self.source {
+            Source::Problems(p) => problem_row(p.get(i)?, pii),
+            Source::Changes(b, c) => change_row(b, c.get(i)?, pii),
+            Source::Unmanaged(u) => {
+                let u = u.get(i)?;
+                let who = u
+                    .email
+                    .as_deref()
+                    .map_or_else(|| "—".to_owned(), |e| pii.email(e));
+                format!("| {} | {} |", cell(&who), u.record)
+            }
+        })
+    }
 }
 
 fn tier(action: Action) -> u8 {
@@ -153,7 +186,7 @@ fn problem_row(p: &Problem, pii: &Pii) -> String {
 #[must_use]
 pub fn markdown(plan: &Plan, options: &MarkdownOptions) -> String {
     let pii = Pii(options.show_pii);
-    let mut sections = sections(plan, &pii);
+    let mut sections = sections(plan);
     let skeleton = render(plan, &sections, true).len();
     let mut budget = MARKDOWN_LIMIT.saturating_sub(skeleton + 1);
     // Tier by tier, most risky first; within a tier one row per group in turn, so that every
@@ -165,7 +198,7 @@ pub fn markdown(plan: &Plan, options: &MarkdownOptions) -> String {
         while !open.is_empty() {
             open.retain(|&i| {
                 let s = &mut sections[i];
-                let Some(row) = s.rows.get(s.kept) else {
+                let Some(row) = s.row(s.rows.len(), &pii) else {
                     return false;
                 };
                 let cost = row.len() + 1;
@@ -173,7 +206,7 @@ pub fn markdown(plan: &Plan, options: &MarkdownOptions) -> String {
                     return false;
                 }
                 budget -= cost;
-                s.kept += 1;
+                s.rows.push(row);
                 true
             });
         }
@@ -193,86 +226,68 @@ pub fn markdown(plan: &Plan, options: &MarkdownOptions) -> String {
     out
 }
 
-fn sections(plan: &Plan, pii: &Pii) -> Vec<Section> {
+fn sections(plan: &Plan) -> Vec<Section<'_>> {
     let mut out = Vec::new();
     for (bi, binding) in plan.bindings.iter().enumerate() {
-        if !binding.errors.is_empty() {
+        let mut push = |title: String, header, source, tier| {
             out.push(Section {
                 binding: bi,
-                title: format!("Errors ({})", thousands(binding.errors.len() as u64)),
-                header: "| member | error | message |\n|---|---|---|",
-                rows: binding.errors.iter().map(|p| problem_row(p, pii)).collect(),
-                tier: 0,
-                kept: 0,
+                title,
+                header,
+                source,
+                tier,
+                rows: Vec::new(),
             });
+        };
+        if !binding.errors.is_empty() {
+            push(
+                format!("Errors ({})", thousands(binding.errors.len() as u64)),
+                "| member | error | message |\n|---|---|---|",
+                Source::Problems(&binding.errors),
+                0,
+            );
         }
         if !binding.warnings.is_empty() {
-            out.push(Section {
-                binding: bi,
-                title: format!("Warnings ({})", thousands(binding.warnings.len() as u64)),
-                header: "| member | warning | message |\n|---|---|---|",
-                rows: binding
-                    .warnings
-                    .iter()
-                    .map(|p| problem_row(p, pii))
-                    .collect(),
-                tier: 1,
-                kept: 0,
-            });
+            push(
+                format!("Warnings ({})", thousands(binding.warnings.len() as u64)),
+                "| member | warning | message |\n|---|---|---|",
+                Source::Problems(&binding.warnings),
+                1,
+            );
         }
         for (action, changes) in groups(binding) {
-            out.push(Section {
-                binding: bi,
-                title: format!(
+            push(
+                format!(
                     "{} {} ({})",
                     action.symbol(),
                     action.label(),
                     thousands(changes.len() as u64)
                 ),
-                header: "| subject | reason | details |\n|---|---|---|",
-                rows: changes
-                    .iter()
-                    .map(|c| change_row(binding, c, pii))
-                    .collect(),
-                tier: tier(action),
-                kept: 0,
-            });
+                "| subject | reason | details |\n|---|---|---|",
+                Source::Changes(binding, changes),
+                tier(action),
+            );
         }
         if !binding.unmanaged.is_empty() {
-            out.push(Section {
-                binding: bi,
-                title: format!(
+            push(
+                format!(
                     "Kept, not managed by audience-sync ({})",
                     thousands(binding.unmanaged.len() as u64)
                 ),
-                header: "| list member | record |\n|---|---|",
-                rows: binding
-                    .unmanaged
-                    .iter()
-                    .map(|u| {
-                        let who = u
-                            .email
-                            .as_deref()
-                            .map_or_else(|| "—".to_owned(), |e| pii.email(e));
-                        format!("| {} | {} |", cell(&who), u.record)
-                    })
-                    .collect(),
-                tier: 4,
-                kept: 0,
-            });
+                "| list member | record |\n|---|---|",
+                Source::Unmanaged(&binding.unmanaged),
+                4,
+            );
         }
     }
     out
 }
 
-/// Render with each section's `kept` rows; `skeleton` renders no rows and reserves every note.
+/// Render with each section's kept rows; `skeleton` renders no rows and reserves every note.
 fn render(plan: &Plan, sections: &[Section], skeleton: bool) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "**audience-sync plan:** {}", summary_line(plan));
-    let cut: usize = sections
-        .iter()
-        .map(|s| s.rows.len() - s.kept.min(s.rows.len()))
-        .sum();
+    let cut: usize = sections.iter().map(|s| s.total() - s.rows.len()).sum();
     if skeleton {
         out.push_str(&" ".repeat(NOTE_RESERVE * 2));
         out.push('\n');
@@ -321,11 +336,7 @@ fn render(plan: &Plan, sections: &[Section], skeleton: bool) -> String {
                 cell(&s.title),
                 s.header
             );
-            let kept = if skeleton {
-                0
-            } else {
-                s.kept.min(s.rows.len())
-            };
+            let kept = if skeleton { 0 } else { s.rows.len() };
             for row in &s.rows[..kept] {
                 out.push_str(row);
                 out.push('\n');
@@ -333,11 +344,11 @@ fn render(plan: &Plan, sections: &[Section], skeleton: bool) -> String {
             if skeleton {
                 out.push_str(&" ".repeat(NOTE_RESERVE));
                 out.push('\n');
-            } else if kept < s.rows.len() {
+            } else if kept < s.total() {
                 let _ = writeln!(
                     out,
                     "\n_… and {} more rows not shown (see the JSON plan)._",
-                    thousands((s.rows.len() - kept) as u64)
+                    thousands((s.total() - kept) as u64)
                 );
             }
             out.push_str("\n</details>\n");
