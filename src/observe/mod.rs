@@ -4,7 +4,7 @@
 //! # What is read, and how many requests it takes
 //! - Mailchimp: the audience (1 request, by id; by name, the audience list), its tags (static
 //!   segments, pages of 1000), and its members of the selected statuses plus those whose status
-//!   means consent changed (unsubscribed, cleaned), in pages of 1000 with a `fields=` projection
+//!   means consent changed (unsubscribed, cleaned) or, when pruning, that they left (archived), in pages of 1000 with a `fields=` projection
 //!   of only the mapped fields (tags only when tags are synced).
 //! - CRM: the Audience record (by Mailchimp id), the marketing list (by id or name), the Tag
 //!   records of this audience, the list's members (pages of 5000), the contacts or leads on the
@@ -103,6 +103,10 @@ pub fn statuses_to_read(binding: &Binding) -> Vec<MemberStatus> {
     if binding.on_unsubscribe != UnsubscribePolicy::Keep {
         statuses.insert(MemberStatus::Unsubscribed);
         statuses.insert(MemberStatus::Cleaned);
+    }
+    if binding.prune_members {
+        // Archived members would read as simply gone; reading them names the reason.
+        statuses.insert(MemberStatus::Archived);
     }
     statuses.into_iter().collect()
 }
