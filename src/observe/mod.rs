@@ -187,7 +187,9 @@ fn person_kind(member_type: MemberType) -> PersonKind {
     }
 }
 
-/// Read both sides of `binding`.
+/// Read both sides of `binding`. The Mailchimp side and the marketing list's side are read at
+/// the same time; the records that may match members but are not on the list are looked up once
+/// the members are known.
 ///
 /// # Errors
 /// A read failed (after the clients' retries), or the list's name is ambiguous.
@@ -196,8 +198,12 @@ pub async fn observe(
     names: &Names,
     clients: &Clients,
 ) -> Result<Snapshot, Error> {
-    let mailchimp = observe_mailchimp(binding, &clients.mailchimp).await?;
-    let crm = observe_crm(binding, names, clients, &mailchimp).await?;
+    let (mailchimp, list_side) = tokio::join!(
+        observe_mailchimp(binding, &clients.mailchimp),
+        observe_list(binding, names, clients)
+    );
+    let mailchimp = mailchimp?;
+    let crm = complete_crm(binding, names, clients, list_side?, &mailchimp).await?;
     Ok(Snapshot { mailchimp, crm })
 }
 
@@ -261,27 +267,23 @@ async fn observe_mailchimp(
     })
 }
 
-async fn observe_crm(
+/// What the CRM holds for the list: the tool's records and the list's members, converted to
+/// compact records as pages arrive.
+struct ListSide {
+    audience: Option<snapshot::AudienceRecord>,
+    list: Option<snapshot::MarketingList>,
+    tags: Vec<snapshot::TagRecord>,
+    columns: Vec<String>,
+    records: HashMap<Uuid, CrmRecord>,
+}
+
+async fn observe_list(
     binding: &Binding,
     names: &Names,
     clients: &Clients,
-    mailchimp: &MailchimpSide,
-) -> Result<CrmSide, Error> {
+) -> Result<ListSide, Error> {
     let dv = &clients.dataverse;
     let kind = person_kind(binding.list.member_type);
-    let audience = clients
-        .tables
-        .audiences_by_mailchimp_id(&mailchimp.audience.id)
-        .await?
-        .into_iter()
-        .min_by_key(|a| a.id)
-        .map(|a| snapshot::AudienceRecord {
-            id: a.id,
-            etag: a.etag.unwrap_or_default().into(),
-            name: a.name,
-            sync_status: None,
-        });
-
     let list = match &binding.list.selector {
         ListSelector::Id(id) => dv.marketing_list(*id, &names.list_audience_lookup).await?,
         ListSelector::Name(name) => {
@@ -306,9 +308,89 @@ async fn observe_crm(
         etag: l.etag.unwrap_or_default().into(),
         audience_record: l.audience,
     });
+    let columns = snapshot::crm_columns(binding, names);
+    let select = select_columns(&columns);
+    let mut records = HashMap::new();
+    // Only a static list of the binding's member type is read further: the diff refuses the
+    // binding otherwise, and reading an account list as contacts would be wrong.
+    let readable = list
+        .as_ref()
+        .filter(|l| !l.dynamic && i64::from(l.member_type_code) == kind_code(kind));
+    if let Some(list) = readable {
+        let mut list_member_ids: HashMap<Uuid, Uuid> = HashMap::new();
+        let mut members = std::pin::pin!(dv.list_members(list.id));
+        while let Some(page) = members.next().await {
+            for member in page? {
+                list_member_ids.insert(member.entity_id, member.id);
+            }
+        }
+        let mut pages = std::pin::pin!(dv.people_in_list(kind, list.id, &select));
+        while let Some(page) = pages.next().await {
+            for person in page? {
+                let mut record = to_record(&person, &columns, true);
+                record.list_member_id = list_member_ids.get(&person.id).copied();
+                records.insert(person.id, record);
+            }
+        }
+    }
+    Ok(ListSide {
+        audience: None,
+        list,
+        tags: Vec::new(),
+        columns,
+        records,
+    })
+}
 
-    let tags = match &audience {
-        Some(record) => clients
+fn select_columns(columns: &[String]) -> Vec<&str> {
+    let mut select: Vec<&str> = columns.iter().map(String::as_str).collect();
+    select.push(snapshot::DO_NOT_BULK_EMAIL_COLUMN);
+    select
+}
+
+fn to_record(person: &Person, columns: &[String], on_list: bool) -> CrmRecord {
+    let values: Vec<Option<String>> = columns
+        .iter()
+        .map(|c| column_text(&person.row, c))
+        .collect();
+    let do_not_bulk_email = person
+        .row
+        .get(snapshot::DO_NOT_BULK_EMAIL_COLUMN)
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    CrmRecord::new(
+        person.id,
+        person.etag.as_deref().unwrap_or_default(),
+        values.iter().map(Option::as_deref),
+        do_not_bulk_email,
+        Vec::new(),
+        on_list,
+    )
+}
+
+async fn complete_crm(
+    binding: &Binding,
+    names: &Names,
+    clients: &Clients,
+    mut side: ListSide,
+    mailchimp: &MailchimpSide,
+) -> Result<CrmSide, Error> {
+    let dv = &clients.dataverse;
+    let kind = person_kind(binding.list.member_type);
+    side.audience = clients
+        .tables
+        .audiences_by_mailchimp_id(&mailchimp.audience.id)
+        .await?
+        .into_iter()
+        .min_by_key(|a| a.id)
+        .map(|a| snapshot::AudienceRecord {
+            id: a.id,
+            etag: a.etag.unwrap_or_default().into(),
+            name: a.name,
+            sync_status: None,
+        });
+    if let Some(record) = &side.audience {
+        side.tags = clients
             .tables
             .tags(record.id)
             .await?
@@ -321,43 +403,27 @@ async fn observe_crm(
                     etag: t.etag.unwrap_or_default().into(),
                 })
             })
-            .collect(),
-        None => Vec::new(),
-    };
-
-    let columns = snapshot::crm_columns(binding, names);
-    let mut select: Vec<&str> = columns.iter().map(String::as_str).collect();
-    select.push(snapshot::DO_NOT_BULK_EMAIL_COLUMN);
+            .collect();
+    }
+    let columns = side.columns.clone();
+    let select = select_columns(&columns);
+    let id_index = side
+        .columns
+        .iter()
+        .position(|c| c == names.mailchimp_id_column(binding.list.member_type));
+    let email_index = side
+        .columns
+        .iter()
+        .position(|c| c == snapshot::EMAIL_COLUMN);
     let id_column = names
         .mailchimp_id_column(binding.list.member_type)
         .to_owned();
 
-    let mut people: HashMap<Uuid, (Person, bool)> = HashMap::new();
-    let mut list_member_ids: HashMap<Uuid, Uuid> = HashMap::new();
-    // Only a static list of the binding's member type is read further: the diff refuses the
-    // binding otherwise, and reading an account list as contacts would be wrong.
-    let readable = list
-        .as_ref()
-        .filter(|l| !l.dynamic && i64::from(l.member_type_code) == kind_code(kind));
-    if let Some(list) = readable {
-        let mut members = std::pin::pin!(dv.list_members(list.id));
-        while let Some(page) = members.next().await {
-            for member in page? {
-                list_member_ids.insert(member.entity_id, member.id);
-            }
-        }
-        let mut pages = std::pin::pin!(dv.people_in_list(kind, list.id, &select));
-        while let Some(page) = pages.next().await {
-            for person in page? {
-                people.insert(person.id, (person, true));
-            }
-        }
-    }
-
     // Records not on the list that may match a member: by stored Mailchimp id, then by e-mail.
-    let known_ids: HashSet<String> = people
+    let known_ids: HashSet<&str> = side
+        .records
         .values()
-        .filter_map(|(p, _)| column_text(&p.row, &id_column))
+        .filter_map(|r| id_index.and_then(|i| r.value(i)))
         .collect();
     let wanted_ids: Vec<Literal> = mailchimp
         .members
@@ -366,21 +432,31 @@ async fn observe_crm(
         .filter(|id| !id.is_empty() && !known_ids.contains(*id))
         .map(|id| Literal::Str(id.to_owned()))
         .collect();
+    drop(known_ids);
+    let mut found: Vec<CrmRecord> = Vec::new();
     if !wanted_ids.is_empty() {
         let mut pages = std::pin::pin!(dv.people_where_in(kind, &id_column, wanted_ids, &select));
         while let Some(page) = pages.next().await {
-            for person in page? {
-                people.entry(person.id).or_insert((person, false));
-            }
+            found.extend(
+                page?
+                    .iter()
+                    .filter(|p| !side.records.contains_key(&p.id))
+                    .map(|p| to_record(p, &columns, false)),
+            );
         }
     }
-    let matched_ids: HashSet<String> = people
+    for record in found.drain(..) {
+        side.records.entry(record.id).or_insert(record);
+    }
+    let matched_ids: HashSet<&str> = side
+        .records
         .values()
-        .filter_map(|(p, _)| column_text(&p.row, &id_column))
+        .filter_map(|r| id_index.and_then(|i| r.value(i)))
         .collect();
-    let known_emails: HashSet<String> = people
+    let known_emails: HashSet<String> = side
+        .records
         .values()
-        .filter_map(|(p, _)| column_text(&p.row, snapshot::EMAIL_COLUMN))
+        .filter_map(|r| email_index.and_then(|i| r.value(i)))
         .map(|e| e.trim().to_lowercase())
         .collect();
     let wanted_emails: Vec<String> = mailchimp
@@ -392,58 +468,53 @@ async fn observe_crm(
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
+    drop(matched_ids);
+    drop(known_emails);
     if !wanted_emails.is_empty() {
         let mut pages = std::pin::pin!(dv.people_by_emails(kind, &wanted_emails, &select));
         while let Some(page) = pages.next().await {
-            for person in page? {
-                people.entry(person.id).or_insert((person, false));
-            }
+            found.extend(
+                page?
+                    .iter()
+                    .filter(|p| !side.records.contains_key(&p.id))
+                    .map(|p| to_record(p, &columns, false)),
+            );
         }
+    }
+    for record in found {
+        side.records.entry(record.id).or_insert(record);
     }
 
     // Tag links of the records read (only this audience's Tag records).
     let mut links: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
-    for tag in &tags {
+    for tag in &side.tags {
         let mut pages = std::pin::pin!(clients.tables.tag_members(kind, tag.id));
         while let Some(page) = pages.next().await {
             for person in page? {
-                if people.contains_key(&person) {
+                if side.records.contains_key(&person) {
                     links.entry(person).or_default().push(tag.id);
                 }
             }
         }
     }
-
-    let mut records: Vec<CrmRecord> = people
+    let mut records: Vec<CrmRecord> = side
+        .records
         .into_values()
-        .map(|(person, on_list)| {
-            let values: Vec<Option<String>> = columns
-                .iter()
-                .map(|c| column_text(&person.row, c))
-                .collect();
-            let do_not_bulk_email = person
-                .row
-                .get(snapshot::DO_NOT_BULK_EMAIL_COLUMN)
-                .and_then(Value::as_bool)
-                .unwrap_or(false);
-            let mut record = CrmRecord::new(
-                person.id,
-                person.etag.as_deref().unwrap_or_default(),
-                values.iter().map(Option::as_deref),
-                do_not_bulk_email,
-                links.remove(&person.id).unwrap_or_default(),
-                on_list,
-            );
-            record.list_member_id = list_member_ids.get(&person.id).copied();
+        .map(|mut record| {
+            if let Some(mut tags) = links.remove(&record.id) {
+                tags.sort_unstable();
+                tags.dedup();
+                record.tag_links = tags.into();
+            }
             record
         })
         .collect();
     records.sort_by_key(|r| r.id);
     Ok(CrmSide {
-        audience,
-        list,
-        tags,
-        columns,
+        audience: side.audience,
+        list: side.list,
+        tags: side.tags,
+        columns: side.columns,
         records,
     })
 }
