@@ -5,6 +5,7 @@
 //! - [`lease`]: one applier at a time per binding (the lease on the Audience record).
 //! - [`report`]: what was done, failed, stale or skipped (pure).
 //! - [`saved`]: the checks a saved plan must pass before it is applied.
+//! - [`status`]: the sync status of a binding as the CRM records it (read-only).
 //!
 //! Invariants: nothing is written for a binding with binding-level errors, a refused guard
 //! (without `allow_removals`) or no changes; every write happens under the binding's lease;
@@ -15,6 +16,7 @@ pub mod executor;
 pub mod lease;
 pub mod report;
 pub mod saved;
+pub mod status;
 
 use std::collections::HashSet;
 use std::fmt::Write as _;
@@ -274,4 +276,22 @@ fn chain(err: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+/// The Mailchimp audience id of a binding (looked up when the config names it by name).
+///
+/// # Errors
+/// Mailchimp could not be read, or has no such audience.
+pub async fn audience_id(
+    clients: &Clients,
+    binding: &crate::config::Binding,
+) -> Result<String, crate::mailchimp::Error> {
+    match &binding.audience {
+        crate::config::AudienceSelector::Id(id) => Ok(id.clone()),
+        crate::config::AudienceSelector::Name(name) => Ok(clients
+            .mailchimp
+            .find_audience(&crate::mailchimp::AudienceSelector::Name(name.clone()))
+            .await?
+            .id),
+    }
 }
