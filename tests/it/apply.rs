@@ -20,6 +20,11 @@ struct Env {
 }
 
 async fn start(members: usize) -> Env {
+    start_with(members, "").await
+}
+
+/// A sandbox and a config of one binding `main`; `extra` is appended to the binding.
+async fn start_with(members: usize, extra: &str) -> Env {
     let sandbox = Sandbox::start(Options {
         generate: Some(GenerateSpec {
             members,
@@ -60,7 +65,7 @@ bindings:
       name: "{name}"
       member_type: contact
       create: true
-"#,
+{extra}"#,
         get("MAILCHIMP_BASE_URL"),
         get("DATAVERSE_URL"),
         get("DATAVERSE_TENANT_ID"),
@@ -333,6 +338,151 @@ async fn a_held_lease_refuses_with_its_holder_until_force_unlocked() {
     assert!(out.status.success(), "{}", common::texts(&out).1);
     let (out, report) = env.apply_json(&[]).await;
     assert!(out.status.success(), "{report}");
+    let (code, text) = env.plan_code().await;
+    assert_eq!(code, 0, "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_record_is_reported_with_its_email_and_the_rest_goes_on() {
+    let env = start(60).await;
+    let emails = planned_emails(&env.plan_json().await);
+    let bad = emails[3].clone();
+    env.sandbox
+        .mailchimp
+        .set_merge_field(&env.audience, &bad, "FNAME", Value::String("x".repeat(150)))
+        .expect("merge field set");
+    let (out, report) = env.apply_json(&[]).await;
+    assert_eq!(out.status.code(), Some(1), "{report}");
+    let binding = &report["bindings"][0];
+    assert_eq!(binding["outcome"], "synced_with_errors", "{report}");
+    assert_eq!(binding["counts"]["create_record"]["failed"], 1, "{report}");
+    assert_eq!(
+        binding["counts"]["create_record"]["done"].as_u64(),
+        Some(emails.len() as u64 - 1)
+    );
+    assert_eq!(
+        binding["counts"]["add_list_member"]["skipped"], 1,
+        "{report}"
+    );
+    let failure = &binding["failures"][0];
+    assert_eq!(failure["label"], bad.as_str());
+    assert!(
+        failure["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("maximum allowed length"),
+        "{failure}"
+    );
+    // Only the failed member is left to do.
+    let plan = env.plan_json().await;
+    let left: Vec<&str> = plan["bindings"][0]["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["member"]["email"].as_str())
+        .collect();
+    assert!(
+        !left.is_empty() && left.iter().all(|e| *e == bad),
+        "{left:?}"
+    );
+    let status = env.run(&["status", env.config()]).await;
+    let (stdout, _) = common::texts(&status);
+    assert!(stdout.contains("Synced with errors"), "{stdout}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removals_over_max_removals_are_refused_unless_allowed() {
+    let env = start_with(80, "    prune_members: true\n    max_removals: 1\n").await;
+    let emails = planned_emails(&env.plan_json().await);
+    let (out, _) = env.apply_json(&[]).await;
+    assert!(out.status.success(), "{}", common::texts(&out).1);
+    for email in &emails[..3] {
+        env.sandbox
+            .mailchimp
+            .set_status(&env.audience, email, MemberStatus::Unsubscribed)
+            .expect("unsubscribe");
+    }
+    let members = env.sandbox.dataverse.count("listmember");
+    let out = env.run(&["apply", env.config(), "--auto-approve"]).await;
+    let (_, stderr) = common::texts(&out);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr.contains("--allow-removals"), "{stderr}");
+    assert_eq!(env.sandbox.dataverse.count("listmember"), members);
+
+    let (out, report) = env.apply_json(&["--allow-removals"]).await;
+    assert!(out.status.success(), "{report}");
+    assert_eq!(
+        report["bindings"][0]["counts"]["remove_list_member"]["done"], 3,
+        "{report}"
+    );
+    assert_eq!(env.sandbox.dataverse.count("listmember"), members - 3);
+    let (code, text) = env.plan_code().await;
+    assert_eq!(code, 0, "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_applier_waits_for_the_lease_within_the_lock_timeout() {
+    use audience_sync::apply::lease;
+    let env = start(30).await;
+    let emails = planned_emails(&env.plan_json().await);
+    let (out, _) = env.apply_json(&[]).await;
+    assert!(out.status.success());
+    let tables = env.tables();
+    let claim = lease::Claim {
+        owner: "first-applier".to_owned(),
+        operation: "apply".to_owned(),
+        wait: std::time::Duration::ZERO,
+    };
+    let held = lease::acquire(&tables, "main", &env.audience, None, &claim)
+        .await
+        .expect("lease taken");
+    env.sandbox
+        .mailchimp
+        .set_tag(&env.audience, &emails[0], "Waited", true)
+        .expect("tag");
+    let reads = || {
+        env.sandbox
+            .dataverse
+            .counters()
+            .routes
+            .get("GET mcsync_audiences")
+            .copied()
+            .unwrap_or(0)
+    };
+    let before = reads();
+    let mut command = common::bin();
+    for (k, v) in env.sandbox.env() {
+        command.env(k, v);
+    }
+    command.args([
+        "apply",
+        env.config(),
+        "--auto-approve",
+        "--lock-timeout",
+        "120s",
+    ]);
+    let child = tokio::task::spawn_blocking(move || command.output().expect("runs"));
+    // The second applier has observed (one read) and found the lease held (a second read).
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    while reads() < before + 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the second apply never looked at the lease"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let released = lease::release(
+        &tables,
+        held.record.id,
+        &held.lease.id,
+        &held.record.status,
+        None,
+    )
+    .await
+    .expect("released");
+    assert!(released);
+    let out = child.await.expect("joined");
+    assert!(out.status.success(), "{}", common::texts(&out).1);
     let (code, text) = env.plan_code().await;
     assert_eq!(code, 0, "{text}");
 }
