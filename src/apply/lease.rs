@@ -8,9 +8,12 @@
 //!   the lock timeout, then fail with [`Error::Held`] naming the holder; a lapsed lease is taken
 //!   over; a version conflict (someone else wrote the record between read and write) is read
 //!   again.
+//! - A lease whose owner is a process of this host that no longer runs (a killed apply) is
+//!   abandoned and taken over at once, so a rerun after a crash does not wait for the lapse.
 //! - [`release`] clears the lease only while it is still ours (after a `force-unlock` and a new
 //!   holder, it leaves the record alone).
 
+use std::path::Path;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -70,7 +73,19 @@ pub struct Claim {
 /// Who this process is, for the lease: `host:pid` (plus the CI run when there is one).
 #[must_use]
 pub fn owner() -> String {
-    let host = std::env::var("HOSTNAME")
+    // `abandoned` parses this back: keep `host:pid` first.
+    let host = host_name();
+    let mut owner = format!("{host}:{}", std::process::id());
+    if let Ok(run) = std::env::var("GITHUB_RUN_ID") {
+        owner.push_str(&format!(" (GitHub run {run})"));
+    }
+    owner
+}
+
+/// This host's name, as leases name it.
+#[must_use]
+pub fn host_name() -> String {
+    std::env::var("HOSTNAME")
         .ok()
         .filter(|h| !h.is_empty())
         .or_else(|| {
@@ -78,12 +93,26 @@ pub fn owner() -> String {
                 .ok()
                 .map(|h| h.trim().to_owned())
         })
-        .unwrap_or_else(|| "unknown-host".to_owned());
-    let mut owner = format!("{host}:{}", std::process::id());
-    if let Ok(run) = std::env::var("GITHUB_RUN_ID") {
-        owner.push_str(&format!(" (GitHub run {run})"));
-    }
-    owner
+        .unwrap_or_else(|| "unknown-host".to_owned())
+}
+
+/// Whether `owner` (as [`owner`] writes it) is a process of this host that no longer runs: its
+/// lease is abandoned (a killed run) and may be taken over before it lapses. Pure on its inputs.
+#[must_use]
+pub fn abandoned(owner: &str, host: &str, alive: impl Fn(u32) -> bool) -> bool {
+    let who = owner.split(' ').next().unwrap_or_default();
+    let Some((their_host, pid)) = who.rsplit_once(':') else {
+        return false;
+    };
+    let Ok(pid) = pid.parse::<u32>() else {
+        return false;
+    };
+    their_host == host && pid != std::process::id() && !alive(pid)
+}
+
+fn process_alive(pid: u32) -> bool {
+    // Where `/proc` is not available nothing is known: assume it runs.
+    !Path::new("/proc/self").exists() || Path::new(&format!("/proc/{pid}")).exists()
 }
 
 /// A lease held.
@@ -156,6 +185,28 @@ pub async fn acquire(
                     etag,
                     created,
                 });
+            }
+            LeaseOutcome::HeldBy(holder)
+                if abandoned(&holder.owner, &host_name(), process_alive) =>
+            {
+                // Its process is gone: take the lease over as if it had lapsed (still with
+                // If-Match, so only one taker wins).
+                tracing::info!(owner = %holder.owner, lease = %holder.id, "taking over an abandoned lease");
+                let after = holder.expires + chrono::Duration::seconds(1);
+                match tables.acquire_lease(&record, &lease, after).await? {
+                    LeaseOutcome::Acquired { etag } => {
+                        return Ok(Held {
+                            lease,
+                            record,
+                            etag,
+                            created,
+                        });
+                    }
+                    _ => conflicts += 1,
+                }
+                if conflicts > MAX_CONFLICTS {
+                    return Err(Error::Contended(binding.to_owned()));
+                }
             }
             LeaseOutcome::HeldBy(holder) => {
                 let waited = started.elapsed();
@@ -256,5 +307,26 @@ pub async fn force_release(
         Outcome::Stale => Err(dataverse::Error::Request {
             message: "the Audience record changed while force-unlock ran; run it again".to_owned(),
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_dead_processes_of_this_host_abandon_their_lease() {
+        let dead = |_: u32| false;
+        let alive = |_: u32| true;
+        assert!(abandoned("box:42", "box", dead));
+        assert!(abandoned("box:42 (GitHub run 7)", "box", dead));
+        assert!(!abandoned("box:42", "box", alive));
+        assert!(!abandoned("other:42", "box", dead));
+        assert!(!abandoned("other-pipeline", "box", dead));
+        assert!(!abandoned(
+            &format!("box:{}", std::process::id()),
+            "box",
+            dead
+        ));
     }
 }
