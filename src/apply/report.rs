@@ -293,7 +293,7 @@ impl Report {
             for (action, c) in &b.counts {
                 let _ = writeln!(
                     out,
-                    "  {:<20} {:>8} done {:>6} failed {:>6} stale {:>6} skipped",
+                    "  {:<24} {:>8} done {:>6} failed {:>6} stale {:>6} skipped",
                     action.label(),
                     c.done,
                     c.failed,
