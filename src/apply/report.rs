@@ -211,7 +211,8 @@ impl BindingReport {
             .sum()
     }
 
-    /// Settle the outcome from the counts (unless already `Error` or `Skipped`).
+    /// Settle the outcome from the counts (unless already `Error` or `Skipped`): nothing done and
+    /// something failed is `Error`.
     pub fn settle(&mut self) {
         if matches!(
             self.outcome,
@@ -220,7 +221,9 @@ impl BindingReport {
             return;
         }
         let t = self.totals();
-        self.outcome = if t.failed > 0 || t.skipped > 0 || self.plan_errors > 0 {
+        self.outcome = if t.failed > 0 && t.done == 0 {
+            BindingOutcome::Error
+        } else if t.failed > 0 || t.skipped > 0 || self.plan_errors > 0 {
             BindingOutcome::SyncedWithErrors
         } else {
             BindingOutcome::Synced
@@ -380,6 +383,17 @@ mod tests {
             text.contains("failed: create record b@x.org: 400: bad"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn nothing_done_and_something_failed_is_an_error() {
+        let mut r = BindingReport::new("b");
+        r.record(
+            &change(Action::CreateRecord, "b@x.org"),
+            Outcome::Failed("503: down".into()),
+        );
+        r.settle();
+        assert_eq!(r.outcome, BindingOutcome::Error);
     }
 
     #[test]
