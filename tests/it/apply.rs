@@ -515,3 +515,45 @@ async fn the_lease_of_a_killed_apply_on_this_host_is_taken_over() {
     let (code, text) = env.plan_code().await;
     assert_eq!(code, 0, "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_injected_faults_apply_finishes_or_names_failures_and_a_rerun_converges() {
+    use audience_sync::sandbox::dataverse::Faults;
+    let env = start(300).await;
+    let creates = planned_emails(&env.plan_json().await).len();
+    let contacts = env.sandbox.dataverse.count("contact");
+    env.sandbox.dataverse.set_faults(Faults {
+        rate_500: 0.1,
+        rate_503: 0.1,
+        rate_429: 0.05,
+        retry_after_secs: 0,
+        ..Faults::default()
+    });
+    let out = env
+        .run(&["apply", env.config(), "--auto-approve", "--format", "json"])
+        .await;
+    let (stdout, stderr) = common::texts(&out);
+    if !out.status.success() {
+        // Either the run could not even read, or it names what failed.
+        let named = serde_json::from_str::<Value>(&stdout)
+            .map(|r| {
+                r["bindings"][0]["failures"]
+                    .as_array()
+                    .is_some_and(|f| !f.is_empty())
+            })
+            .unwrap_or(false);
+        assert!(named || stderr.contains("error"), "{stdout}\n{stderr}");
+    }
+    env.sandbox.dataverse.set_faults(Faults::default());
+    // A lease the faulted run could not release belongs to a process of this host that is gone:
+    // the rerun takes it over.
+    let (out, report) = env.apply_json(&[]).await;
+    assert!(out.status.success(), "{report}");
+    let (code, text) = env.plan_code().await;
+    assert_eq!(code, 0, "{text}");
+    assert_eq!(
+        env.sandbox.dataverse.count("contact"),
+        contacts + creates,
+        "exactly one contact per member"
+    );
+}
