@@ -557,3 +557,104 @@ async fn under_injected_faults_apply_finishes_or_names_failures_and_a_rerun_conv
         "exactly one contact per member"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_saved_plan_skips_records_changed_since_as_stale() {
+    let env = start(40).await;
+    let emails = planned_emails(&env.plan_json().await);
+    let (out, _) = env.apply_json(&[]).await;
+    assert!(out.status.success());
+    let (a, b, c) = (&emails[0], &emails[1], &emails[2]);
+    let mc = &env.sandbox.mailchimp;
+    for email in [a, b, c] {
+        mc.set_merge_field(
+            &env.audience,
+            email,
+            "FNAME",
+            Value::String("Planned".into()),
+        )
+        .expect("merge field");
+    }
+    let file = env.dir.path().join("plan.json");
+    let file = file.to_str().unwrap();
+    let out = env.run(&["plan", env.config(), "-out", file]).await;
+    assert!(out.status.success());
+    let plan: Value = serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
+    let record_of = |email: &str| {
+        plan["bindings"][0]["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|ch| ch["action"] == "update_record" && ch["member"]["email"] == email)
+            .and_then(|ch| ch["record"].as_str())
+            .and_then(|id| uuid::Uuid::parse_str(id).ok())
+            .expect("an update of the member's record")
+    };
+    let b_record = record_of(b);
+    // Mailchimp's `last_changed` has whole seconds: a change is only visible as one from the
+    // next second on, so wait (bounded) until the clock has passed the planned version.
+    let planned: chrono::DateTime<chrono::Utc> = plan["bindings"][0]["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|ch| ch["member"]["email"] == a.as_str())
+        .and_then(|ch| ch["precondition"]["member_last_changed"].as_str())
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .expect("the planned version")
+        .with_timezone(&chrono::Utc);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    while chrono::Utc::now().timestamp() <= planned.timestamp() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the clock does not move"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // After the plan: `a` changes again in Mailchimp, `b`'s contact is edited in the CRM.
+    mc.set_merge_field(&env.audience, a, "FNAME", Value::String("Later".into()))
+        .expect("merge field");
+    env.tables()
+        .client
+        .update(
+            "contacts",
+            b_record,
+            &serde_json::json!({ "lastname": "Edited in the CRM" }),
+            None,
+        )
+        .await
+        .expect("contact edited");
+
+    let out = env
+        .run(&["apply", file, "--config", env.config(), "--format", "json"])
+        .await;
+    let (stdout, stderr) = common::texts(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let report: Value = serde_json::from_str(&stdout).expect("report");
+    let binding = &report["bindings"][0];
+    assert_eq!(binding["counts"]["update_record"]["stale"], 2, "{report}");
+    assert_eq!(binding["counts"]["update_record"]["done"], 1, "{report}");
+    let stale: Vec<&str> = binding["failures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["kind"] == "stale")
+        .filter_map(|f| f["label"].as_str())
+        .collect();
+    assert!(
+        stale.contains(&a.as_str()) && stale.contains(&b.as_str()),
+        "{stale:?}"
+    );
+    let contact = env
+        .sandbox
+        .dataverse
+        .record("contact", b_record)
+        .expect("contact");
+    assert_eq!(
+        contact["lastname"], "Edited in the CRM",
+        "never overwritten"
+    );
+    assert_ne!(
+        contact["firstname"], "Planned",
+        "the stale change was not written"
+    );
+}
