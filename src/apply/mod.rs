@@ -1,1 +1,297 @@
-//! apply (to be filled in by its issue).
+//! Apply: a binding's plan → the lease → batched writes → sync status and a Sync Run record →
+//! a [`BindingReport`].
+//!
+//! - [`executor`]: the writes, in the plan's order, fewest requests per kind.
+//! - [`lease`]: one applier at a time per binding (the lease on the Audience record).
+//! - [`report`]: what was done, failed, stale or skipped (pure).
+//! - [`saved`]: the checks a saved plan must pass before it is applied.
+//! - [`status`]: the sync status of a binding as the CRM records it (read-only).
+//!
+//! Invariants: nothing is written for a binding with binding-level errors, a refused guard
+//! (without `allow_removals`) or no changes; every write happens under the binding's lease;
+//! the lease is released (with the final status) on every path once taken; one Sync Run record
+//! per apply and binding, holding at most [`MAX_RUN_FAILURES`] failures — never one per member.
+
+pub mod executor;
+pub mod lease;
+pub mod report;
+pub mod saved;
+pub mod status;
+
+use std::collections::HashSet;
+use std::fmt::Write as _;
+
+use chrono::Utc;
+use uuid::Uuid;
+
+pub use executor::Progress;
+pub use report::{BindingOutcome, BindingReport, Counts, Failure, Outcome, Report};
+
+use crate::config::Names;
+use crate::dataverse::schema::sync_status;
+use crate::dataverse::tables::{AudienceStatus, SyncRun};
+use crate::observe::Clients;
+use crate::plan::{Action, BindingPlan, ids};
+
+/// Failures kept on a Sync Run record.
+pub const MAX_RUN_FAILURES: usize = 100;
+
+/// How to apply.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Who applies, and how long to wait for another applier.
+    pub claim: lease::Claim,
+    /// Apply bindings whose removal guard refuses.
+    pub allow_removals: bool,
+    /// Identifies the plan: the Sync Run record of a binding is `run_id(plan_id, binding)`.
+    pub plan_id: String,
+    /// Members (subscriber hashes) whose changes are stale (see [`saved`]).
+    pub stale_members: HashSet<String>,
+}
+
+/// The id of the Sync Run record of applying plan `plan_id` to `binding` (so a saved plan's
+/// run can be found again, and a plan is never recorded twice).
+#[must_use]
+pub fn run_id(plan_id: &str, binding: &str) -> Uuid {
+    Uuid::new_v5(
+        &ids::NAMESPACE,
+        format!("syncrun:{plan_id}:{binding}").as_bytes(),
+    )
+}
+
+/// Actions that count as created, updated and removed in the status columns.
+const CREATED: [Action; 3] = [Action::CreateRecord, Action::CreateTag, Action::CreateList];
+const UPDATED: [Action; 4] = [
+    Action::UpdateRecord,
+    Action::SetDoNotEmail,
+    Action::RenameTag,
+    Action::UpdateAudience,
+];
+const REMOVED: [Action; 2] = [Action::RemoveListMember, Action::RemoveTag];
+
+/// Apply one binding's plan. Never fails as a whole: what went wrong is in the report
+/// (outcome [`BindingOutcome::Error`] and its message).
+pub async fn apply_binding(
+    clients: &Clients,
+    names: &Names,
+    plan: &BindingPlan,
+    options: &Options,
+    progress: Progress<'_>,
+) -> BindingReport {
+    let binding = plan.name.as_str();
+    if plan.changes.is_empty() && !plan.errors.is_empty() {
+        let mut report = BindingReport::new(binding);
+        report.outcome = BindingOutcome::Error;
+        report.message = Some(
+            plan.errors
+                .iter()
+                .map(|e| e.message.as_str())
+                .collect::<Vec<_>>()
+                .join("; "),
+        );
+        return report;
+    }
+    if let Some(guard) = plan.guard.as_ref().filter(|_| !options.allow_removals) {
+        return BindingReport::skipped(binding, &plan.changes, &guard.message);
+    }
+    let mut report = BindingReport::new(binding);
+    report.plan_errors = plan.errors.len() as u64;
+    if plan.changes.is_empty() {
+        report.message = Some("no changes".to_owned());
+        report.settle();
+        return report;
+    }
+
+    let tables = &clients.tables;
+    let create = plan
+        .changes
+        .iter()
+        .find(|c| c.action == Action::CreateAudience)
+        .map(|c| (c.record, plan.audience.name.as_str()));
+    let create = create.or(Some((
+        ids::audience_record(&plan.audience.id),
+        plan.audience.name.as_str(),
+    )));
+    let held =
+        match lease::acquire(tables, binding, &plan.audience.id, create, &options.claim).await {
+            Ok(held) => held,
+            Err(err @ lease::Error::Held { .. }) => {
+                return BindingReport::skipped(binding, &plan.changes, &err.to_string());
+            }
+            Err(err) => {
+                let mut report = BindingReport::new(binding);
+                report.outcome = BindingOutcome::Error;
+                report.message = Some(chain(&err));
+                return report;
+            }
+        };
+    report.lease_id = Some(held.lease.id.clone());
+    let started = Utc::now();
+    let audience_id = held.record.id;
+    let previous = held.record.status.clone();
+    let running = AudienceStatus {
+        sync_status: sync_status::IN_PROGRESS,
+        last_sync_start: Some(started),
+        last_sync_end: None,
+        last_message: Some(format!(
+            "applying {} changes (lease `{}` of `{}`)",
+            plan.changes.len(),
+            held.lease.id,
+            held.lease.owner
+        )),
+        ..previous
+    };
+    let etag = match lease::set_status(tables, audience_id, &running, held.etag.as_deref()).await {
+        Ok(etag) => etag,
+        Err(err) => {
+            tracing::warn!(binding, error = %err, "could not write the in-progress status");
+            held.etag.clone()
+        }
+    };
+
+    let target = executor::Target {
+        plan,
+        names,
+        audience: executor::AudienceHold {
+            id: audience_id,
+            seen_etag: if held.created {
+                None
+            } else {
+                held.record.etag.clone()
+            },
+            etag,
+        },
+        stale_members: &options.stale_members,
+    };
+    let etag = executor::execute(clients, target, &mut report, progress).await;
+    report.settle();
+
+    let ended = Utc::now();
+    let message = run_message(&report, plan);
+    let status_code = match report.outcome {
+        BindingOutcome::Synced => sync_status::SUCCEEDED,
+        BindingOutcome::SyncedWithErrors => sync_status::PARTIAL,
+        BindingOutcome::Error | BindingOutcome::Skipped => sync_status::FAILED,
+    };
+    let added = report.done_of(&[Action::AddListMember]);
+    let removed_members = report.done_of(&[Action::RemoveListMember]);
+    let member_count = (plan.read.list_members + added).saturating_sub(removed_members);
+    let count = |v: u64| Some(i64::try_from(v).unwrap_or(i64::MAX));
+    let failed = report.totals().failed;
+    let final_status = AudienceStatus {
+        sync_status: status_code,
+        last_sync_start: Some(started),
+        last_sync_end: Some(ended),
+        member_count: count(member_count),
+        created: count(report.done_of(&CREATED)),
+        updated: count(report.done_of(&UPDATED)),
+        removed: count(report.done_of(&REMOVED)),
+        failed: count(failed),
+        last_message: Some(report.summary()),
+    };
+    let run = SyncRun {
+        id: run_id(&options.plan_id, binding),
+        name: format!(
+            "{binding} {}",
+            started.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        ),
+        audience: audience_id,
+        started,
+        ended: Some(ended),
+        status: status_code,
+        created: final_status.created.unwrap_or(0),
+        updated: final_status.updated.unwrap_or(0),
+        removed: final_status.removed.unwrap_or(0),
+        failed: final_status.failed.unwrap_or(0),
+        message: Some(message),
+    };
+    match tables.save_sync_run(&run).await {
+        Ok(()) => report.sync_run = Some(run.id),
+        Err(err) => {
+            tracing::warn!(binding, error = %err, "could not write the Sync Run record");
+        }
+    }
+    match lease::release(
+        tables,
+        audience_id,
+        &held.lease.id,
+        &final_status,
+        etag.as_deref(),
+    )
+    .await
+    {
+        Ok(true) => {}
+        Ok(false) => {
+            let note = "the lease was released by someone else (force-unlock) during the run";
+            report.message = Some(match report.message.take() {
+                Some(m) => format!("{m}; {note}"),
+                None => note.to_owned(),
+            });
+        }
+        Err(err) => {
+            tracing::warn!(binding, error = %err, "could not release the lease");
+            report.message = Some(format!(
+                "the lease `{}` could not be released ({}); it lapses by itself",
+                held.lease.id,
+                chain(&err)
+            ));
+        }
+    }
+    report
+}
+
+/// The Sync Run message: the summary, then the first failures with their reasons.
+fn run_message(report: &BindingReport, plan: &BindingPlan) -> String {
+    let mut text = report.summary();
+    if !plan.errors.is_empty() {
+        let _ = write!(
+            text,
+            "\nplan errors: {} (members skipped until fixed in the CRM)",
+            plan.errors.len()
+        );
+    }
+    for f in report.failures.iter().take(MAX_RUN_FAILURES) {
+        let _ = write!(
+            text,
+            "\n{:?} {} {}: {}",
+            f.kind,
+            f.action.code(),
+            f.label.as_deref().unwrap_or(&f.record.to_string()),
+            f.reason
+        );
+    }
+    text
+}
+
+/// One line with an error's causes.
+fn chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// The Mailchimp audience id of a binding (looked up when the config names it by name).
+///
+/// # Errors
+/// Mailchimp could not be read, or has no such audience.
+pub async fn audience_id(
+    clients: &Clients,
+    binding: &crate::config::Binding,
+) -> Result<String, crate::mailchimp::Error> {
+    match &binding.audience {
+        crate::config::AudienceSelector::Id(id) => Ok(id.clone()),
+        crate::config::AudienceSelector::Name(name) => Ok(clients
+            .mailchimp
+            .find_audience(&crate::mailchimp::AudienceSelector::Name(name.clone()))
+            .await?
+            .id),
+    }
+}

@@ -1,5 +1,6 @@
 //! Integration tests: the CLI and the library against the sandbox over HTTP.
 
+mod apply;
 mod cli;
 mod common;
 mod config_catalogue;
