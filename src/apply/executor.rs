@@ -257,7 +257,7 @@ fn columns_of<'c>(changes: impl IntoIterator<Item = &'c Change>) -> Map<String, 
     let mut body = Map::new();
     for change in changes {
         for f in &change.fields {
-            body.insert(f.column.clone(), json_value(f.after.as_ref()));
+            body.insert(f.column.to_string(), json_value(f.after.as_ref()));
         }
     }
     body
@@ -742,12 +742,12 @@ mod tests {
             name: None,
             fields: vec![
                 FieldChange {
-                    column: DO_NOT_BULK_EMAIL_COLUMN.to_owned(),
+                    column: DO_NOT_BULK_EMAIL_COLUMN.into(),
                     before: Some(PlanValue::Bool(false)),
                     after: Some(PlanValue::Bool(true)),
                 },
                 FieldChange {
-                    column: "mcsync_mailchimpstatus".to_owned(),
+                    column: "mcsync_mailchimpstatus".into(),
                     before: None,
                     after: Some(PlanValue::Text("unsubscribed".into())),
                 },

@@ -346,12 +346,12 @@ mod tests {
             action,
             reason: Reason::MemberMissingInCrm,
             record: Uuid::from_u128(7),
-            member: Some(MemberRef {
+            member: Some(crate::plan::model::Shared(std::sync::Arc::new(MemberRef {
                 id: "h".into(),
                 contact_id: "c".into(),
                 email: email.into(),
                 status: crate::config::MemberStatus::Subscribed,
-            }),
+            }))),
             name: None,
             fields: Vec::new(),
             tags: Vec::new(),
