@@ -6,6 +6,7 @@ mod common;
 mod config_catalogue;
 mod dataverse;
 mod dataverse_emulator;
+mod demo;
 mod examples;
 mod mailchimp;
 mod plan;
