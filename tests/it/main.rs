@@ -11,3 +11,4 @@ mod mailchimp;
 mod plan;
 mod schema;
 mod watch;
+mod watch_live;
