@@ -62,24 +62,39 @@ async fn start(members: usize) -> Env {
 impl Env {
     /// A config binding the first `bindings` audiences (`main`, then `second`).
     fn write_config(&self, bindings: usize) {
+        self.write_config_with(bindings, false);
+    }
+
+    /// As [`Env::write_config`]; with `literal_secrets` the secrets are written into the file
+    /// (for `watch` run as a library, in this process, whose environment the tests leave alone).
+    fn write_config_with(&self, bindings: usize, literal_secrets: bool) {
         let env = self.sandbox.env();
+        let secret = |var: &str| {
+            if literal_secrets {
+                get(&env, var)
+            } else {
+                format!("${{{var}}}")
+            }
+        };
         let mut text = format!(
             r#"version: 1
 mailchimp:
-  api_key: "${{MAILCHIMP_API_KEY}}"
+  api_key: "{}"
   base_url: "{}"
 dataverse:
   url: "{}"
   tenant_id: "{}"
   client_id: "{}"
-  client_secret: "${{DATAVERSE_CLIENT_SECRET}}"
+  client_secret: "{}"
   token_url: "{}"
 bindings:
 "#,
+            secret("MAILCHIMP_API_KEY"),
             get(&env, "MAILCHIMP_BASE_URL"),
             get(&env, "DATAVERSE_URL"),
             get(&env, "DATAVERSE_TENANT_ID"),
             get(&env, "DATAVERSE_CLIENT_ID"),
+            secret("DATAVERSE_CLIENT_SECRET"),
             get(&env, "DATAVERSE_TOKEN_URL"),
         );
         for (i, name) in ["main", "second"].iter().take(bindings).enumerate() {
@@ -440,4 +455,51 @@ async fn two_watch_processes_on_one_binding_never_apply_at_once() {
         contacts_before + planned,
         "one contact per member, no duplicates"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_cut_by_shutdown_mid_apply_releases_its_lease_and_says_so() {
+    use audience_sync::ExitStatus;
+    use audience_sync::dataverse::schema::sync_status;
+    use audience_sync::watch::{self, LiveReconciler};
+
+    let env = start(60).await;
+    env.write_config_with(1, true);
+    env.sandbox.dataverse.set_faults(Faults {
+        latency_ms: 250,
+        ..Faults::default()
+    });
+    let mut options = watch::Options::new(env.config.clone());
+    options.listen = Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
+    options.watch_config = false;
+    options.shutdown_grace = Duration::from_millis(100);
+    options.cancel_grace = Duration::from_secs(20);
+    let running = watch::start(options, std::sync::Arc::new(LiveReconciler::new()))
+        .await
+        .expect("watch starts");
+    let audience = env.audiences[0].0.clone();
+    let tables = env.tables();
+    eventually("the lease taken by the run", || async {
+        lease::find_record(&tables, &audience).await.ok()??.lease
+    })
+    .await;
+    running.shutdown();
+    let status = tokio::time::timeout(WAIT, running.wait())
+        .await
+        .expect("watch returns after shutdown");
+    assert_eq!(status, ExitStatus::Success);
+    env.sandbox.dataverse.set_faults(Faults::default());
+    let record = lease::find_record(&tables, &audience)
+        .await
+        .expect("readable")
+        .expect("the Audience record");
+    assert!(record.lease.is_none(), "lease left behind: {record:?}");
+    assert_eq!(record.status.sync_status, sync_status::FAILED, "{record:?}");
+    let message = record.status.last_message.unwrap_or_default();
+    assert!(message.contains("cut by shutdown"), "{message}");
+    // What was cut is completed by the next run.
+    let out = env.run(&["watch", env.config(), "--once"]).await;
+    assert!(out.status.success(), "{}", common::texts(&out).1);
+    let (code, text) = plan_code(&env).await;
+    assert_eq!(code, 0, "{text}");
 }
