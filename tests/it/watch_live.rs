@@ -435,6 +435,13 @@ async fn two_watch_processes_on_one_binding_never_apply_at_once() {
             b.log()
         );
     }
+    for run in [&run_a, &run_b]
+        .into_iter()
+        .filter(|r| r["outcome"] == "skipped")
+    {
+        let why = run["skipped"].as_str().unwrap_or_default();
+        assert!(why.contains("is being applied by"), "{run}");
+    }
     // Every apply left a Sync Run record; no two of them overlap in time.
     let mut runs = env.sync_runs();
     runs.sort();
