@@ -131,6 +131,11 @@ bindings:
 
     /// Start `watch` on a free loopback port, logging to a file in the temp dir.
     fn watch(&self, tag: &str) -> Watch {
+        self.watch_with(tag, &[])
+    }
+
+    /// [`Env::watch`] with extra arguments.
+    fn watch_with(&self, tag: &str, extra: &[&str]) -> Watch {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port")
@@ -146,6 +151,7 @@ bindings:
                 "--interval",
                 "1h",
             ])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(file)
             .spawn()
@@ -509,4 +515,19 @@ async fn a_run_cut_by_shutdown_mid_apply_releases_its_lease_and_says_so() {
     assert!(out.status.success(), "{}", common::texts(&out).1);
     let (code, text) = plan_code(&env).await;
     assert_eq!(code, 0, "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn report_mode_reports_drift_and_writes_nothing() {
+    let env = start(40).await;
+    let contacts = env.sandbox.dataverse.count("contact");
+    let watch = env.watch_with("report", &["--mode", "report"]);
+    let run = eventually("the report run", || watch.finished_run("main")).await;
+    assert_eq!(run["outcome"], "drift", "{run}\n{}", watch.log());
+    assert!(run["drift"].as_bool().unwrap_or(false), "{run}");
+    assert!(run["changes"]["create_record"].as_u64() > Some(0), "{run}");
+    assert_eq!(env.sandbox.dataverse.count("contact"), contacts);
+    assert!(env.sync_runs().is_empty());
+    let (code, text) = plan_code(&env).await;
+    assert_eq!(code, 2, "nothing was applied:\n{text}");
 }
