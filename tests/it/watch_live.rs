@@ -321,6 +321,9 @@ async fn a_running_watch_reconciles_at_start_and_after_an_edit_and_serves_metric
         "{first}"
     );
 
+    // Ready: the config is valid and both APIs answer the real probe (ping, WhoAmI).
+    eventually("/readyz", || watch.get("/readyz")).await;
+
     let edited = Utc::now();
     env.write_config(2);
     let second = eventually("the run of the new binding", || {
