@@ -1,25 +1,15 @@
-//! `audience-sync watch`: run [`crate::watch`] with the real reconciler.
-//!
-//! Until `plan` and `apply` exist there is no reconciler, and the command says it is not
-//! implemented rather than run a fake one. Wiring the real one is [`reconciler`] returning it.
+//! `audience-sync watch`: run [`crate::watch`] with the real reconciler
+//! ([`crate::watch::LiveReconciler`]: observe, plan, apply under the binding's lease).
 
 use std::sync::Arc;
 
 use crate::cli::WatchArgs;
 use crate::exit::ExitStatus;
 use crate::output::Context;
-use crate::watch::{self, Reconciler};
-
-/// The reconciler the binary runs: `None` until plan and apply provide one.
-fn reconciler() -> Option<Arc<dyn Reconciler>> {
-    None
-}
+use crate::watch::{self, LiveReconciler, Reconciler};
 
 pub(super) async fn run(args: WatchArgs, _ctx: &Context) -> anyhow::Result<ExitStatus> {
-    let Some(reconciler) = reconciler() else {
-        return super::not_implemented("watch");
-    };
-    serve(&args, reconciler).await
+    serve(&args, Arc::new(LiveReconciler::new())).await
 }
 
 async fn serve(args: &WatchArgs, reconciler: Arc<dyn Reconciler>) -> anyhow::Result<ExitStatus> {

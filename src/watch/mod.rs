@@ -10,7 +10,7 @@
 //! - the signal handlers (`signals.rs`): SIGTERM/SIGINT stop, SIGHUP reconciles now.
 //!
 //! The work itself is behind the [`Reconciler`] trait: the loop decides *when*, the reconciler
-//! *how*. `--once` runs every binding once without server or file watch, and says whether
+//! *how* ([`live`] is the real one: observe, plan, apply under the lease). `--once` runs every binding once without server or file watch, and says whether
 //! anything failed.
 //!
 //! # Guarantees
@@ -21,6 +21,7 @@
 //!   never logged.
 
 pub mod config_watch;
+pub mod live;
 pub mod metrics;
 pub mod reconciler;
 mod runner;
@@ -41,6 +42,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+pub use live::LiveReconciler;
 pub use reconciler::{ApiCalls, Mode, Reconciler, RunError, RunOutcome};
 
 use crate::cli::WatchArgs;

@@ -12,3 +12,4 @@ mod mailchimp;
 mod plan;
 mod schema;
 mod watch;
+mod watch_live;
