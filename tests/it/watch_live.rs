@@ -534,3 +534,47 @@ async fn report_mode_reports_drift_and_writes_nothing() {
     let (code, text) = plan_code(&env).await;
     assert_eq!(code, 2, "nothing was applied:\n{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_edit_keeps_the_running_config_and_shows_the_error_with_its_position() {
+    let env = start(20).await;
+    let watch = env.watch("invalid");
+    let first = eventually("the first run of `main`", || watch.finished_run("main")).await;
+    assert_eq!(first["outcome"], "success", "{first}\n{}", watch.log());
+
+    // An editor saves a broken file: an unknown key on line 2.
+    let good = std::fs::read_to_string(&env.config).expect("config readable");
+    let broken = good.replacen("version: 1\n", "version: 1\nmailchimps: {}\n", 1);
+    assert_ne!(broken, good, "the edit changes the file");
+    let tmp = env.dir.path().join(".broken.tmp");
+    std::fs::write(&tmp, &broken).expect("written");
+    std::fs::rename(&tmp, &env.config).expect("renamed");
+
+    let config = eventually("the config error in /status", || async {
+        let status = watch.status().await?;
+        (!status["config"]["error"].is_null()).then(|| status["config"].clone())
+    })
+    .await;
+    let error = config["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        error.contains(":2:1: error: unknown key `mailchimps`"),
+        "{config}"
+    );
+    // The binding of the last good config is still served and still reconciles.
+    let status = watch.status().await.expect("/status answers");
+    assert!(status.to_string().contains("\"main\""), "{status}");
+    let (code, text) = plan_code(&env).await;
+    assert_ne!(
+        code, 1,
+        "the CRM is still reachable with the good config: {text}"
+    );
+
+    // Fixing the file clears the error.
+    std::fs::write(&tmp, &good).expect("written");
+    std::fs::rename(&tmp, &env.config).expect("renamed");
+    eventually("the error to clear", || async {
+        let status = watch.status().await?;
+        status["config"]["error"].is_null().then_some(())
+    })
+    .await;
+}
