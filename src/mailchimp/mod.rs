@@ -463,6 +463,41 @@ impl Client {
             .await
     }
 
+    /// A cheap version of an audience's members: how many there are and when the most recently
+    /// changed one changed (one request: `count=1`, sorted by `last_changed`, descending). Any
+    /// added, removed or changed member moves it.
+    ///
+    /// # Errors
+    /// As every read: unknown audience, auth, transport.
+    pub async fn latest_change(&self, list_id: &str) -> Result<(u64, Option<String>), Error> {
+        let query = [
+            ("count", "1".to_owned()),
+            ("sort_field", "last_changed".to_owned()),
+            ("sort_dir", "DESC".to_owned()),
+            ("fields", "members.last_changed,total_items".to_owned()),
+        ];
+        #[derive(Deserialize)]
+        struct Latest {
+            #[serde(default)]
+            last_changed: Option<String>,
+        }
+        #[derive(Deserialize)]
+        struct Version {
+            #[serde(default)]
+            members: Vec<Latest>,
+            #[serde(default)]
+            total_items: u64,
+        }
+        let path = format!("/lists/{}/members", encode(list_id));
+        let version: Version = self.get(&path, &query, NotFound::Audience(list_id)).await?;
+        let latest = version
+            .members
+            .into_iter()
+            .next()
+            .and_then(|m| m.last_changed);
+        Ok((version.total_items, latest))
+    }
+
     /// The number of tags of an audience (one small request).
     ///
     /// # Errors

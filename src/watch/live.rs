@@ -24,9 +24,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::reconciler::{ApiCalls, Mode, Reconciler, RunError, RunOutcome};
 use crate::apply::{self, BindingOutcome, BindingReport, lease};
-use crate::config::Loaded;
+use crate::config::{Binding, Loaded};
 use crate::dataverse::schema::sync_status;
 use crate::http::HttpStats;
+use crate::mailchimp;
 use crate::observe::{self, Clients};
 use crate::plan::{self, BindingPlan};
 
@@ -145,14 +146,19 @@ impl LiveReconciler {
         if cancel.is_cancelled() {
             return Err(session.fail(cancelled(&name), None));
         }
+        // The source version is read first: if it changes while a failure backs off, the loop
+        // tries again at once.
+        let version = source_version(&session.clients.mailchimp, binding)
+            .await
+            .ok();
         let snapshot = tokio::select! {
             snapshot = observe::observe(binding, &config.names, &session.clients) => snapshot,
             () = cancel.cancelled() => return Err(session.fail(cancelled(&name), None)),
         };
-        let snapshot = snapshot.map_err(|err| session.fail(chain(&err), None))?;
+        let snapshot = snapshot.map_err(|err| session.fail(chain(&err), version.as_deref()))?;
         let plan = plan::compute(binding, &config.names, &snapshot);
         drop(snapshot);
-        let digest = plan.digests.mailchimp.clone();
+        let digest = version.unwrap_or_else(|| plan.digests.mailchimp.clone());
         if mode == Mode::Report {
             return Ok(RunOutcome {
                 changes: planned(&plan),
@@ -331,6 +337,16 @@ impl Reconciler for LiveReconciler {
         Box::pin(self.run(config, binding, mode, cancel))
     }
 
+    fn source_digest(&self, config: Arc<Loaded>, binding: String) -> BoxFuture<'_, Option<String>> {
+        Box::pin(async move {
+            let session = self.session(&config).ok()?;
+            let binding = config.bindings.iter().find(|b| b.name == binding)?;
+            source_version(&session.clients.mailchimp, binding)
+                .await
+                .ok()
+        })
+    }
+
     fn probe(&self, config: Arc<Loaded>) -> BoxFuture<'_, Result<(), String>> {
         Box::pin(async move {
             let session = self.session(&config)?;
@@ -343,6 +359,36 @@ impl Reconciler for LiveReconciler {
             Ok(())
         })
     }
+}
+
+/// A cheap version of a binding's Mailchimp side (three small requests: the audience, its most
+/// recently changed member with the member count, its tags). Runs report it as their source
+/// digest and the loop asks for it while a failing binding backs off, so that new data is
+/// tried at once while the same failing input is not retried in a hot loop.
+async fn source_version(
+    client: &mailchimp::Client,
+    binding: &Binding,
+) -> Result<String, mailchimp::Error> {
+    use sha2::{Digest as _, Sha256};
+    let audience = client.find_audience(&binding.audience).await?;
+    let (members, latest) = client.latest_change(&audience.id).await?;
+    let mut tags: Vec<(u64, String)> = client
+        .tags(&audience.id)
+        .await?
+        .into_iter()
+        .map(|t| (t.id, t.name))
+        .collect();
+    tags.sort();
+    let mut hash = Sha256::new();
+    hash.update(format!(
+        "{}\n{members}\n{}\n",
+        audience.id,
+        latest.unwrap_or_default()
+    ));
+    for (id, name) in tags {
+        hash.update(format!("{id}\t{name}\n"));
+    }
+    Ok(format!("sha256:{}", hex::encode(hash.finalize())))
 }
 
 /// One line with an error's causes.

@@ -583,3 +583,77 @@ async fn an_invalid_edit_keeps_the_running_config_and_shows_the_error_with_its_p
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_source_digest_is_what_runs_saw_and_moves_with_new_mailchimp_data() {
+    use audience_sync::watch::{LiveReconciler, Mode, Reconciler};
+
+    let env = start(30).await;
+    env.write_config_with(1, true);
+    let loaded =
+        std::sync::Arc::new(audience_sync::config::load(&env.config).expect("valid config"));
+    let reconciler = LiveReconciler::new();
+    let first = reconciler
+        .source_digest(loaded.clone(), "main".to_owned())
+        .await
+        .expect("a source digest");
+    assert_eq!(
+        reconciler
+            .source_digest(loaded.clone(), "main".to_owned())
+            .await
+            .as_deref(),
+        Some(first.as_str()),
+        "stable while nothing changes"
+    );
+
+    // A run reports the same value, so the loop can tell "same input" from "new data".
+    let run = reconciler
+        .reconcile(
+            loaded.clone(),
+            "main".to_owned(),
+            Mode::Report,
+            tokio_util::sync::CancellationToken::new(),
+        )
+        .await
+        .expect("report run");
+    assert_eq!(run.source_digest.as_deref(), Some(first.as_str()));
+
+    // New data in Mailchimp moves it: a new member, then a renamed tag.
+    let list = env.audiences[0].0.clone();
+    let member =
+        serde_json::from_value(serde_json::json!({"email": "new.one@example.com"})).expect("seed");
+    env.sandbox
+        .mailchimp
+        .add_member(&list, &member)
+        .expect("member added");
+    let second = reconciler
+        .source_digest(loaded.clone(), "main".to_owned())
+        .await
+        .expect("a source digest");
+    assert_ne!(second, first, "a new member is new data");
+    let tags = reqwest::Client::new()
+        .get(format!(
+            "{}/3.0/lists/{list}/segments?type=static&count=1000",
+            env.sandbox.base_url()
+        ))
+        .basic_auth("x", Some(env.sandbox.mailchimp.api_key()))
+        .send()
+        .await
+        .expect("segments")
+        .json::<serde_json::Value>()
+        .await
+        .expect("JSON");
+    let tag = tags["segments"][0]["name"]
+        .as_str()
+        .expect("a tag")
+        .to_owned();
+    env.sandbox
+        .mailchimp
+        .rename_tag(&list, &tag, "Renamed tag")
+        .expect("renamed");
+    let third = reconciler
+        .source_digest(loaded.clone(), "main".to_owned())
+        .await
+        .expect("a source digest");
+    assert_ne!(third, second, "a renamed tag is new data");
+}
