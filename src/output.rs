@@ -48,3 +48,20 @@ fn color_allowed(global: &GlobalArgs) -> bool {
 pub fn stderr_color(global: &GlobalArgs) -> bool {
     color_allowed(global) && std::io::stderr().is_terminal()
 }
+
+/// An error with its causes on one line, `a: b: c`, each cause once (a layer that already
+/// repeats its source's text does not get it twice).
+#[must_use]
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}

@@ -188,21 +188,6 @@ struct Run<'a, 'r> {
     report: &'r mut BindingReport,
 }
 
-/// One line with an error's causes.
-fn chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
-}
-
 const STALE: &str = "the record changed since the plan was made (412 on If-Match)";
 
 fn created(o: &OpOutcome) -> Outcome {
@@ -278,7 +263,10 @@ impl Run<'_, '_> {
 
     /// Record a request that could not be sent as the failure of every change it carried.
     fn fail_all(&mut self, changes: &[&Change], err: &Error) {
-        let reason = format!("the request could not be completed: {}", chain(err));
+        let reason = format!(
+            "the request could not be completed: {}",
+            crate::output::error_chain(err)
+        );
         for change in changes {
             self.report.record(change, Outcome::Failed(reason.clone()));
         }
@@ -333,7 +321,9 @@ impl Run<'_, '_> {
                 self.report.record(change, Outcome::Done);
             }
             Ok(WriteOutcome::Stale) => self.report.record(change, Outcome::Stale(STALE.to_owned())),
-            Err(err) => self.report.record(change, Outcome::Failed(chain(&err))),
+            Err(err) => self
+                .report
+                .record(change, Outcome::Failed(crate::output::error_chain(&err))),
         }
     }
 
@@ -361,7 +351,7 @@ impl Run<'_, '_> {
                 self.report.record(change, Outcome::Done);
             }
             Err(err) => {
-                let reason = chain(&err);
+                let reason = crate::output::error_chain(&err);
                 self.list_failed = Some(format!("the list could not be created: {reason}"));
                 self.report.record(change, Outcome::Failed(reason));
             }
@@ -390,7 +380,7 @@ impl Run<'_, '_> {
         let outcome = match result {
             Ok(WriteOutcome::Written { .. }) => Outcome::Done,
             Ok(WriteOutcome::Stale) => Outcome::Stale(STALE.to_owned()),
-            Err(err) => Outcome::Failed(chain(&err)),
+            Err(err) => Outcome::Failed(crate::output::error_chain(&err)),
         };
         self.report.record(change, outcome);
     }

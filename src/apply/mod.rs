@@ -121,7 +121,7 @@ pub async fn apply_binding(
             Err(err) => {
                 let mut report = BindingReport::new(binding);
                 report.outcome = BindingOutcome::Error;
-                report.message = Some(chain(&err));
+                report.message = Some(crate::output::error_chain(&err));
                 return report;
             }
         };
@@ -233,7 +233,7 @@ pub async fn apply_binding(
             report.message = Some(format!(
                 "the lease `{}` could not be released ({}); it lapses by itself",
                 held.lease.id,
-                chain(&err)
+                crate::output::error_chain(&err)
             ));
         }
     }
@@ -259,21 +259,6 @@ fn run_message(report: &BindingReport, plan: &BindingPlan) -> String {
             f.label.as_deref().unwrap_or(&f.record.to_string()),
             f.reason
         );
-    }
-    text
-}
-
-/// One line with an error's causes.
-fn chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
     }
     text
 }

@@ -71,21 +71,6 @@ fn load_config(path: &std::path::Path) -> anyhow::Result<Option<crate::config::L
     }
 }
 
-/// An error with its causes, as one line: `a: b: c`.
-fn chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
-}
-
 /// A progress bar on stderr when it is a terminal; hidden otherwise.
 fn progress(ctx: &Context, len: usize) -> indicatif::ProgressBar {
     if !ctx.progress {

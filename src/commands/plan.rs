@@ -35,7 +35,11 @@ pub(super) async fn run(args: PlanArgs, ctx: &Context) -> anyhow::Result<ExitSta
             Ok(snapshot) => plans.push(plan::compute(binding, &loaded.names, &snapshot)),
             Err(err) => {
                 failed += 1;
-                eprintln!("error: binding `{}`: {}", binding.name, super::chain(&err));
+                eprintln!(
+                    "error: binding `{}`: {}",
+                    binding.name,
+                    crate::output::error_chain(&err)
+                );
             }
         }
         progress.inc(1);

@@ -20,7 +20,11 @@ pub(super) async fn run(args: StatusArgs, _ctx: &Context) -> anyhow::Result<Exit
         let audience = match apply::audience_id(&clients, binding).await {
             Ok(id) => id,
             Err(err) => {
-                eprintln!("error: binding `{}`: {}", binding.name, super::chain(&err));
+                eprintln!(
+                    "error: binding `{}`: {}",
+                    binding.name,
+                    crate::output::error_chain(&err)
+                );
                 failed = true;
                 continue;
             }
@@ -28,7 +32,11 @@ pub(super) async fn run(args: StatusArgs, _ctx: &Context) -> anyhow::Result<Exit
         match apply::status::read(&clients.tables, &binding.name, &audience).await {
             Ok(status) => rows.push(status),
             Err(err) => {
-                eprintln!("error: binding `{}`: {}", binding.name, super::chain(&err));
+                eprintln!(
+                    "error: binding `{}`: {}",
+                    binding.name,
+                    crate::output::error_chain(&err)
+                );
                 failed = true;
             }
         }

@@ -120,7 +120,7 @@ impl LiveReconciler {
                 tally: c.tally.clone(),
             });
         }
-        let clients = Clients::connect(config).map_err(|err| chain(&err))?;
+        let clients = Clients::connect(config).map_err(|err| crate::output::error_chain(&err))?;
         let tally = Arc::new(Tally::default());
         *connected = Some(Connected {
             digest: config.digest.clone(),
@@ -155,7 +155,8 @@ impl LiveReconciler {
             snapshot = observe::observe(binding, &config.names, &session.clients) => snapshot,
             () = cancel.cancelled() => return Err(session.fail(cancelled(&name), None)),
         };
-        let snapshot = snapshot.map_err(|err| session.fail(chain(&err), version.as_deref()))?;
+        let snapshot = snapshot
+            .map_err(|err| session.fail(crate::output::error_chain(&err), version.as_deref()))?;
         let plan = plan::compute(binding, &config.names, &snapshot);
         drop(snapshot);
         let digest = version.unwrap_or_else(|| plan.digests.mailchimp.clone());
@@ -300,7 +301,7 @@ async fn release_own_lease(
     let tables = &clients.tables;
     let record = lease::find_record(tables, &plan.audience.id)
         .await
-        .map_err(|err| chain(&err))?;
+        .map_err(|err| crate::output::error_chain(&err))?;
     let Some(record) = record else {
         return Ok(());
     };
@@ -316,7 +317,7 @@ async fn release_own_lease(
     ));
     let released = lease::release(tables, record.id, &held.id, &status, record.etag.as_deref())
         .await
-        .map_err(|err| chain(&err))?;
+        .map_err(|err| crate::output::error_chain(&err))?;
     tracing::info!(
         binding = %plan.name,
         lease = %held.id,
@@ -354,8 +355,8 @@ impl Reconciler for LiveReconciler {
                 session.clients.mailchimp.ping(),
                 session.clients.dataverse.who_am_i()
             );
-            mailchimp.map_err(|err| format!("Mailchimp: {}", chain(&err)))?;
-            dataverse.map_err(|err| format!("Dataverse: {}", chain(&err)))?;
+            mailchimp.map_err(|err| format!("Mailchimp: {}", crate::output::error_chain(&err)))?;
+            dataverse.map_err(|err| format!("Dataverse: {}", crate::output::error_chain(&err)))?;
             Ok(())
         })
     }
@@ -389,21 +390,6 @@ async fn source_version(
         hash.update(format!("{id}\t{name}\n"));
     }
     Ok(format!("sha256:{}", hex::encode(hash.finalize())))
-}
-
-/// One line with an error's causes.
-fn chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

@@ -125,18 +125,6 @@ fn wall(at: Instant) -> DateTime<Utc> {
     Utc::now() + offset
 }
 
-/// The text of an error and its causes, one `: ` apart.
-fn chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
 /// The status lines of a config that cannot be used.
 pub fn describe_config_error(err: &config::Error) -> (String, Vec<config::Diagnostic>) {
     match err {
@@ -144,7 +132,7 @@ pub fn describe_config_error(err: &config::Error) -> (String, Vec<config::Diagno
             let text = config::render_diagnostics(&path.display().to_string(), diagnostics);
             (text.trim_end().to_owned(), diagnostics.clone())
         }
-        other => (chain(other), Vec::new()),
+        other => (crate::output::error_chain(other), Vec::new()),
     }
 }
 
