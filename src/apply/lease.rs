@@ -126,6 +126,9 @@ pub struct Held {
     pub etag: Option<String>,
     /// The Audience record was created by this call.
     pub created: bool,
+    /// The owner of a live lease this call had to wait for: that applier may have changed the
+    /// binding since the caller planned, so the caller's plan is stale.
+    pub waited_for: Option<String>,
 }
 
 /// The Audience record of a Mailchimp audience (the lowest id when several, as `observe` picks).
@@ -164,6 +167,7 @@ pub async fn acquire(
     };
     let mut created = false;
     let mut conflicts = 0;
+    let mut waited_for = None;
     loop {
         let Some(record) = find_record(tables, mailchimp_id).await? else {
             let Some((id, name)) = create.filter(|_| !created) else {
@@ -184,6 +188,7 @@ pub async fn acquire(
                     record,
                     etag,
                     created,
+                    waited_for,
                 });
             }
             LeaseOutcome::HeldBy(holder)
@@ -200,6 +205,7 @@ pub async fn acquire(
                             record,
                             etag,
                             created,
+                            waited_for,
                         });
                     }
                     _ => conflicts += 1,
@@ -216,6 +222,7 @@ pub async fn acquire(
                         holder,
                     });
                 }
+                waited_for = Some(holder.owner);
                 tokio::time::sleep(POLL.min(claim.wait - waited)).await;
             }
             LeaseOutcome::Stale => {

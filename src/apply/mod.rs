@@ -125,6 +125,31 @@ pub async fn apply_binding(
                 return report;
             }
         };
+    if let Some(holder) = &held.waited_for {
+        // Another applier ran while this one waited: what was planned before may be done or
+        // changed, so the plan is stale; give the lease back untouched and let the caller plan
+        // again ([`BindingReport::superseded`]).
+        if let Err(err) = lease::release(
+            tables,
+            held.record.id,
+            &held.lease.id,
+            &held.record.status,
+            held.etag.as_deref(),
+        )
+        .await
+        {
+            tracing::warn!(binding, error = %err, "could not release the lease");
+        }
+        let mut report = BindingReport::skipped(
+            binding,
+            &plan.changes,
+            &format!(
+                "the plan is stale: `{holder}` applied this binding while this apply waited for the lease; plan again"
+            ),
+        );
+        report.superseded = true;
+        return report;
+    }
     report.lease_id = Some(held.lease.id.clone());
     let started = Utc::now();
     let audience_id = held.record.id;
