@@ -10,5 +10,6 @@ mod demo;
 mod examples;
 mod mailchimp;
 mod plan;
+mod reliability;
 mod schema;
 mod watch;
