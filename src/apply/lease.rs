@@ -110,6 +110,13 @@ pub fn abandoned(owner: &str, host: &str, alive: impl Fn(u32) -> bool) -> bool {
     their_host == host && pid != std::process::id() && !alive(pid)
 }
 
+/// Whether a recorded lease is left over: lapsed, or held by a process of this host that no
+/// longer runs (a killed apply).
+#[must_use]
+pub fn left_over(lease: &Lease, now: chrono::DateTime<Utc>) -> bool {
+    lease.expires <= now || abandoned(&lease.owner, &host_name(), process_alive)
+}
+
 fn process_alive(pid: u32) -> bool {
     // Where `/proc` is not available nothing is known: assume it runs.
     !Path::new("/proc/self").exists() || Path::new(&format!("/proc/{pid}")).exists()
