@@ -570,7 +570,145 @@ async fn a_first_sync_killed_at_ten_points_converges_on_each_rerun() {
         );
         env.assert_converged(&expected, &untouched, &format!("after kill {k}"))
             .await;
-        assert_eq!(env.sandbox.dataverse.count("mcsync_syncrun"), 1, "kill {k}");
+        // The status is closed and the lease gone, even when the killed run had done every
+        // write and the rerun found nothing to do; at most one Sync Run (the killed run's, if
+        // it got that far, or the rerun's, which shares its id when it applies the same plan).
+        let status = env.status_json().await;
+        assert!(status[0]["lease"].is_null(), "kill {k}: {status}");
+        assert_eq!(status[0]["status"], "Synced", "kill {k}: {status}");
+        let runs = env.sandbox.dataverse.count("mcsync_syncrun");
+        let rerun_did = report["totals"]["done"].as_u64().unwrap_or(0) > 0;
+        assert!(
+            runs <= 1 && (runs == 1 || !rerun_did),
+            "kill {k}: {runs} Sync Runs"
+        );
     }
     assert!(taken_over > 0, "no kill left a lease to take over");
+}
+
+/// Faults on both emulators during a first sync: 5% 500s and 5% 503s (10% in all), 2% dropped
+/// connections, and 429 bursts (Mailchimp answers its first requests 429, 429, 429, drop, drop;
+/// Dataverse throttles its next four). The run either finishes or names every record it did
+/// not write (each member missing from the CRM, or from the list, is among its failures), or,
+/// when it could not even read, writes nothing; a rerun without faults converges, with no
+/// duplicate. Sized at 1,000 members like the kill test.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_faults_on_both_emulators_apply_names_what_failed_and_a_rerun_converges() {
+    use audience_sync::sandbox::dataverse::Faults as DvFaults;
+    use audience_sync::sandbox::mailchimp::{Burst, Faults as McFaults};
+    let env = start(MEMBERS).await;
+    let expected = env.expected().await;
+    let untouched = env.untouched();
+    env.sandbox.mailchimp.set_faults(McFaults {
+        rate_500: 0.05,
+        rate_503: 0.05,
+        drop_rate: 0.02,
+        bursts: vec![
+            Burst {
+                status: 429,
+                count: 3,
+            },
+            Burst {
+                status: 0,
+                count: 2,
+            },
+        ],
+        seed: 7,
+        ..McFaults::default()
+    });
+    env.sandbox.dataverse.set_faults(DvFaults {
+        rate_500: 0.05,
+        rate_503: 0.05,
+        drop_rate: 0.02,
+        next_429: 4,
+        retry_after_secs: 0,
+        ..DvFaults::default()
+    });
+    let out = env
+        .run(&["apply", env.config(), "--auto-approve", "--format", "json"])
+        .await;
+    // The faults were met: the bursts are used up, the throttling counted.
+    assert!(env.sandbox.mailchimp.faults().bursts.is_empty());
+    assert!(env.sandbox.dataverse.counters().throttled >= 4);
+    env.sandbox.mailchimp.set_faults(McFaults::default());
+    env.sandbox.dataverse.set_faults(DvFaults::default());
+    let (stdout, stderr) = common::texts(&out);
+    let dv = &env.sandbox.dataverse;
+    match serde_json::from_str::<Value>(&stdout) {
+        Ok(report) => {
+            let binding = &report["bindings"][0];
+            let failures = binding["failures"].as_array().cloned().unwrap_or_default();
+            let named: BTreeSet<String> = failures
+                .iter()
+                .filter_map(|f| f["label"].as_str().map(str::to_lowercase))
+                .collect();
+            let failed = report["totals"]["failed"].as_u64().unwrap_or(u64::MAX);
+            let not_done = failures.len() as u64;
+            eprintln!(
+                "under faults: exit {:?}, {failed} failed, {not_done} not done",
+                out.status.code()
+            );
+            assert_eq!(
+                out.status.success(),
+                failed == 0 && binding["outcome"] == "synced",
+                "{report}"
+            );
+            for f in &failures {
+                assert!(
+                    f["reason"].as_str().is_some_and(|r| !r.is_empty()),
+                    "a failure without its reason: {f}"
+                );
+            }
+            // Every member whose record or list membership is missing is named.
+            let mut by_mailchimp = BTreeMap::new();
+            let ids: Vec<Uuid> = dv.with_store(|s| {
+                s.table("contact")
+                    .map(|t| t.rows.keys().copied().collect())
+                    .unwrap_or_default()
+            });
+            for id in ids {
+                let row = dv.record("contact", id).expect("row");
+                if let Some(mc) = row["mcsync_mailchimpcontactid"].as_str() {
+                    assert!(
+                        by_mailchimp.insert(mc.to_owned(), id).is_none(),
+                        "two contacts for `{mc}` under faults"
+                    );
+                }
+            }
+            let listed: BTreeSet<Uuid> = if dv.count("list") > 1 {
+                dv.list_members(env.bound_list()).into_iter().collect()
+            } else {
+                BTreeSet::new()
+            };
+            if binding["outcome"] != "error" && binding["outcome"] != "skipped" {
+                for (mc, email) in &expected.records {
+                    let present = by_mailchimp.get(mc);
+                    assert!(
+                        present.is_some() || named.contains(email),
+                        "`{email}` has no record and is not named among the failures: {report}"
+                    );
+                    if expected.listed.contains(mc) {
+                        assert!(
+                            present.is_some_and(|id| listed.contains(id)) || named.contains(email),
+                            "`{email}` is not on the list and not named among the failures"
+                        );
+                    }
+                }
+            } else {
+                assert!(!out.status.success(), "{report}");
+                assert!(binding["message"].is_string(), "{report}");
+            }
+        }
+        Err(_) => {
+            // It could not even read: it says so and writes nothing.
+            assert!(!out.status.success(), "{stdout}\n{stderr}");
+            assert!(stderr.contains("error"), "{stderr}");
+            assert_eq!(dv.count("contact"), UNRELATED, "{stderr}");
+        }
+    }
+
+    let (out, report) = env.apply_json().await;
+    assert!(out.status.success(), "the rerun failed: {report}");
+    env.assert_converged(&expected, &untouched, "after the faulted run and a rerun")
+        .await;
 }
