@@ -590,8 +590,10 @@ async fn a_first_sync_killed_at_ten_points_converges_on_each_rerun() {
 /// connections, and 429 bursts (Mailchimp answers its first requests 429, 429, 429, drop, drop;
 /// Dataverse throttles its next four). The run either finishes or names every record it did
 /// not write (each member missing from the CRM, or from the list, is among its failures), or,
-/// when it could not even read, writes nothing; a rerun without faults converges, with no
-/// duplicate. Sized at 1,000 members like the kill test.
+/// when it could not even read, writes nothing; a record it reports failed is indeed absent. One
+/// member the CRM always refuses (an over-long first name) makes sure failures are named. A
+/// rerun without faults (and with that member repaired) converges, with no duplicate. Sized at
+/// 1,000 members like the kill test.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn under_faults_on_both_emulators_apply_names_what_failed_and_a_rerun_converges() {
     use audience_sync::sandbox::dataverse::Faults as DvFaults;
@@ -599,6 +601,14 @@ async fn under_faults_on_both_emulators_apply_names_what_failed_and_a_rerun_conv
     let env = start(MEMBERS).await;
     let expected = env.expected().await;
     let untouched = env.untouched();
+    // One member the CRM refuses whatever the faults (a first name over its 50 characters), so
+    // the naming of failures is always exercised; it is repaired before the rerun.
+    let (bad_id, bad) = expected.records.iter().next().expect("a member");
+    let (bad_id, bad) = (bad_id.clone(), bad.clone());
+    let long = Value::String("x".repeat(150));
+    (env.sandbox.mailchimp)
+        .set_merge_field(&env.audience, &bad, "FNAME", long)
+        .expect("merge field set");
     env.sandbox.mailchimp.set_faults(McFaults {
         rate_500: 0.05,
         rate_503: 0.05,
@@ -681,6 +691,21 @@ async fn under_faults_on_both_emulators_apply_names_what_failed_and_a_rerun_conv
                 BTreeSet::new()
             };
             if binding["outcome"] != "error" && binding["outcome"] != "skipped" {
+                assert!(!out.status.success(), "{report}");
+                assert!(named.contains(&bad), "`{bad}` is not named: {report}");
+                assert!(!by_mailchimp.contains_key(&bad_id), "{report}");
+                // Exactly: a record reported as not created is indeed absent.
+                for f in failures.iter().filter(|f| f["action"] == "create_record") {
+                    let label = f["label"].as_str().unwrap_or_default().to_lowercase();
+                    let written = expected
+                        .records
+                        .iter()
+                        .any(|(mc, e)| *e == label && by_mailchimp.contains_key(mc));
+                    assert!(
+                        !written,
+                        "`{label}` is reported failed but was written: {f}"
+                    );
+                }
                 for (mc, email) in &expected.records {
                     let present = by_mailchimp.get(mc);
                     assert!(
@@ -707,6 +732,14 @@ async fn under_faults_on_both_emulators_apply_names_what_failed_and_a_rerun_conv
         }
     }
 
+    (env.sandbox.mailchimp)
+        .set_merge_field(
+            &env.audience,
+            &bad,
+            "FNAME",
+            Value::String("Repaired".into()),
+        )
+        .expect("merge field set");
     let (out, report) = env.apply_json().await;
     assert!(out.status.success(), "the rerun failed: {report}");
     env.assert_converged(&expected, &untouched, "after the faulted run and a rerun")
