@@ -745,3 +745,59 @@ async fn under_faults_on_both_emulators_apply_names_what_failed_and_a_rerun_conv
     env.assert_converged(&expected, &untouched, "after the faulted run and a rerun")
         .await;
 }
+
+/// A run killed after its last write (the lease still recorded, the status In Progress): the
+/// rerun has nothing to do, and still takes the dead process's lease over and closes the status
+/// as Synced. The kill test reaches this point only when the timing falls so; here it is made.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rerun_with_nothing_to_do_closes_the_status_a_killed_run_left() {
+    use audience_sync::apply::lease;
+    let env = start(40).await;
+    let (out, report) = env.apply_json().await;
+    assert!(out.status.success(), "{report}");
+    let client = audience_sync::dataverse::Client::builder()
+        .url(env.env_var("DATAVERSE_URL"))
+        .tenant_id(env.env_var("DATAVERSE_TENANT_ID"))
+        .client_id(env.env_var("DATAVERSE_CLIENT_ID"))
+        .client_secret(env.env_var("DATAVERSE_CLIENT_SECRET").into())
+        .token_url(Some(env.env_var("DATAVERSE_TOKEN_URL")))
+        .build()
+        .expect("client");
+    let tables = audience_sync::dataverse::tables::ToolTables::new(
+        client,
+        audience_sync::dataverse::schema::Schema::default(),
+    );
+    // A process that has ended stands for the killed apply.
+    let mut gone = std::process::Command::new("true").spawn().expect("spawns");
+    let pid = gone.id();
+    gone.wait().expect("ends");
+    let claim = lease::Claim {
+        owner: format!("{}:{pid}", lease::host_name()),
+        operation: "apply".to_owned(),
+        wait: Duration::ZERO,
+    };
+    let held = lease::acquire(&tables, "main", &env.audience, None, &claim)
+        .await
+        .expect("lease taken");
+    let mut running = held.record.status.clone();
+    running.sync_status = audience_sync::dataverse::schema::sync_status::IN_PROGRESS;
+    lease::set_status(&tables, held.record.id, &running, held.etag.as_deref())
+        .await
+        .expect("status written");
+    let status = env.status_json().await;
+    assert_eq!(status[0]["status"], "In Progress", "{status}");
+    assert_eq!(status[0]["lease"]["id"], held.lease.id.as_str(), "{status}");
+
+    let (out, report) = env.apply_json().await;
+    assert!(out.status.success(), "{report}");
+    assert_eq!(report["totals"]["done"], 0, "{report}");
+    let message = report["bindings"][0]["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(message.contains(&held.lease.id), "{message}");
+    let status = env.status_json().await;
+    assert_eq!(status[0]["status"], "Synced", "{status}");
+    assert!(status[0]["lease"].is_null(), "{status}");
+    let (code, text) = env.plan_code().await;
+    assert_eq!(code, 0, "{text}");
+}
