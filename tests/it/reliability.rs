@@ -801,3 +801,43 @@ async fn a_rerun_with_nothing_to_do_closes_the_status_a_killed_run_left() {
     let (code, text) = env.plan_code().await;
     assert_eq!(code, 0, "{text}");
 }
+
+/// Two applies started together without `--lock-timeout`: the one that finds the lease held
+/// refuses, naming the holder (host and process of the other apply) and the way out; the other
+/// does the work. (Should the second only start once the first is done, it finds nothing to do;
+/// either way exactly one apply did the work.) The end state is right, with one Sync Run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_applies_at_once_without_waiting_one_refuses_naming_the_holder() {
+    let env = start(MEMBERS).await;
+    let expected = env.expected().await;
+    let untouched = env.untouched();
+    let a = env.spawn_apply(&[]);
+    let b = env.spawn_apply(&[]);
+    let pids = (a.id(), b.id());
+    let (a, b) = tokio::join!(wait_child(a), wait_child(b));
+    let (ra, rb) = (report_of(&a), report_of(&b));
+    let done = |r: &Value| r["totals"]["done"].as_u64().unwrap_or(0);
+    let (worker, other, other_out, worker_pid) = if done(&ra) > 0 {
+        (&ra, &rb, &b, pids.0)
+    } else {
+        (&rb, &ra, &a, pids.1)
+    };
+    assert_eq!(worker["totals"]["failed"], 0, "{worker}");
+    assert_eq!(done(other), 0, "only one apply writes: {other}");
+    if other_out.status.success() {
+        eprintln!("the second apply started after the first was done");
+    } else {
+        let binding = &other["bindings"][0];
+        assert_eq!(binding["outcome"], "skipped", "{other}");
+        let message = binding["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains(&format!(":{worker_pid}"))
+                && message.contains("--lock-timeout")
+                && message.contains("force-unlock"),
+            "the refusal names the holder and the way out: {message}"
+        );
+    }
+    assert_eq!(env.sandbox.dataverse.count("mcsync_syncrun"), 1);
+    env.assert_converged(&expected, &untouched, "after a refused second apply")
+        .await;
+}
