@@ -110,6 +110,13 @@ pub fn abandoned(owner: &str, host: &str, alive: impl Fn(u32) -> bool) -> bool {
     their_host == host && pid != std::process::id() && !alive(pid)
 }
 
+/// Whether a recorded lease is left over: lapsed, or held by a process of this host that no
+/// longer runs (a killed apply).
+#[must_use]
+pub fn left_over(lease: &Lease, now: chrono::DateTime<Utc>) -> bool {
+    lease.expires <= now || abandoned(&lease.owner, &host_name(), process_alive)
+}
+
 fn process_alive(pid: u32) -> bool {
     // Where `/proc` is not available nothing is known: assume it runs.
     !Path::new("/proc/self").exists() || Path::new(&format!("/proc/{pid}")).exists()
@@ -126,6 +133,9 @@ pub struct Held {
     pub etag: Option<String>,
     /// The Audience record was created by this call.
     pub created: bool,
+    /// The owner of a live lease this call had to wait for: that applier may have changed the
+    /// binding since the caller planned, so the caller's plan is stale.
+    pub waited_for: Option<String>,
 }
 
 /// The Audience record of a Mailchimp audience (the lowest id when several, as `observe` picks).
@@ -164,6 +174,7 @@ pub async fn acquire(
     };
     let mut created = false;
     let mut conflicts = 0;
+    let mut waited_for = None;
     loop {
         let Some(record) = find_record(tables, mailchimp_id).await? else {
             let Some((id, name)) = create.filter(|_| !created) else {
@@ -184,6 +195,7 @@ pub async fn acquire(
                     record,
                     etag,
                     created,
+                    waited_for,
                 });
             }
             LeaseOutcome::HeldBy(holder)
@@ -200,6 +212,7 @@ pub async fn acquire(
                             record,
                             etag,
                             created,
+                            waited_for,
                         });
                     }
                     _ => conflicts += 1,
@@ -216,6 +229,7 @@ pub async fn acquire(
                         holder,
                     });
                 }
+                waited_for = Some(holder.owner);
                 tokio::time::sleep(POLL.min(claim.wait - waited)).await;
             }
             LeaseOutcome::Stale => {

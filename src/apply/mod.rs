@@ -29,7 +29,7 @@ pub use report::{BindingOutcome, BindingReport, Counts, Failure, Outcome, Report
 
 use crate::config::Names;
 use crate::dataverse::schema::sync_status;
-use crate::dataverse::tables::{AudienceStatus, SyncRun};
+use crate::dataverse::tables::{AudienceStatus, SyncRun, ToolTables};
 use crate::observe::Clients;
 use crate::plan::{Action, BindingPlan, ids};
 
@@ -98,6 +98,7 @@ pub async fn apply_binding(
     report.plan_errors = plan.errors.len() as u64;
     if plan.changes.is_empty() {
         report.message = Some("no changes".to_owned());
+        close_left_over(&clients.tables, binding, plan, options, &mut report).await;
         report.settle();
         return report;
     }
@@ -125,6 +126,31 @@ pub async fn apply_binding(
                 return report;
             }
         };
+    if let Some(holder) = &held.waited_for {
+        // Another applier ran while this one waited: what was planned before may be done or
+        // changed, so the plan is stale; give the lease back untouched and let the caller plan
+        // again ([`BindingReport::superseded`]).
+        if let Err(err) = lease::release(
+            tables,
+            held.record.id,
+            &held.lease.id,
+            &held.record.status,
+            held.etag.as_deref(),
+        )
+        .await
+        {
+            tracing::warn!(binding, error = %err, "could not release the lease");
+        }
+        let mut report = BindingReport::skipped(
+            binding,
+            &plan.changes,
+            &format!(
+                "the plan is stale: `{holder}` applied this binding while this apply waited for the lease; plan again"
+            ),
+        );
+        report.superseded = true;
+        return report;
+    }
     report.lease_id = Some(held.lease.id.clone());
     let started = Utc::now();
     let audience_id = held.record.id;
@@ -238,6 +264,63 @@ pub async fn apply_binding(
         }
     }
     report
+}
+
+/// A run killed after its last write leaves its lease and the In Progress status behind, and
+/// the rerun finds nothing to do: take such a left-over lease over (a dead process of this
+/// host, or lapsed) and close the status as Synced, so that `status` does not show a run in
+/// progress. A live holder is left alone.
+async fn close_left_over(
+    tables: &ToolTables,
+    binding: &str,
+    plan: &BindingPlan,
+    options: &Options,
+    report: &mut BindingReport,
+) {
+    let record = match lease::find_record(tables, &plan.audience.id).await {
+        Ok(Some(record)) => record,
+        Ok(None) => return,
+        Err(err) => {
+            tracing::warn!(binding, error = %err, "could not read the Audience record");
+            return;
+        }
+    };
+    let Some(old) = record.lease.filter(|l| lease::left_over(l, Utc::now())) else {
+        return;
+    };
+    let claim = lease::Claim {
+        wait: std::time::Duration::ZERO,
+        ..options.claim.clone()
+    };
+    let held = match lease::acquire(tables, binding, &plan.audience.id, None, &claim).await {
+        Ok(held) => held,
+        Err(err) => {
+            tracing::warn!(binding, error = %err, "could not take over a left-over lease");
+            return;
+        }
+    };
+    let message = format!(
+        "no changes; took over the lease `{}` of `{}`, a run that did not finish",
+        old.id, old.owner
+    );
+    let status = AudienceStatus {
+        sync_status: sync_status::SUCCEEDED,
+        last_sync_end: Some(Utc::now()),
+        last_message: Some(message.clone()),
+        ..held.record.status.clone()
+    };
+    match lease::release(
+        tables,
+        held.record.id,
+        &held.lease.id,
+        &status,
+        held.etag.as_deref(),
+    )
+    .await
+    {
+        Ok(_) => report.message = Some(message),
+        Err(err) => tracing::warn!(binding, error = %err, "could not release the lease"),
+    }
 }
 
 /// The Sync Run message: the summary, then the first failures with their reasons.

@@ -131,6 +131,10 @@ pub struct BindingReport {
     pub sync_run: Option<Uuid>,
     /// Member errors of the plan (conflicts, invalid addresses): those members were skipped.
     pub plan_errors: u64,
+    /// Nothing was applied because another applier held the lease and ran meanwhile: the plan
+    /// is stale and the binding must be planned again before applying.
+    #[serde(skip)]
+    pub superseded: bool,
 }
 
 impl BindingReport {
@@ -146,6 +150,7 @@ impl BindingReport {
             lease_id: None,
             sync_run: None,
             plan_errors: 0,
+            superseded: false,
         }
     }
 

@@ -117,7 +117,60 @@ pub(super) async fn run(args: ApplyArgs, ctx: &Context) -> anyhow::Result<ExitSt
         stale_members: std::collections::HashSet::new(),
     };
     let report = apply_all(&clients, &loaded, &plan, ctx, options).await;
+    let report = replan_superseded(&args, &clients, &loaded, report).await?;
     finish(&args, &report, failed > 0)
+}
+
+/// Plan again and apply (once) each binding whose apply found its plan stale: another applier
+/// held the lease, and ran, while this one waited (`--lock-timeout`).
+async fn replan_superseded(
+    args: &ApplyArgs,
+    clients: &Clients,
+    loaded: &Loaded,
+    report: Report,
+) -> anyhow::Result<Report> {
+    if !report.bindings.iter().any(|r| r.superseded) {
+        return Ok(report);
+    }
+    let mut reports = Vec::with_capacity(report.bindings.len());
+    for old in report.bindings {
+        let Some(binding) = old
+            .superseded
+            .then(|| loaded.bindings.iter().find(|b| b.name == old.binding))
+            .flatten()
+        else {
+            reports.push(old);
+            continue;
+        };
+        eprintln!(
+            "binding `{}`: another applier ran while this one waited; planning again",
+            binding.name
+        );
+        let snapshot = match observe::observe(binding, &loaded.names, clients).await {
+            Ok(snapshot) => snapshot,
+            Err(err) => {
+                eprintln!("error: binding `{}`: {}", binding.name, super::chain(&err));
+                reports.push(old);
+                continue;
+            }
+        };
+        let fresh = Plan::new(
+            super::plan::meta(&loaded.digest),
+            vec![plan::compute(binding, &loaded.names, &snapshot)],
+        );
+        let options = Options {
+            claim: claim(args),
+            allow_removals: args.allow_removals,
+            plan_id: saved::plan_id(&render::json(&fresh)?),
+            stale_members: std::collections::HashSet::new(),
+        };
+        for b in &fresh.bindings {
+            let progress = |_: plan::Action, _: usize| {};
+            reports
+                .push(apply::apply_binding(clients, &loaded.names, b, &options, &progress).await);
+        }
+    }
+    Ok(Report::new(reports))
 }
 
 async fn run_saved(

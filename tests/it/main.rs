@@ -10,6 +10,7 @@ mod demo;
 mod examples;
 mod mailchimp;
 mod plan;
+mod reliability;
 mod schema;
 mod watch;
 mod watch_live;
