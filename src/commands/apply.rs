@@ -149,7 +149,11 @@ async fn replan_superseded(
         let snapshot = match observe::observe(binding, &loaded.names, clients).await {
             Ok(snapshot) => snapshot,
             Err(err) => {
-                eprintln!("error: binding `{}`: {}", binding.name, super::chain(&err));
+                eprintln!(
+                    "error: binding `{}`: {}",
+                    binding.name,
+                    crate::output::error_chain(&err)
+                );
                 reports.push(old);
                 continue;
             }
