@@ -55,30 +55,7 @@ pub(super) async fn run(args: ApplyArgs, ctx: &Context) -> anyhow::Result<ExitSt
         .select_bindings(&args.bindings)
         .map_err(anyhow::Error::msg)?;
     let clients = Clients::connect(&loaded)?;
-    let progress = super::progress(ctx, bindings.len());
-    let mut plans = Vec::new();
-    let mut failed = 0;
-    for binding in bindings {
-        if binding.suspend {
-            eprintln!("binding `{}` is suspended: skipped", binding.name);
-            continue;
-        }
-        progress.set_message(format!("reading `{}`", binding.name));
-        match observe::observe(binding, &loaded.names, &clients).await {
-            Ok(snapshot) => plans.push(plan::compute(binding, &loaded.names, &snapshot)),
-            Err(err) => {
-                failed += 1;
-                eprintln!(
-                    "error: binding `{}`: {}",
-                    binding.name,
-                    crate::output::error_chain(&err)
-                );
-            }
-        }
-        progress.inc(1);
-    }
-    progress.finish_and_clear();
-    let plan = Plan::new(super::plan::meta(&loaded.digest), plans);
+    let (plan, failed) = super::plan::plan_bindings(&loaded, &bindings, &clients, ctx).await;
     let shown = render::text(
         &plan,
         &TextOptions {

@@ -8,6 +8,7 @@ use std::path::Path;
 use anyhow::Context as _;
 
 use crate::cli::{PlanArgs, PlanFormat};
+use crate::config::{Binding, Loaded};
 use crate::exit::ExitStatus;
 use crate::observe::{self, Clients};
 use crate::output::Context;
@@ -22,30 +23,7 @@ pub(super) async fn run(args: PlanArgs, ctx: &Context) -> anyhow::Result<ExitSta
         .select_bindings(&args.bindings)
         .map_err(anyhow::Error::msg)?;
     let clients = Clients::connect(&loaded)?;
-    let progress = super::progress(ctx, bindings.len());
-    let mut plans = Vec::new();
-    let mut failed = 0;
-    for binding in bindings {
-        if binding.suspend {
-            eprintln!("binding `{}` is suspended: skipped", binding.name);
-            continue;
-        }
-        progress.set_message(format!("reading `{}`", binding.name));
-        match observe::observe(binding, &loaded.names, &clients).await {
-            Ok(snapshot) => plans.push(plan::compute(binding, &loaded.names, &snapshot)),
-            Err(err) => {
-                failed += 1;
-                eprintln!(
-                    "error: binding `{}`: {}",
-                    binding.name,
-                    crate::output::error_chain(&err)
-                );
-            }
-        }
-        progress.inc(1);
-    }
-    progress.finish_and_clear();
-    let plan = Plan::new(meta(&loaded.digest), plans);
+    let (plan, failed) = plan_bindings(&loaded, &bindings, &clients, ctx).await;
 
     let rendered = match args.format {
         PlanFormat::Text => render::text(
@@ -86,6 +64,40 @@ pub(super) async fn run(args: PlanArgs, ctx: &Context) -> anyhow::Result<ExitSta
         (true, true) => ExitStatus::ChangesPresent,
         _ => ExitStatus::Success,
     })
+}
+
+/// Observe and diff each (not suspended) binding; a binding that cannot be read is reported on
+/// stderr and counted, the others still planned. Returns the plan and how many failed.
+pub(super) async fn plan_bindings(
+    loaded: &Loaded,
+    bindings: &[&Binding],
+    clients: &Clients,
+    ctx: &Context,
+) -> (Plan, usize) {
+    let progress = super::progress(ctx, bindings.len());
+    let mut plans = Vec::new();
+    let mut failed = 0;
+    for binding in bindings {
+        if binding.suspend {
+            eprintln!("binding `{}` is suspended: skipped", binding.name);
+            continue;
+        }
+        progress.set_message(format!("reading `{}`", binding.name));
+        match observe::observe(binding, &loaded.names, clients).await {
+            Ok(snapshot) => plans.push(plan::compute(binding, &loaded.names, &snapshot)),
+            Err(err) => {
+                failed += 1;
+                eprintln!(
+                    "error: binding `{}`: {}",
+                    binding.name,
+                    crate::output::error_chain(&err)
+                );
+            }
+        }
+        progress.inc(1);
+    }
+    progress.finish_and_clear();
+    (Plan::new(meta(&loaded.digest), plans), failed)
 }
 
 /// The plan's metadata: tool version, config digest, creation time.
