@@ -477,10 +477,7 @@ impl Audience {
             ));
         }
         let Some(status) = input.status else {
-            return Err(Problem::invalid_field(
-                "status",
-                "Schema describes enum, NULL found instead",
-            ));
+            return Err(Problem::missing("status", "enum"));
         };
         let hash = subscriber_hash(&email);
         if let Some(&i) = self.index.get(&hash) {
@@ -587,19 +584,13 @@ impl Audience {
         now: DateTime<Utc>,
     ) -> Result<usize, Problem> {
         let Some(email) = input.email.clone() else {
-            return Err(Problem::invalid_field(
-                "email_address",
-                "Schema describes string, NULL found instead",
-            ));
+            return Err(Problem::missing("email_address", "string"));
         };
         if let Some(i) = self.find(key) {
             return self.update_member(i, input, ids, now);
         }
         let Some(status) = input.status_if_new else {
-            return Err(Problem::invalid_field(
-                "status_if_new",
-                "Schema describes enum, NULL found instead",
-            ));
+            return Err(Problem::missing("status_if_new", "enum"));
         };
         if !is_valid_email(&email) {
             return Err(Problem::invalid_resource(

@@ -72,6 +72,15 @@ impl Problem {
         }
     }
 
+    /// A required field left out: Mailchimp's "Schema describes <kind>, NULL found instead".
+    #[must_use]
+    pub fn missing(field: &str, kind: &str) -> Self {
+        Self::invalid_field(
+            field,
+            format!("Schema describes {kind}, NULL found instead"),
+        )
+    }
+
     /// 400 Invalid Resource naming one field.
     #[must_use]
     pub fn invalid_field(field: &str, message: impl Into<String>) -> Self {

@@ -658,10 +658,7 @@ pub(super) async fn set_member_tags(
 ) -> Answer {
     let body: TagsBody = json_body(&body)?;
     let Some(tags) = body.tags else {
-        return Err(Problem::invalid_field(
-            "tags",
-            "Schema describes array, NULL found instead",
-        ));
+        return Err(Problem::missing("tags", "array"));
     };
     let mut changes = Vec::with_capacity(tags.len());
     for tag in tags {
@@ -755,10 +752,7 @@ pub(super) async fn create_segment(
 ) -> Answer {
     let body: SegmentBody = json_body(&body)?;
     let Some(name) = body.name else {
-        return Err(Problem::invalid_field(
-            "name",
-            "Schema describes string, NULL found instead",
-        ));
+        return Err(Problem::missing("name", "string"));
     };
     if body.options.is_some() {
         if body.static_segment.is_some() {
@@ -807,10 +801,7 @@ pub(super) async fn update_segment(
     let id = segment_id(&id)?;
     let body: SegmentBody = json_body(&body)?;
     let Some(name) = body.name else {
-        return Err(Problem::invalid_field(
-            "name",
-            "Schema describes string, NULL found instead",
-        ));
+        return Err(Problem::missing("name", "string"));
     };
     let api = state.api_root();
     let mut data = write(&state);
@@ -977,10 +968,7 @@ pub(super) async fn add_segment_member(
     let id = segment_id(&id)?;
     let body: SegmentMemberBody = json_body(&body)?;
     let Some(email) = body.email_address else {
-        return Err(Problem::invalid_field(
-            "email_address",
-            "Schema describes string, NULL found instead",
-        ));
+        return Err(Problem::missing("email_address", "string"));
     };
     let api = state.api_root();
     let mut data = write(&state);
