@@ -593,20 +593,27 @@ impl Run<'_, '_> {
             .map(<[&Change]>::to_vec)
             .collect();
         let parallel = dv.parallelism().max(1);
-        let answers: Vec<(Vec<&Change>, Result<(), Error>)> = futures::stream::iter(chunks)
-            .map(|chunk| {
+        // The stream holds owned ids only: a closure over `&Change` would make the apply
+        // future not provably `Send` (rustc #102211).
+        let requests: Vec<(usize, Vec<Uuid>)> = chunks
+            .iter()
+            .map(|chunk| chunk.iter().map(|c| c.record).collect())
+            .enumerate()
+            .collect();
+        let answers: Vec<(usize, Result<(), Error>)> = futures::stream::iter(requests)
+            .map(|(i, ids)| {
                 let dv = dv.clone();
-                async move {
-                    let ids: Vec<Uuid> = chunk.iter().map(|c| c.record).collect();
-                    let result = dv.add_list_members(list, member_type, &ids).await;
-                    (chunk, result)
-                }
+                async move { (i, dv.add_list_members(list, member_type, &ids).await) }
             })
             .buffer_unordered(parallel)
             .collect()
             .await;
+        let mut chunks: Vec<Option<Vec<&Change>>> = chunks.into_iter().map(Some).collect();
         let mut redo: Vec<(&Change, Operation)> = Vec::new();
-        for (chunk, result) in answers {
+        for (i, result) in answers {
+            let Some(chunk) = chunks.get_mut(i).and_then(Option::take) else {
+                continue;
+            };
             match result {
                 Ok(()) => {
                     for change in chunk {
