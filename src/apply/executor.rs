@@ -31,6 +31,7 @@ use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 use super::report::{BindingReport, Outcome};
+use crate::clients::Clients;
 use crate::config::{MemberType, Names};
 use crate::dataverse::batch::{OpOutcome, Operation};
 use crate::dataverse::lists::{self, AudienceBinding};
@@ -39,7 +40,6 @@ use crate::dataverse::records::{BulkAction, Created, Outcome as WriteOutcome, re
 use crate::dataverse::schema::{audience as audience_cols, tag as tag_cols};
 use crate::dataverse::tag_links::TagLink;
 use crate::dataverse::{self, Error};
-use crate::observe::Clients;
 use crate::plan::snapshot::TAG_NAME_COLUMN;
 use crate::plan::{Action, BindingPlan, Change, Value as PlanValue};
 
