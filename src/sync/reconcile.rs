@@ -38,7 +38,7 @@ pub enum Reconciled {
     /// Planned ([`Mode::Plan`]), or planned and applied ([`Mode::Apply`]).
     Done {
         /// The plan.
-        plan: BindingPlan,
+        plan: Box<BindingPlan>,
         /// The version of the source data the plan was made from.
         source_version: String,
         /// The apply's report ([`Mode::Apply`] only).
@@ -96,7 +96,7 @@ impl Session<'_> {
         let source_version = version.unwrap_or_else(|| plan.digests.mailchimp.clone());
         if mode == Mode::Plan {
             return Ok(Reconciled::Done {
-                plan,
+                plan: Box::new(plan),
                 source_version,
                 applied: None,
             });
@@ -132,7 +132,7 @@ impl Session<'_> {
             }
         };
         Ok(Reconciled::Done {
-            plan,
+            plan: Box::new(plan),
             source_version,
             applied: Some(report),
         })

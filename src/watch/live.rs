@@ -19,11 +19,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::reconciler::{ApiCalls, Mode, Reconciler, RunError, RunOutcome};
 use crate::apply::{BindingOutcome, BindingReport};
-use crate::clients::Clients;
-use crate::config::Loaded;
-use crate::http::HttpStats;
 use crate::plan::BindingPlan;
 use crate::sync::{self, Reconciled};
+use crate::{clients::Clients, config::Loaded, http::HttpStats};
 
 /// The reconciler `audience-sync watch` runs.
 #[derive(Default)]
