@@ -152,6 +152,25 @@ fn to_record(person: &Person, columns: &[String], on_list: bool) -> CrmRecord {
     )
 }
 
+/// Add to `found` the people of `pages` that are not among `records` yet (not on the list).
+async fn collect_unread(
+    pages: impl futures::Stream<Item = Result<Vec<Person>, crate::dataverse::Error>>,
+    records: &Records,
+    columns: &[String],
+    found: &mut Vec<CrmRecord>,
+) -> Result<(), Error> {
+    let mut pages = std::pin::pin!(pages);
+    while let Some(page) = pages.next().await {
+        found.extend(
+            page?
+                .iter()
+                .filter(|p| !records.contains(&p.id))
+                .map(|p| to_record(p, columns, false)),
+        );
+    }
+    Ok(())
+}
+
 pub(super) async fn complete(
     binding: &Binding,
     names: &Names,
@@ -219,15 +238,8 @@ pub(super) async fn complete(
     drop(known_ids);
     let mut found: Vec<CrmRecord> = Vec::new();
     if !wanted_ids.is_empty() {
-        let mut pages = std::pin::pin!(dv.people_where_in(kind, &id_column, wanted_ids, &select));
-        while let Some(page) = pages.next().await {
-            found.extend(
-                page?
-                    .iter()
-                    .filter(|p| !side.records.contains(&p.id))
-                    .map(|p| to_record(p, &columns, false)),
-            );
-        }
+        let pages = dv.people_where_in(kind, &id_column, wanted_ids, &select);
+        collect_unread(pages, &side.records, &columns, &mut found).await?;
     }
     for record in found.drain(..) {
         side.records.insert_if_absent(record);
@@ -255,15 +267,8 @@ pub(super) async fn complete(
     drop(matched_ids);
     drop(known_emails);
     if !wanted_emails.is_empty() {
-        let mut pages = std::pin::pin!(dv.people_by_emails(kind, &wanted_emails, &select));
-        while let Some(page) = pages.next().await {
-            found.extend(
-                page?
-                    .iter()
-                    .filter(|p| !side.records.contains(&p.id))
-                    .map(|p| to_record(p, &columns, false)),
-            );
-        }
+        let pages = dv.people_by_emails(kind, &wanted_emails, &select);
+        collect_unread(pages, &side.records, &columns, &mut found).await?;
     }
     for record in found {
         side.records.insert_if_absent(record);
