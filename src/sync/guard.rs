@@ -50,3 +50,44 @@ impl Policy {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::fixture::{Builder, bindings};
+    use crate::plan::{Guard, GuardReason, compute};
+
+    fn plans() -> (BindingPlan, BindingPlan) {
+        let (bindings, names) = bindings(
+            "bindings:\n  - {name: b, audience: {id: a1}, marketing_list: {name: L, member_type: contact}}\n",
+        );
+        let snapshot = Builder::new(&bindings[0], &names, ("a1", "A")).build();
+        let clean = compute(&bindings[0], &names, &snapshot);
+        let mut refused = clean.clone();
+        refused.name = "r".to_owned();
+        refused.guard = Some(Guard {
+            reason: GuardReason::TooManyRemovals,
+            message: "3 removals, 2 allowed".to_owned(),
+            removals: 3,
+            allowed: 2,
+            list_size: 4,
+            override_flag: "--allow-removals".to_owned(),
+        });
+        (clean, refused)
+    }
+
+    #[test]
+    fn one_refusing_guard_stops_the_whole_plan_unless_removals_are_allowed() {
+        let (clean, refused) = plans();
+        assert_eq!(Policy::refuse().check([&clean]), Ok(()));
+        let err = Policy::refuse().check([&clean, &refused]).unwrap_err();
+        assert_eq!(
+            err.bindings,
+            vec![("r".to_owned(), "3 removals, 2 allowed".to_owned())]
+        );
+        let allow = Policy {
+            allow_removals: true,
+        };
+        assert_eq!(allow.check([&clean, &refused]), Ok(()));
+    }
+}
