@@ -125,6 +125,7 @@ async fn main() -> anyhow::Result<()> {
             owner: "bench".to_owned(),
             operation: "apply".to_owned(),
             wait: std::time::Duration::ZERO,
+            term: lease::DEFAULT_TERM,
         },
         allow_removals: false,
         plan_id: "bench".to_owned(),

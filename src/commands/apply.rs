@@ -223,11 +223,7 @@ async fn run_saved(
 }
 
 fn claim(args: &ApplyArgs) -> lease::Claim {
-    lease::Claim {
-        owner: lease::owner(),
-        operation: "apply".to_owned(),
-        wait: args.lock_timeout,
-    }
+    lease::Claim::new("apply", args.lock_timeout, args.lease_term)
 }
 
 /// Print why guards refuse; `false` when some binding is refused and removals are not allowed.

@@ -9,7 +9,11 @@ use crate::output::Context;
 use crate::watch::{self, LiveReconciler, Reconciler};
 
 pub(super) async fn run(args: WatchArgs, _ctx: &Context) -> anyhow::Result<ExitStatus> {
-    serve(&args, Arc::new(LiveReconciler::new())).await
+    serve(
+        &args,
+        Arc::new(LiveReconciler::new().with_lease_term(args.lease_term)),
+    )
+    .await
 }
 
 async fn serve(args: &WatchArgs, reconciler: Arc<dyn Reconciler>) -> anyhow::Result<ExitStatus> {

@@ -322,6 +322,8 @@ impl Client {
     /// token refresh on 401. The response is returned whatever its status.
     pub(super) async fn send(&self, req: &Req) -> Result<Response, Error> {
         let _permit = self.inner.limiter.acquire().await;
+        // A run that lost its lease sends nothing more (see `crate::http::gate`).
+        crate::http::gate::check().map_err(|message| Error::Request { message })?;
         let mut refreshed = false;
         loop {
             let token = self.inner.auth.token().await?;

@@ -9,6 +9,8 @@
 //!   on such a request is returned to the caller, which must re-read before trying again.
 //! - Every request and every 429 is counted in [`HttpStats`] (for `/metrics` and benchmarks).
 
+pub mod gate;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -139,7 +141,7 @@ impl RetryPolicy {
                     }
                     let may_retry = status == StatusCode::TOO_MANY_REQUESTS
                         || (idempotency == Idempotency::Idempotent && is_retryable_status(status));
-                    if !may_retry || last {
+                    if !may_retry || last || !gate::open() {
                         return Ok(response);
                     }
                     let asked = retry_after(response.headers());
@@ -155,7 +157,7 @@ impl RetryPolicy {
                     let transient = err.is_connect()
                         || (idempotency == Idempotency::Idempotent
                             && (err.is_timeout() || err.is_request() || is_io_error(&err)));
-                    if !transient || last {
+                    if !transient || last || !gate::open() {
                         return Err(err);
                     }
                     let wait = self.backoff(attempt, None);

@@ -32,9 +32,18 @@ use crate::observe::{self, Clients};
 use crate::plan::{self, BindingPlan};
 
 /// The reconciler `audience-sync watch` runs.
-#[derive(Default)]
 pub struct LiveReconciler {
     connected: Mutex<Option<Connected>>,
+    lease_term: std::time::Duration,
+}
+
+impl Default for LiveReconciler {
+    fn default() -> Self {
+        Self {
+            connected: Mutex::default(),
+            lease_term: lease::DEFAULT_TERM,
+        }
+    }
 }
 
 /// The clients of one config, and what their counters read at the last report.
@@ -108,6 +117,13 @@ impl LiveReconciler {
         Self::default()
     }
 
+    /// Take leases of `term` (see [`lease::Claim::term`]).
+    #[must_use]
+    pub fn with_lease_term(mut self, term: std::time::Duration) -> Self {
+        self.lease_term = term;
+        self
+    }
+
     /// The clients for this config: the cached ones while its digest is the same.
     fn session(&self, config: &Loaded) -> Result<Session, String> {
         let mut connected = self
@@ -176,11 +192,7 @@ impl LiveReconciler {
             return Err(session.fail(cancelled(&name), Some(&digest)));
         }
         let options = apply::Options {
-            claim: lease::Claim {
-                owner: lease::owner(),
-                operation: "watch".to_owned(),
-                wait: std::time::Duration::ZERO,
-            },
+            claim: lease::Claim::new("watch", std::time::Duration::ZERO, self.lease_term),
             allow_removals: false,
             plan_id: format!("watch:{}", uuid::Uuid::new_v4()),
             stale_members: std::collections::HashSet::new(),
