@@ -356,4 +356,3 @@ pub async fn force_release(
         }),
     }
 }
-

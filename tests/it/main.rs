@@ -8,6 +8,7 @@ mod dataverse;
 mod dataverse_emulator;
 mod demo;
 mod examples;
+mod lease;
 mod mailchimp;
 mod plan;
 mod reliability;

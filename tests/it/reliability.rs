@@ -27,7 +27,10 @@ async fn wait_lapsed(lease: &Value) {
     let expires = chrono::DateTime::parse_from_rfc3339(expires).expect("an RFC 3339 expiry");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(70);
     while chrono::Utc::now() <= expires {
-        assert!(tokio::time::Instant::now() < deadline, "the lease never ran out");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the lease never ran out"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

@@ -188,10 +188,7 @@ impl Signal {
                 self.state.term.as_secs()
             ));
         }
-        self.state
-            .lost
-            .is_cancelled()
-            .then(|| self.state.message())
+        self.state.lost.is_cancelled().then(|| self.state.message())
     }
 
     /// Whether the lease is lost.
@@ -305,8 +302,10 @@ async fn renew(state: &State) -> Renewal {
         {
             Ok(Outcome::Written { etag: new }) => {
                 *etag = new;
-                *state.deadline.lock().unwrap_or_else(PoisonError::into_inner) =
-                    deadline(sent, expires, state.term);
+                *state
+                    .deadline
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = deadline(sent, expires, state.term);
                 tracing::debug!(binding = %state.binding, lease = %state.lease.id, "lease renewed");
                 return Renewal::Renewed;
             }
