@@ -149,7 +149,7 @@ impl RetryPolicy {
                         return Ok(response);
                     }
                     let wait = self.backoff(attempt, asked);
-                    tracing::debug!(url = %redact(response.url()), status = status.as_u16(), attempt, wait_ms = wait.as_millis() as u64, "transient response, retrying");
+                    tracing::warn!(url = %redact(response.url()), status = status.as_u16(), attempt, of = self.max_attempts, wait_ms = wait.as_millis() as u64, "transient response, retrying");
                     drop(response);
                     tokio::time::sleep(wait).await;
                 }
@@ -161,7 +161,15 @@ impl RetryPolicy {
                         return Err(err);
                     }
                     let wait = self.backoff(attempt, None);
-                    tracing::debug!(error = %err.without_url(), attempt, wait_ms = wait.as_millis() as u64, "transport error, retrying");
+                    let url = err.url().map(redact).unwrap_or_default();
+                    let why = if err.is_timeout() {
+                        "no answer within the deadline"
+                    } else if err.is_connect() {
+                        "could not connect"
+                    } else {
+                        "the connection failed"
+                    };
+                    tracing::warn!(%url, error = %err.without_url(), why, attempt, of = self.max_attempts, wait_ms = wait.as_millis() as u64, "transport error, retrying");
                     tokio::time::sleep(wait).await;
                 }
             }

@@ -13,5 +13,6 @@ mod mailchimp;
 mod plan;
 mod reliability;
 mod schema;
+mod timeouts;
 mod watch;
 mod watch_live;
