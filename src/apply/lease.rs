@@ -150,11 +150,11 @@ pub fn left_over(lease: &Lease, now: DateTime<Utc>) -> bool {
     lease.expires <= now
 }
 
-/// The expiry to record for a lease of `term` starting now (whole seconds, rounded down, as
-/// the column keeps them).
+/// The expiry to record for a lease of `term` starting now, in whole seconds as the column keeps
+/// them: rounded up, so the holder's deadline (taken from it) is never shorter than the term.
 fn expiry(term: Duration) -> DateTime<Utc> {
     let at = Utc::now() + chrono::Duration::from_std(term).unwrap_or(chrono::Duration::MAX);
-    DateTime::from_timestamp(at.timestamp(), 0).unwrap_or(at)
+    DateTime::from_timestamp(at.timestamp() + 1, 0).unwrap_or(at)
 }
 
 /// The local deadline of a lease recorded as expiring at `expires`, written at `sent`: a little

@@ -2,12 +2,27 @@
 //! lease is lost every request of that task is refused before it is sent ([`check`]) and no
 //! request is retried ([`open`]). The gate is task-local, so only the task doing the run's
 //! writes is stopped (the heartbeat and other bindings' runs are not).
+//!
+//! The lease's own requests run inside [`priority`]: they skip the client's parallelism
+//! limiter, so a renewal never queues behind the run's long `$batch` writes.
 
 use std::future::Future;
 use std::sync::Arc;
 
 tokio::task_local! {
     static GATE: Gate;
+    static PRIORITY: ();
+}
+
+/// Run `work` with its requests ahead of the parallelism limiter (see the module doc).
+pub async fn priority<F: Future>(work: F) -> F::Output {
+    PRIORITY.scope((), work).await
+}
+
+/// Whether the current task's requests skip the parallelism limiter.
+#[must_use]
+pub fn is_priority() -> bool {
+    PRIORITY.try_with(|()| ()).is_ok()
 }
 
 /// Whether writes may still go out: `None` while they may, else why not.

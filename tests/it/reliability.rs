@@ -149,8 +149,9 @@ impl Env {
         for (k, v) in self.sandbox.env() {
             command.env(k, v);
         }
-        // Short leases, so that a killed run's lease lapses within the test.
-        command.env("AUDIENCE_SYNC_LEASE_TERM", "3s");
+        // Short leases, so that a killed run's lease lapses within the test (long enough for
+        // renewals on a loaded machine).
+        command.env("AUDIENCE_SYNC_LEASE_TERM", "6s");
         command.args(args);
         command
     }

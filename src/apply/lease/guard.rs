@@ -5,6 +5,7 @@
 //!   wrote the record, e.g. its status) is read again: while the record still holds our lease
 //!   the renewal is retried on the new version; another lease there means it was taken over or
 //!   force-unlocked, and the lease is lost.
+//! - Renewals skip the client's parallelism limiter ([`crate::http::gate::priority`]).
 //! - A renewal that fails (the CRM cannot be reached) is retried until the lease's local
 //!   deadline; reaching it without a renewal loses the lease. Each renewal is itself bounded by
 //!   that deadline.
@@ -260,7 +261,9 @@ async fn heartbeat(state: Arc<State>) {
             ));
             return;
         }
-        let renewal = tokio::time::timeout_at(state.deadline(), renew(&state)).await;
+        let renewal =
+            tokio::time::timeout_at(state.deadline(), crate::http::gate::priority(renew(&state)))
+                .await;
         match renewal {
             Ok(Renewal::Renewed) => {
                 state.renewals.fetch_add(1, Ordering::Relaxed);
@@ -292,7 +295,12 @@ async fn renew(state: &State) -> Renewal {
             cols::LEASE_EXPIRES: expires.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         });
         let Some(version) = etag.clone() else {
-            return Renewal::Gone("the record's version is unknown".to_owned());
+            // Not known (a write answered without it): read it, and check the lease is ours.
+            match reread(state).await {
+                Ok(version) => *etag = version,
+                Err(renewal) => return renewal,
+            }
+            continue;
         };
         match state
             .tables
@@ -309,22 +317,28 @@ async fn renew(state: &State) -> Renewal {
                 tracing::debug!(binding = %state.binding, lease = %state.lease.id, "lease renewed");
                 return Renewal::Renewed;
             }
-            Ok(Outcome::Stale) => match state.tables.audience(state.record).await {
-                Ok(Some(record)) => match record.lease {
-                    Some(l) if l.id == state.lease.id => *etag = record.etag,
-                    Some(other) => {
-                        return Renewal::Gone(format!(
-                            "`{}` took it over (lease `{}`)",
-                            other.owner, other.id
-                        ));
-                    }
-                    None => return Renewal::Gone("it was released (force-unlock)".to_owned()),
-                },
-                Ok(None) => return Renewal::Gone("the Audience record is gone".to_owned()),
-                Err(err) => return Renewal::Failed(crate::output::error_chain(&err)),
+            Ok(Outcome::Stale) => match reread(state).await {
+                Ok(version) => *etag = version,
+                Err(renewal) => return renewal,
             },
             Err(err) => return Renewal::Failed(crate::output::error_chain(&err)),
         }
     }
     Renewal::Failed("the Audience record kept changing".to_owned())
+}
+
+/// The record's version, read again, while it still holds our lease.
+async fn reread(state: &State) -> Result<Option<String>, Renewal> {
+    match state.tables.audience(state.record).await {
+        Ok(Some(record)) => match record.lease {
+            Some(l) if l.id == state.lease.id => Ok(record.etag),
+            Some(other) => Err(Renewal::Gone(format!(
+                "`{}` took it over (lease `{}`)",
+                other.owner, other.id
+            ))),
+            None => Err(Renewal::Gone("it was released (force-unlock)".to_owned())),
+        },
+        Ok(None) => Err(Renewal::Gone("the Audience record is gone".to_owned())),
+        Err(err) => Err(Renewal::Failed(crate::output::error_chain(&err))),
+    }
 }
