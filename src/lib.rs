@@ -12,6 +12,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod dataverse;
+pub mod domain;
 pub mod exit;
 pub mod http;
 pub mod logging;

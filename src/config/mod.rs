@@ -21,7 +21,7 @@ use sha2::{Digest, Sha256};
 
 pub use binding::{
     AudienceSelector, Binding, FieldMapping, ListSelector, ListTarget, Names, RemovalLimit,
-    TagRules, resolve,
+    TagRules, resolve, resolve_names,
 };
 pub use model::*;
 pub use validate::{Diagnostic, Severity};
@@ -117,6 +117,19 @@ pub struct DataverseSettings {
     pub names: Names,
 }
 
+impl From<DataverseSettings> for crate::dataverse::client::Settings {
+    fn from(s: DataverseSettings) -> Self {
+        Self {
+            url: s.url,
+            tenant_id: s.tenant_id,
+            client_id: s.client_id,
+            client_secret: s.client_secret,
+            token_url: s.token_url,
+            api_version: s.api_version,
+        }
+    }
+}
+
 /// Read and validate a config file (without requiring its `${VAR}`s to be set).
 ///
 /// # Errors
@@ -145,7 +158,7 @@ pub fn load_str(path: &Path, text: &str) -> Result<Loaded, Error> {
     match checked.config {
         Some(config) if !has_errors => {
             let bindings = resolve(&config);
-            let names = Names::from_config(config.dataverse.names.as_ref());
+            let names = resolve_names(config.dataverse.names.as_ref());
             Ok(Loaded {
                 path: path.to_owned(),
                 bindings,

@@ -5,7 +5,7 @@ use chrono::{DateTime, FixedOffset, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
-pub use crate::config::MemberStatus;
+pub use crate::domain::MemberStatus;
 
 /// An audience (Mailchimp list), as `audiences` shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -49,7 +49,7 @@ impl From<RawAudience> for Audience {
 }
 
 /// An audience by id or by exact name (the config's selector).
-pub use crate::config::AudienceSelector;
+pub use crate::domain::AudienceSelector;
 
 /// A merge field definition.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

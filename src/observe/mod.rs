@@ -23,11 +23,9 @@ use futures::StreamExt;
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::config::{
-    self, Binding, ListSelector, MemberStatus, MemberType, Names, UnsubscribePolicy,
-};
+use crate::config::{self, Binding, ListSelector, MemberStatus, Names, UnsubscribePolicy};
 use crate::dataverse;
-use crate::dataverse::people::{Person, PersonKind};
+use crate::dataverse::people::Person;
 use crate::dataverse::query::Literal;
 use crate::dataverse::records::Row;
 use crate::dataverse::tables::ToolTables;
@@ -85,8 +83,10 @@ impl Clients {
             .base_url(mc.base_url)
             .build()?;
         let dataverse = dataverse::Client::from_settings(loaded.dataverse()?)?;
-        let names = loaded.config.dataverse.names.clone().unwrap_or_default();
-        let tables = ToolTables::new(dataverse.clone(), dataverse::schema::Schema::new(&names));
+        let tables = ToolTables::new(
+            dataverse.clone(),
+            dataverse::schema::Schema::new(&loaded.names),
+        );
         Ok(Self {
             mailchimp,
             dataverse,
@@ -178,13 +178,6 @@ fn scalar_text(value: &Value) -> Option<String> {
 
 fn column_text(row: &Row, column: &str) -> Option<String> {
     row.get(column).and_then(scalar_text)
-}
-
-fn person_kind(member_type: MemberType) -> PersonKind {
-    match member_type {
-        MemberType::Contact => PersonKind::Contact,
-        MemberType::Lead => PersonKind::Lead,
-    }
 }
 
 /// Read both sides of `binding`. The Mailchimp side and the marketing list's side are read at
@@ -308,7 +301,7 @@ async fn observe_list(
     clients: &Clients,
 ) -> Result<ListSide, Error> {
     let dv = &clients.dataverse;
-    let kind = person_kind(binding.list.member_type);
+    let kind = binding.list.member_type;
     let list = match &binding.list.selector {
         ListSelector::Id(id) => dv.marketing_list(*id, &names.list_audience_lookup).await?,
         ListSelector::Name(name) => {
@@ -328,7 +321,7 @@ async fn observe_list(
         id: l.id,
         name: l.name,
         dynamic: l.dynamic,
-        member_type_code: u8::try_from(l.member_type.code()).unwrap_or(0),
+        member_type_code: u8::try_from(l.member_type_code).unwrap_or(0),
         statecode: i32::from(!l.active),
         etag: l.etag.unwrap_or_default().into(),
         audience_record: l.audience,
@@ -340,7 +333,7 @@ async fn observe_list(
     // binding otherwise, and reading an account list as contacts would be wrong.
     let readable = list
         .as_ref()
-        .filter(|l| !l.dynamic && i64::from(l.member_type_code) == kind_code(kind));
+        .filter(|l| !l.dynamic && l.member_type() == Some(kind));
     if let Some(list) = readable {
         let mut list_member_ids: HashMap<Uuid, Uuid> = HashMap::new();
         let mut members = std::pin::pin!(dv.list_members(list.id));
@@ -401,7 +394,7 @@ async fn complete_crm(
     mailchimp: &MailchimpSide,
 ) -> Result<CrmSide, Error> {
     let dv = &clients.dataverse;
-    let kind = person_kind(binding.list.member_type);
+    let kind = binding.list.member_type;
     side.audience = clients
         .tables
         .audiences_by_mailchimp_id(&mailchimp.audience.id)
@@ -542,11 +535,4 @@ async fn complete_crm(
         columns: side.columns,
         records,
     })
-}
-
-fn kind_code(kind: PersonKind) -> i64 {
-    match kind {
-        PersonKind::Contact => 2,
-        PersonKind::Lead => 4,
-    }
 }

@@ -241,6 +241,14 @@ pub struct MarketingList {
     pub audience_record: Option<Uuid>,
 }
 
+impl MarketingList {
+    /// Contacts or leads; `None` for a list of accounts or of an unknown type.
+    #[must_use]
+    pub fn member_type(&self) -> Option<MemberType> {
+        MemberType::from_list_code(i64::from(self.member_type_code))
+    }
+}
+
 /// A CRM Tag record of this audience.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TagRecord {
