@@ -39,7 +39,6 @@ use crate::dataverse::tag_links::TagLink;
 use crate::dataverse::{self, Error};
 use crate::domain::{MemberType, Names};
 use crate::observe::Clients;
-use crate::plan::snapshot::TAG_NAME_COLUMN;
 use crate::plan::{Action, BindingPlan, Change, Value as PlanValue};
 
 /// The Audience record as the apply holds it.
@@ -212,6 +211,7 @@ fn json_value(value: Option<&PlanValue>) -> Value {
     match value {
         Some(PlanValue::Text(t)) => Value::String(t.clone()),
         Some(PlanValue::Bool(b)) => Value::Bool(*b),
+        Some(PlanValue::Number(n)) => Value::from(*n),
         None => Value::Null,
     }
 }
@@ -295,7 +295,7 @@ impl Run<'_, '_> {
             );
             return;
         }
-        let Some(name) = after_text(change, crate::plan::diff::AUDIENCE_NAME_COLUMN) else {
+        let Some(name) = after_text(change, audience_cols::NAME) else {
             self.report.record(change, Outcome::Done);
             return;
         };
@@ -321,7 +321,7 @@ impl Run<'_, '_> {
         let audience = after_text(change, &self.names.list_audience_lookup)
             .and_then(|t| Uuid::parse_str(t).ok())
             .unwrap_or(self.audience.id);
-        let name = after_text(change, crate::plan::diff::LIST_NAME_COLUMN)
+        let name = after_text(change, lists::NAME_COLUMN)
             .map_or_else(|| self.plan.list.name.clone(), str::to_owned);
         let member_type = self.plan.list.member_type;
         let result = self
@@ -378,7 +378,7 @@ impl Run<'_, '_> {
         let mut creates = Vec::new();
         let mut renames = Vec::new();
         for change in changes {
-            let name: String = after_text(change, TAG_NAME_COLUMN)
+            let name: String = after_text(change, tag_cols::NAME)
                 .or(change.name.as_deref())
                 .unwrap_or_default()
                 .chars()

@@ -18,6 +18,11 @@ use super::records::{Created, Row, etag, guid, record_path, text};
 use crate::domain::MemberType;
 use crate::http::Idempotency;
 
+/// The list's name column.
+pub const NAME_COLUMN: &str = "listname";
+/// The list's member type column (see [`MemberType::list_code`]).
+pub const MEMBER_TYPE_COLUMN: &str = "createdfromcode";
+
 /// Members per `AddListMembersList` call.
 pub const ADD_CHUNK: usize = 1000;
 
@@ -62,9 +67,9 @@ pub struct ListMember {
 fn list_columns(lookup: &str) -> Vec<String> {
     vec![
         "listid".to_owned(),
-        "listname".to_owned(),
+        NAME_COLUMN.to_owned(),
         "type".to_owned(),
-        "createdfromcode".to_owned(),
+        MEMBER_TYPE_COLUMN.to_owned(),
         "statecode".to_owned(),
         "lockstatus".to_owned(),
         format!("_{lookup}_value"),
@@ -79,12 +84,12 @@ fn parse_list(row: &Row, lookup: &str) -> Result<MarketingList, Error> {
     };
     let id = guid(row, "listid").ok_or_else(|| bad("a list without `listid`".to_owned()))?;
     let code = row
-        .get("createdfromcode")
+        .get(MEMBER_TYPE_COLUMN)
         .and_then(Value::as_i64)
         .ok_or_else(|| bad(format!("list `{id}` has no `createdfromcode`")))?;
     Ok(MarketingList {
         id,
-        name: text(row, "listname").unwrap_or_default(),
+        name: text(row, NAME_COLUMN).unwrap_or_default(),
         dynamic: row.get("type").and_then(Value::as_bool).unwrap_or(false),
         member_type_code: code,
         active: row.get("statecode").and_then(Value::as_i64).unwrap_or(0) == 0,
@@ -127,7 +132,7 @@ impl Client {
     ) -> Result<Vec<MarketingList>, Error> {
         let query = Query::new("lists")
             .select(list_columns(audience_lookup))
-            .filter(Filter::eq("listname", name));
+            .filter(Filter::eq(NAME_COLUMN, name));
         let rows: Vec<Row> = self.collect(&query).await?;
         rows.iter()
             .map(|r| parse_list(r, audience_lookup))
@@ -148,9 +153,9 @@ impl Client {
     ) -> Result<Created, Error> {
         let mut body = json!({
             "listid": id,
-            "listname": name,
+            NAME_COLUMN: name,
             "type": false,
-            "createdfromcode": member_type.list_code(),
+            MEMBER_TYPE_COLUMN: member_type.list_code(),
         });
         if let (Some(binding), Some(map)) = (audience, body.as_object_mut()) {
             map.insert(binding.bind_key(), Value::String(binding.bind_value()));

@@ -44,19 +44,13 @@ use super::model::{
     UnmanagedMember, Value,
 };
 use super::snapshot::{
-    CrmRecord, DO_NOT_BULK_EMAIL_COLUMN, EMAIL_COLUMN, Member, Snapshot, TAG_NAME_COLUMN,
-    crm_columns, member_field_paths,
+    CrmRecord, DO_NOT_BULK_EMAIL_COLUMN, EMAIL_COLUMN, Member, Snapshot, crm_columns,
+    member_field_paths,
 };
-use crate::config::{
-    Binding, FieldPolicy, ListSelector, MemberStatus, MemberType, Names, UnsubscribePolicy,
-};
-
-/// The column names shown for Audience record and list changes (apply maps them to the schema).
-pub const AUDIENCE_NAME_COLUMN: &str = "name";
-/// The list's name column.
-pub const LIST_NAME_COLUMN: &str = "listname";
-/// The list's member type column.
-pub const LIST_MEMBER_TYPE_COLUMN: &str = "createdfromcode";
+use crate::config::{Binding, FieldPolicy, ListSelector, UnsubscribePolicy};
+use crate::dataverse::lists as list_cols;
+use crate::dataverse::schema::{audience as audience_cols, tag as tag_cols};
+use crate::domain::{ACCOUNT_LIST_CODE, MemberStatus, MemberType, Names};
 
 /// Plan one binding.
 #[must_use]
@@ -169,10 +163,7 @@ fn check_shape(binding: &Binding, names: &Names, snapshot: &Snapshot) -> Option<
 }
 
 fn check_list(binding: &Binding, snapshot: &Snapshot) -> Option<Problem> {
-    let expected: u8 = match binding.list.member_type {
-        MemberType::Contact => 2,
-        MemberType::Lead => 4,
-    };
+    let expected = binding.list.member_type.list_code();
     let Some(list) = &snapshot.crm.list else {
         let creatable =
             binding.list.create && matches!(binding.list.selector, ListSelector::Name(_));
@@ -191,7 +182,7 @@ fn check_list(binding: &Binding, snapshot: &Snapshot) -> Option<Problem> {
             ),
         ));
     };
-    let (code, message) = if list.member_type_code == 1 {
+    let (code, message) = if i64::from(list.member_type_code) == ACCOUNT_LIST_CODE {
         (
             ProblemCode::AccountList,
             format!(
@@ -207,7 +198,7 @@ fn check_list(binding: &Binding, snapshot: &Snapshot) -> Option<Problem> {
                 list.name
             ),
         )
-    } else if list.member_type_code != expected {
+    } else if i64::from(list.member_type_code) != expected {
         (
             ProblemCode::WrongMemberType,
             format!(
@@ -439,7 +430,7 @@ impl<'a> Diff<'a> {
                     member: None,
                     name: Some(mc.name.clone()),
                     fields: vec![FieldChange {
-                        column: Shared::from(AUDIENCE_NAME_COLUMN),
+                        column: Shared::from(audience_cols::NAME),
                         before: None,
                         after: text(&mc.name),
                     }],
@@ -460,7 +451,7 @@ impl<'a> Diff<'a> {
                         member: None,
                         name: Some(mc.name.clone()),
                         fields: vec![FieldChange {
-                            column: Shared::from(AUDIENCE_NAME_COLUMN),
+                            column: Shared::from(audience_cols::NAME),
                             before: text(&a.name),
                             after: text(&mc.name),
                         }],
@@ -479,10 +470,7 @@ impl<'a> Diff<'a> {
             None => {
                 let id = self.plan.list.id.unwrap_or_default();
                 let name = self.plan.list.name.clone();
-                let code = match self.binding.list.member_type {
-                    MemberType::Contact => "2",
-                    MemberType::Lead => "4",
-                };
+                let code = self.binding.list.member_type.list_code();
                 self.push(Change {
                     action: Action::CreateList,
                     reason: Reason::ListMissingInCrm,
@@ -491,12 +479,12 @@ impl<'a> Diff<'a> {
                     name: Some(name.clone()),
                     fields: vec![
                         FieldChange {
-                            column: Shared::from(LIST_MEMBER_TYPE_COLUMN),
+                            column: Shared::from(list_cols::MEMBER_TYPE_COLUMN),
                             before: None,
-                            after: text(code),
+                            after: Some(Value::Number(code)),
                         },
                         FieldChange {
-                            column: Shared::from(LIST_NAME_COLUMN),
+                            column: Shared::from(list_cols::NAME_COLUMN),
                             before: None,
                             after: text(&name),
                         },
@@ -584,7 +572,7 @@ impl<'a> Diff<'a> {
                         member: None,
                         name: Some(name.to_owned()),
                         fields: vec![FieldChange {
-                            column: Shared::from(TAG_NAME_COLUMN),
+                            column: Shared::from(tag_cols::NAME),
                             before: None,
                             after: text(name),
                         }],
@@ -605,7 +593,7 @@ impl<'a> Diff<'a> {
                             member: None,
                             name: Some(name.to_owned()),
                             fields: vec![FieldChange {
-                                column: Shared::from(TAG_NAME_COLUMN),
+                                column: Shared::from(tag_cols::NAME),
                                 before: text(&record.name),
                                 after: text(name),
                             }],
@@ -1537,10 +1525,7 @@ mod tests {
         let col = names
             .mailchimp_id_column(binding.list.member_type)
             .to_owned();
-        let code = match binding.list.member_type {
-            MemberType::Contact => 2,
-            MemberType::Lead => 4,
-        };
+        let code = u8::try_from(binding.list.member_type.list_code()).unwrap_or(0);
         let mut b = Builder::new(&binding, &names, ("aud1", "Audience"));
         if rng.random_bool(0.7) {
             let name: &&str = pick(&mut rng, &["Audience", "Old name"]);

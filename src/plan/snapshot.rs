@@ -35,9 +35,6 @@ pub const EMAIL_COLUMN: &str = "emailaddress1";
 /// The CRM column of the do-not-bulk-e-mail flag.
 pub const DO_NOT_BULK_EMAIL_COLUMN: &str = "donotbulkemail";
 
-/// The Tag record's name column, as shown in changes of Tag records (the table's primary name).
-pub const TAG_NAME_COLUMN: &str = "name";
-
 /// The member field paths a binding needs from Mailchimp: every mapped source and every field its
 /// lead templates use, sorted and without duplicates.
 #[must_use]
