@@ -33,6 +33,16 @@ pub enum MemberStatus {
 }
 
 impl MemberStatus {
+    /// Every status, in Mailchimp's order.
+    pub const ALL: [Self; 6] = [
+        Self::Subscribed,
+        Self::Unsubscribed,
+        Self::Cleaned,
+        Self::Pending,
+        Self::Transactional,
+        Self::Archived,
+    ];
+
     /// The name Mailchimp uses.
     #[must_use]
     pub fn as_str(self) -> &'static str {
@@ -228,14 +238,7 @@ mod tests {
 
     #[test]
     fn statuses_use_mailchimp_wire_names() {
-        for s in [
-            MemberStatus::Subscribed,
-            MemberStatus::Unsubscribed,
-            MemberStatus::Cleaned,
-            MemberStatus::Pending,
-            MemberStatus::Transactional,
-            MemberStatus::Archived,
-        ] {
+        for s in MemberStatus::ALL {
             assert_eq!(
                 serde_json::to_value(s).ok(),
                 Some(serde_json::Value::String(s.as_str().to_owned()))

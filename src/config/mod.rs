@@ -98,37 +98,8 @@ pub struct MailchimpSettings {
     pub base_url: Option<String>,
 }
 
-/// The Dataverse connection, secrets resolved.
-#[derive(Debug, Clone)]
-pub struct DataverseSettings {
-    /// Environment URL.
-    pub url: String,
-    /// Entra tenant.
-    pub tenant_id: String,
-    /// App registration.
-    pub client_id: String,
-    /// Its secret.
-    pub client_secret: SecretString,
-    /// Token endpoint override.
-    pub token_url: Option<String>,
-    /// Web API version (`v9.2`).
-    pub api_version: String,
-    /// The tool's CRM schema names.
-    pub names: Names,
-}
-
-impl From<DataverseSettings> for crate::dataverse::client::Settings {
-    fn from(s: DataverseSettings) -> Self {
-        Self {
-            url: s.url,
-            tenant_id: s.tenant_id,
-            client_id: s.client_id,
-            client_secret: s.client_secret,
-            token_url: s.token_url,
-            api_version: s.api_version,
-        }
-    }
-}
+/// The Dataverse connection, secrets resolved: the client's own settings.
+pub use crate::dataverse::client::Settings as DataverseSettings;
 
 /// Read and validate a config file (without requiring its `${VAR}`s to be set).
 ///
@@ -225,7 +196,6 @@ impl Loaded {
                 .map(|u| self.expand("/dataverse/token_url", u))
                 .transpose()?,
             api_version: dv.api_version.clone().unwrap_or_else(|| "v9.2".to_owned()),
-            names: self.names.clone(),
         })
     }
 

@@ -267,8 +267,7 @@ impl Client {
     ///
     /// # Errors
     /// A setting cannot be used (see [`Builder::build`]).
-    pub fn from_settings(settings: impl Into<Settings>) -> Result<Self, Error> {
-        let settings = settings.into();
+    pub fn from_settings(settings: Settings) -> Result<Self, Error> {
         Self::builder()
             .url(settings.url)
             .tenant_id(settings.tenant_id)

@@ -167,14 +167,7 @@ pub struct MemberQuery {
 }
 
 /// Every member status, for a read of the whole audience archived members included.
-pub const ALL_STATUSES: [MemberStatus; 6] = [
-    MemberStatus::Subscribed,
-    MemberStatus::Unsubscribed,
-    MemberStatus::Cleaned,
-    MemberStatus::Pending,
-    MemberStatus::Transactional,
-    MemberStatus::Archived,
-];
+pub const ALL_STATUSES: [MemberStatus; 6] = MemberStatus::ALL;
 
 /// Every field of [`Member`], as `fields=` names them.
 pub const MEMBER_FIELDS: &[&str] = &[

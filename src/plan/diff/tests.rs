@@ -98,14 +98,7 @@ const POOL: [&str; 10] = [
     "ivy@example.com",
     "bad-address",
 ];
-const STATUSES: [MemberStatus; 6] = [
-    MemberStatus::Subscribed,
-    MemberStatus::Unsubscribed,
-    MemberStatus::Cleaned,
-    MemberStatus::Pending,
-    MemberStatus::Transactional,
-    MemberStatus::Archived,
-];
+const STATUSES: [MemberStatus; 6] = MemberStatus::ALL;
 const VALUES: [&str; 4] = [
     "A",
     "B",
