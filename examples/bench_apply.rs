@@ -13,8 +13,9 @@ use std::time::Instant;
 
 use anyhow::{Context as _, bail};
 use audience_sync::apply::{self, Options, lease};
+use audience_sync::clients::Clients;
 use audience_sync::dataverse::tables::ToolTables;
-use audience_sync::observe::{self, Clients};
+use audience_sync::observe;
 use audience_sync::plan::{self, Action};
 use audience_sync::sandbox::{GenerateSpec, Options as SandboxOptions, Sandbox};
 use audience_sync::{config, dataverse, mailchimp};
@@ -125,7 +126,6 @@ async fn main() -> anyhow::Result<()> {
             operation: "apply".to_owned(),
             wait: std::time::Duration::ZERO,
         },
-        allow_removals: false,
         plan_id: "bench".to_owned(),
         stale_members: std::collections::HashSet::new(),
     };

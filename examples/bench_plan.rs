@@ -21,9 +21,10 @@ use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use anyhow::{Context as _, bail};
+use audience_sync::clients::Clients;
 use audience_sync::config::{self, MemberStatus};
 use audience_sync::mailchimp::{self, MemberQuery};
-use audience_sync::observe::{self, Clients};
+use audience_sync::observe;
 use audience_sync::plan;
 use audience_sync::sandbox::dataverse::value::Val;
 use audience_sync::sandbox::{Options, Sandbox};

@@ -2,13 +2,15 @@
 //! Mailchimp audiences, declared as code.
 //!
 //! The pipeline (see `DESIGN.md`): a YAML file is loaded and validated ([`config`]); both sides
-//! are observed through their clients ([`mailchimp`], [`dataverse`]); a pure diff computes a
-//! [`plan`]; [`apply`] executes it in batched, idempotent writes; [`watch`] runs that loop as a
-//! server. [`sandbox`] holds faithful local emulators of both APIs. Every command is callable
+//! are observed ([`observe`]) through their clients ([`clients`]: [`mailchimp`], [`dataverse`]);
+//! a pure diff computes a [`plan`]; [`apply`] executes it in batched, idempotent writes under a
+//! lease; [`sync`] is that flow for one binding, end to end; [`watch`] runs it on a schedule as a
+//! server, and [`commands`] once per invocation. [`sandbox`] holds faithful local emulators of both APIs. Every command is callable
 //! from tests through [`run`].
 
 pub mod apply;
 pub mod cli;
+pub mod clients;
 pub mod commands;
 pub mod config;
 pub mod dataverse;
@@ -21,6 +23,7 @@ pub mod observe;
 pub mod output;
 pub mod plan;
 pub mod sandbox;
+pub mod sync;
 pub mod watch;
 
 use std::ffi::OsString;

@@ -31,6 +31,7 @@ use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 use super::report::{BindingReport, Outcome};
+use crate::clients::Clients;
 use crate::dataverse::batch::{OpOutcome, Operation};
 use crate::dataverse::lists::{self, AudienceBinding};
 use crate::dataverse::records::{BulkAction, Created, Outcome as WriteOutcome, record_path};
@@ -38,7 +39,6 @@ use crate::dataverse::schema::{audience as audience_cols, tag as tag_cols};
 use crate::dataverse::tag_links::TagLink;
 use crate::dataverse::{self, Error};
 use crate::domain::{MemberType, Names};
-use crate::observe::Clients;
 use crate::plan::{Action, BindingPlan, Change, Value as PlanValue};
 
 /// The Audience record as the apply holds it.
@@ -577,20 +577,27 @@ impl Run<'_, '_> {
             .map(<[&Change]>::to_vec)
             .collect();
         let parallel = dv.parallelism().max(1);
-        let answers: Vec<(Vec<&Change>, Result<(), Error>)> = futures::stream::iter(chunks)
-            .map(|chunk| {
+        // The stream holds owned ids only: a closure over `&Change` would make the apply
+        // future not provably `Send` (rustc #102211).
+        let requests: Vec<(usize, Vec<Uuid>)> = chunks
+            .iter()
+            .map(|chunk| chunk.iter().map(|c| c.record).collect())
+            .enumerate()
+            .collect();
+        let answers: Vec<(usize, Result<(), Error>)> = futures::stream::iter(requests)
+            .map(|(i, ids)| {
                 let dv = dv.clone();
-                async move {
-                    let ids: Vec<Uuid> = chunk.iter().map(|c| c.record).collect();
-                    let result = dv.add_list_members(list, member_type, &ids).await;
-                    (chunk, result)
-                }
+                async move { (i, dv.add_list_members(list, member_type, &ids).await) }
             })
             .buffer_unordered(parallel)
             .collect()
             .await;
+        let mut chunks: Vec<Option<Vec<&Change>>> = chunks.into_iter().map(Some).collect();
         let mut redo: Vec<(&Change, Operation)> = Vec::new();
-        for (chunk, result) in answers {
+        for (i, result) in answers {
+            let Some(chunk) = chunks.get_mut(i).and_then(Option::take) else {
+                continue;
+            };
             match result {
                 Ok(()) => {
                     for change in chunk {

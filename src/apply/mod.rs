@@ -7,8 +7,9 @@
 //! - [`saved`]: the checks a saved plan must pass before it is applied.
 //! - [`status`]: the sync status of a binding as the CRM records it (read-only).
 //!
-//! Invariants: nothing is written for a binding with binding-level errors, a refused guard
-//! (without `allow_removals`) or no changes; every write happens under the binding's lease;
+//! Whether a plan may be applied at all (its removal guard) is decided before, by
+//! [`crate::sync`]. Invariants: nothing is written for a binding with binding-level errors or
+//! no changes; every write happens under the binding's lease;
 //! the lease is released (with the final status) on every path once taken; one Sync Run record
 //! per apply and binding, holding at most [`MAX_RUN_FAILURES`] failures — never one per member.
 
@@ -27,10 +28,10 @@ use uuid::Uuid;
 pub use executor::Progress;
 pub use report::{BindingOutcome, BindingReport, Counts, Failure, Outcome, Report};
 
+use crate::clients::Clients;
 use crate::config::Names;
 use crate::dataverse::schema::sync_status;
 use crate::dataverse::tables::{AudienceStatus, SyncRun, ToolTables};
-use crate::observe::Clients;
 use crate::plan::{Action, BindingPlan, ids};
 
 /// Failures kept on a Sync Run record.
@@ -41,8 +42,6 @@ pub const MAX_RUN_FAILURES: usize = 100;
 pub struct Options {
     /// Who applies, and how long to wait for another applier.
     pub claim: lease::Claim,
-    /// Apply bindings whose removal guard refuses.
-    pub allow_removals: bool,
     /// Identifies the plan: the Sync Run record of a binding is `run_id(plan_id, binding)`.
     pub plan_id: String,
     /// Members (subscriber hashes) whose changes are stale (see [`saved`]).
@@ -90,9 +89,6 @@ pub async fn apply_binding(
                 .join("; "),
         );
         return report;
-    }
-    if let Some(guard) = plan.guard.as_ref().filter(|_| !options.allow_removals) {
-        return BindingReport::skipped(binding, &plan.changes, &guard.message);
     }
     let mut report = BindingReport::new(binding);
     report.plan_errors = plan.errors.len() as u64;
@@ -344,22 +340,4 @@ fn run_message(report: &BindingReport, plan: &BindingPlan) -> String {
         );
     }
     text
-}
-
-/// The Mailchimp audience id of a binding (looked up when the config names it by name).
-///
-/// # Errors
-/// Mailchimp could not be read, or has no such audience.
-pub async fn audience_id(
-    clients: &Clients,
-    binding: &crate::config::Binding,
-) -> Result<String, crate::mailchimp::Error> {
-    match &binding.audience {
-        crate::config::AudienceSelector::Id(id) => Ok(id.clone()),
-        crate::config::AudienceSelector::Name(name) => Ok(clients
-            .mailchimp
-            .find_audience(&crate::mailchimp::AudienceSelector::Name(name.clone()))
-            .await?
-            .id),
-    }
 }

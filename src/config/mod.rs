@@ -9,6 +9,7 @@ pub mod binding;
 pub mod env;
 pub mod model;
 pub mod schema;
+pub mod starter;
 pub mod template;
 pub mod validate;
 pub mod yaml;

@@ -92,6 +92,9 @@ impl ToolTables {
                 true,
             )
         });
+        // Collected before the await: an iterator holding a closure over `&TagLink` would make
+        // the future not provably `Send` (rustc #102211).
+        let ops: Vec<Operation> = ops.collect();
         self.client
             .run_batched(ops, |o| if o.is_duplicate() { None } else { o.failure() })
             .await
@@ -116,6 +119,7 @@ impl ToolTables {
                 link.person
             ))
         });
+        let ops: Vec<Operation> = ops.collect();
         self.client
             .run_batched(ops, |o| match o {
                 OpOutcome::Failed(r) if r.status == 404 => None,
