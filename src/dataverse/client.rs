@@ -353,9 +353,12 @@ impl Client {
             let response = self
                 .inner
                 .policy
-                .send(&self.inner.stats, req.idempotency, || {
-                    self.build(req, &token)
-                })
+                .send_classified(
+                    &self.inner.stats,
+                    req.idempotency,
+                    || self.build(req, &token),
+                    &super::error::is_deterministic_body,
+                )
                 .await
                 .map_err(|source| Error::Transport {
                     url: strip_query(&req.url),
