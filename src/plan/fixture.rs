@@ -80,6 +80,7 @@ impl Builder {
             dynamic,
             member_type_code: code,
             statecode: 0,
+            locked: false,
             etag: "W/\"200\"".into(),
             audience_record: audience,
         });

@@ -3,6 +3,11 @@
 //! compared trimmed and case-insensitively. Two candidates are a per-member conflict: the member
 //! is skipped, and the records it touches count as claimed (so never removed as leavers).
 //!
+//! Inactive records (`statecode` ≠ 0) are never a match: among the candidates of a member the
+//! active ones decide; a member whose only candidates are inactive is a conflict of kind
+//! [`ProblemCode::InactiveRecord`] (skipped, so the record is neither reactivated, listed nor
+//! duplicated by a create).
+//!
 //! Stored-id matching goes in read order (it does not depend on the order); e-mail matching goes
 //! by subscriber hash, because it does when records compete.
 
@@ -110,7 +115,7 @@ pub(super) fn match_members(
                 .candidates(hash_id(contact_id))
                 .filter(|&r| records[r as usize].value(id_col) == Some(contact_id)),
         );
-        out.settle(mi, &found, ProblemCode::DuplicateMailchimpId);
+        out.settle(mi, &found, records, ProblemCode::DuplicateMailchimpId);
     }
     for mi in member_order(members) {
         if out.per_member[mi as usize] != NO_MATCH {
@@ -124,26 +129,35 @@ pub(super) fn match_members(
                     .value(email_col)
                     .is_some_and(|e| same_email(e, email))
         }));
-        out.settle(mi, &found, ProblemCode::DuplicateEmail);
+        out.settle(mi, &found, records, ProblemCode::DuplicateEmail);
     }
     out
 }
 
 impl Matches {
-    /// Record what was found for member `mi`: claim the records, then one is a match and more
-    /// are a conflict of kind `code`.
-    fn settle(&mut self, mi: u32, found: &[u32], code: ProblemCode) {
+    /// Record what was found for member `mi`: claim the records, then of the active ones one
+    /// is a match and more are a conflict of kind `code`; only inactive ones are a conflict of
+    /// kind [`ProblemCode::InactiveRecord`].
+    fn settle(&mut self, mi: u32, found: &[u32], records: &[CrmRecord], code: ProblemCode) {
         for &r in found {
             self.claimed[r as usize] = true;
         }
-        match found {
-            [] => {}
-            [only] => self.per_member[mi as usize] = *only,
-            _ => {
-                self.per_member[mi as usize] = CONFLICT;
-                self.conflicts.insert(mi, (code, found.to_vec()));
-            }
+        let active: Vec<u32> = found
+            .iter()
+            .copied()
+            .filter(|&r| !records[r as usize].inactive)
+            .collect();
+        match (active.as_slice(), found) {
+            (_, []) => {}
+            ([only], _) => self.per_member[mi as usize] = *only,
+            ([], _) => self.conflict(mi, ProblemCode::InactiveRecord, found.to_vec()),
+            (_, _) => self.conflict(mi, code, active),
         }
+    }
+
+    fn conflict(&mut self, mi: u32, code: ProblemCode, records: Vec<u32>) {
+        self.per_member[mi as usize] = CONFLICT;
+        self.conflicts.insert(mi, (code, records));
     }
 }
 
