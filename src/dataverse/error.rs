@@ -93,7 +93,8 @@ fn code_suffix(code: &str) -> String {
 }
 
 /// Codes whose answer is the same however often the request is sent: sending again does not
-/// help, so they fail at once. Sources: PD `webapi/compose-http-requests-handle-errors.md`,
+/// help, so they fail at once. `0x80040216` "An unexpected error occurred." is *not* here: the
+/// service answers it to passing failures as well. Sources: PD `webapi/compose-http-requests-handle-errors.md`,
 /// `reference/web-service-error-codes`, `api-limits.md` (see `docs/dataverse.md` §7, §11).
 const DETERMINISTIC: &[(&str, &str)] = &[
     ("0x80040333", "a duplicate detection rule matched"),
@@ -113,10 +114,6 @@ const DETERMINISTIC: &[(&str, &str)] = &[
     ("0x80040217", "the record does not exist"),
     ("0x80040220", "the caller lacks a privilege"),
     ("0x80048458", "the record is not a member of the list"),
-    (
-        "0x80040216",
-        "an unexpected error the service reports for this request every time",
-    ),
 ];
 
 /// What a deterministic Dataverse error code means; `None` for codes that may be transient

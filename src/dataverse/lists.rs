@@ -3,7 +3,8 @@
 //!
 //! Invariants: membership is read as `listmembers` rows filtered by `_listid_value`, selecting
 //! only `_entityid_value` and `listmemberid`, streamed 5000 per page; members are added in
-//! unbound `AddListMembersList` calls of at most [`ADD_CHUNK`] and removed with
+//! unbound `AddListMembersList` calls of at most [`ADD_CHUNK`] (sized by the client's
+//! [`super::batch::Sizer`]) and removed with
 //! `DELETE listmembers(id)` inside `$batch` requests.
 
 use std::collections::{HashMap, HashSet};
@@ -216,7 +217,10 @@ impl Client {
     ) -> Result<(), Error> {
         let odata_type = format!("Microsoft.Dynamics.CRM.{}", member_type.logical_name());
         let id_column = member_type.id_column();
-        for chunk in ids.chunks(ADD_CHUNK) {
+        let mut rest = ids;
+        while !rest.is_empty() {
+            let (chunk, after) = rest.split_at(self.batch_size().min(ADD_CHUNK).min(rest.len()));
+            rest = after;
             let members: Vec<Value> = chunk
                 .iter()
                 .map(|id| json!({ "@odata.type": odata_type, id_column: id }))
@@ -225,8 +229,12 @@ impl Client {
                 "List": { "@odata.type": "Microsoft.Dynamics.CRM.list", "listid": list_id },
                 "Members": members,
             });
-            self.post_action("AddListMembersList", &body, Idempotency::Idempotent)
-                .await?;
+            let (started, throttled_before) = (std::time::Instant::now(), self.stats().throttled());
+            let answer = self
+                .post_action("AddListMembersList", &body, Idempotency::Idempotent)
+                .await;
+            self.batch_done(chunk.len(), started, throttled_before);
+            answer?;
         }
         Ok(())
     }

@@ -338,7 +338,11 @@ impl Client {
         if continue_on_error {
             req = req.header("Prefer", "odata.continue-on-error");
         }
-        let response = self.send(&req).await?;
+        let started = std::time::Instant::now();
+        let throttled_before = self.stats().throttled();
+        let response = self.send(&req).await;
+        self.batch_done(batch::operation_count(parts), started, throttled_before);
+        let response = response?;
         let status = response.status().as_u16();
         let content_type = response
             .headers()
@@ -390,7 +394,7 @@ impl Client {
             Some(
                 operations
                     .by_ref()
-                    .take(batch::MAX_OPERATIONS)
+                    .take(self.batch_size())
                     .map(Part::Single)
                     .collect::<Vec<Part>>(),
             )
@@ -430,7 +434,7 @@ impl Client {
         let use_bulk = self.supports_bulk(logical_name, action).await?;
         let mut targets = targets.into_iter().peekable();
         while targets.peek().is_some() {
-            let chunk: Vec<Map<String, Value>> = targets.by_ref().take(BULK_CHUNK).collect();
+            let chunk: Vec<Map<String, Value>> = targets.by_ref().take(self.batch_size()).collect();
             if use_bulk {
                 match self
                     .bulk(action, entity_set, logical_name, chunk.clone())
@@ -557,9 +561,16 @@ impl Client {
                     Idempotency::Idempotent
                 }
             };
+            let (ops, started, throttled_before) = (
+                chunk.len(),
+                std::time::Instant::now(),
+                self.stats().throttled(),
+            );
             let answer = self
                 .post_action(&path, &serde_json::json!({ "Targets": chunk }), idempotency)
-                .await?;
+                .await;
+            self.batch_done(ops, started, throttled_before);
+            let answer = answer?;
             if action == BulkAction::Create {
                 let parsed: CreateMultipleResponse =
                     serde_json::from_value(answer).map_err(|err| Error::Response {
