@@ -146,17 +146,28 @@ pub fn parse_value(text: &str) -> Result<Value, SyntaxError> {
     parse(text).map(|(value, _)| value)
 }
 
-/// Shorten a long value for a message: its first 40 characters, `…`, its last 10.
+/// A value as a message shows it: invisible characters written as `<U+200B>`, and when long,
+/// its first 40 characters, `…`, its last 10.
 #[must_use]
 pub fn shorten(text: &str) -> String {
     const KEEP: usize = 40;
     let count = text.chars().count();
+    let visible = |s: &mut String, c: char| {
+        if is_invisible(c) {
+            s.push_str(&format!("<U+{:04X}>", u32::from(c)));
+        } else {
+            s.push(c);
+        }
+    };
+    let mut out = String::new();
     if count <= KEEP + 20 {
-        return text.to_owned();
+        text.chars().for_each(|c| visible(&mut out, c));
+    } else {
+        text.chars().take(KEEP).for_each(|c| visible(&mut out, c));
+        out.push('…');
+        text.chars().skip(count - 10).for_each(|c| visible(&mut out, c));
     }
-    let head: String = text.chars().take(KEEP).collect();
-    let tail: String = text.chars().skip(count - 10).collect();
-    format!("{head}…{tail}")
+    out
 }
 
 fn describe_scan_error(text: &str, err: &ScanError) -> SyntaxError {
@@ -171,7 +182,7 @@ fn describe_scan_error(text: &str, err: &ScanError) -> SyntaxError {
     } else if info.contains("flow sequence") {
         "a `[` list is not closed by `]`, or its items are not separated by `,`"
     } else if info.contains("flow mapping") {
-        "a `{` mapping is not closed by `}`, or its entries are not separated by `,`"
+        "a `{` mapping is not closed by `}`, its entries are not separated by `,`, or a value holding `: ` or `,` is not quoted"
     } else if info.contains("recursion limit") {
         "`[` and `{` nest too deep; a config needs only a few levels"
     } else if info.contains("mapping values are not allowed") {
@@ -180,6 +191,8 @@ fn describe_scan_error(text: &str, err: &ScanError) -> SyntaxError {
         "a quote is not closed, or a `\\` escape in double quotes is not valid; use single quotes for text with `\\`"
     } else if info.contains("block sequence entries") {
         "a `- ` item stands where a `key: value` is expected; check the indentation"
+    } else if info.contains("simple key expect ':'") {
+        "a key must end with `:` on its own line, within 1,024 characters"
     } else if info.contains("did not find expected key") || info.contains("simple key") {
         "check the indentation of this line and the one above: keys of one mapping start in the same column"
     } else if info.contains("did not find expected '-'") {

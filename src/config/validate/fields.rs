@@ -101,20 +101,29 @@ pub(super) fn column_problem(column: &str, what: &str) -> Option<(String, String
     if column.trim().is_empty() {
         return Some((
             format!("the {what} name is empty"),
-            "write the column's logical name, like `emailaddress1`".to_owned(),
+            format!("write the {what}'s logical name, like `{}`", example(what)),
         ));
     }
     let lower = column.trim().to_ascii_lowercase();
     let help = if is_logical_name(&lower) {
         format!("logical names are lower-case: did you mean `{lower}`?")
     } else {
-        "a logical name is lower-case letters, digits and `_` (the column's *Logical name* in the maker portal), not its display name".to_owned()
+        format!("write the {what}'s *Logical name* from the maker portal (lower-case letters, digits and `_`), not its display name")
     };
     Some((
         format!(
-            "`{}` is not a Dataverse {what} logical name (lower-case letters, digits and `_`, like `emailaddress1`)",
-            shorten(column)
+            "`{}` is not a Dataverse {what} logical name (lower-case letters, digits and `_`, like `{}`)",
+            shorten(column),
+            example(what)
         ),
         help,
     ))
+}
+
+fn example(what: &str) -> &'static str {
+    match what {
+        "table" => "mcsync_audience",
+        "relationship" => "mcsync_tag_contact",
+        _ => "emailaddress1",
+    }
 }

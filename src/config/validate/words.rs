@@ -185,6 +185,11 @@ fn describe(error: &ValidationError<'_>, schema: &Value, root: &Value, out: &mut
                 "set `version: 1`",
             );
         }
+        ValidationErrorKind::Minimum { limit } if path.ends_with("/max_removals") => out.error(
+            &path,
+            &format!("{key} must be at least {limit}, not {instance}"),
+            "write a number of members (`50`) or a percent from 0% to 100% (`10%`)",
+        ),
         ValidationErrorKind::Minimum { limit } => out.error(
             &path,
             &format!("{key} must be at least {limit}, not {instance}"),
@@ -275,7 +280,11 @@ fn describe_type(path: &str, key: &str, instance: &Value, types: &[String], out:
         out.error_key(
             path,
             &format!("{key} has no value; it must be {expected}"),
-            &format!("write a value after `{name}:`, or remove the line"),
+            &if name.parse::<usize>().is_ok() {
+                "write the item after its `-`, or remove the line".to_owned()
+            } else {
+                format!("write a value after `{name}:`, or remove the line")
+            },
         );
         return;
     }
@@ -330,7 +339,11 @@ fn describe_enum(path: &str, key: &str, instance: &Value, choices: &[String], ou
         out.error(
             path,
             &format!("{got} is not a valid {key}; did you mean `{word}`?"),
-            &format!("values are written in lower case with `_`: `{name}: {word}`"),
+            &if name.parse::<usize>().is_ok() {
+                format!("values are written in lower case with `_`: `{word}`")
+            } else {
+                format!("values are written in lower case with `_`: `{name}: {word}`")
+            },
         );
     } else if path.ends_with("/marketing_list/member_type") {
         out.error(

@@ -85,7 +85,11 @@ impl<'t> Builder<'t> {
                     // An empty value (`key:` and nothing) is reported by the parser at the next
                     // token; it belongs to its key.
                     let empty = plain && text.is_empty();
-                    let at = if empty { self.slot_pos().unwrap_or(pos) } else { pos };
+                    let at = if empty {
+                        self.empty_pos(mark).unwrap_or(pos)
+                    } else {
+                        pos
+                    };
                     let id = self.add_node(at);
                     let raw = (plain && !value.is_string() && !empty).then_some(text.as_str());
                     self.positions.set_scalar(id, raw, !plain);
@@ -188,6 +192,61 @@ impl<'t> Builder<'t> {
         }
     }
 
+    /// Where an empty value belongs: its key, or the `-` of its list item (searched back from
+    /// the next token over a bounded stretch of blanks), or the enclosing collection.
+    fn empty_pos(&mut self, mark: Marker) -> Option<Pos> {
+        let frame = self.stack.last()?;
+        if let Kind::Map {
+            pending: Some(p), ..
+        } = &frame.kind
+        {
+            return Some(p.pos);
+        }
+        let fallback = self.positions.of(frame.node);
+        let byte = self.byte_of(mark.index())?;
+        // At the end of the text the parser's line may count a line break that is not there.
+        let mut line = if byte >= self.text.len() {
+            self.text.matches('\n').count() + 1
+        } else {
+            mark.line()
+        };
+        let mut end = byte;
+        let mut dash = None;
+        // The parser reports an empty item at the next token; when that token is on a line of
+        // its own after a `- `, that `-` starts the next item, not this one.
+        let mut next_item = self.text.get(byte..).and_then(|t| t.chars().next()).is_some_and(|c| !c.is_whitespace());
+        // Walk back over blanks and whole comment lines, at most a few lines' worth.
+        for _ in 0..64 {
+            let before = self.text.get(..end).unwrap_or_default();
+            let trimmed = before.trim_end_matches([' ', '\t', '\r']);
+            let line_start = trimmed.rfind('\n').map_or(0, |i| i + 1);
+            let rest = &trimmed[line_start..];
+            if trimmed.ends_with('\n') {
+                end = trimmed.len() - 1;
+                line -= 1;
+                next_item = false;
+            } else if rest.trim_start().starts_with('#') && line_start > 0 {
+                end = line_start - 1;
+                line -= 1;
+            } else if trimmed.ends_with('-') && next_item {
+                end = trimmed.len() - 1;
+                next_item = false;
+                continue;
+            } else if trimmed.ends_with('-') {
+                dash = Some(trimmed.len() - 1);
+                break;
+            } else {
+                break;
+            }
+        }
+        let Some(dash) = dash else { return fallback };
+        let line_start = self.text[..dash].rfind('\n').map_or(0, |i| i + 1);
+        Some(Pos {
+            line: line.max(1),
+            column: self.text[line_start..dash].chars().count() + 1,
+        })
+    }
+
     fn add_node(&mut self, pos: Pos) -> usize {
         let Some(frame) = self.stack.last() else {
             return self.positions.add(None, Slot::Root, pos);
@@ -273,15 +332,11 @@ impl<'t> Builder<'t> {
         } else {
             pos
         };
-        let visible: String = key
-            .chars()
-            .map(|c| if is_invisible(c) { format!("<U+{:04X}>", u32::from(c)) } else { c.to_string() })
-            .collect();
         Some(SyntaxError::new(
             at,
             &format!(
                 "the key `{}` contains an invisible character (U+{:04X})",
-                super::shorten(&visible),
+                super::shorten(key),
                 u32::from(c)
             ),
             "delete the key and type it again; invisible characters often come with copied text",
@@ -290,18 +345,23 @@ impl<'t> Builder<'t> {
 
     /// The character at char index `index` of the text.
     fn char_at(&mut self, index: usize) -> Option<char> {
+        let byte = self.byte_of(index)?;
+        self.text.get(byte..)?.chars().next()
+    }
+
+    /// The byte offset of char index `index` (the text's length just past its end).
+    fn byte_of(&mut self, index: usize) -> Option<usize> {
         let (mut chars, mut bytes) = self.cursor;
         if index < chars {
             (chars, bytes) = (0, 0);
         }
-        let rest = self.text.get(bytes..)?;
-        let mut iter = rest.char_indices();
+        let mut iter = self.text.get(bytes..)?.char_indices();
         for _ in chars..index {
             iter.next()?;
         }
-        let (offset, c) = iter.next()?;
-        self.cursor = (index, bytes + offset);
-        Some(c)
+        let offset = iter.next().map_or(self.text.len(), |(o, _)| bytes + o);
+        self.cursor = (index, offset);
+        Some(offset)
     }
 }
 
