@@ -7,8 +7,8 @@ use globset::{Glob, GlobSet, GlobSetBuilder};
 use serde::{Deserialize, Serialize};
 
 use super::model::{
-    BindingConfig, Config, CrmNames, Defaults, FieldPolicy, FieldTarget, FieldsConfig, MaxRemovals, MemberStatus,
-    MemberType, UnsubscribePolicy,
+    BindingConfig, Config, CrmNames, Defaults, FieldPolicy, FieldTarget, FieldsConfig, MaxRemovals,
+    MemberStatus, MemberType, UnsubscribePolicy,
 };
 use super::template::Template;
 

@@ -165,7 +165,9 @@ pub fn shorten(text: &str) -> String {
     } else {
         text.chars().take(KEEP).for_each(|c| visible(&mut out, c));
         out.push('…');
-        text.chars().skip(count - 10).for_each(|c| visible(&mut out, c));
+        text.chars()
+            .skip(count - 10)
+            .for_each(|c| visible(&mut out, c));
     }
     out
 }
@@ -226,9 +228,14 @@ fn find_tab(text: &str, mark: &Marker) -> Option<Pos> {
         .take(3)
         .flat_map(|(i, line)| {
             let indent = line.len() - line.trim_start_matches([' ', '\t']).len();
-            line.char_indices().filter(|(_, c)| *c == '\t').map(move |(b, _)| (b < indent, i, line, b))
+            line.char_indices()
+                .filter(|(_, c)| *c == '\t')
+                .map(move |(b, _)| (b < indent, i, line, b))
         });
-    let found = candidates.clone().find(|(in_indent, ..)| *in_indent).or_else(|| candidates.next());
+    let found = candidates
+        .clone()
+        .find(|(in_indent, ..)| *in_indent)
+        .or_else(|| candidates.next());
     found.map(|(_, i, line, byte)| Pos {
         line: i + 1,
         column: line[..byte].chars().count() + 1,

@@ -48,7 +48,10 @@ fn read_case(text: &str) -> Case {
 }
 
 /// Run a command to its end, within `limit`; `None` when it took longer (it is killed).
-pub(crate) fn run_within(mut command: Command, limit: Duration) -> Option<(Option<i32>, String, String)> {
+pub(crate) fn run_within(
+    mut command: Command,
+    limit: Duration,
+) -> Option<(Option<i32>, String, String)> {
     let mut child = command
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -78,7 +81,10 @@ pub(crate) fn run_within(mut command: Command, limit: Duration) -> Option<(Optio
         }
         std::thread::sleep(Duration::from_millis(5));
     };
-    let (out, err) = (out.join().unwrap_or_default(), err.join().unwrap_or_default());
+    let (out, err) = (
+        out.join().unwrap_or_default(),
+        err.join().unwrap_or_default(),
+    );
     status.map(|s| (s.code(), out, err))
 }
 
@@ -160,7 +166,9 @@ fn every_broken_config_is_refused_with_its_messages_positions_and_help() {
             }
             let started = Instant::now();
             let Some((code, stdout, stderr)) = run_within(command, CASE_TIME) else {
-                failures.push(format!("{relative} ({format}): took longer than {CASE_TIME:?}"));
+                failures.push(format!(
+                    "{relative} ({format}): took longer than {CASE_TIME:?}"
+                ));
                 continue;
             };
             let errors = if format == "json" {

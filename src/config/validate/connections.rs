@@ -37,8 +37,16 @@ pub(super) fn check(
         resolved.insert(path, resolve(path, value, options, out));
     }
     for (path, literal, example) in [
-        ("/mailchimp/api_key", mc.map(|m| &m.api_key), "${MAILCHIMP_API_KEY}"),
-        ("/dataverse/client_secret", dv.map(|d| &d.client_secret), "${DATAVERSE_CLIENT_SECRET}"),
+        (
+            "/mailchimp/api_key",
+            mc.map(|m| &m.api_key),
+            "${MAILCHIMP_API_KEY}",
+        ),
+        (
+            "/dataverse/client_secret",
+            dv.map(|d| &d.client_secret),
+            "${DATAVERSE_CLIENT_SECRET}",
+        ),
     ] {
         if let Some(literal) = literal
             && !literal.contains("${")
@@ -64,10 +72,15 @@ pub(super) fn check(
             "copy the whole key from Mailchimp (Profile → Extras → API keys), or set `base_url`",
         );
     }
-    for path in ["/dataverse/url", "/mailchimp/base_url", "/dataverse/token_url"] {
+    for path in [
+        "/dataverse/url",
+        "/mailchimp/base_url",
+        "/dataverse/token_url",
+    ] {
         if let Some(Some(text)) = resolved.get(path) {
             match url::Url::parse(text) {
-                Ok(parsed) if matches!(parsed.scheme(), "http" | "https") && parsed.host().is_some() => {}
+                Ok(parsed)
+                    if matches!(parsed.scheme(), "http" | "https") && parsed.host().is_some() => {}
                 _ => out.error(
                     path,
                     &format!("`{}` is not an http(s) URL", shorten(text)),
@@ -84,7 +97,12 @@ pub(super) fn check(
 
 /// Check one setting's references; its value when it can be known without the environment
 /// (or with it, under `--check-env`).
-fn resolve(path: &str, value: &str, options: &CheckOptions<'_>, out: &mut Findings<'_>) -> Option<String> {
+fn resolve(
+    path: &str,
+    value: &str,
+    options: &CheckOptions<'_>,
+    out: &mut Findings<'_>,
+) -> Option<String> {
     let name = key_name(path);
     let mut bare = false;
     for (offset, var) in env::bare_references(value) {
@@ -93,7 +111,10 @@ fn resolve(path: &str, value: &str, options: &CheckOptions<'_>, out: &mut Findin
         out.error_at(
             pos,
             path,
-            &format!("`${}` is not expanded: only `${{NAME}}` references are read from the environment", shorten(var)),
+            &format!(
+                "`${}` is not expanded: only `${{NAME}}` references are read from the environment",
+                shorten(var)
+            ),
             &format!("write `${{{}}}`", shorten(var)),
         );
     }
@@ -103,7 +124,10 @@ fn resolve(path: &str, value: &str, options: &CheckOptions<'_>, out: &mut Findin
             let help = if err.message.contains("not closed") {
                 "close the reference with `}`: `${NAME}`".to_owned()
             } else {
-                format!("a variable name is letters, digits and `_`, not starting with a digit, like `${{{}}}`", name.to_uppercase())
+                format!(
+                    "a variable name is letters, digits and `_`, not starting with a digit, like `${{{}}}`",
+                    name.to_uppercase()
+                )
             };
             out.error_at(pos, path, &err.message, &help);
             return None;

@@ -75,7 +75,10 @@ pub fn check_source(source: &str) -> Result<(), String> {
     }
     let candidates: Vec<String> = KNOWN_SOURCES.iter().map(|s| (*s).to_owned()).collect();
     Err(match closest(source, &candidates) {
-        Some(s) => format!("`{}` is not a member field; did you mean `{s}`?", shorten(source)),
+        Some(s) => format!(
+            "`{}` is not a member field; did you mean `{s}`?",
+            shorten(source)
+        ),
         None => format!(
             "`{}` is not a member field (e.g. `email_address`, `merge_fields.FNAME`, `status`, `language`)",
             shorten(source)
@@ -108,7 +111,9 @@ pub(super) fn column_problem(column: &str, what: &str) -> Option<(String, String
     let help = if is_logical_name(&lower) {
         format!("logical names are lower-case: did you mean `{lower}`?")
     } else {
-        format!("write the {what}'s *Logical name* from the maker portal (lower-case letters, digits and `_`), not its display name")
+        format!(
+            "write the {what}'s *Logical name* from the maker portal (lower-case letters, digits and `_`), not its display name"
+        )
     };
     Some((
         format!(

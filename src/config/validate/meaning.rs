@@ -45,7 +45,10 @@ impl Parts {
                 .and_then(Value::as_array)
                 .is_some_and(Vec::is_empty),
         };
-        let count = value.get("bindings").and_then(Value::as_array).map_or(0, Vec::len);
+        let count = value
+            .get("bindings")
+            .and_then(Value::as_array)
+            .map_or(0, Vec::len);
         for index in 0..count {
             if let Some(binding) = part(value, &format!("/bindings/{index}"), broken, out) {
                 parts.bindings.push((index, binding));
@@ -75,7 +78,10 @@ fn part<'v, T: Deserialize<'v>>(
         Err(_) => {
             out.error(
                 pointer,
-                &format!("`{}` cannot be read as written", pointer.trim_start_matches('/').replace('/', ".")),
+                &format!(
+                    "`{}` cannot be read as written",
+                    pointer.trim_start_matches('/').replace('/', ".")
+                ),
                 "`audience-sync schema` prints what each key accepts",
             );
             None
@@ -85,7 +91,12 @@ fn part<'v, T: Deserialize<'v>>(
 
 /// Run every meaning check on the parts.
 pub(super) fn check(parts: &Parts, options: &CheckOptions<'_>, out: &mut Findings<'_>) {
-    connections::check(parts.mailchimp.as_ref(), parts.dataverse.as_ref(), options, out);
+    connections::check(
+        parts.mailchimp.as_ref(),
+        parts.dataverse.as_ref(),
+        options,
+        out,
+    );
     let crm_names = parts.dataverse.as_ref().and_then(|d| d.names.as_ref());
     let names = Names::from_config(crm_names);
     if let Some(crm_names) = crm_names {
@@ -124,7 +135,10 @@ pub(super) fn check(parts: &Parts, options: &CheckOptions<'_>, out: &mut Finding
             let line = out.positions.value(&format!("/bindings/{first}/name")).line;
             out.error(
                 &format!("{base}/name"),
-                &format!("duplicate binding name `{}` (first used on line {line})", shorten(&binding.name)),
+                &format!(
+                    "duplicate binding name `{}` (first used on line {line})",
+                    shorten(&binding.name)
+                ),
                 "binding names must be unique; rename one of them",
             );
         }
@@ -134,10 +148,17 @@ pub(super) fn check(parts: &Parts, options: &CheckOptions<'_>, out: &mut Finding
             .id
             .as_ref()
             .map(|id| format!("id:{}", id.to_lowercase()))
-            .or_else(|| list.name.as_ref().map(|n| format!("name:{}", n.trim().to_lowercase())));
+            .or_else(|| {
+                list.name
+                    .as_ref()
+                    .map(|n| format!("name:{}", n.trim().to_lowercase()))
+            });
         if let Some(list_key) = list_key {
             if let Some((first, first_name)) = seen_lists.get(&list_key) {
-                let line = out.positions.value(&format!("/bindings/{first}/marketing_list")).line;
+                let line = out
+                    .positions
+                    .value(&format!("/bindings/{first}/marketing_list"))
+                    .line;
                 out.error(
                     &format!("{base}/marketing_list"),
                     &format!("this marketing list is already bound by binding `{}` (line {line}); a list can follow only one audience", shorten(first_name)),
@@ -148,7 +169,9 @@ pub(super) fn check(parts: &Parts, options: &CheckOptions<'_>, out: &mut Finding
             }
         }
         check_settings(&base, &Settings::of_binding(binding), out);
-        if binding.marketing_list.member_type == MemberType::Contact && binding.lead_values.is_some() {
+        if binding.marketing_list.member_type == MemberType::Contact
+            && binding.lead_values.is_some()
+        {
             out.warning(
                 &format!("{base}/lead_values"),
                 "`lead_values` is ignored: this binding's list holds contacts",
@@ -176,7 +199,12 @@ fn check_ends(base: &str, binding: &BindingConfig, out: &mut Findings<'_>) {
         ),
         _ => {}
     }
-    if binding.audience.name.as_ref().is_some_and(|n| !n.is_empty() && n.trim().is_empty()) {
+    if binding
+        .audience
+        .name
+        .as_ref()
+        .is_some_and(|n| !n.is_empty() && n.trim().is_empty())
+    {
         out.error(
             &format!("{base}/audience/name"),
             "the audience name is only spaces",
@@ -198,7 +226,11 @@ fn check_ends(base: &str, binding: &BindingConfig, out: &mut Findings<'_>) {
         ),
         _ => {}
     }
-    if list.name.as_ref().is_some_and(|n| !n.is_empty() && n.trim().is_empty()) {
+    if list
+        .name
+        .as_ref()
+        .is_some_and(|n| !n.is_empty() && n.trim().is_empty())
+    {
         out.error(
             &format!("{list_path}/name"),
             "the marketing list name is only spaces",
@@ -267,7 +299,12 @@ fn check_settings(base: &str, settings: &Settings<'_>, out: &mut Findings<'_>) {
             None,
         );
     }
-    for (source, target) in settings.fields.and_then(|f| f.map.as_ref()).into_iter().flatten() {
+    for (source, target) in settings
+        .fields
+        .and_then(|f| f.map.as_ref())
+        .into_iter()
+        .flatten()
+    {
         let path = format!("{base}/fields/map/{}", yaml::escape(source));
         if let Err(message) = check_source(source) {
             out.error_key(&path, &message, SOURCE_HELP);
@@ -314,7 +351,11 @@ fn check_settings(base: &str, settings: &Settings<'_>, out: &mut Findings<'_>) {
             Ok(template) => {
                 for field in template.fields() {
                     if let Err(message) = check_source(field) {
-                        out.error(&path, &format!("template for `{shown}`: {message}"), SOURCE_HELP);
+                        out.error(
+                            &path,
+                            &format!("template for `{shown}`: {message}"),
+                            SOURCE_HELP,
+                        );
                     }
                 }
             }
@@ -389,7 +430,12 @@ fn report(
     let own = fields.and_then(|f| f.map.as_ref());
     let entry = sources
         .iter()
-        .filter(|s| own.is_some_and(|m| m.get(*s).is_some_and(|t| !matches!(t, FieldTarget::Unmapped))))
+        .filter(|s| {
+            own.is_some_and(|m| {
+                m.get(*s)
+                    .is_some_and(|t| !matches!(t, FieldTarget::Unmapped))
+            })
+        })
         .map(|s| format!("{base}/fields/map/{}", yaml::escape(s)))
         .max_by_key(|path| out.positions.key(path));
     let path = entry.unwrap_or_else(|| format!("{base}/fields"));
@@ -399,7 +445,11 @@ fn report(
         .find(|s| defaults.contains_key(*s))
         .map_or_else(
             || "map each column from one member field; remove one of these mappings".to_owned(),
-            |s| format!("map each column from one member field; to replace the default, map `{s}: null`"),
+            |s| {
+                format!(
+                    "map each column from one member field; to replace the default, map `{s}: null`"
+                )
+            },
         );
     out.error_key(
         &path,

@@ -172,7 +172,8 @@ pub fn check(text: &str, options: &CheckOptions<'_>) -> Checked {
             }
         }
     }
-    let diagnostics = finish(out.list);
+    let mut diagnostics = finish(out.list);
+    keep_inside(text, &mut diagnostics);
     Checked {
         config,
         positions: document.positions,
@@ -188,6 +189,23 @@ fn finish(mut diagnostics: Vec<Diagnostic>) -> Vec<Diagnostic> {
         (a.line, a.column, a.severity, &a.message) == (b.line, b.column, b.severity, &b.message)
     });
     diagnostics
+}
+
+/// Move any position past the end of its line (or of the file) back onto the last character
+/// there is: the parser places some errors at the end of the stream.
+fn keep_inside(text: &str, diagnostics: &mut [Diagnostic]) {
+    if diagnostics.is_empty() {
+        return;
+    }
+    let widths: Vec<usize> = text
+        .split('\n')
+        .map(|l| l.trim_end_matches('\r').chars().count())
+        .collect();
+    for d in diagnostics {
+        d.line = d.line.clamp(1, widths.len().max(1));
+        let width = widths.get(d.line - 1).copied().unwrap_or(0);
+        d.column = d.column.clamp(1, width + 1);
+    }
 }
 
 fn diagnostic(
@@ -247,7 +265,11 @@ impl Findings<'_> {
             .lines()
             .nth(start.line.saturating_sub(1))
             .and_then(|l| l.chars().nth(shifted.column - 1));
-        if found == Some(expected) { shifted } else { start }
+        if found == Some(expected) {
+            shifted
+        } else {
+            start
+        }
     }
 }
 

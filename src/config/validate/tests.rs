@@ -76,11 +76,16 @@ fn all_schema_errors_come_at_once() {
 
 #[test]
 fn meaning_checks_run_beside_schema_errors() {
-    let text = VALID
-        .replace("version: 1", "version: 2")
-        .replace("tenant_id: ${DATAVERSE_TENANT_ID}", "tenant_id: $DATAVERSE_TENANT_ID");
+    let text = VALID.replace("version: 1", "version: 2").replace(
+        "tenant_id: ${DATAVERSE_TENANT_ID}",
+        "tenant_id: $DATAVERSE_TENANT_ID",
+    );
     let checked = run(&text);
-    let messages: Vec<&str> = checked.diagnostics.iter().map(|d| d.message.as_str()).collect();
+    let messages: Vec<&str> = checked
+        .diagnostics
+        .iter()
+        .map(|d| d.message.as_str())
+        .collect();
     assert_eq!(messages.len(), 2, "{messages:#?}");
     assert!(messages[1].contains("is not expanded"), "{messages:#?}");
     let d = &checked.diagnostics[1];
@@ -89,12 +94,16 @@ fn meaning_checks_run_beside_schema_errors() {
 
 #[test]
 fn every_error_has_help() {
-    let text = "version: 1.0\nmailchimp: 3\ndataverse:\n  url:\nbindings: [ {name: ''} ]\nx: 1\nx: 2\n";
+    let text =
+        "version: 1.0\nmailchimp: 3\ndataverse:\n  url:\nbindings: [ {name: ''} ]\nx: 1\nx: 2\n";
     let checked = run(text);
     assert!(checked.diagnostics.len() >= 5, "{:#?}", checked.diagnostics);
     for d in &checked.diagnostics {
         assert!(d.help.is_some(), "{d:#?}");
-        assert!(!d.message.contains("u32") && !d.message.contains("enum"), "{d:#?}");
+        assert!(
+            !d.message.contains("u32") && !d.message.contains("enum"),
+            "{d:#?}"
+        );
     }
 }
 

@@ -52,7 +52,10 @@ fn number_errors(value: &Value, out: &mut Findings<'_>, broken: &mut BTreeSet<St
         let written = out.positions.raw("/version").unwrap_or_default().to_owned();
         out.error(
             "/version",
-            &format!("`version` must be a whole number, not `{}`", shorten(&written)),
+            &format!(
+                "`version` must be a whole number, not `{}`",
+                shorten(&written)
+            ),
             "write `version: 1`",
         );
         broken.insert("/version".to_owned());
@@ -131,8 +134,13 @@ fn describe(error: &ValidationError<'_>, schema: &Value, root: &Value, out: &mut
         }
         ValidationErrorKind::Required { property } => {
             let name = property.as_str().unwrap_or_default();
-            let help = required_help(name).map_or_else(|| format!("add `{name}: …`"), str::to_owned);
-            out.error(&path, &format!("missing required key `{name}` in {key}"), &help);
+            let help =
+                required_help(name).map_or_else(|| format!("add `{name}: …`"), str::to_owned);
+            out.error(
+                &path,
+                &format!("missing required key `{name}` in {key}"),
+                &help,
+            );
         }
         ValidationErrorKind::Type { kind } => {
             let types: Vec<String> = match kind {
@@ -144,12 +152,20 @@ fn describe(error: &ValidationError<'_>, schema: &Value, root: &Value, out: &mut
         ValidationErrorKind::Enum { options } => {
             let choices: Vec<String> = options
                 .as_array()
-                .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|v| v.as_str().map(str::to_owned))
+                        .collect()
+                })
                 .unwrap_or_default();
             describe_enum(&path, &key, instance, &choices, out);
         }
         ValidationErrorKind::Constant { expected_value } => {
-            let choices: Vec<String> = expected_value.as_str().map(str::to_owned).into_iter().collect();
+            let choices: Vec<String> = expected_value
+                .as_str()
+                .map(str::to_owned)
+                .into_iter()
+                .collect();
             describe_enum(&path, &key, instance, &choices, out);
         }
         ValidationErrorKind::AnyOf { context } | ValidationErrorKind::OneOfNotValid { context }
@@ -203,7 +219,10 @@ fn describe(error: &ValidationError<'_>, schema: &Value, root: &Value, out: &mut
         ValidationErrorKind::MinItems { .. } => out.error(
             &path,
             &format!("{key} must list at least one item"),
-            &format!("list at least one value, or leave `{}` out to use the default", key_name(&path)),
+            &format!(
+                "list at least one value, or leave `{}` out to use the default",
+                key_name(&path)
+            ),
         ),
         ValidationErrorKind::MinLength { .. } => out.error(
             &path,
@@ -246,14 +265,18 @@ fn describe_forms(path: &str, key: &str, instance: &Value, out: &mut Findings<'_
     if path.ends_with("/max_removals") {
         out.error(
             path,
-            &format!("{key} must be a number of members (e.g. `50`) or a percent (e.g. `10%`), not {got}"),
+            &format!(
+                "{key} must be a number of members (e.g. `50`) or a percent (e.g. `10%`), not {got}"
+            ),
             "write a whole number of members (`50`) or a percent from 0% to 100% (`10%`)",
         );
     } else if path.contains("/fields/map/") {
         let message = if instance.is_null() {
             format!("{key} has no value")
         } else {
-            format!("{key} must be a column name, `{{ column: …, policy: … }}`, or `null`, not {got}")
+            format!(
+                "{key} must be a column name, `{{ column: …, policy: … }}`, or `null`, not {got}"
+            )
         };
         out.error(
             path,
@@ -269,7 +292,13 @@ fn describe_forms(path: &str, key: &str, instance: &Value, out: &mut Findings<'_
     }
 }
 
-fn describe_type(path: &str, key: &str, instance: &Value, types: &[String], out: &mut Findings<'_>) {
+fn describe_type(
+    path: &str,
+    key: &str,
+    instance: &Value,
+    types: &[String],
+    out: &mut Findings<'_>,
+) {
     let expected = types
         .iter()
         .map(|t| type_words(t))
@@ -293,32 +322,49 @@ fn describe_type(path: &str, key: &str, instance: &Value, types: &[String], out:
         let written = raw.unwrap_or_else(|| instance.to_string());
         let canonical = instance.to_string();
         let message = if written != canonical && instance.is_number() {
-            let lost = if written.trim_start_matches(['+', '-']).starts_with('0') && written.len() > 1 {
-                " (the leading zero is lost)"
-            } else {
-                ""
-            };
-            format!("{key} must be a text, but `{}` was read as the number {canonical}{lost}", shorten(&written))
+            let lost =
+                if written.trim_start_matches(['+', '-']).starts_with('0') && written.len() > 1 {
+                    " (the leading zero is lost)"
+                } else {
+                    ""
+                };
+            format!(
+                "{key} must be a text, but `{}` was read as the number {canonical}{lost}",
+                shorten(&written)
+            )
         } else {
-            format!("{key} must be a text, not {}", describe_value(out, path, instance))
+            format!(
+                "{key} must be a text, not {}",
+                describe_value(out, path, instance)
+            )
         };
         out.error(
             path,
             &message,
-            &format!("quote it to keep it as written: `{name}: \"{}\"`", shorten(&written)),
+            &format!(
+                "quote it to keep it as written: `{name}: \"{}\"`",
+                shorten(&written)
+            ),
         );
         return;
     }
     let help = match types.first().map(String::as_str) {
-        Some("object") => format!("write the settings of `{name}` as indented `key: value` lines below it"),
-        Some("array") => format!("write the items of `{name}` as `- item` lines below it, or as `[a, b]`"),
+        Some("object") => {
+            format!("write the settings of `{name}` as indented `key: value` lines below it")
+        }
+        Some("array") => {
+            format!("write the items of `{name}` as `- item` lines below it, or as `[a, b]`")
+        }
         Some("boolean") => "write `true` or `false`, without quotes".to_owned(),
         Some("integer" | "number") => "write a number, without quotes".to_owned(),
         _ => "`audience-sync schema` prints what each key accepts".to_owned(),
     };
     out.error(
         path,
-        &format!("{key} must be {expected}, not {}", describe_value(out, path, instance)),
+        &format!(
+            "{key} must be {expected}, not {}",
+            describe_value(out, path, instance)
+        ),
         &help,
     );
 }
@@ -329,12 +375,23 @@ fn same_word<'c>(got: &str, choices: &'c [String]) -> Option<&'c String> {
     choices.iter().find(|c| **c == normal)
 }
 
-fn describe_enum(path: &str, key: &str, instance: &Value, choices: &[String], out: &mut Findings<'_>) {
-    let got = instance
-        .as_str()
-        .map_or_else(|| describe_value(out, path, instance), |s| format!("`{}`", shorten(s)));
+fn describe_enum(
+    path: &str,
+    key: &str,
+    instance: &Value,
+    choices: &[String],
+    out: &mut Findings<'_>,
+) {
+    let got = instance.as_str().map_or_else(
+        || describe_value(out, path, instance),
+        |s| format!("`{}`", shorten(s)),
+    );
     let name = key_name(path);
-    let list = choices.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", ");
+    let list = choices
+        .iter()
+        .map(|c| format!("`{c}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
     if let Some(word) = instance.as_str().and_then(|s| same_word(s, choices)) {
         out.error(
             path,
@@ -370,7 +427,9 @@ fn required_help(name: &str) -> Option<&'static str> {
     Some(match name {
         "version" => "add `version: 1` at the top",
         "mailchimp" => "add a `mailchimp:` section with `api_key: ${MAILCHIMP_API_KEY}`",
-        "dataverse" => "add a `dataverse:` section with url, tenant_id, client_id and client_secret",
+        "dataverse" => {
+            "add a `dataverse:` section with url, tenant_id, client_id and client_secret"
+        }
         "bindings" => "add a `bindings:` list; `audience-sync init` writes one from your audiences",
         "api_key" => "write `api_key: ${MAILCHIMP_API_KEY}` and set the variable",
         "client_secret" => "write `client_secret: ${DATAVERSE_CLIENT_SECRET}` and set the variable",
@@ -394,12 +453,17 @@ fn pattern_message(path: &str, key: &str, got: &str, quoted: bool) -> (String, S
     } else if path.ends_with("/marketing_list/id") {
         (
             format!("`{shown}` is not a GUID"),
-            "a list id looks like `8f2c1d3e-0000-4000-8000-0123456789ab`; or use `name:`".to_owned(),
+            "a list id looks like `8f2c1d3e-0000-4000-8000-0123456789ab`; or use `name:`"
+                .to_owned(),
         )
     } else if path.ends_with("/max_removals") && quoted && got.trim().parse::<f64>().is_ok() {
         (
             format!("`max_removals: \"{shown}\"` is quoted text, not a number"),
-            format!("write `max_removals: {}` without quotes for a number of members, or `{}%` for a percent of the list", got.trim(), got.trim()),
+            format!(
+                "write `max_removals: {}` without quotes for a number of members, or `{}%` for a percent of the list",
+                got.trim(),
+                got.trim()
+            ),
         )
     } else if path.ends_with("/max_removals") {
         (
@@ -413,7 +477,9 @@ fn pattern_message(path: &str, key: &str, got: &str, quoted: bool) -> (String, S
         )
     } else if path.ends_with("/name") && path.starts_with("/bindings/") {
         (
-            format!("binding name `{shown}` may hold only letters, digits, `_`, `.` and `-`, starting with a letter or digit"),
+            format!(
+                "binding name `{shown}` may hold only letters, digits, `_`, `.` and `-`, starting with a letter or digit"
+            ),
             format!("for example `{}`", suggest_binding_name(got)),
         )
     } else if path == "/dataverse/api_version" {
@@ -433,10 +499,24 @@ fn suggest_binding_name(got: &str) -> String {
     let mut name: String = got
         .trim()
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || "_.-".contains(c) { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "_.-".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect();
-    name = name.trim_start_matches(['_', '.', '-']).chars().take(64).collect();
-    if name.is_empty() { "newsletter".to_owned() } else { name }
+    name = name
+        .trim_start_matches(['_', '.', '-'])
+        .chars()
+        .take(64)
+        .collect();
+    if name.is_empty() {
+        "newsletter".to_owned()
+    } else {
+        name
+    }
 }
 
 fn type_words(json_type: &str) -> String {
@@ -457,7 +537,12 @@ fn type_words(json_type: &str) -> String {
 fn describe_value(out: &Findings<'_>, path: &str, value: &Value) -> String {
     match value {
         Value::Null => "empty".to_owned(),
-        Value::Bool(b) => format!("`{}`", out.positions.raw(path).unwrap_or(if *b { "true" } else { "false" })),
+        Value::Bool(b) => format!(
+            "`{}`",
+            out.positions
+                .raw(path)
+                .unwrap_or(if *b { "true" } else { "false" })
+        ),
         Value::Number(n) => format!(
             "the number `{}`",
             shorten(out.positions.raw(path).unwrap_or(&n.to_string()))
@@ -540,7 +625,12 @@ pub fn closest(word: &str, candidates: &[String]) -> Option<String> {
     }
     candidates
         .iter()
-        .map(|c| (strsim::jaro_winkler(&word.to_lowercase(), &c.to_lowercase()), c))
+        .map(|c| {
+            (
+                strsim::jaro_winkler(&word.to_lowercase(), &c.to_lowercase()),
+                c,
+            )
+        })
         .filter(|(score, _)| *score >= 0.8)
         .max_by(|a, b| a.0.total_cmp(&b.0))
         .map(|(_, c)| c.clone())

@@ -122,7 +122,9 @@ impl<'t> Builder<'t> {
                 if self.stack.len() >= MAX_DEPTH {
                     return Err(SyntaxError::new(
                         pos,
-                        &format!("the file nests lists and mappings more than {MAX_DEPTH} levels deep"),
+                        &format!(
+                            "the file nests lists and mappings more than {MAX_DEPTH} levels deep"
+                        ),
                         "a config nests at most a few levels (bindings → fields → map → column); check the indentation",
                     ));
                 }
@@ -214,7 +216,11 @@ impl<'t> Builder<'t> {
         let mut dash = None;
         // The parser reports an empty item at the next token; when that token is on a line of
         // its own after a `- `, that `-` starts the next item, not this one.
-        let mut next_item = self.text.get(byte..).and_then(|t| t.chars().next()).is_some_and(|c| !c.is_whitespace());
+        let mut next_item = self
+            .text
+            .get(byte..)
+            .and_then(|t| t.chars().next())
+            .is_some_and(|c| !c.is_whitespace());
         // Walk back over blanks and whole comment lines, at most a few lines' worth.
         for _ in 0..64 {
             let before = self.text.get(..end).unwrap_or_default();
@@ -262,7 +268,12 @@ impl<'t> Builder<'t> {
         self.positions.add(parent, slot, pos)
     }
 
-    fn push_value(&mut self, value: Value, anchor: usize, weight: usize) -> Result<(), SyntaxError> {
+    fn push_value(
+        &mut self,
+        value: Value,
+        anchor: usize,
+        weight: usize,
+    ) -> Result<(), SyntaxError> {
         if anchor > 0 {
             // Keeping a copy for aliases costs as much as expanding one.
             let pos = self.slot_pos().unwrap_or_default();
@@ -315,13 +326,22 @@ impl<'t> Builder<'t> {
         if duplicate {
             self.errors.push(SyntaxError::new(
                 pos,
-                &format!("duplicate key `{}`: each key may appear once in a mapping", super::shorten(&key)),
+                &format!(
+                    "duplicate key `{}`: each key may appear once in a mapping",
+                    super::shorten(&key)
+                ),
                 "delete one of the two; YAML keeps only one of them, so one setting would be lost",
             ));
         }
     }
 
-    fn invisible_in_key(&mut self, key: &str, pos: Pos, mark: Marker, plain: bool) -> Option<SyntaxError> {
+    fn invisible_in_key(
+        &mut self,
+        key: &str,
+        pos: Pos,
+        mark: Marker,
+        plain: bool,
+    ) -> Option<SyntaxError> {
         let (index, c) = key.chars().enumerate().find(|(_, c)| is_invisible(*c))?;
         // For a plain key on one line, point at the character itself.
         let at = if plain && self.char_at(mark.index() + index) == Some(c) {
