@@ -181,6 +181,15 @@ fn describe_scan_error(text: &str, err: &ScanError) -> SyntaxError {
             pos = tab;
         }
         "YAML is indented with spaces only; replace the tab with spaces"
+    } else if info.contains("flow sequence") || info.contains("flow mapping") {
+        if let Some(open) = unclosed_bracket(text, err.marker()) {
+            pos = open;
+        }
+        if info.contains("flow sequence") {
+            "a `[` list is not closed by `]`, or its items are not separated by `,`"
+        } else {
+            "a `{` mapping is not closed by `}`, its entries are not separated by `,`, or a value holding `: ` or `,` is not quoted"
+        }
     } else if info.contains("flow sequence") {
         "a `[` list is not closed by `]`, or its items are not separated by `,`"
     } else if info.contains("flow mapping") {
@@ -215,6 +224,39 @@ fn describe_scan_error(text: &str, err: &ScanError) -> SyntaxError {
         message: format!("YAML syntax error: {info}"),
         help: help.to_owned(),
     }
+}
+
+/// When the parser ran to the end of the text looking for a `]` or `}`: the bracket left open
+/// (quotes and comments skipped).
+fn unclosed_bracket(text: &str, mark: &Marker) -> Option<Pos> {
+    let byte = text.char_indices().nth(mark.index()).map_or(text.len(), |(b, _)| b);
+    let rest_is_blank = text[byte..]
+        .lines()
+        .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'));
+    if !rest_is_blank {
+        return None;
+    }
+    let mut open: Vec<Pos> = Vec::new();
+    let mut quote: Option<char> = None;
+    for (i, line) in text.lines().enumerate() {
+        for (col, c) in line.chars().enumerate() {
+            match (quote, c) {
+                (Some(q), c) if c == q => quote = None,
+                (Some(_), _) => {}
+                (None, '\'' | '"') => quote = Some(c),
+                (None, '#') => break,
+                (None, '[' | '{') => open.push(Pos {
+                    line: i + 1,
+                    column: col + 1,
+                }),
+                (None, ']' | '}') => {
+                    open.pop();
+                }
+                _ => {}
+            }
+        }
+    }
+    open.pop()
 }
 
 /// The tab a tab error is about: the first tab of the indentation from the line before the
