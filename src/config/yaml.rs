@@ -190,10 +190,6 @@ fn describe_scan_error(text: &str, err: &ScanError) -> SyntaxError {
         } else {
             "a `{` mapping is not closed by `}`, its entries are not separated by `,`, or a value holding `: ` or `,` is not quoted"
         }
-    } else if info.contains("flow sequence") {
-        "a `[` list is not closed by `]`, or its items are not separated by `,`"
-    } else if info.contains("flow mapping") {
-        "a `{` mapping is not closed by `}`, its entries are not separated by `,`, or a value holding `: ` or `,` is not quoted"
     } else if info.contains("recursion limit") {
         "`[` and `{` nest too deep; a config needs only a few levels"
     } else if info.contains("mapping values are not allowed") {
@@ -229,7 +225,10 @@ fn describe_scan_error(text: &str, err: &ScanError) -> SyntaxError {
 /// When the parser ran to the end of the text looking for a `]` or `}`: the bracket left open
 /// (quotes and comments skipped).
 fn unclosed_bracket(text: &str, mark: &Marker) -> Option<Pos> {
-    let byte = text.char_indices().nth(mark.index()).map_or(text.len(), |(b, _)| b);
+    let byte = text
+        .char_indices()
+        .nth(mark.index())
+        .map_or(text.len(), |(b, _)| b);
     let rest_is_blank = text[byte..]
         .lines()
         .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'));

@@ -38,11 +38,61 @@ bindings:
 
 /// Pieces that YAML and the config give meaning to.
 const TOKENS: &[&str] = &[
-    "- ", ": ", ":", "\n", "  ", "    ", "[", "]", "{", "}", ", ", "&a ", "*a", "&b ", "*b", "# c",
-    "'", "\"", "$", "${", "}", "\t", "\u{feff}", "\u{200b}", "version", "bindings", "name",
-    "audience", "id", "marketing_list", "member_type", "contact", "Contact", "fields", "map",
-    "column", "policy", "max_removals", "1", "0123", "1.0", "-5", "1e400", "~", "null", "true",
-    "---", "? ", "|", ">", "!!str ", "%", "\\", "\u{e9}", "\r\n",
+    "- ",
+    ": ",
+    ":",
+    "\n",
+    "  ",
+    "    ",
+    "[",
+    "]",
+    "{",
+    "}",
+    ", ",
+    "&a ",
+    "*a",
+    "&b ",
+    "*b",
+    "# c",
+    "'",
+    "\"",
+    "$",
+    "${",
+    "}",
+    "\t",
+    "\u{feff}",
+    "\u{200b}",
+    "version",
+    "bindings",
+    "name",
+    "audience",
+    "id",
+    "marketing_list",
+    "member_type",
+    "contact",
+    "Contact",
+    "fields",
+    "map",
+    "column",
+    "policy",
+    "max_removals",
+    "1",
+    "0123",
+    "1.0",
+    "-5",
+    "1e400",
+    "~",
+    "null",
+    "true",
+    "---",
+    "? ",
+    "|",
+    ">",
+    "!!str ",
+    "%",
+    "\\",
+    "\u{e9}",
+    "\r\n",
 ];
 
 fn no_env(_: &str) -> Option<String> {
@@ -58,8 +108,14 @@ fn assert_sound(text: &str, checked: &Checked, took: Duration) -> Result<(), Tes
         .map(|l| l.trim_end_matches('\r').chars().count())
         .collect();
     for d in &checked.diagnostics {
-        prop_assert!(d.line >= 1 && d.line <= widths.len(), "{d:?} outside the file");
-        prop_assert!(d.column >= 1 && d.column <= widths[d.line - 1] + 1, "{d:?} outside its line");
+        prop_assert!(
+            d.line >= 1 && d.line <= widths.len(),
+            "{d:?} outside the file"
+        );
+        prop_assert!(
+            d.column >= 1 && d.column <= widths[d.line - 1] + 1,
+            "{d:?} outside its line"
+        );
         if d.severity == audience_sync::config::Severity::Error {
             prop_assert!(d.help.is_some(), "{d:?} has no help");
         }
@@ -102,7 +158,10 @@ fn mutate(mut text: String, edits: &[(usize, usize, usize)]) -> String {
                 text.insert_str(line_end, &line);
             }
             _ => {
-                let end = text[cut..].chars().next().map_or(cut, |c| cut + c.len_utf8());
+                let end = text[cut..]
+                    .chars()
+                    .next()
+                    .map_or(cut, |c| cut + c.len_utf8());
                 text.replace_range(cut..end, token);
             }
         }
@@ -122,7 +181,9 @@ fn alias_bomb(levels: usize, width: usize) -> String {
 fn deep(kind: usize, depth: usize) -> String {
     match kind % 3 {
         0 => format!("x:\n  {}y\n", "- ".repeat(depth)),
-        1 => (0..depth).map(|i| format!("{}k:\n", "  ".repeat(i))).collect(),
+        1 => (0..depth)
+            .map(|i| format!("{}k:\n", "  ".repeat(i)))
+            .collect(),
         _ => format!("x: {}{}\n", "[".repeat(depth), "]".repeat(depth)),
     }
 }
