@@ -30,7 +30,7 @@ fn bindings(count: usize) -> String {
     for i in 0..count {
         let _ = write!(
             text,
-            "  - name: client-{i}\n    audience: {{ id: {i:010x} }}\n    marketing_list: {{ name: List {i}, member_type: contact, create: true }}\n    fields: {{ map: {{ merge_fields.NICK: nickname }} }}\n    max_removals: 5%\n"
+            "  - name: client-{i}\n    audience: {{ id: a{i:09x} }}\n    marketing_list: {{ name: List {i}, member_type: contact, create: true }}\n    fields: {{ map: {{ merge_fields.NICK: nickname }} }}\n    max_removals: 5%\n"
         );
     }
     text
