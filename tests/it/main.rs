@@ -4,6 +4,7 @@ mod apply;
 mod cli;
 mod common;
 mod config_catalogue;
+mod config_fuzz;
 mod dataverse;
 mod dataverse_emulator;
 mod demo;
