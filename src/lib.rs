@@ -4,8 +4,9 @@
 //! The pipeline (see `DESIGN.md`): a YAML file is loaded and validated ([`config`]); both sides
 //! are observed through their clients ([`mailchimp`], [`dataverse`]); a pure diff computes a
 //! [`plan`]; [`apply`] executes it in batched, idempotent writes; [`watch`] runs that loop as a
-//! server. [`sandbox`] holds faithful local emulators of both APIs. Every command is callable
-//! from tests through [`run`].
+//! server. The emulators of both APIs are their own package (`api-sandbox`, at `src/sandbox`);
+//! [`commands::sandbox`] starts them with the tool's schema. Every command is callable from tests
+//! through [`run`].
 
 pub mod apply;
 pub mod cli;
@@ -19,7 +20,6 @@ pub mod mailchimp;
 pub mod observe;
 pub mod output;
 pub mod plan;
-pub mod sandbox;
 pub mod watch;
 
 use std::ffi::OsString;

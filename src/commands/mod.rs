@@ -9,7 +9,7 @@ mod demo;
 mod force_unlock;
 mod init;
 mod plan;
-mod sandbox;
+pub mod sandbox;
 mod schema;
 mod status;
 mod validate;

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use api_sandbox::{Options, Sandbox, Seed};
 use audience_sync::dataverse::batch::{OpOutcome, Operation, Part};
 use audience_sync::dataverse::lists::MemberType;
 use audience_sync::dataverse::metadata;
@@ -15,7 +16,6 @@ use audience_sync::dataverse::tables::{Lease, LeaseOutcome, ToolTables};
 use audience_sync::dataverse::tag_links::TagLink;
 use audience_sync::dataverse::{Client, Error};
 use audience_sync::http::RetryPolicy;
-use audience_sync::sandbox::{Options, Sandbox, Seed};
 use futures::TryStreamExt;
 use secrecy::SecretString;
 use serde_json::{Map, Value, json};
@@ -28,7 +28,7 @@ async fn sandbox_with(seed: Value) -> Sandbox {
             dataverse,
             ..Seed::default()
         },
-        ..Options::default()
+        ..audience_sync::commands::sandbox::options()
     })
     .await
     .expect("sandbox starts")

@@ -5,7 +5,6 @@ mod cli;
 mod common;
 mod config_catalogue;
 mod dataverse;
-mod dataverse_emulator;
 mod demo;
 mod examples;
 mod mailchimp;

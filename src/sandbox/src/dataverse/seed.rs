@@ -15,7 +15,7 @@ use super::api::{self, Ctx};
 use super::limits::{Faults, Limits};
 use super::meta;
 use super::store::Store;
-use crate::sandbox::GenerateSpec;
+use crate::GenerateSpec;
 
 /// Whether the tool's schema exists at start.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]

@@ -456,7 +456,7 @@ mod tests {
 
     #[test]
     fn a_changeset_runs_atomically_and_answers_in_multipart() {
-        let mut store = Store::new(true);
+        let mut store = Store::new(Some(&crate::dataverse::tool_schema::fixture()));
         let ctx = Ctx {
             base: "http://x".into(),
         };

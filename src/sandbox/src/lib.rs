@@ -8,12 +8,14 @@
 
 pub mod dataverse;
 pub mod mailchimp;
+mod seed;
+
+pub use seed::{GenerateSpec, Seed};
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
-use serde::Deserialize;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -45,93 +47,6 @@ pub enum Error {
     State { path: PathBuf, message: String },
 }
 
-/// What both halves are seeded with (a seed file holds both).
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Seed {
-    /// The Mailchimp account's data.
-    #[serde(default)]
-    pub mailchimp: mailchimp::Seed,
-    /// The Dataverse environment's data.
-    #[serde(default)]
-    pub dataverse: dataverse::Seed,
-}
-
-impl Seed {
-    /// Read a seed file, YAML or JSON.
-    ///
-    /// # Errors
-    /// The file cannot be read or does not describe a seed.
-    pub fn from_file(path: &Path) -> Result<Self, Error> {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::ReadSeed {
-            path: path.to_owned(),
-            source,
-        })?;
-        let value = crate::config::yaml::parse_value(&text).map_err(|err| Error::InvalidSeed {
-            path: path.to_owned(),
-            message: err.to_string(),
-        })?;
-        serde_json::from_value(value).map_err(|err| Error::InvalidSeed {
-            path: path.to_owned(),
-            message: err.to_string(),
-        })
-    }
-}
-
-/// The deterministic generator's settings: `members=N,tags=T,seed=S[,audiences=K]`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct GenerateSpec {
-    /// Members per audience.
-    pub members: usize,
-    /// Tags per audience.
-    pub tags: usize,
-    /// Random seed: the same seed gives the same data.
-    pub seed: u64,
-    /// Audiences.
-    pub audiences: usize,
-}
-
-impl std::str::FromStr for GenerateSpec {
-    type Err = Error;
-
-    fn from_str(spec: &str) -> Result<Self, Error> {
-        let invalid = |message: String| Error::InvalidGenerate {
-            spec: spec.to_owned(),
-            message,
-        };
-        let mut out = GenerateSpec {
-            members: 0,
-            tags: 0,
-            seed: 1,
-            audiences: 1,
-        };
-        for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let (key, value) = part
-                .split_once('=')
-                .ok_or_else(|| invalid(format!("`{part}` is not KEY=VALUE")))?;
-            let number: u64 = value
-                .trim()
-                .replace('_', "")
-                .parse()
-                .map_err(|_| invalid(format!("`{value}` is not a whole number")))?;
-            let as_usize =
-                usize::try_from(number).map_err(|_| invalid(format!("`{value}` is too large")))?;
-            match key.trim() {
-                "members" => out.members = as_usize,
-                "tags" => out.tags = as_usize,
-                "seed" => out.seed = number,
-                "audiences" => out.audiences = as_usize,
-                other => {
-                    return Err(invalid(format!(
-                        "unknown key `{other}` (use members, tags, seed, audiences)"
-                    )));
-                }
-            }
-        }
-        Ok(out)
-    }
-}
-
 /// How to start a sandbox.
 #[derive(Debug, Default)]
 pub struct Options {
@@ -143,6 +58,9 @@ pub struct Options {
     pub generate: Option<GenerateSpec>,
     /// Keep the data here between runs (loaded at start when present, saved on change).
     pub state_dir: Option<PathBuf>,
+    /// The custom schema the Dataverse seed's `bootstrapped` mode installs (the schema a
+    /// client's bootstrap would create); required when that mode is asked for.
+    pub tool_schema: Option<dataverse::ToolSchema>,
 }
 
 /// A running sandbox. Dropping it stops the server.
@@ -169,6 +87,7 @@ impl Sandbox {
         )?);
         let dataverse = Arc::new(dataverse::State::new(
             &options.seed.dataverse,
+            options.tool_schema.as_ref(),
             options.generate,
             options.state_dir.as_deref(),
         )?);
@@ -248,28 +167,5 @@ impl Drop for Sandbox {
         if let Some(task) = self.task.take() {
             task.abort();
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn generate_spec_parses_and_refuses_nonsense() {
-        let spec: GenerateSpec = "members=2_500,tags=5,seed=7,audiences=2".parse().unwrap();
-        assert_eq!(
-            spec,
-            GenerateSpec {
-                members: 2500,
-                tags: 5,
-                seed: 7,
-                audiences: 2
-            }
-        );
-        let spec: GenerateSpec = "members=10".parse().unwrap();
-        assert_eq!(spec.audiences, 1);
-        assert!("members=ten".parse::<GenerateSpec>().is_err());
-        assert!("people=3".parse::<GenerateSpec>().is_err());
     }
 }

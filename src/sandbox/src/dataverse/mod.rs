@@ -32,6 +32,7 @@ pub mod metadata;
 pub mod query;
 pub mod seed;
 pub mod store;
+pub mod tool_schema;
 pub mod value;
 
 use std::path::{Path, PathBuf};
@@ -50,6 +51,7 @@ use uuid::Uuid;
 
 pub use limits::{Counters, Faults, Limits};
 pub use seed::{MemberType, SchemaMode, Seed, SeedLink, SeedList};
+pub use tool_schema::ToolSchema;
 
 use super::{Error, GenerateSpec};
 use api::{ApiRequest, ApiResponse, Ctx};
@@ -79,12 +81,14 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl State {
-    /// Build the state from a seed, generated data and a state directory.
+    /// Build the state from a seed, the custom schema that `bootstrapped` installs, generated
+    /// data and a state directory.
     ///
     /// # Errors
-    /// The seed holds rows the Web API would refuse.
+    /// The seed holds rows the Web API would refuse, or asks for `bootstrapped` without a schema.
     pub fn new(
         seed: &Seed,
+        tool_schema: Option<&ToolSchema>,
         generate: Option<GenerateSpec>,
         state_dir: Option<&Path>,
     ) -> Result<Self, Error> {
@@ -114,7 +118,17 @@ impl State {
         let store = match loaded {
             Some(store) => store,
             None => {
-                let mut store = Store::new(seed.schema == SchemaMode::Bootstrapped);
+                let schema = match seed.schema {
+                    SchemaMode::Bare => None,
+                    SchemaMode::Bootstrapped => Some(tool_schema.ok_or_else(|| {
+                        invalid(
+                            "the seed's schema is `bootstrapped`, but no schema to install was \
+                             given (Options::tool_schema)"
+                                .to_owned(),
+                        )
+                    })?),
+                };
+                let mut store = Store::new(schema);
                 seed::apply(&mut store, seed).map_err(invalid)?;
                 if let Some(spec) = generate {
                     seed::generate(&mut store, spec).map_err(invalid)?;
@@ -707,12 +721,13 @@ mod tests {
             }],
             ..Seed::default()
         };
-        let first = State::new(&seed, None, Some(dir.path())).unwrap();
+        let first =
+            State::new(&seed, Some(&tool_schema::fixture()), None, Some(dir.path())).unwrap();
         first.with_store(|s| {
             s.insert_raw("contact", Uuid::from_u128(7), &[]).unwrap();
         });
         drop(first);
-        let second = State::new(&Seed::default(), None, Some(dir.path())).unwrap();
+        let second = State::new(&Seed::default(), None, None, Some(dir.path())).unwrap();
         assert_eq!(second.count("list"), 1);
         assert!(second.record("contact", Uuid::from_u128(7)).is_some());
     }
@@ -730,7 +745,8 @@ mod tests {
 
     #[test]
     fn env_names_the_token_endpoint_and_credentials() {
-        let state = State::new(&Seed::default(), None, None).unwrap();
+        let state =
+            State::new(&Seed::default(), Some(&tool_schema::fixture()), None, None).unwrap();
         let env = state.env("http://127.0.0.1:5");
         assert!(
             env.iter()
@@ -744,8 +760,10 @@ mod tests {
             },
             None,
             None,
+            None,
         )
         .unwrap();
         assert!(!bare.has_table("mcsync_tag"));
+        assert!(State::new(&Seed::default(), None, None, None).is_err());
     }
 }

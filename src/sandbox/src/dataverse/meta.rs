@@ -1,7 +1,8 @@
 //! Table metadata of the emulated environment: tables (`EntityDefinitions`), their columns
 //! (`Attributes`), alternate keys and relationships (`RelationshipDefinitions`), with the
 //! standard tables the tool touches (`contact`, `lead`, `account`, `list`, `listmember`,
-//! `sdkmessage`, `sdkmessagefilter`, `systemuser`) and the tool's own schema.
+//! `sdkmessage`, `sdkmessagefilter`, `systemuser`); the tool's own schema comes from
+//! [`super::tool_schema`].
 //!
 //! Invariants: attribute positions in [`EntityMeta::attributes`] never change once assigned
 //! (records store values by position); logical names are lower case; every table has exactly one
@@ -573,114 +574,6 @@ pub fn many_to_many(schema: &str, entity1: &str, entity2: &str, intersect: &str)
     }
 }
 
-/// What the tool's bootstrap creates, with the default names.
-pub struct ToolSchema {
-    /// New tables.
-    pub entities: Vec<EntityMeta>,
-    /// New columns on standard tables: (table, column, type).
-    pub columns: Vec<(String, String, AttrType)>,
-    /// New lookup relationships.
-    pub one_to_many: Vec<OneToMany>,
-    /// New many-to-many relationships.
-    pub many_to_many: Vec<ManyToMany>,
-}
-
-fn kind_of(kind: crate::dataverse::schema::ColumnKind) -> AttrType {
-    use crate::dataverse::schema::ColumnKind;
-    match kind {
-        ColumnKind::String { max_len } => AttrType::String(max_len),
-        ColumnKind::Memo { max_len } => AttrType::Memo(max_len),
-        ColumnKind::Integer => AttrType::Integer,
-        ColumnKind::DateTime => AttrType::DateTime,
-    }
-}
-
-/// The tool's schema with the default names, from the one definition the client's
-/// `crm bootstrap` uses (`crate::dataverse::schema`).
-#[must_use]
-pub fn tool_schema() -> ToolSchema {
-    tool_schema_from(&crate::dataverse::schema::Schema::default())
-}
-
-/// The tool's schema as `crm bootstrap` would create it from this definition.
-#[must_use]
-pub fn tool_schema_from(schema: &crate::dataverse::schema::Schema) -> ToolSchema {
-    let mut entities = Vec::new();
-    for (n, table) in schema.tables.iter().enumerate() {
-        let code = 10_000 + i64::try_from(n).unwrap_or(0);
-        let schema_name = table.logical_name.clone();
-        let mut meta = EntityMeta::new(&table.logical_name, &schema_name, &table.entity_set, code);
-        meta.add(
-            &table.primary_name.logical_name,
-            kind_of(table.primary_name.kind),
-        );
-        meta.primary_name = Some(table.primary_name.logical_name.clone());
-        meta.add("statecode", AttrType::State(vec![0, 1]));
-        meta.add("statuscode", AttrType::Status(vec![1, 2]));
-        for column in &table.columns {
-            meta.add(&column.logical_name, kind_of(column.kind));
-        }
-        meta.display_name = table.display.to_owned();
-        meta.display_collection_name = table.display_plural.to_owned();
-        meta.is_custom = true;
-        meta.bulk = true;
-        entities.push(meta);
-    }
-    let mut columns: Vec<(String, String, AttrType)> = schema
-        .extra_columns
-        .iter()
-        .map(|extra| {
-            (
-                extra.table.clone(),
-                extra.column.logical_name.clone(),
-                kind_of(extra.column.kind),
-            )
-        })
-        .collect();
-    let mut one_to_many = Vec::new();
-    for lookup in &schema.lookups {
-        let kind = AttrType::Lookup(vec![lookup.referenced_table.clone()]);
-        match entities
-            .iter_mut()
-            .find(|e| e.logical_name == lookup.referencing_table)
-        {
-            Some(entity) => {
-                entity.add(&lookup.column, kind);
-            }
-            None => columns.push((
-                lookup.referencing_table.clone(),
-                lookup.column.clone(),
-                kind,
-            )),
-        }
-        one_to_many.push(lookup_rel(
-            &lookup.relationship,
-            &lookup.referenced_table,
-            &lookup.referencing_table,
-            &lookup.column,
-            &lookup.column,
-        ));
-    }
-    let many_to_many = schema
-        .many_to_many
-        .iter()
-        .map(|rel| {
-            many_to_many(
-                &rel.schema_name,
-                &rel.entity1,
-                &rel.entity2,
-                &rel.schema_name,
-            )
-        })
-        .collect();
-    ToolSchema {
-        entities,
-        columns,
-        one_to_many,
-        many_to_many,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -694,20 +587,5 @@ mod tests {
             meta.add("createdon", AttrType::String(5));
             assert_eq!(meta.position("createdon"), before);
         }
-    }
-
-    #[test]
-    fn tool_schema_uses_the_documented_default_names() {
-        let schema = tool_schema();
-        let names: Vec<_> = schema
-            .entities
-            .iter()
-            .map(|e| e.entity_set.as_str())
-            .collect();
-        assert_eq!(
-            names,
-            ["mcsync_audiences", "mcsync_tags", "mcsync_syncruns"]
-        );
-        assert_eq!(schema.many_to_many[0].entity1_nav, "mcsync_tag_contact");
     }
 }

@@ -916,7 +916,7 @@ mod tests {
 
     #[test]
     fn filters_bind_and_evaluate_against_the_store() {
-        let mut store = Store::new(true);
+        let mut store = Store::new(Some(&crate::dataverse::tool_schema::fixture()));
         let email = store
             .table("contact")
             .unwrap()

@@ -4,13 +4,23 @@
 
 use std::time::Duration;
 
-use audience_sync::sandbox::dataverse::store::Row;
-use audience_sync::sandbox::dataverse::value::Val;
-use audience_sync::sandbox::dataverse::{Faults, Limits};
-use audience_sync::sandbox::{Options, Sandbox, Seed};
+use api_sandbox::dataverse::store::Row;
+use api_sandbox::dataverse::value::Val;
+use api_sandbox::dataverse::{Faults, Limits};
+use api_sandbox::{Options, Sandbox, Seed};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use uuid::Uuid;
+
+/// Options with a schema shaped like audience-sync's (the fixture), for `bootstrapped` seeds.
+fn bootstrapped() -> Options {
+    Options {
+        tool_schema: Some(
+            serde_json::from_str(include_str!("fixtures/tool_schema.json")).expect("fixture"),
+        ),
+        ..Options::default()
+    }
+}
 
 async fn start(seed: Value) -> Sandbox {
     Sandbox::start(Options {
@@ -18,7 +28,7 @@ async fn start(seed: Value) -> Sandbox {
             dataverse: serde_json::from_value(seed).expect("seed"),
             ..Seed::default()
         },
-        ..Options::default()
+        ..bootstrapped()
     })
     .await
     .expect("sandbox starts")
@@ -970,7 +980,7 @@ async fn a_state_directory_survives_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let options = || Options {
         state_dir: Some(dir.path().to_owned()),
-        ..Options::default()
+        ..bootstrapped()
     };
     let sb = Sandbox::start(options()).await.unwrap();
     let api = Api::new(&sb).await;

@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use super::error::DvError;
 use super::meta::{self, AttrType, EntityMeta, ManyToMany, OneToMany};
+use super::tool_schema::ToolSchema;
 use super::value::Val;
 
 /// Every access right, as `RetrievePrincipalAccess` lists them.
@@ -226,7 +227,7 @@ impl Store {
     /// The text is not such a snapshot.
     pub fn read_snapshot(input: impl std::io::Read) -> Result<Self, serde_json::Error> {
         let snapshot: Snapshot = serde_json::from_reader(input)?;
-        let mut store = Self::new(false);
+        let mut store = Self::new(None);
         store.tables.clear();
         store.by_set.clear();
         for mut table in snapshot.tables {
@@ -291,9 +292,10 @@ impl Store {
         out
     }
 
-    /// A fresh environment with the standard tables (and the tool's schema when `bootstrapped`).
+    /// A fresh environment with the standard tables (and a client's custom schema, when given:
+    /// the `bootstrapped` seed mode).
     #[must_use]
-    pub fn new(bootstrapped: bool) -> Self {
+    pub fn new(schema: Option<&ToolSchema>) -> Self {
         let mut store = Self {
             tables: BTreeMap::new(),
             by_set: HashMap::new(),
@@ -332,15 +334,15 @@ impl Store {
             user,
             &[("fullname", Val::Str("# audience-sync sandbox".into()))],
         );
-        if bootstrapped {
-            store.apply_tool_schema();
+        if let Some(schema) = schema {
+            store.install(schema);
         }
         store
     }
 
-    /// Create the tool's schema with its default names (what `crm bootstrap` would do).
-    pub fn apply_tool_schema(&mut self) {
-        let schema = meta::tool_schema();
+    /// Create a custom schema (what a client's bootstrap would do), skipping what exists.
+    pub fn install(&mut self, schema: &ToolSchema) {
+        let schema = schema.install();
         for entity in schema.entities {
             if !self.tables.contains_key(&entity.logical_name) {
                 let logical = entity.logical_name.clone();
@@ -1111,7 +1113,7 @@ mod tests {
 
     #[test]
     fn create_with_an_existing_id_is_a_duplicate_and_versions_increase() {
-        let mut store = Store::new(true);
+        let mut store = Store::new(Some(&crate::dataverse::tool_schema::fixture()));
         let id = contact(&mut store, "a@x");
         let err = store
             .create("contact", Some(id), Row::default())
@@ -1129,7 +1131,7 @@ mod tests {
 
     #[test]
     fn rollback_undoes_rows_links_and_memberships() {
-        let mut store = Store::new(true);
+        let mut store = Store::new(Some(&crate::dataverse::tool_schema::fixture()));
         let l = list(&mut store, 2);
         let before = store.table("contact").unwrap().rows.len();
         let result: Result<(), DvError> = store.atomically(|store| {
@@ -1152,7 +1154,7 @@ mod tests {
 
     #[test]
     fn a_snapshot_round_trips_rows_links_and_metadata() {
-        let mut store = Store::new(true);
+        let mut store = Store::new(Some(&crate::dataverse::tool_schema::fixture()));
         let l = list(&mut store, 2);
         let c = contact(&mut store, "a@x");
         store.add_list_member(l, "contact", c).unwrap();
@@ -1177,7 +1179,7 @@ mod tests {
 
     #[test]
     fn lists_refuse_wrong_member_types() {
-        let mut store = Store::new(true);
+        let mut store = Store::new(Some(&crate::dataverse::tool_schema::fixture()));
         let accounts = list(&mut store, 1);
         let c = contact(&mut store, "a@x");
         assert_eq!(

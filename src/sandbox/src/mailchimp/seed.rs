@@ -18,8 +18,8 @@
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use super::model::MemberStatus;
 use super::traffic::Faults;
-use crate::config::MemberStatus;
 
 /// Seed data for the Mailchimp half.
 #[derive(Debug, Default, Clone, Deserialize)]

@@ -13,10 +13,10 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{Map, Value, json};
 
+use super::model::MemberStatus;
 use super::model::{Audience, Data, MemberInput, MergeField, md5_hex, parse_time};
 use super::seed::{AudienceSeed, Seed};
-use crate::config::MemberStatus;
-use crate::sandbox::{Error, GenerateSpec};
+use crate::{Error, GenerateSpec};
 
 fn base_time() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2024, 1, 1, 9, 0, 0)

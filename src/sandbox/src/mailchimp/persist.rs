@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::model::Data;
-use crate::sandbox::Error;
+use crate::Error;
 
 /// The state file and whether a save is pending.
 #[derive(Debug)]

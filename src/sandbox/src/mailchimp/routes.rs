@@ -15,11 +15,11 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::State;
+use super::model::MemberStatus;
 use super::model::{Audience, Data, Member, MemberInput, parse_time};
 use super::problem::Problem;
 use super::projection::{Projection, Tree};
 use super::render::{self, collection_links, link};
-use crate::config::MemberStatus;
 
 type Answer = Result<Response, Problem>;
 

@@ -17,7 +17,42 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::problem::{FieldError, Problem};
-use crate::config::MemberStatus;
+
+/// A member's status, with the wire names of the Marketing API's `status` enum
+/// (`/work/shared/specs/mailchimp-marketing.json`, `ListMembers2.status`: subscribed,
+/// unsubscribed, cleaned, pending, transactional, archived). The emulator's own type: it shares
+/// nothing with the client, so a wrong name cannot hide on both sides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MemberStatus {
+    /// Opted in.
+    Subscribed,
+    /// Opted out.
+    Unsubscribed,
+    /// Bounced or marked as spam.
+    Cleaned,
+    /// Waiting for double opt-in confirmation.
+    Pending,
+    /// Only receives transactional e-mail.
+    Transactional,
+    /// Archived (kept, but not a contact any more).
+    Archived,
+}
+
+impl MemberStatus {
+    /// The name the API uses.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Subscribed => "subscribed",
+            Self::Unsubscribed => "unsubscribed",
+            Self::Cleaned => "cleaned",
+            Self::Pending => "pending",
+            Self::Transactional => "transactional",
+            Self::Archived => "archived",
+        }
+    }
+}
 
 /// Lower-case hex MD5 of `text`.
 #[must_use]

@@ -5,9 +5,9 @@
 
 use serde_json::{Map, Value, json};
 
+use super::model::MemberStatus;
 use super::model::{Audience, Member, MergeField, Tag, format_time};
 use super::projection::{Projection, put};
-use crate::config::MemberStatus;
 
 const SCHEMA_ROOT: &str = "https://us21.api.mailchimp.com/schema/3.0";
 
