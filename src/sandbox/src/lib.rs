@@ -7,6 +7,7 @@
 //! and the benchmarks (generated audiences, request counters).
 
 pub mod dataverse;
+pub mod faults;
 pub mod mailchimp;
 mod seed;
 

@@ -1,4 +1,5 @@
-//! Service protection, request counters and fault injection of the Dataverse emulator.
+//! Service protection and request counters of the Dataverse emulator, with the fault injection
+//! of [`crate::faults`] drawn in front of them.
 //!
 //! # How the real service counts (the sources this emulator follows)
 //! - Three facets, evaluated **per user, per web server**: the number of requests (6000) and the
@@ -53,7 +54,11 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
+use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
+
+pub use crate::faults::Faults;
+use crate::faults::{Fault, FaultState};
 
 /// Service-protection settings (defaults are the documented ones).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -88,39 +93,6 @@ impl Default for Limits {
             retry_after_secs: None,
         }
     }
-}
-
-/// Fault injection settings.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Faults {
-    /// Extra latency on every data request, in milliseconds.
-    pub latency_ms: u64,
-    /// Share (0..1) of data requests answered with a service-protection 429.
-    pub rate_429: f64,
-    /// Share answered with 500.
-    pub rate_500: f64,
-    /// Share answered with 503.
-    pub rate_503: f64,
-    /// Share whose connection is dropped mid-answer.
-    pub drop_rate: f64,
-    /// `Retry-After` of injected 429s, in seconds.
-    pub retry_after_secs: u64,
-    /// The next N data requests get a 429 (a deterministic storm), before the shares apply.
-    pub next_429: u64,
-}
-
-/// An injected fault.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Fault {
-    /// A 429 with this `Retry-After`.
-    Throttle(u64),
-    /// A 500.
-    Internal,
-    /// A 503.
-    Unavailable,
-    /// Drop the connection.
-    Drop,
 }
 
 /// Why a request was refused.
@@ -160,7 +132,7 @@ pub struct Protection {
     /// Settings.
     pub limits: Limits,
     /// Faults.
-    pub faults: Faults,
+    pub faults: FaultState,
     /// Counters.
     pub counters: Counters,
     requests: VecDeque<Instant>,
@@ -176,7 +148,7 @@ impl Protection {
     pub fn new(limits: Limits, faults: Faults) -> Self {
         Self {
             limits,
-            faults,
+            faults: FaultState::new(faults),
             ..Self::default()
         }
     }
@@ -297,40 +269,13 @@ impl Protection {
             .saturating_sub(self.execution_sum)
     }
 
-    /// Draw the fault (if any) for one data request.
+    /// Draw the fault (if any) for one data request; an injected 429 counts as throttled.
     pub fn draw_fault(&mut self) -> Option<Fault> {
-        let retry = self.faults.retry_after_secs.max(1);
-        if self.faults.next_429 > 0 {
-            self.faults.next_429 -= 1;
+        let fault = self.faults.next();
+        if fault == Some(Fault::Status(StatusCode::TOO_MANY_REQUESTS)) {
             self.counters.throttled += 1;
-            return Some(Fault::Throttle(retry));
         }
-        let total = self.faults.rate_429
-            + self.faults.rate_500
-            + self.faults.rate_503
-            + self.faults.drop_rate;
-        if total <= 0.0 {
-            return None;
-        }
-        let roll: f64 = rand::random();
-        let mut edge = self.faults.rate_429;
-        if roll < edge {
-            self.counters.throttled += 1;
-            return Some(Fault::Throttle(retry));
-        }
-        edge += self.faults.rate_500;
-        if roll < edge {
-            return Some(Fault::Internal);
-        }
-        edge += self.faults.rate_503;
-        if roll < edge {
-            return Some(Fault::Unavailable);
-        }
-        edge += self.faults.drop_rate;
-        if roll < edge {
-            return Some(Fault::Drop);
-        }
-        None
+        fault
     }
 
     /// Zero the counters (the window and settings stay).
@@ -379,19 +324,5 @@ mod tests {
         assert_eq!(p.admit("a").unwrap_err().code, "0x80072326");
         p.finish(Duration::ZERO, 1000);
         assert_eq!(p.admit("a").unwrap_err().code, "0x80072321");
-    }
-
-    #[test]
-    fn a_storm_of_injected_429s_is_exactly_n_long() {
-        let mut p = Protection::new(
-            Limits::default(),
-            Faults {
-                next_429: 2,
-                ..Faults::default()
-            },
-        );
-        assert!(matches!(p.draw_fault(), Some(Fault::Throttle(1))));
-        assert!(matches!(p.draw_fault(), Some(Fault::Throttle(1))));
-        assert_eq!(p.draw_fault(), None);
     }
 }

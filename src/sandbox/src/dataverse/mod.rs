@@ -55,7 +55,9 @@ pub use tool_schema::ToolSchema;
 
 use super::{Error, GenerateSpec};
 use api::{ApiRequest, ApiResponse, Ctx};
-use limits::{Fault, Protection};
+use limits::Protection;
+
+use crate::faults::{self, Fault};
 use store::Store;
 
 /// The largest request body accepted (a `$batch` of 1000 operations fits easily).
@@ -333,7 +335,7 @@ impl State {
 
     /// Change the faults.
     pub fn set_faults(&self, faults: Faults) {
-        lock(&self.protection).faults = faults;
+        lock(&self.protection).faults = faults::FaultState::new(faults);
     }
 
     /// Change the lifetime of tokens issued from now on.
@@ -484,7 +486,7 @@ async fn reset_counters(AxState(state): AxState<Arc<State>>) -> Response {
 async fn get_faults(AxState(state): AxState<Arc<State>>) -> Response {
     json_response(
         200,
-        &serde_json::to_value(lock(&state.protection).faults.clone()).unwrap_or(Value::Null),
+        &serde_json::to_value(lock(&state.protection).faults.faults()).unwrap_or(Value::Null),
     )
 }
 
@@ -579,36 +581,37 @@ async fn data(
         .trim_start_matches('/');
     let path = urlencoding::decode(rest).map_or_else(|_| rest.to_owned(), |c| c.into_owned());
     let route = api::route_key(method.as_str(), &path);
-    let (fault, latency, dop_hint) = {
+    let (fault, latency, retry_after, dop_hint) = {
         let mut p = lock(&state.protection);
-        (p.draw_fault(), p.faults.latency_ms, p.limits.dop_hint)
+        (
+            p.draw_fault(),
+            p.faults.latency(),
+            p.faults.retry_after_secs(),
+            p.limits.dop_hint,
+        )
     };
     match fault {
-        Some(Fault::Throttle(secs)) => {
+        Some(Fault::Status(StatusCode::TOO_MANY_REQUESTS)) => {
             let mut resp = error_response(
                 429,
                 "0x80072322",
                 "Number of requests exceeded the limit of 6000 over time window of 300 seconds.",
             );
             resp.headers_mut()
-                .insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
+                .insert(header::RETRY_AFTER, header::HeaderValue::from(retry_after));
             return resp;
         }
-        Some(Fault::Internal) => {
+        Some(Fault::Status(StatusCode::INTERNAL_SERVER_ERROR)) => {
             return error_response(500, "0x80040216", "An unexpected error occurred.");
         }
-        Some(Fault::Unavailable) => {
+        Some(Fault::Status(StatusCode::SERVICE_UNAVAILABLE)) => {
             return error_response(503, "", "The service is temporarily unavailable.");
         }
-        Some(Fault::Drop) => {
-            let stream = futures::stream::once(async {
-                Err::<Bytes, std::io::Error>(std::io::Error::new(
-                    std::io::ErrorKind::ConnectionReset,
-                    "connection dropped by fault injection",
-                ))
-            });
-            return Response::new(Body::from_stream(stream));
+        Some(Fault::Status(status)) => {
+            let reason = status.canonical_reason().unwrap_or("Injected fault.");
+            return error_response(status.as_u16(), "", reason);
         }
+        Some(Fault::Drop) => return faults::dropped_connection(),
         None => {}
     }
     let admitted = lock(&state.protection).admit(&route);
@@ -625,8 +628,8 @@ async fn data(
         started: Instant::now(),
         ops: 0,
     };
-    if latency > 0 {
-        tokio::time::sleep(Duration::from_millis(latency)).await;
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
     }
     let request = ApiRequest {
         method: method.as_str().to_owned(),

@@ -39,9 +39,11 @@ use chrono::Utc;
 use self::model::{Audience, Data, MemberInput};
 pub use self::model::{MemberStatus, md5_hex, subscriber_hash};
 pub use self::seed::{AudienceSeed, MemberSeed, MergeFieldSeed, Seed};
-pub use self::traffic::{Burst, Faults, MAX_CONNECTIONS, RequestCounts};
-use self::traffic::{FaultState, Traffic};
+use self::traffic::Traffic;
+pub use self::traffic::{MAX_CONNECTIONS, RequestCounts};
 use super::{Error, GenerateSpec};
+use crate::faults::FaultState;
+pub use crate::faults::{Burst, Faults};
 
 /// The API key the sandbox accepts unless the seed sets one: fake, in Mailchimp's format.
 pub const DEFAULT_API_KEY: &str = "5a4db0c5a4db0c5a4db0c5a4db0c5a4d-us21";

@@ -19,7 +19,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::model::MemberStatus;
-use super::traffic::Faults;
+use crate::faults::Faults;
 
 /// Seed data for the Mailchimp half.
 #[derive(Debug, Default, Clone, Deserialize)]

@@ -1,7 +1,7 @@
 //! What happens to every API request before its handler: counting per route, the per-key limit of
 //! 10 simultaneous connections (the 11th gets 429, as Mailchimp answers), authentication, the
-//! `X-Trigger-Error` header, and injected faults (latency, shares of 429/500/503, dropped
-//! connections, and deterministic bursts).
+//! `X-Trigger-Error` header, and injected faults (drawn by [`crate::faults`], answered here as
+//! Mailchimp's problem+json).
 //!
 //! # Invariants
 //! - A request holds its concurrency slot from before authentication until its handler returns
@@ -9,130 +9,23 @@
 //! - Counters only grow until reset; `max_in_flight` is the largest number of simultaneous
 //!   requests any one key had.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
 
-use axum::body::Body;
 use axum::extract::{MatchedPath, Request, State as AxumState};
-use axum::http::{StatusCode, header};
+use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 use super::State;
 use super::problem::Problem;
+use crate::faults::{Fault, dropped_connection};
 
 /// Mailchimp's limit of simultaneous connections per user.
 pub const MAX_CONNECTIONS: usize = 10;
-
-/// Fault injection settings. All shares are between 0 and 1.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Faults {
-    /// Delay before every API answer, in milliseconds.
-    pub latency_ms: u64,
-    /// Share of requests answered 429 Too Many Requests.
-    pub rate_429: f64,
-    /// Share of requests answered 500 Internal Server Error.
-    pub rate_500: f64,
-    /// Share of requests answered 503 Service Unavailable.
-    pub rate_503: f64,
-    /// Share of requests whose connection is dropped without an answer.
-    pub drop_rate: f64,
-    /// Deterministic bursts, consumed in order before the shares apply: the next `count` API
-    /// requests get `status` (0 = drop the connection).
-    pub bursts: Vec<Burst>,
-    /// Seed of the random choices, so a run can be repeated.
-    pub seed: u64,
-}
-
-/// A run of identical faults.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Burst {
-    /// The status to answer (429, 500, 503, …), or 0 to drop the connection.
-    pub status: u16,
-    /// How many requests in a row.
-    pub count: u32,
-}
-
-/// What to do with one request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Fault {
-    None,
-    Status(StatusCode),
-    Drop,
-}
-
-/// The fault settings with their random state.
-#[derive(Debug)]
-pub(super) struct FaultState {
-    faults: Faults,
-    rng: StdRng,
-    bursts: VecDeque<Burst>,
-}
-
-impl FaultState {
-    pub(super) fn new(faults: Faults) -> Self {
-        Self {
-            rng: StdRng::seed_from_u64(faults.seed),
-            bursts: faults
-                .bursts
-                .iter()
-                .copied()
-                .filter(|b| b.count > 0)
-                .collect(),
-            faults,
-        }
-    }
-
-    pub(super) fn faults(&self) -> Faults {
-        let mut faults = self.faults.clone();
-        faults.bursts = self.bursts.iter().copied().collect();
-        faults
-    }
-
-    fn next(&mut self) -> (Duration, Fault) {
-        let latency = Duration::from_millis(self.faults.latency_ms);
-        if let Some(burst) = self.bursts.front_mut() {
-            let status = burst.status;
-            burst.count -= 1;
-            if burst.count == 0 {
-                self.bursts.pop_front();
-            }
-            return (latency, status_fault(status));
-        }
-        let roll: f64 = self.rng.random();
-        let f = &self.faults;
-        let mut edge = f.drop_rate;
-        if roll < edge {
-            return (latency, Fault::Drop);
-        }
-        for (rate, status) in [
-            (f.rate_429, StatusCode::TOO_MANY_REQUESTS),
-            (f.rate_500, StatusCode::INTERNAL_SERVER_ERROR),
-            (f.rate_503, StatusCode::SERVICE_UNAVAILABLE),
-        ] {
-            edge += rate;
-            if roll < edge {
-                return (latency, Fault::Status(status));
-            }
-        }
-        (latency, Fault::None)
-    }
-}
-
-fn status_fault(status: u16) -> Fault {
-    match StatusCode::from_u16(status) {
-        Ok(code) if status != 0 => Fault::Status(code),
-        _ => Fault::Drop,
-    }
-}
 
 /// Request counters and concurrency bookkeeping.
 #[derive(Debug, Default)]
@@ -289,78 +182,23 @@ pub(super) async fn guard(
         });
         return problem.into_response();
     }
-    let (latency, fault) = state
-        .faults
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .next();
+    let (latency, fault) = {
+        let mut faults = state.faults.lock().unwrap_or_else(PoisonError::into_inner);
+        (faults.latency(), faults.next())
+    };
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
     match fault {
-        Fault::None => next.run(request).await,
-        Fault::Status(status) => Problem::for_status(status).into_response(),
-        Fault::Drop => dropped_connection(),
+        None => next.run(request).await,
+        Some(Fault::Status(status)) => Problem::for_status(status).into_response(),
+        Some(Fault::Drop) => dropped_connection(),
     }
-}
-
-/// A response whose body fails at once: the server aborts the connection without an answer.
-fn dropped_connection() -> Response {
-    let stream = futures::stream::once(async {
-        Err::<bytes::Bytes, std::io::Error>(std::io::Error::new(
-            std::io::ErrorKind::ConnectionReset,
-            "the sandbox dropped the connection (fault injection)",
-        ))
-    });
-    (StatusCode::OK, Body::from_stream(stream)).into_response()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn bursts_come_first_and_in_order_then_shares_apply() {
-        let mut state = FaultState::new(Faults {
-            bursts: vec![
-                Burst {
-                    status: 429,
-                    count: 2,
-                },
-                Burst {
-                    status: 0,
-                    count: 1,
-                },
-            ],
-            ..Faults::default()
-        });
-        let got: Vec<Fault> = (0..4).map(|_| state.next().1).collect();
-        assert_eq!(
-            got,
-            vec![
-                Fault::Status(StatusCode::TOO_MANY_REQUESTS),
-                Fault::Status(StatusCode::TOO_MANY_REQUESTS),
-                Fault::Drop,
-                Fault::None
-            ]
-        );
-    }
-
-    #[test]
-    fn shares_are_roughly_respected_and_repeatable() {
-        let faults = Faults {
-            rate_503: 0.25,
-            seed: 9,
-            ..Faults::default()
-        };
-        let run = |faults: &Faults| {
-            let mut state = FaultState::new(faults.clone());
-            (0..4000).filter(|_| state.next().1 != Fault::None).count()
-        };
-        let failed = run(&faults);
-        assert!((800..1200).contains(&failed), "{failed}");
-        assert_eq!(failed, run(&faults));
-    }
 
     #[test]
     fn the_eleventh_simultaneous_request_of_a_key_is_refused() {
