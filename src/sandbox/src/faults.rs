@@ -112,7 +112,7 @@ impl FaultState {
     }
 
     /// The fault for the next request, if any.
-    pub fn next(&mut self) -> Option<Fault> {
+    pub fn draw(&mut self) -> Option<Fault> {
         if self.faults.next_429 > 0 {
             self.faults.next_429 -= 1;
             return Some(Fault::Status(StatusCode::TOO_MANY_REQUESTS));
@@ -183,7 +183,7 @@ mod tests {
             ],
             ..Faults::default()
         });
-        let got: Vec<Option<Fault>> = (0..5).map(|_| state.next()).collect();
+        let got: Vec<Option<Fault>> = (0..5).map(|_| state.draw()).collect();
         assert_eq!(
             got,
             vec![
@@ -205,9 +205,9 @@ mod tests {
             ..Faults::default()
         });
         let throttle = Some(Fault::Status(StatusCode::TOO_MANY_REQUESTS));
-        assert_eq!(state.next(), throttle);
-        assert_eq!(state.next(), throttle);
-        assert_eq!(state.next(), None);
+        assert_eq!(state.draw(), throttle);
+        assert_eq!(state.draw(), throttle);
+        assert_eq!(state.draw(), None);
         assert_eq!(state.retry_after_secs(), 1);
     }
 
@@ -220,7 +220,7 @@ mod tests {
         };
         let run = |faults: &Faults| {
             let mut state = FaultState::new(faults.clone());
-            (0..4000).filter(|_| state.next().is_some()).count()
+            (0..4000).filter(|_| state.draw().is_some()).count()
         };
         let failed = run(&faults);
         assert!((800..1200).contains(&failed), "{failed}");

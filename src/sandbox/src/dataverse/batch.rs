@@ -12,8 +12,8 @@ use std::collections::HashMap;
 
 use uuid::Uuid;
 
-use super::api::{self, ApiRequest, ApiResponse, Ctx};
 use super::error::DvError;
+use super::routes::{self, ApiRequest, ApiResponse, Ctx};
 use super::store::Store;
 
 /// The most requests one batch may hold.
@@ -215,7 +215,7 @@ fn to_request(part: &Part, refs: &HashMap<String, String>) -> Result<ApiRequest,
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
-    Ok(api::request(
+    Ok(routes::request(
         &part.method,
         url.trim_start_matches('/'),
         &headers,
@@ -323,7 +323,7 @@ fn run(
             Item::Single(part) => {
                 let resp = match to_request(&part, &HashMap::new()) {
                     Ok(inner) => {
-                        routes.push(api::route_key(&inner.method, &inner.path));
+                        routes.push(routes::route_key(&inner.method, &inner.path));
                         dispatch(ctx, store, &inner)
                     }
                     Err(err) => ApiResponse::error(&err),
@@ -347,7 +347,7 @@ fn run(
                     for part in &parts {
                         let resp = match to_request(part, &refs) {
                             Ok(inner) => {
-                                routes.push(api::route_key(&inner.method, &inner.path));
+                                routes.push(routes::route_key(&inner.method, &inner.path));
                                 dispatch(ctx, store, &inner)
                             }
                             Err(err) => ApiResponse::error(&err),
@@ -427,7 +427,7 @@ fn dispatch(ctx: &Ctx, store: &mut Store, req: &ApiRequest) -> ApiResponse {
             "Nested $batch requests are not supported.",
         ));
     }
-    api::handle(ctx, store, req)
+    routes::handle(ctx, store, req)
 }
 
 #[cfg(test)]
@@ -460,7 +460,7 @@ mod tests {
         let ctx = Ctx {
             base: "http://x".into(),
         };
-        let req = api::request(
+        let req = routes::request(
             "POST",
             "$batch",
             &[("content-type", "multipart/mixed; boundary=batch_1")],
@@ -475,7 +475,7 @@ mod tests {
         let contacts = store.table("contact").unwrap();
         assert_eq!(contacts.rows.len(), 1);
         let failing = BODY.replace("{\"lastname\":\"b\"}", "{\"nosuchcolumn\":\"b\"}");
-        let req = api::request(
+        let req = routes::request(
             "POST",
             "$batch",
             &[("content-type", "multipart/mixed; boundary=batch_1")],

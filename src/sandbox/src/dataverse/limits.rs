@@ -271,7 +271,7 @@ impl Protection {
 
     /// Draw the fault (if any) for one data request; an injected 429 counts as throttled.
     pub fn draw_fault(&mut self) -> Option<Fault> {
-        let fault = self.faults.next();
+        let fault = self.faults.draw();
         if fault == Some(Fault::Status(StatusCode::TOO_MANY_REQUESTS)) {
             self.counters.throttled += 1;
         }

@@ -8,10 +8,10 @@
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
-use super::api::{ApiRequest, ApiResponse, Ctx, Segment};
 use super::error::DvError;
 use super::filter::{self, Expr, Lit, Op, Operand};
 use super::meta::{self, AttrType, AttributeMeta, EntityMeta, KeyMeta, ManyToMany, OneToMany};
+use super::routes::{ApiRequest, ApiResponse, Ctx, Segment};
 use super::store::Store;
 
 fn label(text: &str) -> Value {

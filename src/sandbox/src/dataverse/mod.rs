@@ -21,7 +21,6 @@
 //! changes: at once when the last save is a second old, else by a background flush within half
 //! a second, and when the state is dropped.
 
-pub mod api;
 pub mod auth;
 pub mod batch;
 pub mod error;
@@ -30,6 +29,7 @@ pub mod limits;
 pub mod meta;
 pub mod metadata;
 pub mod query;
+pub mod routes;
 pub mod seed;
 pub mod store;
 pub mod tool_schema;
@@ -54,8 +54,8 @@ pub use seed::{MemberType, SchemaMode, Seed, SeedLink, SeedList};
 pub use tool_schema::ToolSchema;
 
 use super::{Error, GenerateSpec};
-use api::{ApiRequest, ApiResponse, Ctx};
 use limits::Protection;
+use routes::{ApiRequest, ApiResponse, Ctx};
 
 use crate::faults::{self, Fault};
 use store::Store;
@@ -580,7 +580,7 @@ async fn data(
         .unwrap_or(raw_path)
         .trim_start_matches('/');
     let path = urlencoding::decode(rest).map_or_else(|_| rest.to_owned(), |c| c.into_owned());
-    let route = api::route_key(method.as_str(), &path);
+    let route = routes::route_key(method.as_str(), &path);
     let (fault, latency, retry_after, dop_hint) = {
         let mut p = lock(&state.protection);
         (
@@ -663,7 +663,7 @@ async fn data(
             lock(&state.protection).count_batch_parts(&parts);
             answer
         } else {
-            api::handle(&ctx, &mut store, &request)
+            routes::handle(&ctx, &mut store, &request)
         }
     };
     guard.ops = answer.ops;
@@ -738,7 +738,7 @@ mod tests {
     #[test]
     fn route_keys_hide_ids() {
         assert_eq!(
-            api::route_key(
+            routes::route_key(
                 "POST",
                 "lists(5f8c0a0e-0000-4000-8000-000000000001)/Microsoft.Dynamics.CRM.AddMemberList"
             ),

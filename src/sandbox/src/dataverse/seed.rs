@@ -11,9 +11,9 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
-use super::api::{self, Ctx};
 use super::limits::{Faults, Limits};
 use super::meta;
+use super::routes::{self, Ctx};
 use super::store::Store;
 use crate::GenerateSpec;
 
@@ -151,13 +151,13 @@ fn post(store: &mut Store, path: &str, body: &Value) -> Result<(), String> {
     let ctx = Ctx {
         base: "http://seed".to_owned(),
     };
-    let req = api::request(
+    let req = routes::request(
         "POST",
         path,
         &[("content-type", "application/json")],
         body.to_string().as_bytes(),
     );
-    let resp = api::handle(&ctx, store, &req);
+    let resp = routes::handle(&ctx, store, &req);
     if resp.is_success() {
         Ok(())
     } else {

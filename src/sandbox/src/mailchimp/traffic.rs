@@ -184,7 +184,7 @@ pub(super) async fn guard(
     }
     let (latency, fault) = {
         let mut faults = state.faults.lock().unwrap_or_else(PoisonError::into_inner);
-        (faults.latency(), faults.next())
+        (faults.latency(), faults.draw())
     };
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
