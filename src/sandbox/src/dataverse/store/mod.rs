@@ -7,14 +7,21 @@
 //! are sorted by column position; a list's `membercount` equals its `listmember` rows; the
 //! `listmember` link set and the `listmember` table hold the same pairs.
 
+mod journal;
+mod links;
+mod lists;
+mod persist;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use uuid::Uuid;
 
 use super::error::DvError;
-use super::meta::{self, AttrType, EntityMeta, ManyToMany, OneToMany};
+use super::meta;
+use super::meta::{AttrType, EntityMeta, ManyToMany, OneToMany};
 use super::tool_schema::ToolSchema;
 use super::value::Val;
+use journal::Undo;
 
 /// Every access right, as `RetrievePrincipalAccess` lists them.
 pub const FULL_ACCESS: &str = "ReadAccess, WriteAccess, AppendAccess, AppendToAccess, CreateAccess, DeleteAccess, ShareAccess, AssignAccess";
@@ -80,21 +87,6 @@ impl LinkSet {
             .range((id, Uuid::nil())..=(id, Uuid::max()))
             .map(|(_, a)| *a)
     }
-}
-
-#[derive(Debug)]
-enum Undo {
-    Row {
-        table: String,
-        id: Uuid,
-        old: Option<Row>,
-    },
-    Link {
-        set: String,
-        a: Uuid,
-        b: Uuid,
-        added: bool,
-    },
 }
 
 /// The whole environment's data and metadata.
@@ -182,78 +174,7 @@ pub fn fold(text: &str) -> String {
     }
 }
 
-/// What a state directory keeps: everything but indexes and the journal.
-#[derive(serde::Serialize)]
-struct SnapshotRef<'a> {
-    version: u64,
-    tables: Vec<&'a Table>,
-    one_to_many: &'a [OneToMany],
-    many_to_many: &'a [ManyToMany],
-    links: BTreeMap<&'a str, &'a BTreeSet<(Uuid, Uuid)>>,
-}
-
-#[derive(serde::Deserialize)]
-struct Snapshot {
-    version: u64,
-    tables: Vec<Table>,
-    one_to_many: Vec<OneToMany>,
-    many_to_many: Vec<ManyToMany>,
-    links: BTreeMap<String, BTreeSet<(Uuid, Uuid)>>,
-}
-
 impl Store {
-    /// Write the store as JSON (the state directory's snapshot).
-    ///
-    /// # Errors
-    /// The writer fails.
-    pub fn write_snapshot(&self, out: impl std::io::Write) -> Result<(), serde_json::Error> {
-        let snapshot = SnapshotRef {
-            version: self.version,
-            tables: self.tables.values().collect(),
-            one_to_many: &self.one_to_many,
-            many_to_many: &self.many_to_many,
-            links: self
-                .links
-                .iter()
-                .map(|(k, v)| (k.as_str(), &v.forward))
-                .collect(),
-        };
-        serde_json::to_writer(out, &snapshot)
-    }
-
-    /// Read a store written by [`Store::write_snapshot`].
-    ///
-    /// # Errors
-    /// The text is not such a snapshot.
-    pub fn read_snapshot(input: impl std::io::Read) -> Result<Self, serde_json::Error> {
-        let snapshot: Snapshot = serde_json::from_reader(input)?;
-        let mut store = Self::new(None);
-        store.tables.clear();
-        store.by_set.clear();
-        for mut table in snapshot.tables {
-            table.meta.reindex();
-            store.by_set.insert(
-                table.meta.entity_set.clone(),
-                table.meta.logical_name.clone(),
-            );
-            store.tables.insert(table.meta.logical_name.clone(), table);
-        }
-        store.one_to_many = snapshot.one_to_many;
-        store.many_to_many = snapshot.many_to_many;
-        store.links = snapshot
-            .links
-            .into_iter()
-            .map(|(name, forward)| {
-                let backward = forward.iter().map(|(a, b)| (*b, *a)).collect();
-                (name, LinkSet { forward, backward })
-            })
-            .collect();
-        store.links.entry(LIST_LINKS.to_owned()).or_default();
-        store.version = snapshot.version;
-        store.rebuild_member_ids();
-        Ok(store)
-    }
-
     /// Candidate ids of rows whose text column `pos` equals one of `values`
     /// (case-insensitively), from the column's index (built on first use).
     #[must_use]
@@ -452,164 +373,10 @@ impl Store {
         self.tables.values()
     }
 
-    /// A link set by relationship schema name (list relationships share [`LIST_LINKS`]).
-    #[must_use]
-    pub fn links(&self, rel: &ManyToMany) -> Option<&LinkSet> {
-        if rel.list_backed {
-            self.links.get(LIST_LINKS)
-        } else {
-            self.links.get(&rel.schema_name)
-        }
-    }
-
-    /// A many-to-many relationship by navigation property from `entity`; returns it and
-    /// whether `entity` is its entity1 side.
-    #[must_use]
-    pub fn many_to_many_nav(&self, entity: &str, nav: &str) -> Option<(&ManyToMany, bool)> {
-        self.many_to_many.iter().find_map(|rel| {
-            if rel.entity1 == entity && rel.entity1_nav == nav {
-                Some((rel, true))
-            } else if rel.entity2 == entity && rel.entity2_nav == nav {
-                Some((rel, false))
-            } else {
-                None
-            }
-        })
-    }
-
-    /// The lookup relationship whose single-valued navigation property on `entity` is `nav`.
-    #[must_use]
-    pub fn lookup_nav(&self, entity: &str, nav: &str) -> Option<&OneToMany> {
-        self.one_to_many
-            .iter()
-            .find(|rel| rel.referencing_entity == entity && rel.referencing_nav == nav)
-    }
-
-    /// The lookup relationship whose collection navigation property on `entity` is `nav`.
-    #[must_use]
-    pub fn collection_nav(&self, entity: &str, nav: &str) -> Option<&OneToMany> {
-        self.one_to_many
-            .iter()
-            .find(|rel| rel.referenced_entity == entity && rel.referenced_nav == nav)
-    }
-
-    /// Ids linked to `id` of `entity` through `rel`, restricted to rows of the other table.
-    #[must_use]
-    pub fn linked(&self, rel: &ManyToMany, first_side: bool, id: Uuid) -> Vec<Uuid> {
-        let Some(links) = self.links(rel) else {
-            return Vec::new();
-        };
-        let (ids, other): (Vec<Uuid>, &str) = if first_side {
-            (links.from_first(id).collect(), &rel.entity2)
-        } else {
-            (links.from_second(id).collect(), &rel.entity1)
-        };
-        match self.tables.get(other) {
-            Some(table) => ids
-                .into_iter()
-                .filter(|i| table.rows.contains_key(i))
-                .collect(),
-            None => Vec::new(),
-        }
-    }
-
-    /// Whether a pair is linked.
-    #[must_use]
-    pub fn is_linked(&self, rel: &ManyToMany, first: Uuid, second: Uuid) -> bool {
-        self.links(rel)
-            .is_some_and(|l| l.forward.contains(&(first, second)))
-    }
-
     /// The next `versionnumber`.
     fn next_version(&mut self) -> u64 {
         self.version += 1;
         self.version
-    }
-
-    /// Run `f` atomically: when it fails, everything it changed is undone (nested calls undo
-    /// only their own part).
-    ///
-    /// # Errors
-    /// Whatever `f` returns.
-    pub fn atomically<T>(
-        &mut self,
-        f: impl FnOnce(&mut Store) -> Result<T, DvError>,
-    ) -> Result<T, DvError> {
-        let outer = self.journal.is_none();
-        let mark = self.journal.get_or_insert_with(Vec::new).len();
-        let result = f(self);
-        if result.is_err() {
-            self.undo_to(mark);
-        }
-        if outer {
-            self.journal = None;
-        }
-        result
-    }
-
-    fn undo_to(&mut self, mark: usize) {
-        let Some(journal) = self.journal.as_mut() else {
-            return;
-        };
-        let undone: Vec<Undo> = journal.drain(mark..).collect();
-        for undo in undone.into_iter().rev() {
-            match undo {
-                Undo::Row { table, id, old } => {
-                    if let Some(t) = self.tables.get_mut(&table) {
-                        match old {
-                            Some(row) => {
-                                t.rows.insert(id, row);
-                            }
-                            None => {
-                                t.rows.remove(&id);
-                            }
-                        }
-                    }
-                }
-                Undo::Link { set, a, b, added } => {
-                    if let Some(links) = self.links.get_mut(&set) {
-                        if added {
-                            links.forward.remove(&(a, b));
-                            links.backward.remove(&(b, a));
-                        } else {
-                            links.forward.insert((a, b));
-                            links.backward.insert((b, a));
-                        }
-                    }
-                }
-            }
-        }
-        self.rebuild_member_ids();
-    }
-
-    fn rebuild_member_ids(&mut self) {
-        let Some(table) = self.tables.get("listmember") else {
-            return;
-        };
-        let (Some(list_pos), Some(entity_pos)) = (
-            table.meta.position("listid"),
-            table.meta.position("entityid"),
-        ) else {
-            return;
-        };
-        self.member_ids = table
-            .rows
-            .iter()
-            .filter_map(|(id, row)| match (row.get(list_pos), row.get(entity_pos)) {
-                (Val::Guid(l), Val::Guid(e)) => Some(((*l, *e), *id)),
-                _ => None,
-            })
-            .collect();
-    }
-
-    fn journal_row(&mut self, table: &str, id: Uuid, old: Option<Row>) {
-        if let Some(journal) = self.journal.as_mut() {
-            journal.push(Undo::Row {
-                table: table.to_owned(),
-                id,
-                old,
-            });
-        }
     }
 
     fn put_row(&mut self, table: &str, id: Uuid, mut row: Row) {
@@ -826,221 +593,11 @@ impl Store {
         Ok(())
     }
 
-    fn link(&mut self, set: &str, a: Uuid, b: Uuid) -> bool {
-        let links = self.links.entry(set.to_owned()).or_default();
-        let added = links.forward.insert((a, b));
-        if added {
-            links.backward.insert((b, a));
-            if let Some(journal) = self.journal.as_mut() {
-                journal.push(Undo::Link {
-                    set: set.to_owned(),
-                    a,
-                    b,
-                    added: true,
-                });
-            }
-        }
-        added
-    }
-
-    fn unlink(&mut self, set: &str, a: Uuid, b: Uuid) -> bool {
-        let Some(links) = self.links.get_mut(set) else {
-            return false;
-        };
-        let removed = links.forward.remove(&(a, b));
-        if removed {
-            links.backward.remove(&(b, a));
-            if let Some(journal) = self.journal.as_mut() {
-                journal.push(Undo::Link {
-                    set: set.to_owned(),
-                    a,
-                    b,
-                    added: false,
-                });
-            }
-        }
-        removed
-    }
-
-    /// Associate two rows through a many-to-many relationship (idempotent, like the service).
-    ///
-    /// # Errors
-    /// A row does not exist, or the list refuses the member.
-    pub fn associate(
-        &mut self,
-        rel: &ManyToMany,
-        first: Uuid,
-        second: Uuid,
-    ) -> Result<(), DvError> {
-        if rel.list_backed {
-            self.add_list_member(first, &rel.entity2, second)
-                .map(|_| ())
-        } else {
-            self.require(&rel.entity1, first)?;
-            self.require(&rel.entity2, second)?;
-            self.link(&rel.schema_name, first, second);
-            Ok(())
-        }
-    }
-
-    /// Disassociate two rows.
-    ///
-    /// # Errors
-    /// A row does not exist.
-    pub fn disassociate(
-        &mut self,
-        rel: &ManyToMany,
-        first: Uuid,
-        second: Uuid,
-    ) -> Result<(), DvError> {
-        self.require(&rel.entity1, first)?;
-        self.require(&rel.entity2, second)?;
-        if rel.list_backed {
-            if let Some(member) = self.member_ids.get(&(first, second)).copied() {
-                self.remove_list_member(member)?;
-            }
-        } else {
-            self.unlink(&rel.schema_name, first, second);
-        }
-        Ok(())
-    }
-
     fn require(&self, table: &str, id: Uuid) -> Result<&Row, DvError> {
         self.tables
             .get(table)
             .and_then(|t| t.rows.get(&id))
             .ok_or_else(|| DvError::not_found(table, &id))
-    }
-
-    /// Add a member to a static list, checking the list as the service does. Returns the
-    /// `listmemberid` (the existing one when already a member).
-    ///
-    /// # Errors
-    /// Missing list or member, dynamic, locked or inactive list, member of the wrong type.
-    pub fn add_list_member(
-        &mut self,
-        list: Uuid,
-        member_type: &str,
-        member: Uuid,
-    ) -> Result<Uuid, DvError> {
-        let list_row = self.require("list", list)?.clone();
-        let list_meta = &self
-            .tables
-            .get("list")
-            .ok_or_else(|| DvError::no_resource("list"))?
-            .meta;
-        let get = |name: &str| {
-            list_meta
-                .position(name)
-                .map_or(Val::Null, |p| list_row.get(p).clone())
-        };
-        if get("type") == Val::Bool(true) {
-            return Err(DvError::new(
-                400,
-                "0x8004F6E0",
-                "Members cannot be added to a dynamic marketing list.",
-            ));
-        }
-        if get("lockstatus") == Val::Bool(true) {
-            return Err(DvError::new(
-                400,
-                "0x8004F6DF",
-                "You can't add members to a locked marketing list.",
-            ));
-        }
-        if get("statecode") == Val::Int(1) {
-            return Err(DvError::new(
-                400,
-                "0x80040203",
-                "The marketing list is inactive. Inactive lists are read-only.",
-            ));
-        }
-        let expected = match get("createdfromcode") {
-            Val::Int(1) => "account",
-            Val::Int(4) => "lead",
-            _ => "contact",
-        };
-        if member_type != expected {
-            return Err(DvError::new(
-                400,
-                "0x8004F6DC",
-                format!(
-                    "The member type {member_type} does not match the list member type {expected}."
-                ),
-            ));
-        }
-        self.require(member_type, member)?;
-        if let Some(existing) = self.member_ids.get(&(list, member)) {
-            return Ok(*existing);
-        }
-        let id = meta::name_uuid("listmember", &format!("{list}:{member}"));
-        let taken = self
-            .tables
-            .get("listmember")
-            .ok_or_else(|| DvError::no_resource("listmember"))?
-            .rows
-            .contains_key(&id);
-        let id = if taken { Uuid::new_v4() } else { id };
-        self.insert_raw(
-            "listmember",
-            id,
-            &[
-                ("listid", Val::Guid(list)),
-                ("entityid", Val::Guid(member)),
-                ("entitytype", Val::Str(member_type.into())),
-            ],
-        )?;
-        self.link(LIST_LINKS, list, member);
-        self.member_ids.insert((list, member), id);
-        self.bump_member_count(list, 1);
-        Ok(id)
-    }
-
-    /// Remove a list member by `listmemberid`.
-    ///
-    /// # Errors
-    /// 404 when it does not exist.
-    pub fn remove_list_member(&mut self, member_id: Uuid) -> Result<(), DvError> {
-        let row = self
-            .take_row("listmember", member_id)
-            .ok_or_else(|| DvError::not_found("listmember", &member_id))?;
-        let Some(meta) = self.tables.get("listmember").map(|t| &t.meta) else {
-            return Ok(());
-        };
-        let (Some(lp), Some(ep)) = (meta.position("listid"), meta.position("entityid")) else {
-            return Ok(());
-        };
-        if let (Val::Guid(list), Val::Guid(entity)) = (row.get(lp).clone(), row.get(ep).clone()) {
-            self.unlink(LIST_LINKS, list, entity);
-            self.member_ids.remove(&(list, entity));
-            self.bump_member_count(list, -1);
-        }
-        Ok(())
-    }
-
-    /// The `listmemberid` of a pair.
-    #[must_use]
-    pub fn list_member_id(&self, list: Uuid, member: Uuid) -> Option<Uuid> {
-        self.member_ids.get(&(list, member)).copied()
-    }
-
-    fn bump_member_count(&mut self, list: Uuid, delta: i64) {
-        let Some(t) = self.tables.get("list") else {
-            return;
-        };
-        let Some(pos) = t.meta.position("membercount") else {
-            return;
-        };
-        let Some(mut row) = t.rows.get(&list).cloned() else {
-            return;
-        };
-        let count = match row.get(pos) {
-            Val::Int(n) => *n,
-            _ => 0,
-        };
-        row.set(pos, Val::Int((count + delta).max(0)));
-        self.stamp("list", &mut row, false);
-        self.put_row("list", list, row);
     }
 
     /// Read a row.
@@ -1081,118 +638,4 @@ impl Store {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn contact(store: &mut Store, email: &str) -> Uuid {
-        let pos = store
-            .table("contact")
-            .unwrap()
-            .meta
-            .position("emailaddress1")
-            .unwrap();
-        let mut row = Row::default();
-        row.set(pos, Val::Str(email.into()));
-        store.create("contact", None, row).unwrap()
-    }
-
-    fn list(store: &mut Store, code: i64) -> Uuid {
-        let id = Uuid::new_v4();
-        store
-            .insert_raw(
-                "list",
-                id,
-                &[
-                    ("listname", Val::Str("L".into())),
-                    ("createdfromcode", Val::Int(code)),
-                ],
-            )
-            .unwrap();
-        id
-    }
-
-    #[test]
-    fn create_with_an_existing_id_is_a_duplicate_and_versions_increase() {
-        let mut store = Store::new(Some(&crate::dataverse::tool_schema::fixture()));
-        let id = contact(&mut store, "a@x");
-        let err = store
-            .create("contact", Some(id), Row::default())
-            .unwrap_err();
-        assert_eq!(err.status, 412);
-        let v1 = store
-            .version_of("contact", store.get("contact", id).unwrap())
-            .unwrap();
-        store.update("contact", id, Row::default()).unwrap();
-        let v2 = store
-            .version_of("contact", store.get("contact", id).unwrap())
-            .unwrap();
-        assert!(v2 > v1);
-    }
-
-    #[test]
-    fn rollback_undoes_rows_links_and_memberships() {
-        let mut store = Store::new(Some(&crate::dataverse::tool_schema::fixture()));
-        let l = list(&mut store, 2);
-        let before = store.table("contact").unwrap().rows.len();
-        let result: Result<(), DvError> = store.atomically(|store| {
-            let c = contact(store, "a@x");
-            store.add_list_member(l, "contact", c)?;
-            Err(DvError::duplicate())
-        });
-        assert!(result.is_err());
-        let c = Uuid::new_v4();
-        assert_eq!(store.table("contact").unwrap().rows.len(), before);
-        assert!(store.list_member_id(l, c).is_none());
-        let count_pos = store
-            .table("list")
-            .unwrap()
-            .meta
-            .position("membercount")
-            .unwrap();
-        assert_eq!(store.get("list", l).unwrap().get(count_pos), &Val::Int(0));
-    }
-
-    #[test]
-    fn a_snapshot_round_trips_rows_links_and_metadata() {
-        let mut store = Store::new(Some(&crate::dataverse::tool_schema::fixture()));
-        let l = list(&mut store, 2);
-        let c = contact(&mut store, "a@x");
-        store.add_list_member(l, "contact", c).unwrap();
-        let mut text = Vec::new();
-        store.write_snapshot(&mut text).unwrap();
-        let back = Store::read_snapshot(text.as_slice()).unwrap();
-        assert_eq!(back.get("contact", c), store.get("contact", c));
-        assert!(back.list_member_id(l, c).is_some());
-        assert!(back.table("mcsync_tag").is_some());
-        assert_eq!(
-            back.table_by_set("contacts")
-                .unwrap()
-                .meta
-                .position("emailaddress1"),
-            store
-                .table("contact")
-                .unwrap()
-                .meta
-                .position("emailaddress1")
-        );
-    }
-
-    #[test]
-    fn lists_refuse_wrong_member_types() {
-        let mut store = Store::new(Some(&crate::dataverse::tool_schema::fixture()));
-        let accounts = list(&mut store, 1);
-        let c = contact(&mut store, "a@x");
-        assert_eq!(
-            store
-                .add_list_member(accounts, "contact", c)
-                .unwrap_err()
-                .status,
-            400
-        );
-        let contacts = list(&mut store, 2);
-        let m = store.add_list_member(contacts, "contact", c).unwrap();
-        assert_eq!(store.add_list_member(contacts, "contact", c).unwrap(), m);
-        store.delete("contact", c).unwrap();
-        assert!(store.get("listmember", m).is_none());
-    }
-}
+mod tests;
