@@ -4,12 +4,12 @@
 
 use serde_json::{Map, Value};
 
+use super::read::label_text;
 use crate::dataverse::error::DvError;
-use crate::dataverse::meta::{AttrType, AttributeMeta, EntityMeta, KeyMeta};
 use crate::dataverse::meta;
+use crate::dataverse::meta::{AttrType, AttributeMeta, EntityMeta, KeyMeta};
 use crate::dataverse::routes::{ApiRequest, ApiResponse, Ctx};
 use crate::dataverse::store::Store;
-use super::read::label_text;
 
 fn body_of(req: &ApiRequest) -> Result<Map<String, Value>, DvError> {
     match serde_json::from_slice::<Value>(&req.body) {

@@ -12,13 +12,12 @@ mod read;
 use serde_json::Value;
 use uuid::Uuid;
 
-pub use csdl::csdl;
-use create::{create_attribute, create_entity, create_key};
-use read::{};
 use super::error::DvError;
 use super::routes::{ApiRequest, ApiResponse, Ctx, Segment};
 use super::store::Store;
-
+use create::{create_attribute, create_entity, create_key};
+pub use csdl::csdl;
+use read::{
     attribute_json, collection, entity_json, entity_relationships, find_entity, key_json,
     meta_query, one, relationships, with_expands,
 };

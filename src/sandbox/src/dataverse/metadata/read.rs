@@ -5,13 +5,13 @@
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
+use super::create::create_relationship;
 use crate::dataverse::error::DvError;
 use crate::dataverse::filter::{Expr, Lit, Op, Operand};
 use crate::dataverse::meta::{AttrType, AttributeMeta, EntityMeta, KeyMeta, ManyToMany, OneToMany};
 use crate::dataverse::routes::{ApiRequest, ApiResponse, Ctx, Segment};
 use crate::dataverse::store::Store;
 use crate::dataverse::{filter, meta};
-use super::create::create_relationship;
 
 fn label(text: &str) -> Value {
     let localized = json!({
