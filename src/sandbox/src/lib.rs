@@ -5,6 +5,14 @@
 //!
 //! They serve the new user (`demo`, `sandbox`), the tests (every client test talks HTTP to them)
 //! and the benchmarks (generated audiences, request counters).
+//!
+//! This package imports nothing of the client it judges: its member statuses, seed formats and
+//! schemas are its own, written from the services' documentation, so a mistake cannot hide on
+//! both sides at once. The one thing it takes from outside is the custom schema the Dataverse
+//! seed's `bootstrapped` mode installs ([`Options::tool_schema`]), as a value.
+//!
+//! Both halves use the same words: `routes`, `model` / `store`, `render`, `errors`, `seed`; fault
+//! injection is shared ([`faults`]).
 
 pub mod dataverse;
 pub mod faults;

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 
 use uuid::Uuid;
 
-use super::error::DvError;
+use super::errors::DvError;
 use super::routes::{self, ApiRequest, ApiResponse, Ctx};
 use super::store::Store;
 

@@ -2,11 +2,14 @@
 //! (`/api/data/v9.2/...`) and of the Microsoft Entra ID client-credentials token endpoint
 //! (`POST /{tenant}/oauth2/v2.0/token`, `GET /{tenant}/v2.0/.well-known/openid-configuration`).
 //!
-//! Layout: [`meta`] (tables, columns, relationships), [`value`] (typed values), [`store`] (rows,
-//! links, list membership, journal for atomic writes), [`filter`] (the `$filter` parser),
-//! [`query`] (query options, paging), [`api`] (data operations), [`metadata`] (metadata API and
-//! CSDL), [`batch`] (`$batch`), [`auth`] (tokens), [`limits`] (service protection, counters,
-//! faults, with the sources of how the real service counts), [`seed`] (seed and generator).
+//! Layout (the same words as the Mailchimp half): [`routes`] (the data operations: routing,
+//! keys, writes, reads, `$ref`, actions), [`store`] (rows, journal for atomic writes, links, list
+//! membership, persistence), [`query`] (query options, paging, rendering rows), [`errors`]
+//! (OData errors), [`seed`] (seed and generator); and for this API: [`meta`] (tables, columns,
+//! relationships), [`tool_schema`] (the custom schema `bootstrapped` installs), [`value`] (typed
+//! values), [`filter`] (the `$filter` parser), [`metadata`] (metadata API and CSDL), [`batch`]
+//! (`$batch`), [`auth`] (tokens), [`limits`] (service protection and counters, with the sources
+//! of how the real service counts; faults come from [`crate::faults`]).
 //!
 //! Sandbox-only endpoints (no auth): `GET /_sandbox/dataverse/requests` (counters),
 //! `POST /_sandbox/dataverse/requests/reset`, `GET|PUT /_sandbox/dataverse/faults`,
@@ -23,7 +26,7 @@
 
 pub mod auth;
 pub mod batch;
-pub mod error;
+pub mod errors;
 pub mod filter;
 pub mod limits;
 pub mod meta;

@@ -12,7 +12,7 @@ use std::collections::{HashMap, HashSet};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use super::error::DvError;
+use super::errors::DvError;
 use super::filter::{self, Expr, Lit, Op, Operand, TextFn};
 use super::meta::{AttrType, EntityMeta, ManyToMany};
 use super::store::{Row, Store, Table};

@@ -15,13 +15,19 @@
 //! Sandbox-only, under `/_sandbox/mailchimp/`: `GET|DELETE requests` (counters per route, the
 //! largest concurrency seen), `GET|PUT faults` (fault injection at run time).
 //!
+//! Layout (the same words as the Dataverse half): `routes` (handlers by area: audiences and merge
+//! fields, list members, tags), `model` (the account's data and its rules: members, tags),
+//! `render` and `projection` (JSON shapes, `fields`), `errors` (problem+json), `seed` and
+//! `populate` (seed and generator), `persist` (state directory), `traffic` (counters,
+//! connection limit, auth; faults come from [`crate::faults`]).
+//!
 //! Not emulated: campaigns, interests, saved segments (`options`), batches, webhooks. Tag
 //! changes do not move a member's `last_changed` (as far as is known, nor do they in Mailchimp).
 
+mod errors;
 mod model;
 mod persist;
 mod populate;
-mod problem;
 mod projection;
 mod render;
 mod routes;
@@ -73,8 +79,8 @@ pub enum ChangeError {
     },
 }
 
-impl From<problem::Problem> for ChangeError {
-    fn from(p: problem::Problem) -> Self {
+impl From<errors::Problem> for ChangeError {
+    fn from(p: errors::Problem) -> Self {
         Self::Refused {
             title: p.title,
             detail: p.detail,
@@ -250,7 +256,7 @@ impl State {
     fn change<T>(
         &self,
         list_id: &str,
-        f: impl FnOnce(&mut Audience, &mut model::Ids) -> Result<T, problem::Problem>,
+        f: impl FnOnce(&mut Audience, &mut model::Ids) -> Result<T, errors::Problem>,
     ) -> Result<T, ChangeError> {
         let result = {
             let mut data = self.data.write().unwrap_or_else(PoisonError::into_inner);
@@ -334,7 +340,7 @@ impl State {
         status: MemberStatus,
     ) -> Result<(), ChangeError> {
         self.change(list_id, |a, _| {
-            let i = a.find(email).ok_or_else(problem::Problem::not_found)?;
+            let i = a.find(email).ok_or_else(errors::Problem::not_found)?;
             let m = &mut a.members[i];
             m.status = status;
             m.last_changed = Utc::now();
@@ -353,7 +359,7 @@ impl State {
         new_email: &str,
     ) -> Result<String, ChangeError> {
         self.change(list_id, |a, ids| {
-            let i = a.find(email).ok_or_else(problem::Problem::not_found)?;
+            let i = a.find(email).ok_or_else(errors::Problem::not_found)?;
             let input = MemberInput {
                 email: Some(new_email.to_owned()),
                 skip_merge_validation: true,
@@ -376,7 +382,7 @@ impl State {
         value: serde_json::Value,
     ) -> Result<(), ChangeError> {
         self.change(list_id, |a, _| {
-            let i = a.find(email).ok_or_else(problem::Problem::not_found)?;
+            let i = a.find(email).ok_or_else(errors::Problem::not_found)?;
             let m = &mut a.members[i];
             m.merge_fields.insert(tag.to_owned(), value);
             m.last_changed = Utc::now();
@@ -406,7 +412,7 @@ impl State {
     /// Unknown audience or tag, or the new name is taken.
     pub fn rename_tag(&self, list_id: &str, name: &str, new_name: &str) -> Result<(), ChangeError> {
         self.change(list_id, |a, _| {
-            let id = a.tag_id(name).ok_or_else(problem::Problem::not_found)?;
+            let id = a.tag_id(name).ok_or_else(errors::Problem::not_found)?;
             a.update_tag(id, new_name, None, Utc::now())
         })
     }
@@ -417,7 +423,7 @@ impl State {
     /// Unknown audience or tag.
     pub fn delete_tag(&self, list_id: &str, name: &str) -> Result<(), ChangeError> {
         self.change(list_id, |a, _| {
-            let id = a.tag_id(name).ok_or_else(problem::Problem::not_found)?;
+            let id = a.tag_id(name).ok_or_else(errors::Problem::not_found)?;
             a.delete_tag(id)
         })
     }
@@ -445,7 +451,7 @@ impl State {
                 .merge_fields
                 .iter_mut()
                 .find(|f| f.tag == tag)
-                .ok_or_else(problem::Problem::not_found)?;
+                .ok_or_else(errors::Problem::not_found)?;
             f.required = required;
             Ok(())
         })

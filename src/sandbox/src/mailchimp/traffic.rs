@@ -21,7 +21,7 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 
 use super::State;
-use super::problem::Problem;
+use super::errors::Problem;
 use crate::faults::{Fault, dropped_connection};
 
 /// Mailchimp's limit of simultaneous connections per user.

@@ -5,7 +5,7 @@
 use serde_json::{Map, Value};
 
 use super::read::label_text;
-use crate::dataverse::error::DvError;
+use crate::dataverse::errors::DvError;
 use crate::dataverse::meta;
 use crate::dataverse::meta::{AttrType, AttributeMeta, EntityMeta, KeyMeta};
 use crate::dataverse::routes::{ApiRequest, ApiResponse, Ctx};

@@ -12,7 +12,7 @@ mod read;
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::error::DvError;
+use super::errors::DvError;
 use super::routes::{ApiRequest, ApiResponse, Ctx, Segment};
 use super::store::Store;
 use create::{create_attribute, create_entity, create_key};

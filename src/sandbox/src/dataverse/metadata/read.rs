@@ -6,7 +6,7 @@ use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 use super::create::create_relationship;
-use crate::dataverse::error::DvError;
+use crate::dataverse::errors::DvError;
 use crate::dataverse::filter::{Expr, Lit, Op, Operand};
 use crate::dataverse::meta::{AttrType, AttributeMeta, EntityMeta, KeyMeta, ManyToMany, OneToMany};
 use crate::dataverse::routes::{ApiRequest, ApiResponse, Ctx, Segment};

@@ -8,7 +8,7 @@ use uuid::Uuid;
 use super::keys::{parse_body, parse_reference, resolve_key};
 use super::writes::row_from_body;
 use super::{ApiRequest, ApiResponse, Ctx, Segment, segments};
-use crate::dataverse::error::DvError;
+use crate::dataverse::errors::DvError;
 use crate::dataverse::store::Store;
 
 /// The table holding a member id among account, contact and lead.

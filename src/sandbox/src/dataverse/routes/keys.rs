@@ -5,7 +5,7 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::{ApiRequest, segments};
-use crate::dataverse::error::DvError;
+use crate::dataverse::errors::DvError;
 use crate::dataverse::store::Store;
 use crate::dataverse::value::Val;
 use crate::dataverse::{query, value};

@@ -19,7 +19,7 @@ use std::collections::HashMap;
 
 use serde_json::{Value, json};
 
-use super::error::DvError;
+use super::errors::DvError;
 use super::store::Store;
 use super::{metadata, query};
 use actions::{add_list_members_list, bound_action, bulk, principal_access};

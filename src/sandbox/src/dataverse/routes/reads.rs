@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use super::writes::{etag_of, put_property};
 use super::{ApiRequest, ApiResponse, Ctx, Segment, expect_method};
-use crate::dataverse::error::DvError;
+use crate::dataverse::errors::DvError;
 use crate::dataverse::query;
 use crate::dataverse::query::{Expand, MAX_PAGE, Projection};
 use crate::dataverse::store::{Row, Store, Table};

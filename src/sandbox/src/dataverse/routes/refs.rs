@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use super::keys::{parse_body, parse_reference};
 use super::{ApiRequest, ApiResponse, Ctx, Segment};
-use crate::dataverse::error::DvError;
+use crate::dataverse::errors::DvError;
 use crate::dataverse::query::MAX_PAGE;
 use crate::dataverse::store::{Row, Store};
 use crate::dataverse::value::Val;

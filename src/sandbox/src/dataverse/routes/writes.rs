@@ -8,7 +8,7 @@ use uuid::Uuid;
 use super::keys::{Key, parse_body, parse_reference};
 use super::reads::render_row;
 use super::{ApiRequest, ApiResponse, Ctx};
-use crate::dataverse::error::DvError;
+use crate::dataverse::errors::DvError;
 use crate::dataverse::meta::{AttrType, ManyToMany};
 use crate::dataverse::store::{Row, Store};
 use crate::dataverse::value::Val;

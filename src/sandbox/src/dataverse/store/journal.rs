@@ -5,7 +5,7 @@
 use uuid::Uuid;
 
 use super::{Row, Store};
-use crate::dataverse::error::DvError;
+use crate::dataverse::errors::DvError;
 use crate::dataverse::value::Val;
 
 #[derive(Debug)]

@@ -5,7 +5,7 @@ use uuid::Uuid;
 
 use super::journal::Undo;
 use super::{LIST_LINKS, LinkSet, Store};
-use crate::dataverse::error::DvError;
+use crate::dataverse::errors::DvError;
 use crate::dataverse::meta::{ManyToMany, OneToMany};
 
 impl Store {

@@ -4,7 +4,7 @@
 use uuid::Uuid;
 
 use super::{LIST_LINKS, Store};
-use crate::dataverse::error::DvError;
+use crate::dataverse::errors::DvError;
 use crate::dataverse::meta;
 use crate::dataverse::value::Val;
 

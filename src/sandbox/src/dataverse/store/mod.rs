@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use uuid::Uuid;
 
-use super::error::DvError;
+use super::errors::DvError;
 use super::meta;
 use super::meta::{AttrType, EntityMeta, ManyToMany, OneToMany};
 use super::tool_schema::ToolSchema;

@@ -9,7 +9,7 @@ use super::{
     Audience, Ids, Location, Member, MemberInput, MemberStatus, is_valid_email, md5_hex,
     subscriber_hash,
 };
-use crate::mailchimp::problem::{FieldError, Problem};
+use crate::mailchimp::errors::{FieldError, Problem};
 
 impl Audience {
     fn check_merge_fields(

@@ -19,7 +19,7 @@ use md5::{Digest, Md5};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::problem::Problem;
+use super::errors::Problem;
 
 /// A member's status, with the wire names of the Marketing API's `status` enum
 /// (`/work/shared/specs/mailchimp-marketing.json`, `ListMembers2.status`: subscribed,

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 
 use super::{Audience, Ids, MemberStatus};
-use crate::mailchimp::problem::Problem;
+use crate::mailchimp::errors::Problem;
 
 impl Audience {
     pub(super) fn touch_tag(&mut self, id: u64, now: DateTime<Utc>) {

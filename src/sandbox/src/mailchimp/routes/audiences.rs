@@ -7,8 +7,8 @@ use axum::extract::{Path, RawQuery, State as AxumState};
 use serde_json::{Value, json};
 
 use super::{Answer, Query, collection, ok, read};
+use crate::mailchimp::errors::Problem;
 use crate::mailchimp::model::Audience;
-use crate::mailchimp::problem::Problem;
 use crate::mailchimp::render::collection_links;
 use crate::mailchimp::{State, render};
 

@@ -10,8 +10,8 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::{Answer, Query, collection, json_body, no_content, now, ok, read, write};
+use crate::mailchimp::errors::Problem;
 use crate::mailchimp::model::{Data, Member, MemberInput, MemberStatus, parse_time};
-use crate::mailchimp::problem::Problem;
 use crate::mailchimp::projection::Projection;
 use crate::mailchimp::render::{collection_links, link};
 use crate::mailchimp::{State, render};

@@ -23,8 +23,8 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::State;
+use super::errors::Problem;
 use super::model::{Data, parse_time};
-use super::problem::Problem;
 use super::projection::{Projection, Tree};
 use super::render::link;
 
@@ -146,7 +146,7 @@ fn json_body<T: for<'de> Deserialize<'de>>(body: &Bytes) -> Result<T, Problem> {
         if err.is_data() {
             Problem::invalid_resource(
                 "The resource submitted could not be validated. For field-specific details, see the 'errors' array.",
-                vec![super::problem::FieldError {
+                vec![super::errors::FieldError {
                     field: String::new(),
                     message: err.to_string(),
                 }],
