@@ -14,8 +14,9 @@ use std::time::Instant;
 use anyhow::{Context as _, bail};
 use api_sandbox::{GenerateSpec, Options as SandboxOptions, Sandbox};
 use audience_sync::apply::{self, Options, lease};
+use audience_sync::clients::Clients;
 use audience_sync::dataverse::tables::ToolTables;
-use audience_sync::observe::{self, Clients};
+use audience_sync::observe;
 use audience_sync::plan::{self, Action};
 use audience_sync::{config, dataverse, mailchimp};
 
@@ -96,11 +97,10 @@ async fn main() -> anyhow::Result<()> {
         .client_secret(get("DATAVERSE_CLIENT_SECRET").into())
         .token_url(Some(get("DATAVERSE_TOKEN_URL")))
         .build()?;
-    let names = loaded.config.dataverse.names.clone().unwrap_or_default();
     let clients = Clients {
         mailchimp: mc,
         dataverse: dv.clone(),
-        tables: ToolTables::new(dv, dataverse::schema::Schema::new(&names)),
+        tables: ToolTables::new(dv, dataverse::schema::Schema::new(&loaded.names)),
     };
 
     let t = Instant::now();
@@ -125,8 +125,8 @@ async fn main() -> anyhow::Result<()> {
             owner: "bench".to_owned(),
             operation: "apply".to_owned(),
             wait: std::time::Duration::ZERO,
+            term: lease::DEFAULT_TERM,
         },
-        allow_removals: false,
         plan_id: "bench".to_owned(),
         stale_members: std::collections::HashSet::new(),
     };

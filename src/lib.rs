@@ -2,17 +2,20 @@
 //! Mailchimp audiences, declared as code.
 //!
 //! The pipeline (see `DESIGN.md`): a YAML file is loaded and validated ([`config`]); both sides
-//! are observed through their clients ([`mailchimp`], [`dataverse`]); a pure diff computes a
-//! [`plan`]; [`apply`] executes it in batched, idempotent writes; [`watch`] runs that loop as a
-//! server. The emulators of both APIs are their own package (`api-sandbox`, at `src/sandbox`);
-//! [`commands::sandbox`] starts them with the tool's schema. Every command is callable from tests
-//! through [`run`].
+//! are observed ([`observe`]) through their clients ([`clients`]: [`mailchimp`], [`dataverse`]);
+//! a pure diff computes a [`plan`]; [`apply`] executes it in batched, idempotent writes under a
+//! lease; [`sync`] is that flow for one binding, end to end; [`watch`] runs it on a schedule as a
+//! server, and [`commands`] once per invocation. The emulators of both APIs are their own
+//! package (`api-sandbox`, at `src/sandbox`); [`commands::sandbox`] starts them with the tool's
+//! schema. Every command is callable from tests through [`run`].
 
 pub mod apply;
 pub mod cli;
+pub mod clients;
 pub mod commands;
 pub mod config;
 pub mod dataverse;
+pub mod domain;
 pub mod exit;
 pub mod http;
 pub mod logging;
@@ -20,6 +23,7 @@ pub mod mailchimp;
 pub mod observe;
 pub mod output;
 pub mod plan;
+pub mod sync;
 pub mod watch;
 
 use std::ffi::OsString;

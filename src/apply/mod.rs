@@ -7,8 +7,9 @@
 //! - [`saved`]: the checks a saved plan must pass before it is applied.
 //! - [`status`]: the sync status of a binding as the CRM records it (read-only).
 //!
-//! Invariants: nothing is written for a binding with binding-level errors, a refused guard
-//! (without `allow_removals`) or no changes; every write happens under the binding's lease;
+//! Whether a plan may be applied at all (its removal guard) is decided before, by
+//! [`crate::sync`]. Invariants: nothing is written for a binding with binding-level errors or
+//! no changes; every write happens under the binding's lease;
 //! the lease is released (with the final status) on every path once taken; one Sync Run record
 //! per apply and binding, holding at most [`MAX_RUN_FAILURES`] failures — never one per member.
 
@@ -27,10 +28,11 @@ use uuid::Uuid;
 pub use executor::Progress;
 pub use report::{BindingOutcome, BindingReport, Counts, Failure, Outcome, Report};
 
+use crate::clients::Clients;
 use crate::config::Names;
 use crate::dataverse::schema::sync_status;
 use crate::dataverse::tables::{AudienceStatus, SyncRun, ToolTables};
-use crate::observe::Clients;
+use crate::http;
 use crate::plan::{Action, BindingPlan, ids};
 
 /// Failures kept on a Sync Run record.
@@ -41,8 +43,6 @@ pub const MAX_RUN_FAILURES: usize = 100;
 pub struct Options {
     /// Who applies, and how long to wait for another applier.
     pub claim: lease::Claim,
-    /// Apply bindings whose removal guard refuses.
-    pub allow_removals: bool,
     /// Identifies the plan: the Sync Run record of a binding is `run_id(plan_id, binding)`.
     pub plan_id: String,
     /// Members (subscriber hashes) whose changes are stale (see [`saved`]).
@@ -90,9 +90,6 @@ pub async fn apply_binding(
                 .join("; "),
         );
         return report;
-    }
-    if let Some(guard) = plan.guard.as_ref().filter(|_| !options.allow_removals) {
-        return BindingReport::skipped(binding, &plan.changes, &guard.message);
     }
     let mut report = BindingReport::new(binding);
     report.plan_errors = plan.errors.len() as u64;
@@ -151,7 +148,15 @@ pub async fn apply_binding(
         report.superseded = true;
         return report;
     }
+    let guard = lease::Guard::hold(tables.clone(), binding, held, options.claim.term);
+    let held = guard.held();
     report.lease_id = Some(held.lease.id.clone());
+    if let Some(old) = &held.taken_over {
+        report.message = Some(format!(
+            "took over the lease `{}` of `{}`, which stopped renewing it",
+            old.id, old.owner
+        ));
+    }
     let started = Utc::now();
     let audience_id = held.record.id;
     let previous = held.record.status.clone();
@@ -167,13 +172,9 @@ pub async fn apply_binding(
         )),
         ..previous
     };
-    let etag = match lease::set_status(tables, audience_id, &running, held.etag.as_deref()).await {
-        Ok(etag) => etag,
-        Err(err) => {
-            tracing::warn!(binding, error = %err, "could not write the in-progress status");
-            held.etag.clone()
-        }
-    };
+    if let Err(err) = guard.set_status(&running).await {
+        tracing::warn!(binding, error = %err, "could not write the in-progress status");
+    }
 
     let target = executor::Target {
         plan,
@@ -185,12 +186,24 @@ pub async fn apply_binding(
             } else {
                 held.record.etag.clone()
             },
-            etag,
+            etag: guard.etag().await,
         },
         stale_members: &options.stale_members,
     };
-    let etag = executor::execute(clients, target, &mut report, progress).await;
+    // Every write runs under the lease's gate: once the lease is lost, nothing more is sent.
+    let signal = guard.signal();
+    http::gate::guarded(
+        guard.gate(),
+        executor::execute(clients, target, &mut report, progress),
+    )
+    .await;
     report.settle();
+    if let Some(reason) = signal.reason() {
+        // The record may be someone else's now: no status, no Sync Run, no release.
+        report.outcome = BindingOutcome::Error;
+        report.message = Some(reason);
+        return report;
+    }
 
     let ended = Utc::now();
     let message = run_message(&report, plan);
@@ -231,44 +244,42 @@ pub async fn apply_binding(
         failed: final_status.failed.unwrap_or(0),
         message: Some(message),
     };
-    match tables.save_sync_run(&run).await {
+    match http::gate::guarded(guard.gate(), tables.save_sync_run(&run)).await {
         Ok(()) => report.sync_run = Some(run.id),
         Err(err) => {
             tracing::warn!(binding, error = %err, "could not write the Sync Run record");
         }
     }
-    match lease::release(
-        tables,
-        audience_id,
-        &held.lease.id,
-        &final_status,
-        etag.as_deref(),
-    )
-    .await
-    {
-        Ok(true) => {}
-        Ok(false) => {
-            let note = "the lease was released by someone else (force-unlock) during the run";
-            report.message = Some(match report.message.take() {
-                Some(m) => format!("{m}; {note}"),
-                None => note.to_owned(),
-            });
+    let lease_id = held.lease.id.clone();
+    let note = match guard.release(&final_status).await {
+        Ok(lease::Released::Released) => None,
+        Ok(lease::Released::NotOurs) => {
+            Some("the lease was released by someone else (force-unlock) during the run".to_owned())
+        }
+        Ok(lease::Released::Lost(reason)) => {
+            report.outcome = BindingOutcome::Error;
+            Some(reason)
         }
         Err(err) => {
             tracing::warn!(binding, error = %err, "could not release the lease");
-            report.message = Some(format!(
-                "the lease `{}` could not be released ({}); it lapses by itself",
-                held.lease.id,
+            Some(format!(
+                "the lease `{lease_id}` could not be released ({}); it lapses by itself",
                 crate::output::error_chain(&err)
-            ));
+            ))
         }
+    };
+    if let Some(note) = note {
+        report.message = Some(match report.message.take() {
+            Some(m) => format!("{m}; {note}"),
+            None => note,
+        });
     }
     report
 }
 
 /// A run killed after its last write leaves its lease and the In Progress status behind, and
-/// the rerun finds nothing to do: take such a left-over lease over (a dead process of this
-/// host, or lapsed) and close the status as Synced, so that `status` does not show a run in
+/// the rerun finds nothing to do: take such a left-over lease over (once it has lapsed: its
+/// holder stopped renewing it) and close the status as Synced, so that `status` does not show a run in
 /// progress. A live holder is left alone.
 async fn close_left_over(
     tables: &ToolTables,
@@ -344,22 +355,4 @@ fn run_message(report: &BindingReport, plan: &BindingPlan) -> String {
         );
     }
     text
-}
-
-/// The Mailchimp audience id of a binding (looked up when the config names it by name).
-///
-/// # Errors
-/// Mailchimp could not be read, or has no such audience.
-pub async fn audience_id(
-    clients: &Clients,
-    binding: &crate::config::Binding,
-) -> Result<String, crate::mailchimp::Error> {
-    match &binding.audience {
-        crate::config::AudienceSelector::Id(id) => Ok(id.clone()),
-        crate::config::AudienceSelector::Name(name) => Ok(clients
-            .mailchimp
-            .find_audience(&crate::mailchimp::AudienceSelector::Name(name.clone()))
-            .await?
-            .id),
-    }
 }

@@ -5,20 +5,14 @@
 //!   reads, and it was not applied already (its Sync Run record, whose id derives from the plan,
 //!   does not exist). Otherwise: "saved plan is stale" and the reason.
 //! - Per record: the CRM side is checked by `If-Match` with the ETag the plan saw (in the
-//!   executor); the Mailchimp side here, by reading every member's `last_changed` (one paged read
-//!   with a `fields=` projection of nothing else) and naming the members whose version moved or
-//!   who are gone: their changes are stale.
+//!   executor); the Mailchimp side by [`crate::observe::stale_members`], which names the members
+//!   whose `last_changed` moved or who are gone: their changes are stale.
 
-use std::collections::{HashMap, HashSet};
-
-use futures::StreamExt;
 use sha2::{Digest, Sha256};
 
-use crate::config::Binding;
+use crate::dataverse;
 use crate::dataverse::tables::ToolTables;
-use crate::mailchimp::{self, MemberQuery};
-use crate::plan::{BindingPlan, FORMAT_VERSION, Plan};
-use crate::{dataverse, observe};
+use crate::plan::{FORMAT_VERSION, Plan};
 
 /// Why a saved plan as a whole cannot be applied.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -102,55 +96,6 @@ pub async fn already_applied(
     Ok(row.map(|_| id))
 }
 
-/// The members of `plan` whose Mailchimp version moved since the plan (or who are no longer
-/// read for the binding), by subscriber hash.
-///
-/// # Errors
-/// Mailchimp could not be read.
-pub async fn stale_members(
-    client: &mailchimp::Client,
-    binding: &Binding,
-    plan: &BindingPlan,
-) -> Result<HashSet<String>, mailchimp::Error> {
-    let seen: HashMap<&str, &str> = plan
-        .changes
-        .iter()
-        .filter_map(|c| {
-            let m = c.member.as_ref()?;
-            Some((
-                m.id.as_str(),
-                c.precondition.member_last_changed.as_deref()?,
-            ))
-        })
-        .collect();
-    if seen.is_empty() {
-        return Ok(HashSet::new());
-    }
-    let query = MemberQuery {
-        statuses: observe::statuses_to_read(binding),
-        since_last_changed: None,
-        fields: Some(vec!["last_changed".to_owned()]),
-    };
-    let mut now: HashMap<String, String> = HashMap::new();
-    let mut pages = client.members(&plan.audience.id, query);
-    while let Some(page) = pages.next().await {
-        for member in page? {
-            if seen.contains_key(member.id.as_str()) {
-                let changed = member
-                    .last_changed
-                    .map(|t| t.to_rfc3339())
-                    .unwrap_or_default();
-                now.insert(member.id, changed);
-            }
-        }
-    }
-    Ok(seen
-        .into_iter()
-        .filter(|(id, before)| now.get(*id).map(String::as_str) != Some(*before))
-        .map(|(id, _)| id.to_owned())
-        .collect())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -173,8 +118,8 @@ mod tests {
         let err = check_plan(&plan("abc"), "def").unwrap_err();
         assert!(err.to_string().starts_with("saved plan is stale"), "{err}");
         let mut other = plan("abc");
-        other.format_version = "2.0".into();
-        assert_eq!(check_plan(&other, "abc"), Err(Stale::Format("2.0".into())));
+        other.format_version = "1.0".into();
+        assert_eq!(check_plan(&other, "abc"), Err(Stale::Format("1.0".into())));
     }
 
     #[test]

@@ -1,6 +1,6 @@
-//! `audience-sync apply [CONFIG | PLANFILE]`.
+//! `audience-sync apply [CONFIG | PLANFILE]`: a driver of [`crate::sync`].
 //!
-//! With a config: observe and plan every binding, show the plan, ask for `yes` on a terminal
+//! With a config: plan every binding, show the plan, ask for `yes` on a terminal
 //! (`--auto-approve` in pipelines; with neither it refuses), then apply. With a saved plan
 //! (`plan -out FILE`): check that it is not stale as a whole (same config digest, not applied
 //! yet), find the members whose Mailchimp version moved, and apply exactly that plan (no
@@ -13,14 +13,16 @@ use std::path::Path;
 
 use anyhow::Context as _;
 
-use crate::apply::{self, Options, Report, lease, saved};
+use super::Preamble;
+use super::progress::Terminal;
+use crate::apply::{Report, saved};
 use crate::cli::{ApplyArgs, OutputFormat};
-use crate::config::Loaded;
+use crate::clients::Clients;
 use crate::exit::ExitStatus;
-use crate::observe::{self, Clients};
 use crate::output::Context;
+use crate::plan::Plan;
 use crate::plan::render::{self, TextOptions};
-use crate::plan::{self, Plan};
+use crate::sync::{self, Session, Settings, guard};
 
 /// Failures listed per binding in the text report.
 const TEXT_FAILURES: usize = 20;
@@ -48,14 +50,13 @@ pub(super) async fn run(args: ApplyArgs, ctx: &Context) -> anyhow::Result<ExitSt
     if let Some((plan, text)) = read_saved_plan(&args.target)? {
         return run_saved(&args, ctx, &plan, &text).await;
     }
-    let Some(loaded) = super::load_config(&args.target)? else {
+    let Some(pre) = Preamble::load(&args.target, &args.bindings)? else {
         return Ok(ExitStatus::Failure);
     };
-    let bindings = loaded
-        .select_bindings(&args.bindings)
-        .map_err(anyhow::Error::msg)?;
-    let clients = Clients::connect(&loaded)?;
-    let (plan, failed) = super::plan::plan_bindings(&loaded, &bindings, &clients, ctx).await;
+    let reporter = Terminal::new(ctx);
+    let session = pre.session(&reporter);
+    let planned = session.plan_all(&pre.bindings()).await;
+    let plan = planned.plan;
     let shown = render::text(
         &plan,
         &TextOptions {
@@ -71,8 +72,10 @@ pub(super) async fn run(args: ApplyArgs, ctx: &Context) -> anyhow::Result<ExitSt
     } else {
         eprint!("{shown}");
     }
-    if !guard_allows(&plan, args.allow_removals) {
-        return Ok(ExitStatus::Failure);
+    let settings = settings(&args);
+    // Decided before asking: a question whose answer cannot matter is not asked.
+    if let Err(refused) = settings.guard.check(&plan.bindings) {
+        return Ok(refuse(&refused));
     }
     if plan.has_changes() && !args.auto_approve {
         if !ctx.interactive {
@@ -86,72 +89,16 @@ pub(super) async fn run(args: ApplyArgs, ctx: &Context) -> anyhow::Result<ExitSt
             return Ok(ExitStatus::Failure);
         }
     }
-    let plan_id = saved::plan_id(&render::json(&plan)?);
-    let options = |_: &str| Options {
-        claim: claim(&args),
-        allow_removals: args.allow_removals,
-        plan_id: plan_id.clone(),
-        stale_members: std::collections::HashSet::new(),
+    let plan_id = sync::plan_id(&plan)?;
+    let report = match session
+        .apply_planned(&plan, &plan_id, &settings, &sync::StaleMembers::new())
+        .await
+    {
+        Ok(report) => report,
+        Err(refused) => return Ok(refuse(&refused)),
     };
-    let report = apply_all(&clients, &loaded, &plan, ctx, options).await;
-    let report = replan_superseded(&args, &clients, &loaded, report).await?;
-    finish(&args, &report, failed > 0)
-}
-
-/// Plan again and apply (once) each binding whose apply found its plan stale: another applier
-/// held the lease, and ran, while this one waited (`--lock-timeout`).
-async fn replan_superseded(
-    args: &ApplyArgs,
-    clients: &Clients,
-    loaded: &Loaded,
-    report: Report,
-) -> anyhow::Result<Report> {
-    if !report.bindings.iter().any(|r| r.superseded) {
-        return Ok(report);
-    }
-    let mut reports = Vec::with_capacity(report.bindings.len());
-    for old in report.bindings {
-        let Some(binding) = old
-            .superseded
-            .then(|| loaded.bindings.iter().find(|b| b.name == old.binding))
-            .flatten()
-        else {
-            reports.push(old);
-            continue;
-        };
-        eprintln!(
-            "binding `{}`: another applier ran while this one waited; planning again",
-            binding.name
-        );
-        let snapshot = match observe::observe(binding, &loaded.names, clients).await {
-            Ok(snapshot) => snapshot,
-            Err(err) => {
-                eprintln!(
-                    "error: binding `{}`: {}",
-                    binding.name,
-                    crate::output::error_chain(&err)
-                );
-                reports.push(old);
-                continue;
-            }
-        };
-        let fresh = Plan::new(
-            super::plan::meta(&loaded.digest),
-            vec![plan::compute(binding, &loaded.names, &snapshot)],
-        );
-        let options = Options {
-            claim: claim(args),
-            allow_removals: args.allow_removals,
-            plan_id: saved::plan_id(&render::json(&fresh)?),
-            stale_members: std::collections::HashSet::new(),
-        };
-        for b in &fresh.bindings {
-            let progress = |_: plan::Action, _: usize| {};
-            reports
-                .push(apply::apply_binding(clients, &loaded.names, b, &options, &progress).await);
-        }
-    }
-    Ok(Report::new(reports))
+    let report = session.replan_superseded(report, &settings).await?;
+    finish(&args, &report, planned.failed > 0)
 }
 
 async fn run_saved(
@@ -172,76 +119,54 @@ async fn run_saved(
         return Ok(ExitStatus::Failure);
     }
     let clients = Clients::connect(&loaded)?;
+    let reporter = Terminal::new(ctx);
+    let session = Session {
+        loaded: &loaded,
+        clients: &clients,
+        reporter: &reporter,
+    };
     let plan_id = saved::plan_id(text);
-    let mut stale_members = std::collections::HashMap::new();
-    for b in &plan.bindings {
-        let Some(binding) = loaded.bindings.iter().find(|x| x.name == b.name) else {
-            eprintln!("error: {}", saved::Stale::UnknownBinding(b.name.clone()));
-            return Ok(ExitStatus::Failure);
-        };
-        if let Some(run) = saved::already_applied(&clients.tables, &plan_id, &b.name).await? {
-            eprintln!(
-                "error: {}",
-                saved::Stale::AlreadyApplied {
-                    binding: b.name.clone(),
-                    run,
-                }
-            );
+    let stale_members = match session.check_saved(plan, &plan_id).await {
+        Ok(stale) => stale,
+        Err(sync::SavedError::Stale(stale)) => {
+            eprintln!("error: {stale}");
             return Ok(ExitStatus::Failure);
         }
-        if b.changes.is_empty() {
-            continue;
-        }
-        let stale = saved::stale_members(&clients.mailchimp, binding, b)
-            .await
-            .with_context(|| format!("binding `{}`: reading Mailchimp failed", b.name))?;
-        if !stale.is_empty() {
-            eprintln!(
-                "binding `{}`: {} member(s) changed in Mailchimp since the plan was made; their changes are skipped as stale",
-                b.name,
-                stale.len()
-            );
-        }
-        stale_members.insert(b.name.clone(), stale);
-    }
+        Err(err) => return Err(err.into()),
+    };
     eprintln!(
         "applying the saved plan `{}` ({} changes)",
         args.target.display(),
         plan.summary.changes
     );
-    if !guard_allows(plan, args.allow_removals) {
-        return Ok(ExitStatus::Failure);
+    let settings = settings(args);
+    match session
+        .apply_planned(plan, &plan_id, &settings, &stale_members)
+        .await
+    {
+        Ok(report) => finish(args, &report, false),
+        Err(refused) => Ok(refuse(&refused)),
     }
-    let options = |binding: &str| Options {
-        claim: claim(args),
-        allow_removals: args.allow_removals,
-        plan_id: plan_id.clone(),
-        stale_members: stale_members.get(binding).cloned().unwrap_or_default(),
-    };
-    let report = apply_all(&clients, &loaded, plan, ctx, options).await;
-    finish(args, &report, false)
 }
 
-fn claim(args: &ApplyArgs) -> lease::Claim {
-    lease::Claim {
-        owner: lease::owner(),
-        operation: "apply".to_owned(),
+fn settings(args: &ApplyArgs) -> Settings {
+    Settings {
+        operation: "apply",
         wait: args.lock_timeout,
+        term: args.lease_term,
+        guard: guard::Policy {
+            allow_removals: args.allow_removals,
+        },
     }
 }
 
-/// Print why guards refuse; `false` when some binding is refused and removals are not allowed.
-fn guard_allows(plan: &Plan, allow_removals: bool) -> bool {
-    if !plan.refused() || allow_removals {
-        return true;
+/// Say why the guards refuse; nothing was applied.
+fn refuse(refused: &guard::Refused) -> ExitStatus {
+    for (binding, message) in &refused.bindings {
+        eprintln!("error: binding `{binding}`: {message}");
     }
-    for b in &plan.bindings {
-        if let Some(guard) = &b.guard {
-            eprintln!("error: binding `{}`: {}", b.name, guard.message);
-        }
-    }
-    eprintln!("error: nothing was applied; pass `--allow-removals` to apply these removals");
-    false
+    eprintln!("error: {refused}");
+    ExitStatus::Failure
 }
 
 /// Ask on the terminal; only `yes` goes on.
@@ -255,27 +180,6 @@ fn confirm() -> anyhow::Result<bool> {
     let mut answer = String::new();
     std::io::stdin().lock().read_line(&mut answer)?;
     Ok(answer.trim() == "yes")
-}
-
-async fn apply_all(
-    clients: &Clients,
-    loaded: &Loaded,
-    plan: &Plan,
-    ctx: &Context,
-    options: impl Fn(&str) -> Options,
-) -> Report {
-    let total: usize = plan.bindings.iter().map(|b| b.changes.len()).sum();
-    let bar = super::progress(ctx, total);
-    let mut reports = Vec::new();
-    for b in &plan.bindings {
-        bar.set_message(format!("applying `{}`", b.name));
-        let progress = |_: plan::Action, n: usize| bar.inc(n as u64);
-        let report =
-            apply::apply_binding(clients, &loaded.names, b, &options(&b.name), &progress).await;
-        reports.push(report);
-    }
-    bar.finish_and_clear();
-    Report::new(reports)
 }
 
 fn finish(args: &ApplyArgs, report: &Report, read_failed: bool) -> anyhow::Result<ExitStatus> {

@@ -1,97 +1,15 @@
 //! `audience-sync audiences`: list the Mailchimp account's audiences (id, name, subscribed
-//! members, tags) so a user can write bindings. Also the Mailchimp connection every
-//! Mailchimp-only command shares: from `--config` (its `mailchimp` section, `${VAR}` expanded)
-//! or from `MAILCHIMP_API_KEY` / `MAILCHIMP_BASE_URL`.
-
-use std::path::Path;
-
-use anyhow::Context as _;
-use futures::{StreamExt, TryStreamExt};
-use secrecy::SecretString;
-use serde::Serialize;
+//! members, tags) so a user can write bindings. The Mailchimp connection comes from `--config`
+//! (its `mailchimp` section, `${VAR}` expanded) or from `MAILCHIMP_API_KEY` /
+//! `MAILCHIMP_BASE_URL` ([`crate::clients::mailchimp_only`]).
 
 use crate::cli::{AudiencesArgs, OutputFormat};
 use crate::exit::ExitStatus;
-use crate::mailchimp::{Audience, Client};
 use crate::output::Context;
-
-/// An audience with its tag count.
-#[derive(Debug, Clone, Serialize)]
-pub(super) struct Summary {
-    /// The audience.
-    #[serde(flatten)]
-    pub audience: Audience,
-    /// Its tags.
-    pub tag_count: usize,
-}
-
-/// Expand `${VAR}` references from the environment.
-fn expand(text: &str, what: &str) -> anyhow::Result<String> {
-    crate::config::env::expand(text, &crate::config::env::process_env).map_err(|missing| {
-        anyhow::anyhow!("{what} refers to `${{{}}}`, which is not set", missing.name)
-    })
-}
-
-/// The Mailchimp client of a command: from a config file, or from the environment.
-pub(super) fn client(config: Option<&Path>) -> anyhow::Result<Client> {
-    let (key, base_url) = match config {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read config `{}`", path.display()))?;
-            let value = crate::config::yaml::parse_value(&text)
-                .with_context(|| format!("config `{}` is not valid YAML", path.display()))?;
-            let section = value.get("mailchimp").cloned().with_context(|| {
-                format!("config `{}` has no `mailchimp` section", path.display())
-            })?;
-            let mailchimp: crate::config::MailchimpConfig = serde_json::from_value(section)
-                .with_context(|| {
-                    format!("the `mailchimp` section of `{}` is invalid", path.display())
-                })?;
-            let key = expand(&mailchimp.api_key, "`mailchimp.api_key`")?;
-            let base = mailchimp
-                .base_url
-                .as_deref()
-                .map(|u| expand(u, "`mailchimp.base_url`"))
-                .transpose()?;
-            (key, base)
-        }
-        None => {
-            let key = std::env::var("MAILCHIMP_API_KEY").unwrap_or_default();
-            let base = std::env::var("MAILCHIMP_BASE_URL").ok();
-            (key, base)
-        }
-    };
-    Client::builder()
-        .api_key(SecretString::from(key))
-        .base_url(base_url)
-        .build()
-        .context("cannot connect to Mailchimp")
-}
-
-/// Every audience with its tag count (tag counts read concurrently, within the client's limit).
-pub(super) async fn summaries(client: &Client) -> anyhow::Result<Vec<Summary>> {
-    let audiences = client
-        .lists()
-        .await
-        .context("cannot list the Mailchimp audiences")?;
-    futures::stream::iter(audiences)
-        .map(|audience| async move {
-            let tag_count = client
-                .tag_count(&audience.id)
-                .await
-                .with_context(|| format!("cannot count the tags of audience `{}`", audience.id))?;
-            Ok::<_, anyhow::Error>(Summary {
-                audience,
-                tag_count,
-            })
-        })
-        .buffered(crate::mailchimp::MAX_CONNECTIONS)
-        .try_collect()
-        .await
-}
+use crate::sync::AudienceSummary;
 
 /// The text table.
-fn table(rows: &[Summary]) -> String {
+fn table(rows: &[AudienceSummary]) -> String {
     let name_width = rows
         .iter()
         .map(|r| r.audience.name.chars().count())
@@ -112,8 +30,8 @@ fn table(rows: &[Summary]) -> String {
 }
 
 pub(super) async fn run(args: AudiencesArgs, _ctx: &Context) -> anyhow::Result<ExitStatus> {
-    let client = client(args.config.as_deref())?;
-    let rows = summaries(&client).await?;
+    let client = crate::clients::mailchimp_only(args.config.as_deref())?;
+    let rows = crate::sync::audiences(&client).await?;
     match args.format {
         OutputFormat::Json => {
             println!("{}", serde_json::to_string_pretty(&rows)?);
@@ -132,11 +50,12 @@ pub(super) async fn run(args: AudiencesArgs, _ctx: &Context) -> anyhow::Result<E
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mailchimp::Audience;
 
     #[test]
     fn the_table_aligns_columns() {
         let rows = vec![
-            Summary {
+            AudienceSummary {
                 audience: Audience {
                     id: "a1b2c3d4e5".into(),
                     name: "Newsletter".into(),
@@ -145,7 +64,7 @@ mod tests {
                 },
                 tag_count: 5,
             },
-            Summary {
+            AudienceSummary {
                 audience: Audience {
                     id: "0f0f0f0f0f".into(),
                     name: "Events".into(),
@@ -161,13 +80,5 @@ mod tests {
              a1b2c3d4e5  Newsletter       2125      5\n\
              0f0f0f0f0f  Events              7      0\n"
         );
-    }
-
-    #[test]
-    fn references_expand_and_unset_ones_are_named() {
-        let path = std::env::var("PATH").unwrap_or_default();
-        assert_eq!(expand("${PATH}", "x").unwrap(), path);
-        let err = expand("${AUDIENCE_SYNC_SURELY_UNSET_VAR}", "`mailchimp.api_key`").unwrap_err();
-        assert!(err.to_string().contains("AUDIENCE_SYNC_SURELY_UNSET_VAR"));
     }
 }

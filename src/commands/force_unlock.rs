@@ -2,11 +2,12 @@
 //! run left behind. Only the lease with exactly that id is released (so a lease taken since by
 //! another run is never broken by mistake); a sync left "In Progress" is marked "Error".
 
-use crate::apply::{self, lease};
+use crate::apply::lease;
 use crate::cli::ForceUnlockArgs;
+use crate::clients::Clients;
 use crate::exit::ExitStatus;
-use crate::observe::Clients;
 use crate::output::Context;
+use crate::sync::{Session, Silent};
 
 pub(super) async fn run(args: ForceUnlockArgs, _ctx: &Context) -> anyhow::Result<ExitStatus> {
     let Some(loaded) = super::load_config(&args.config)? else {
@@ -26,7 +27,12 @@ pub(super) async fn run(args: ForceUnlockArgs, _ctx: &Context) -> anyhow::Result
         return Ok(ExitStatus::Failure);
     };
     let clients = Clients::connect(&loaded)?;
-    let audience = apply::audience_id(&clients, binding).await?;
+    let session = Session {
+        loaded: &loaded,
+        clients: &clients,
+        reporter: &Silent,
+    };
+    let audience = session.audience_id(binding).await?;
     let Some(record) = lease::find_record(&clients.tables, &audience).await? else {
         eprintln!(
             "error: binding `{}` has no Audience record in the CRM, so no lease",

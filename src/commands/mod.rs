@@ -9,6 +9,7 @@ mod demo;
 mod force_unlock;
 mod init;
 mod plan;
+mod progress;
 pub mod sandbox;
 mod schema;
 mod status;
@@ -71,21 +72,56 @@ fn load_config(path: &std::path::Path) -> anyhow::Result<Option<crate::config::L
     }
 }
 
-/// A progress bar on stderr when it is a terminal; hidden otherwise.
-fn progress(ctx: &Context, len: usize) -> indicatif::ProgressBar {
-    if !ctx.progress {
-        return indicatif::ProgressBar::hidden();
-    }
-    let bar = indicatif::ProgressBar::new(len as u64);
-    if let Ok(style) = indicatif::ProgressStyle::with_template("{spinner} {msg} [{pos}/{len}]") {
-        bar.set_style(style);
-    }
-    bar.enable_steady_tick(std::time::Duration::from_millis(120));
-    bar
+/// What the commands that sync start from: the config, the bindings selected on the command
+/// line (all when none are named), and both clients.
+struct Preamble {
+    loaded: crate::config::Loaded,
+    clients: crate::clients::Clients,
+    selected: Vec<usize>,
 }
 
-/// The answer of a subcommand that a later issue fills in: no fake output, a non-zero exit.
-fn not_implemented(name: &str) -> anyhow::Result<ExitStatus> {
-    eprintln!("error: `audience-sync {name}` is not implemented yet");
-    Ok(ExitStatus::Failure)
+impl Preamble {
+    /// Load the config at `path` (diagnostics on stderr; `None` when it is invalid: the command
+    /// exits 1), select the bindings named in `only`, and connect.
+    ///
+    /// # Errors
+    /// An unknown binding name, or clients that cannot be built.
+    fn load(path: &std::path::Path, only: &[String]) -> anyhow::Result<Option<Self>> {
+        let Some(loaded) = load_config(path)? else {
+            return Ok(None);
+        };
+        let names: Vec<String> = loaded
+            .select_bindings(only)
+            .map_err(anyhow::Error::msg)?
+            .into_iter()
+            .map(|b| b.name.clone())
+            .collect();
+        let selected = names
+            .iter()
+            .filter_map(|name| loaded.bindings.iter().position(|b| &b.name == name))
+            .collect();
+        let clients = crate::clients::Clients::connect(&loaded)?;
+        Ok(Some(Self {
+            loaded,
+            clients,
+            selected,
+        }))
+    }
+
+    /// The selected bindings, in the order named.
+    fn bindings(&self) -> Vec<&crate::config::Binding> {
+        self.selected
+            .iter()
+            .map(|&i| &self.loaded.bindings[i])
+            .collect()
+    }
+
+    /// A sync session over this config, reporting to `reporter`.
+    fn session<'a>(&'a self, reporter: &'a dyn crate::sync::Reporter) -> crate::sync::Session<'a> {
+        crate::sync::Session {
+            loaded: &self.loaded,
+            clients: &self.clients,
+            reporter,
+        }
+    }
 }

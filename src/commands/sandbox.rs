@@ -168,15 +168,15 @@ async fn write_config(sandbox: &Sandbox, path: &std::path::Path) -> anyhow::Resu
         .api_key(secrecy::SecretString::from(key))
         .base_url(base.clone())
         .build()?;
-    let audiences = super::audiences::summaries(&client).await?;
-    let mut dataverse = super::init::DataverseStarter::from_env(lookup);
+    let audiences = super::init::starter_audiences(&crate::sync::audiences(&client).await?);
+    let mut dataverse = crate::config::starter::DataverseStarter::from_env(lookup);
     if let Some(tenant) = lookup("DATAVERSE_TENANT_ID") {
         dataverse.tenant_id = tenant;
     }
     if let Some(client_id) = lookup("DATAVERSE_CLIENT_ID") {
         dataverse.client_id = client_id;
     }
-    let text = super::init::render(&super::init::Starter {
+    let text = crate::config::starter::render(&crate::config::starter::Starter {
         audiences: &audiences,
         mailchimp_base_url: base,
         dataverse,

@@ -3,21 +3,21 @@
 
 use std::fmt::Write as _;
 
+use super::Preamble;
 use crate::apply::{self, status::BindingStatus};
 use crate::cli::{OutputFormat, StatusArgs};
 use crate::exit::ExitStatus;
-use crate::observe::Clients;
 use crate::output::Context;
 
 pub(super) async fn run(args: StatusArgs, _ctx: &Context) -> anyhow::Result<ExitStatus> {
-    let Some(loaded) = super::load_config(&args.config)? else {
+    let Some(pre) = Preamble::load(&args.config, &[])? else {
         return Ok(ExitStatus::Failure);
     };
-    let clients = Clients::connect(&loaded)?;
+    let session = pre.session(&crate::sync::Silent);
     let mut rows = Vec::new();
     let mut failed = false;
-    for binding in &loaded.bindings {
-        let audience = match apply::audience_id(&clients, binding).await {
+    for binding in pre.bindings() {
+        let audience = match session.audience_id(binding).await {
             Ok(id) => id,
             Err(err) => {
                 eprintln!(
@@ -29,7 +29,7 @@ pub(super) async fn run(args: StatusArgs, _ctx: &Context) -> anyhow::Result<Exit
                 continue;
             }
         };
-        match apply::status::read(&clients.tables, &binding.name, &audience).await {
+        match apply::status::read(&pre.clients.tables, &binding.name, &audience).await {
             Ok(status) => rows.push(status),
             Err(err) => {
                 eprintln!(

@@ -1,17 +1,12 @@
-//! The real [`Reconciler`]: observe a binding, compute its plan, and in [`Mode::Apply`] apply
-//! it under the binding's CRM lease ([`crate::apply::apply_binding`]).
+//! The real [`Reconciler`]: one binding through [`crate::sync`] (observe, plan, and in
+//! [`Mode::Apply`] apply under the binding's CRM lease; cancellation and the lease release after
+//! a cut are described there), with this module keeping what only `watch` needs:
 //!
 //! - One [`Clients`] per config digest: built on first use, reused while the config is the
 //!   same (connection pools, the Dataverse token), rebuilt when the config changes.
-//! - A run checks `cancel` before each step. Apply itself cannot be cancelled, so a run in
-//!   apply races it against `cancel`: when `cancel` wins, the apply future is dropped at its
-//!   current request (every write is idempotent: deterministic ids, `If-Match`, so the next run
-//!   converges) and the lease this process holds on the Audience record is released here, with
-//!   the status "failed: cut by shutdown" — nothing is left half-owned.
-//! - Another applier holding the lease is [`RunOutcome::skipped`], never a failure; the lease
-//!   is not waited for (the loop's interval and jitter spread replicas apart).
-//! - A removal guard that refuses is a failure with the guard's message: `watch` never
-//!   applies removals beyond the guard.
+//! - Another applier holding the lease is [`RunOutcome::skipped`], never a failure; a removal
+//!   guard that refuses is a failure with the guard's message: `watch` never applies removals
+//!   beyond the guard.
 //! - API calls: the clients' [`HttpStats`] are shared by every run of one config, so each run
 //!   reports what the counters moved since the previous report ([`Tally`]). Summed over runs
 //!   that is exact; with parallel runs, a call may be attributed to the run next to it.
@@ -23,18 +18,24 @@ use futures::future::BoxFuture;
 use tokio_util::sync::CancellationToken;
 
 use super::reconciler::{ApiCalls, Mode, Reconciler, RunError, RunOutcome};
-use crate::apply::{self, BindingOutcome, BindingReport, lease};
-use crate::config::{Binding, Loaded};
-use crate::dataverse::schema::sync_status;
-use crate::http::HttpStats;
-use crate::mailchimp;
-use crate::observe::{self, Clients};
-use crate::plan::{self, BindingPlan};
+use crate::apply::{BindingOutcome, BindingReport};
+use crate::plan::BindingPlan;
+use crate::sync::{self, Reconciled};
+use crate::{clients::Clients, config::Loaded, http::HttpStats};
 
 /// The reconciler `audience-sync watch` runs.
-#[derive(Default)]
 pub struct LiveReconciler {
     connected: Mutex<Option<Connected>>,
+    lease_term: std::time::Duration,
+}
+
+impl Default for LiveReconciler {
+    fn default() -> Self {
+        Self {
+            connected: Mutex::default(),
+            lease_term: crate::apply::lease::DEFAULT_TERM,
+        }
+    }
 }
 
 /// The clients of one config, and what their counters read at the last report.
@@ -92,11 +93,19 @@ impl Session {
         ])
     }
 
-    fn fail(&self, message: String, source_digest: Option<&str>) -> RunError {
+    fn fail(&self, failed: sync::Failed) -> RunError {
         RunError {
-            message,
-            source_digest: source_digest.map(str::to_owned),
+            message: failed.message,
+            source_digest: failed.source_version,
             api: self.api(),
+        }
+    }
+
+    fn sync<'a>(&'a self, config: &'a Loaded) -> sync::Session<'a> {
+        sync::Session {
+            loaded: config,
+            clients: &self.clients,
+            reporter: &sync::Tracing,
         }
     }
 }
@@ -106,6 +115,13 @@ impl LiveReconciler {
     #[must_use]
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Take leases of `term` (see [`lease::Claim::term`]).
+    #[must_use]
+    pub fn with_lease_term(mut self, term: std::time::Duration) -> Self {
+        self.lease_term = term;
+        self
     }
 
     /// The clients for this config: the cached ones while its digest is the same.
@@ -143,105 +159,35 @@ impl LiveReconciler {
             )));
         };
         let session = self.session(&config).map_err(RunError::new)?;
-        if cancel.is_cancelled() {
-            return Err(session.fail(cancelled(&name), None));
-        }
-        // The source version is read first: if it changes while a failure backs off, the loop
-        // tries again at once.
-        let version = source_version(&session.clients.mailchimp, binding)
+        let reconciled = session
+            .sync(&config)
+            .reconcile(binding, mode.into(), self.lease_term, &cancel)
             .await
-            .ok();
-        let snapshot = tokio::select! {
-            snapshot = observe::observe(binding, &config.names, &session.clients) => snapshot,
-            () = cancel.cancelled() => return Err(session.fail(cancelled(&name), None)),
-        };
-        let snapshot = snapshot
-            .map_err(|err| session.fail(crate::output::error_chain(&err), version.as_deref()))?;
-        let plan = plan::compute(binding, &config.names, &snapshot);
-        drop(snapshot);
-        let digest = version.unwrap_or_else(|| plan.digests.mailchimp.clone());
-        if mode == Mode::Report {
-            return Ok(RunOutcome {
-                changes: planned(&plan),
-                drift: !plan.changes.is_empty(),
-                source_digest: Some(digest),
+            .map_err(|failed| session.fail(failed))?;
+        match reconciled {
+            Reconciled::Suspended => Ok(RunOutcome {
+                skipped: Some(format!("binding `{name}` is suspended")),
                 api: session.api(),
                 ..RunOutcome::default()
-            });
+            }),
+            Reconciled::Done {
+                plan,
+                source_version,
+                applied: None,
+            } => Ok(RunOutcome {
+                changes: planned(&plan),
+                drift: !plan.changes.is_empty(),
+                source_digest: Some(source_version),
+                api: session.api(),
+                ..RunOutcome::default()
+            }),
+            Reconciled::Done {
+                plan,
+                source_version,
+                applied: Some(report),
+            } => outcome(&report, &plan, source_version, session.api()),
         }
-        if let Some(guard) = &plan.guard {
-            return Err(session.fail(guard.message.clone(), Some(&digest)));
-        }
-        if cancel.is_cancelled() {
-            return Err(session.fail(cancelled(&name), Some(&digest)));
-        }
-        let options = apply::Options {
-            claim: lease::Claim {
-                owner: lease::owner(),
-                operation: "watch".to_owned(),
-                wait: std::time::Duration::ZERO,
-            },
-            allow_removals: false,
-            plan_id: format!("watch:{}", uuid::Uuid::new_v4()),
-            stale_members: std::collections::HashSet::new(),
-        };
-        let Some(report) =
-            apply_cancellable(&session.clients, &config, &plan, &options, &cancel).await
-        else {
-            let released = release_own_lease(&session.clients, &plan, &options.claim.owner).await;
-            let mut message = cancelled(&name);
-            if let Err(err) = released {
-                message.push_str(&format!(
-                    "; releasing the lease failed ({err}): it lapses by itself"
-                ));
-            }
-            return Err(session.fail(message, Some(&digest)));
-        };
-        outcome(&report, &plan, digest, session.api())
     }
-}
-
-/// Apply, unless `cancel` fires first (then `None`: the apply was dropped at its current
-/// request). The apply runs on a blocking thread of its own, driven by the runtime's handle:
-/// its future is not provably `Send` (a compiler limit with higher-ranked closures inside the
-/// executor), and the loop needs a `Send` run.
-async fn apply_cancellable(
-    clients: &Clients,
-    config: &Arc<Loaded>,
-    plan: &BindingPlan,
-    options: &apply::Options,
-    cancel: &CancellationToken,
-) -> Option<BindingReport> {
-    let handle = tokio::runtime::Handle::current();
-    let (clients, config, plan, options, cancel) = (
-        clients.clone(),
-        config.clone(),
-        plan.clone(),
-        options.clone(),
-        cancel.clone(),
-    );
-    let name = plan.name.clone();
-    let task = tokio::task::spawn_blocking(move || {
-        handle.block_on(async {
-            let progress = |_: plan::Action, _: usize| {};
-            tokio::select! {
-                report = apply::apply_binding(&clients, &config.names, &plan, &options, &progress) => Some(report),
-                () = cancel.cancelled() => None,
-            }
-        })
-    });
-    match task.await {
-        Ok(report) => report,
-        Err(err) => Some(BindingReport {
-            outcome: BindingOutcome::Error,
-            message: Some(format!("the apply task failed: {err}")),
-            ..BindingReport::new(&name)
-        }),
-    }
-}
-
-fn cancelled(binding: &str) -> String {
-    format!("the run of binding `{binding}` was cut by shutdown")
 }
 
 /// Changes of a plan by kind.
@@ -291,42 +237,6 @@ fn outcome(
     }
 }
 
-/// After a cut apply: release the lease on the binding's Audience record if this process
-/// holds it, marking the status failed.
-async fn release_own_lease(
-    clients: &Clients,
-    plan: &BindingPlan,
-    owner: &str,
-) -> Result<(), String> {
-    let tables = &clients.tables;
-    let record = lease::find_record(tables, &plan.audience.id)
-        .await
-        .map_err(|err| crate::output::error_chain(&err))?;
-    let Some(record) = record else {
-        return Ok(());
-    };
-    let Some(held) = record.lease.as_ref().filter(|l| l.owner == owner) else {
-        return Ok(());
-    };
-    let mut status = record.status.clone();
-    status.sync_status = sync_status::FAILED;
-    status.last_sync_end = Some(chrono::Utc::now());
-    status.last_message = Some(format!(
-        "the run (lease `{}`) was cut by shutdown before it finished; the next run completes it",
-        held.id
-    ));
-    let released = lease::release(tables, record.id, &held.id, &status, record.etag.as_deref())
-        .await
-        .map_err(|err| crate::output::error_chain(&err))?;
-    tracing::info!(
-        binding = %plan.name,
-        lease = %held.id,
-        released,
-        "cut run: lease released"
-    );
-    Ok(())
-}
-
 impl Reconciler for LiveReconciler {
     fn reconcile(
         &self,
@@ -342,54 +252,16 @@ impl Reconciler for LiveReconciler {
         Box::pin(async move {
             let session = self.session(&config).ok()?;
             let binding = config.bindings.iter().find(|b| b.name == binding)?;
-            source_version(&session.clients.mailchimp, binding)
-                .await
-                .ok()
+            session.sync(&config).source_version(binding).await
         })
     }
 
     fn probe(&self, config: Arc<Loaded>) -> BoxFuture<'_, Result<(), String>> {
         Box::pin(async move {
             let session = self.session(&config)?;
-            let (mailchimp, dataverse) = futures::join!(
-                session.clients.mailchimp.ping(),
-                session.clients.dataverse.who_am_i()
-            );
-            mailchimp.map_err(|err| format!("Mailchimp: {}", crate::output::error_chain(&err)))?;
-            dataverse.map_err(|err| format!("Dataverse: {}", crate::output::error_chain(&err)))?;
-            Ok(())
+            session.clients.probe().await
         })
     }
-}
-
-/// A cheap version of a binding's Mailchimp side (three small requests: the audience, its most
-/// recently changed member with the member count, its tags). Runs report it as their source
-/// digest and the loop asks for it while a failing binding backs off, so that new data is
-/// tried at once while the same failing input is not retried in a hot loop.
-async fn source_version(
-    client: &mailchimp::Client,
-    binding: &Binding,
-) -> Result<String, mailchimp::Error> {
-    use sha2::{Digest as _, Sha256};
-    let audience = client.find_audience(&binding.audience).await?;
-    let (members, latest) = client.latest_change(&audience.id).await?;
-    let mut tags: Vec<(u64, String)> = client
-        .tags(&audience.id)
-        .await?
-        .into_iter()
-        .map(|t| (t.id, t.name))
-        .collect();
-    tags.sort();
-    let mut hash = Sha256::new();
-    hash.update(format!(
-        "{}\n{members}\n{}\n",
-        audience.id,
-        latest.unwrap_or_default()
-    ));
-    for (id, name) in tags {
-        hash.update(format!("{id}\t{name}\n"));
-    }
-    Ok(format!("sha256:{}", hex::encode(hash.finalize())))
 }
 
 #[cfg(test)]

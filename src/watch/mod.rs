@@ -16,7 +16,7 @@
 //! # Guarantees
 //! - Shutdown (a stop signal, or [`Running::shutdown`]) starts no new run, gives running ones
 //!   `shutdown_grace`, then cancels them and gives them `cancel_grace`; [`Running::wait`] then
-//!   returns [`ExitStatus::Success`].
+//!   returns [`Outcome::Success`] (the command maps it to an exit code).
 //! - The bearer token, when set, is required by `/status`, `/metrics` and `/reconcile`, and is
 //!   never logged.
 
@@ -45,8 +45,14 @@ use tokio_util::sync::CancellationToken;
 pub use live::LiveReconciler;
 pub use reconciler::{ApiCalls, Mode, Reconciler, RunError, RunOutcome};
 
-use crate::cli::WatchArgs;
-use crate::exit::ExitStatus;
+/// How a `watch` ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Shut down as asked, or (`once`) every binding ran without failure.
+    Success,
+    /// `once` saw a run fail, or the loop itself died.
+    Failure,
+}
 
 /// `watch` failures that stop it from starting.
 #[derive(Debug, thiserror::Error)]
@@ -153,32 +159,19 @@ impl Options {
         }
     }
 
-    /// Options from the command line (signal handlers on). The token is read from the
-    /// variable `--token-env` names.
+    /// The bearer token from the environment variable `name` (`--token-env`).
     ///
     /// # Errors
-    /// `--token-env` names a variable that is unset or empty.
-    pub fn from_args(args: &WatchArgs) -> Result<Self, Error> {
-        let token = match &args.token_env {
-            Some(name) => match std::env::var(name) {
-                Ok(value) if !value.trim().is_empty() => {
-                    Some(SecretString::from(value.trim().to_owned()))
-                }
-                _ => return Err(Error::TokenEnv { name: name.clone() }),
-            },
-            None => None,
-        };
-        Ok(Self {
-            mode: args.mode.into(),
-            interval: args.interval,
-            retry_interval: args.retry_interval,
-            listen: (!args.once).then_some(args.listen),
-            once: args.once,
-            watch_config: !args.once,
-            token,
-            signals: true,
-            ..Self::new(args.config.clone())
-        })
+    /// The variable is unset or empty: an error, not a server open to anyone.
+    pub fn token_from_env(name: &str) -> Result<SecretString, Error> {
+        match std::env::var(name) {
+            Ok(value) if !value.trim().is_empty() => {
+                Ok(SecretString::from(value.trim().to_owned()))
+            }
+            _ => Err(Error::TokenEnv {
+                name: name.to_owned(),
+            }),
+        }
     }
 
     fn check(&self) -> Result<(), Error> {
@@ -201,7 +194,7 @@ impl Options {
 pub struct Running {
     addr: Option<SocketAddr>,
     shutdown: CancellationToken,
-    loop_task: JoinHandle<ExitStatus>,
+    loop_task: JoinHandle<Outcome>,
     server_task: Option<JoinHandle<()>>,
     server_stop: CancellationToken,
     signal_task: Option<JoinHandle<()>>,
@@ -222,12 +215,12 @@ impl Running {
 
     /// Wait until the loop is over (shutdown, or every binding ran once with `once`), then stop
     /// the server. Success unless `once` saw a failure, or the loop itself died.
-    pub async fn wait(mut self) -> ExitStatus {
+    pub async fn wait(mut self) -> Outcome {
         let status = match (&mut self.loop_task).await {
             Ok(status) => status,
             Err(err) => {
                 tracing::error!(error = %err, "the reconcile loop died");
-                ExitStatus::Failure
+                Outcome::Failure
             }
         };
         self.server_stop.cancel();
@@ -333,10 +326,7 @@ pub async fn start(options: Options, reconciler: Arc<dyn Reconciler>) -> Result<
             let router = server::router(shared.clone());
             let stop = server_stop.clone();
             let task = tokio::spawn(async move {
-                if let Err(err) = axum::serve(listener, router)
-                    .with_graceful_shutdown(stop.cancelled_owned())
-                    .await
-                {
+                if let Err(err) = server::serve(listener, router, stop).await {
                     tracing::error!(error = %err, "status server failed");
                 }
             });
@@ -389,62 +379,13 @@ pub async fn start(options: Options, reconciler: Arc<dyn Reconciler>) -> Result<
 ///
 /// # Errors
 /// As [`start`].
-pub async fn run(options: Options, reconciler: Arc<dyn Reconciler>) -> Result<ExitStatus, Error> {
+pub async fn run(options: Options, reconciler: Arc<dyn Reconciler>) -> Result<Outcome, Error> {
     Ok(start(options, reconciler).await?.wait().await)
 }
 
 #[cfg(test)]
 mod tests {
-    use clap::Parser as _;
-
     use super::*;
-    use crate::cli::{Cli, Command};
-
-    fn watch_args(extra: &[&str]) -> WatchArgs {
-        let mut argv = vec!["audience-sync", "watch", "sync.yaml"];
-        argv.extend_from_slice(extra);
-        match Cli::try_parse_from(argv).map(|cli| cli.command) {
-            Ok(Command::Watch(args)) => args,
-            other => panic!("{other:?}"),
-        }
-    }
-
-    #[test]
-    fn command_line_maps_to_options() {
-        let options = Options::from_args(&watch_args(&[
-            "--interval",
-            "5m",
-            "--retry-interval",
-            "10s",
-            "--mode",
-            "report",
-            "--listen",
-            "0.0.0.0:9000",
-        ]))
-        .unwrap();
-        assert_eq!(options.interval, Duration::from_secs(300));
-        assert_eq!(options.retry_interval, Duration::from_secs(10));
-        assert_eq!(options.mode, Mode::Report);
-        assert_eq!(options.listen, Some("0.0.0.0:9000".parse().unwrap()));
-        assert!(options.signals && options.watch_config && !options.once);
-        assert!(options.token.is_none());
-
-        let once = Options::from_args(&watch_args(&["--once"])).unwrap();
-        assert!(once.once && once.listen.is_none() && !once.watch_config);
-    }
-
-    #[test]
-    fn an_unset_token_variable_is_an_error_not_an_open_server() {
-        let err = Options::from_args(&watch_args(&[
-            "--token-env",
-            "AUDIENCE_SYNC_TEST_TOKEN_THAT_IS_NEVER_SET",
-        ]))
-        .unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "environment variable `AUDIENCE_SYNC_TEST_TOKEN_THAT_IS_NEVER_SET` (named by `--token-env`) is not set or empty"
-        );
-    }
 
     #[test]
     fn zero_intervals_are_refused() {

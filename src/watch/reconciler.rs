@@ -25,7 +25,6 @@ use futures::future::BoxFuture;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::WatchMode;
 use crate::config::Loaded;
 
 /// What a pass does.
@@ -49,11 +48,11 @@ impl Mode {
     }
 }
 
-impl From<WatchMode> for Mode {
-    fn from(mode: WatchMode) -> Self {
+impl From<Mode> for crate::sync::Mode {
+    fn from(mode: Mode) -> Self {
         match mode {
-            WatchMode::Apply => Self::Apply,
-            WatchMode::Report => Self::Report,
+            Mode::Apply => Self::Apply,
+            Mode::Report => Self::Plan,
         }
     }
 }

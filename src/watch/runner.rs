@@ -42,7 +42,6 @@ use super::schedule::{Input, Policy, Schedule};
 use super::shared::{Command, Shared, lock};
 use super::status::{BindingStatus, ConfigError, Outcome, RunStatus, Trigger};
 use crate::config::{self, Loaded};
-use crate::exit::ExitStatus;
 
 /// The loop's settings (taken from [`super::Options`]).
 #[derive(Debug, Clone)]
@@ -665,7 +664,7 @@ impl Loop {
     }
 
     /// Run until shutdown (or, with `once`, until every binding ran once).
-    pub async fn run(mut self) -> ExitStatus {
+    pub async fn run(mut self) -> super::Outcome {
         if self.settings.once && self.slots.values().all(|s| s.suspended) {
             tracing::warn!("every binding is suspended: nothing to do");
         }
@@ -693,9 +692,9 @@ impl Loop {
         }
         self.drain().await;
         if self.any_failed && self.settings.once {
-            ExitStatus::Failure
+            super::Outcome::Failure
         } else {
-            ExitStatus::Success
+            super::Outcome::Success
         }
     }
 

@@ -30,3 +30,14 @@ fn schema_command_prints_the_schema() {
             .is_string()
     );
 }
+
+#[test]
+fn schema_kind_plan_prints_the_committed_plan_schema() {
+    let output = run(&["schema", "--kind", "plan"]);
+    let (stdout, _) = texts(&output);
+    assert_eq!(output.status.code(), Some(0));
+    let committed = std::fs::read_to_string(root().join("schemas/plan.schema.json")).unwrap();
+    assert_eq!(stdout, committed);
+    let schema: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(schema["title"], "audience-sync plan");
+}

@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use audience_sync::ExitStatus;
 use audience_sync::config::Loaded;
+use audience_sync::watch::Outcome;
 use audience_sync::watch::{
     self, ApiCalls, Mode, Options, Reconciler, RunError, RunOutcome, Running,
 };
@@ -310,7 +310,7 @@ impl Harness {
             .unwrap_or_else(|| panic!("no binding `{name}` in {status:#}"))
     }
 
-    async fn stop(mut self) -> ExitStatus {
+    async fn stop(mut self) -> Outcome {
         let running = self.running.take().unwrap();
         running.shutdown();
         tokio::time::timeout(Duration::from_secs(10), running.wait())
@@ -399,7 +399,7 @@ async fn file_edits_trigger_a_reconcile_within_2s_for_rename_and_truncate_saves(
         assert_eq!(h.status().await["config"]["digest"], expected);
     }
     assert!(fake.calls_of("gamma").is_empty());
-    assert_eq!(h.stop().await, ExitStatus::Success);
+    assert_eq!(h.stop().await, Outcome::Success);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -478,7 +478,7 @@ async fn an_invalid_edit_keeps_the_old_config_and_shows_the_error_until_fixed() 
     let metrics = h.get("/metrics").await.text().await.unwrap();
     assert!(metrics.contains("audience_sync_config_reloads_total{result=\"rejected\"} 1\n"));
     assert!(metrics.contains("audience_sync_config_valid 1\n"));
-    assert_eq!(h.stop().await, ExitStatus::Success);
+    assert_eq!(h.stop().await, Outcome::Success);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -492,7 +492,7 @@ async fn readyz_needs_both_apis_reachable() {
     assert_eq!(response.status(), 503);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["apis"], "dataverse: token endpoint refused");
-    assert_eq!(h.stop().await, ExitStatus::Success);
+    assert_eq!(h.stop().await, Outcome::Success);
 }
 
 // -- a strict parser of the Prometheus text exposition format (0.0.4)
@@ -813,7 +813,7 @@ async fn metrics_parse_as_prometheus_text() {
         ),
         Some(1.0)
     );
-    assert_eq!(h.stop().await, ExitStatus::Success);
+    assert_eq!(h.stop().await, Outcome::Success);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -831,7 +831,7 @@ async fn shutdown_mid_run_cancels_the_pass_and_returns_success_within_a_bound() 
     .await;
     let base = h.base.clone();
     // `stop` bounds the whole shutdown at 10 s (grace 0.2 s + cancel grace 5 s + slack).
-    assert_eq!(h.stop().await, ExitStatus::Success);
+    assert_eq!(h.stop().await, Outcome::Success);
     assert_eq!(
         fake.cancelled.load(Ordering::SeqCst),
         1,
@@ -872,7 +872,7 @@ async fn runs_in_progress_finish_within_the_grace_period_without_cancellation() 
     let calls = fake.calls().len();
     // The pass finishes on its own, well within the grace period.
     fake.gate.notify_one();
-    assert_eq!(h.stop().await, ExitStatus::Success);
+    assert_eq!(h.stop().await, Outcome::Success);
     assert_eq!(fake.finished.load(Ordering::SeqCst), 1);
     assert_eq!(fake.cancelled.load(Ordering::SeqCst), 0, "not cut");
     assert_eq!(fake.calls().len(), calls, "nothing new started");
@@ -937,7 +937,7 @@ async fn the_bearer_token_guards_status_metrics_and_reconcile() {
     let mut h = h;
     let running = h.running.take().unwrap();
     running.shutdown();
-    assert_eq!(running.wait().await, ExitStatus::Success);
+    assert_eq!(running.wait().await, Outcome::Success);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -993,7 +993,7 @@ async fn report_mode_plans_and_reports_drift_but_never_applies() {
             .samples
             .is_empty()
     );
-    assert_eq!(h.stop().await, ExitStatus::Success);
+    assert_eq!(h.stop().await, Outcome::Success);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1047,7 +1047,7 @@ async fn a_failing_binding_backs_off_on_the_same_input_and_does_not_stop_the_oth
     .await;
     assert_eq!(alpha["last_run"]["trigger"], "config");
     assert_eq!(alpha["consecutive_failures"], 0);
-    assert_eq!(h.stop().await, ExitStatus::Success);
+    assert_eq!(h.stop().await, Outcome::Success);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1089,14 +1089,14 @@ async fn reconcile_now_runs_one_binding_or_all_and_refuses_unknown_or_suspended_
     })
     .await;
     assert!(fake.calls_of("gamma").is_empty());
-    assert_eq!(h.stop().await, ExitStatus::Success);
+    assert_eq!(h.stop().await, Outcome::Success);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn once_runs_every_binding_once_and_exits_1_when_one_failed() {
     for (beta, expected) in [
-        (Script::Changes(BTreeMap::new()), ExitStatus::Success),
-        (Script::Fail("s1"), ExitStatus::Failure),
+        (Script::Changes(BTreeMap::new()), Outcome::Success),
+        (Script::Fail("s1"), Outcome::Failure),
     ] {
         let fake = Fake::new(&[("beta", beta)]);
         let dir = tempfile::tempdir().unwrap();
@@ -1174,7 +1174,7 @@ async fn a_lease_held_elsewhere_skips_the_run_without_counting_a_failure() {
         ),
         Some(1.0)
     );
-    assert_eq!(h.stop().await, ExitStatus::Success);
+    assert_eq!(h.stop().await, Outcome::Success);
 }
 
 /// The deployment examples stay in step with the code: the ConfigMap holds a valid config,
@@ -1301,7 +1301,7 @@ async fn a_kubernetes_configmap_update_triggers_a_reconcile() {
     )
     .await;
     running.shutdown();
-    assert_eq!(running.wait().await, ExitStatus::Success);
+    assert_eq!(running.wait().await, Outcome::Success);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1338,7 +1338,7 @@ async fn new_source_data_during_the_backoff_is_tried_at_once() {
     assert_eq!(alpha["last_run"]["trigger"], "new_data");
     assert_eq!(alpha["consecutive_failures"], 0);
     assert!(fake.digest_checks.load(Ordering::SeqCst) >= 1);
-    assert_eq!(h.stop().await, ExitStatus::Success);
+    assert_eq!(h.stop().await, Outcome::Success);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1376,5 +1376,5 @@ async fn bindings_added_removed_and_suspended_by_an_edit_follow_the_config() {
     assert!(alpha["next_run"].is_null());
     assert!(fake.calls_of("alpha").iter().all(|c| c.digest != expected));
     assert_eq!(fake.calls_of("beta").len(), 1, "removed: not run again");
-    assert_eq!(h.stop().await, ExitStatus::Success);
+    assert_eq!(h.stop().await, Outcome::Success);
 }

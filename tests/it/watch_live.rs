@@ -475,8 +475,8 @@ async fn two_watch_processes_on_one_binding_never_apply_at_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_cut_by_shutdown_mid_apply_releases_its_lease_and_says_so() {
-    use audience_sync::ExitStatus;
     use audience_sync::dataverse::schema::sync_status;
+    use audience_sync::watch::Outcome;
     use audience_sync::watch::{self, LiveReconciler};
 
     let env = start(60).await;
@@ -503,7 +503,7 @@ async fn a_run_cut_by_shutdown_mid_apply_releases_its_lease_and_says_so() {
     let status = tokio::time::timeout(WAIT, running.wait())
         .await
         .expect("watch returns after shutdown");
-    assert_eq!(status, ExitStatus::Success);
+    assert_eq!(status, Outcome::Success);
     env.sandbox.dataverse.set_faults(Faults::default());
     let record = lease::find_record(&tables, &audience)
         .await

@@ -8,7 +8,7 @@
 # request the spec does not allow), a 500 from Prism (a response the spec does not allow), or a
 # violation in Prism's log.
 #
-# usage: scripts/conformance/mailchimp/run.sh [SPEC]   (default ../shared/specs/mailchimp-marketing.json)
+# usage: tests/conformance/mailchimp/run.sh [SPEC]   (default ../shared/specs/mailchimp-marketing.json)
 # Needs: node + npm (with access to the npm registry), curl, cargo.
 set -euo pipefail
 

@@ -7,7 +7,7 @@
 # a temporary directory, runs its script, and fails on any error. A client whose registry cannot
 # be reached is skipped with a message (exit 0), unless CONFORMANCE_REQUIRED=1.
 #
-# Usage: scripts/conformance/dataverse/run.sh [npm|pip|all]   (default all)
+# Usage: tests/conformance/dataverse/run.sh [npm|pip|all]   (default all)
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../../.." && pwd)"

@@ -1,0 +1,302 @@
+//! The CRM side of a binding: the Audience record, the marketing list and its members, the
+//! records that may match a member but are not on the list, the Tag records and their links.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use futures::StreamExt;
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::{Error, scalar_text};
+use crate::clients::Clients;
+use crate::config::{Binding, ListSelector, Names};
+use crate::dataverse::people::Person;
+use crate::dataverse::query::Literal;
+use crate::dataverse::records::Row;
+use crate::plan::snapshot::{self, CrmRecord, CrmSide, MailchimpSide};
+
+fn column_text(row: &Row, column: &str) -> Option<String> {
+    row.get(column).and_then(scalar_text)
+}
+
+/// What the CRM holds for the list: the tool's records and the list's members, converted to
+/// compact records as pages arrive.
+pub(super) struct ListSide {
+    audience: Option<snapshot::AudienceRecord>,
+    list: Option<snapshot::MarketingList>,
+    tags: Vec<snapshot::TagRecord>,
+    columns: Vec<String>,
+    records: Records,
+}
+
+/// The records read, in arrival order, with an index by id (cheaper at peak than a map of
+/// records, which would briefly exist twice when turned into the snapshot's vector).
+#[derive(Default)]
+struct Records {
+    list: Vec<CrmRecord>,
+    index: HashMap<Uuid, usize>,
+}
+
+impl Records {
+    fn contains(&self, id: &Uuid) -> bool {
+        self.index.contains_key(id)
+    }
+
+    fn insert_if_absent(&mut self, record: CrmRecord) {
+        if let std::collections::hash_map::Entry::Vacant(slot) = self.index.entry(record.id) {
+            slot.insert(self.list.len());
+            self.list.push(record);
+        }
+    }
+
+    fn values(&self) -> impl Iterator<Item = &CrmRecord> {
+        self.list.iter()
+    }
+}
+
+pub(super) async fn observe_list(
+    binding: &Binding,
+    names: &Names,
+    clients: &Clients,
+) -> Result<ListSide, Error> {
+    let dv = &clients.dataverse;
+    let kind = binding.list.member_type;
+    let list = match &binding.list.selector {
+        ListSelector::Id(id) => dv.marketing_list(*id, &names.list_audience_lookup).await?,
+        ListSelector::Name(name) => {
+            let mut found = dv
+                .marketing_lists_named(name, &names.list_audience_lookup)
+                .await?;
+            if found.len() > 1 {
+                return Err(Error::AmbiguousList {
+                    name: name.clone(),
+                    count: found.len(),
+                });
+            }
+            found.pop()
+        }
+    };
+    let list = list.map(|l| snapshot::MarketingList {
+        id: l.id,
+        name: l.name,
+        dynamic: l.dynamic,
+        member_type_code: u8::try_from(l.member_type_code).unwrap_or(0),
+        statecode: i32::from(!l.active),
+        etag: l.etag.unwrap_or_default().into(),
+        audience_record: l.audience,
+    });
+    let columns = snapshot::crm_columns(binding, names);
+    let select = select_columns(&columns);
+    let mut records = Records::default();
+    // Only a static list of the binding's member type is read further: the diff refuses the
+    // binding otherwise, and reading an account list as contacts would be wrong.
+    let readable = list
+        .as_ref()
+        .filter(|l| !l.dynamic && l.member_type() == Some(kind));
+    if let Some(list) = readable {
+        let mut list_member_ids: HashMap<Uuid, Uuid> = HashMap::new();
+        let mut members = std::pin::pin!(dv.list_members(list.id));
+        while let Some(page) = members.next().await {
+            for member in page? {
+                list_member_ids.insert(member.entity_id, member.id);
+            }
+        }
+        let mut pages = std::pin::pin!(dv.people_in_list(kind, list.id, &select));
+        while let Some(page) = pages.next().await {
+            for person in page? {
+                let mut record = to_record(&person, &columns, true);
+                record.list_member_id = list_member_ids.get(&person.id).copied();
+                records.insert_if_absent(record);
+            }
+        }
+    }
+    Ok(ListSide {
+        audience: None,
+        list,
+        tags: Vec::new(),
+        columns,
+        records,
+    })
+}
+
+fn select_columns(columns: &[String]) -> Vec<&str> {
+    let mut select: Vec<&str> = columns.iter().map(String::as_str).collect();
+    select.push(snapshot::DO_NOT_BULK_EMAIL_COLUMN);
+    select
+}
+
+fn to_record(person: &Person, columns: &[String], on_list: bool) -> CrmRecord {
+    let values: Vec<Option<String>> = columns
+        .iter()
+        .map(|c| column_text(&person.row, c))
+        .collect();
+    let do_not_bulk_email = person
+        .row
+        .get(snapshot::DO_NOT_BULK_EMAIL_COLUMN)
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    CrmRecord::new(
+        person.id,
+        person.etag.as_deref().unwrap_or_default(),
+        values.iter().map(Option::as_deref),
+        do_not_bulk_email,
+        Vec::new(),
+        on_list,
+    )
+}
+
+/// Add to `found` the people of `pages` that are not among `records` yet (not on the list).
+async fn collect_unread(
+    pages: impl futures::Stream<Item = Result<Vec<Person>, crate::dataverse::Error>>,
+    records: &Records,
+    columns: &[String],
+    found: &mut Vec<CrmRecord>,
+) -> Result<(), Error> {
+    let mut pages = std::pin::pin!(pages);
+    while let Some(page) = pages.next().await {
+        found.extend(
+            page?
+                .iter()
+                .filter(|p| !records.contains(&p.id))
+                .map(|p| to_record(p, columns, false)),
+        );
+    }
+    Ok(())
+}
+
+pub(super) async fn complete(
+    binding: &Binding,
+    names: &Names,
+    clients: &Clients,
+    mut side: ListSide,
+    mailchimp: &MailchimpSide,
+) -> Result<CrmSide, Error> {
+    let dv = &clients.dataverse;
+    let kind = binding.list.member_type;
+    side.audience = clients
+        .tables
+        .audiences_by_mailchimp_id(&mailchimp.audience.id)
+        .await?
+        .into_iter()
+        .min_by_key(|a| a.id)
+        .map(|a| snapshot::AudienceRecord {
+            id: a.id,
+            etag: a.etag.unwrap_or_default().into(),
+            name: a.name,
+            sync_status: None,
+        });
+    if let Some(record) = &side.audience {
+        side.tags = clients
+            .tables
+            .tags(record.id)
+            .await?
+            .into_iter()
+            .filter_map(|t| {
+                Some(snapshot::TagRecord {
+                    id: t.id,
+                    mailchimp_id: t.mailchimp_id.parse().ok()?,
+                    name: t.name,
+                    etag: t.etag.unwrap_or_default().into(),
+                })
+            })
+            .collect();
+    }
+    let columns = side.columns.clone();
+    let select = select_columns(&columns);
+    let id_index = side
+        .columns
+        .iter()
+        .position(|c| c == names.mailchimp_id_column(binding.list.member_type));
+    let email_index = side
+        .columns
+        .iter()
+        .position(|c| c == snapshot::EMAIL_COLUMN);
+    let id_column = names
+        .mailchimp_id_column(binding.list.member_type)
+        .to_owned();
+
+    // Records not on the list that may match a member: by stored Mailchimp id, then by e-mail.
+    let known_ids: HashSet<&str> = side
+        .records
+        .values()
+        .filter_map(|r| id_index.and_then(|i| r.value(i)))
+        .collect();
+    let wanted_ids: Vec<Literal> = mailchimp
+        .members
+        .iter()
+        .map(snapshot::Member::contact_id)
+        .filter(|id| !id.is_empty() && !known_ids.contains(*id))
+        .map(|id| Literal::Str(id.to_owned()))
+        .collect();
+    drop(known_ids);
+    let mut found: Vec<CrmRecord> = Vec::new();
+    if !wanted_ids.is_empty() {
+        let pages = dv.people_where_in(kind, &id_column, wanted_ids, &select);
+        collect_unread(pages, &side.records, &columns, &mut found).await?;
+    }
+    for record in found.drain(..) {
+        side.records.insert_if_absent(record);
+    }
+    let matched_ids: HashSet<&str> = side
+        .records
+        .values()
+        .filter_map(|r| id_index.and_then(|i| r.value(i)))
+        .collect();
+    let known_emails: HashSet<String> = side
+        .records
+        .values()
+        .filter_map(|r| email_index.and_then(|i| r.value(i)))
+        .map(|e| e.trim().to_lowercase())
+        .collect();
+    let wanted_emails: Vec<String> = mailchimp
+        .members
+        .iter()
+        .filter(|m| !matched_ids.contains(m.contact_id()))
+        .map(|m| m.email().trim().to_lowercase())
+        .filter(|e| !e.is_empty() && !known_emails.contains(e))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    drop(matched_ids);
+    drop(known_emails);
+    if !wanted_emails.is_empty() {
+        let pages = dv.people_by_emails(kind, &wanted_emails, &select);
+        collect_unread(pages, &side.records, &columns, &mut found).await?;
+    }
+    for record in found {
+        side.records.insert_if_absent(record);
+    }
+
+    // Tag links of the records read (only this audience's Tag records).
+    let mut links: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
+    for tag in &side.tags {
+        let mut pages = std::pin::pin!(clients.tables.tag_members(kind, tag.id));
+        while let Some(page) = pages.next().await {
+            for person in page? {
+                if side.records.contains(&person) {
+                    links.entry(person).or_default().push(tag.id);
+                }
+            }
+        }
+    }
+    let Records {
+        list: mut records,
+        index,
+    } = side.records;
+    for (person, mut tags) in links {
+        if let Some(&i) = index.get(&person) {
+            tags.sort_unstable();
+            tags.dedup();
+            records[i].tag_links = tags.into();
+        }
+    }
+    drop(index);
+    records.sort_by_key(|r| r.id);
+    Ok(CrmSide {
+        audience: side.audience,
+        list: side.list,
+        tags: side.tags,
+        columns: side.columns,
+        records,
+    })
+}
