@@ -6,7 +6,6 @@ mod common;
 mod config_catalogue;
 mod config_fuzz;
 mod dataverse;
-mod dataverse_emulator;
 mod demo;
 mod examples;
 mod lease;
