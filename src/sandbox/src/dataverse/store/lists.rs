@@ -8,6 +8,16 @@ use crate::dataverse::errors::DvError;
 use crate::dataverse::meta;
 use crate::dataverse::value::Val;
 
+/// `CannotRemoveNonListMember` (PD `reference/web-service-error-codes`): removing a record that
+/// is not on the list.
+pub const NOT_A_LIST_MEMBER: &str = "0x80048458";
+
+/// A locked list's refusal of a removal. The words are those the SDK helpers report
+/// ("you can not perform this action if marketing list is locked", emregulcan/xrmlibrary.2016
+/// `ListHelper.cs`); no documented error code is known, so the code is empty, as Dataverse's
+/// often is (PD `webapi/compose-http-requests-handle-errors.md`).
+pub const LOCKED: &str = "You can not perform this action if marketing list is locked.";
+
 impl Store {
     /// Add a member to a static list, checking the list as the service does. Returns the
     /// `listmemberid` (the existing one when already a member).
@@ -93,11 +103,19 @@ impl Store {
         Ok(id)
     }
 
-    /// Remove a list member by `listmemberid`.
+    /// Remove a list member by `listmemberid` (`DELETE listmembers(id)` or `RemoveMemberList`).
     ///
     /// # Errors
-    /// 404 when it does not exist.
+    /// 404 `0x80040217` when it does not exist; a locked list refuses (see [`LOCKED`]).
     pub fn remove_list_member(&mut self, member_id: Uuid) -> Result<(), DvError> {
+        let list = self
+            .get("listmember", member_id)
+            .and_then(|row| self.column_of("listmember", row, "listid"));
+        if let Some(Val::Guid(list)) = list {
+            if self.list_column(list, "lockstatus") == Val::Bool(true) {
+                return Err(DvError::new(400, "", LOCKED));
+            }
+        }
         let row = self
             .take_row("listmember", member_id)
             .ok_or_else(|| DvError::not_found("listmember", &member_id))?;
@@ -113,6 +131,19 @@ impl Store {
             self.bump_member_count(list, -1);
         }
         Ok(())
+    }
+
+    /// A column of `row` of `table`.
+    fn column_of(&self, table: &str, row: &super::Row, column: &str) -> Option<Val> {
+        let pos = self.tables.get(table)?.meta.position(column)?;
+        Some(row.get(pos).clone())
+    }
+
+    /// A column of a list row (`Null` when the list or column is missing).
+    fn list_column(&self, list: Uuid, column: &str) -> Val {
+        self.get("list", list)
+            .and_then(|row| self.column_of("list", row, column))
+            .unwrap_or(Val::Null)
     }
 
     /// The `listmemberid` of a pair.

@@ -9,7 +9,7 @@
 
 mod journal;
 mod links;
-mod lists;
+pub(crate) mod lists;
 mod persist;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -105,6 +105,10 @@ pub struct Store {
     indexes: std::sync::Mutex<HashMap<(String, u16), TextIndex>>,
     /// What `RetrievePrincipalAccess` answers for the application user on any row.
     pub access_rights: String,
+    /// The environment was created without Dynamics 365 apps, so `RemoveMemberList` is no Web
+    /// API action: it answers 404 "Resource not found for the segment …" (learn.microsoft.com
+    /// `dotnet/api/microsoft.crm.sdk.messages.removememberlistrequest`).
+    pub without_remove_member_list: bool,
     clock: fn() -> String,
 }
 
@@ -228,6 +232,7 @@ impl Store {
             journal: None,
             indexes: std::sync::Mutex::new(HashMap::new()),
             access_rights: FULL_ACCESS.to_owned(),
+            without_remove_member_list: false,
             clock: now,
         };
         store
