@@ -349,30 +349,28 @@ mod tests {
         let body = r#"{"error":{"code":"0x80040333","message":"duplicate"}}"#;
         let (url, hits) = failing_server(body).await;
         let permanent = |b: &[u8]| b.windows(10).any(|w| w == b"0x80040333");
-        let response = policy
-            .send_classified(
-                &stats,
-                Idempotency::Idempotent,
-                || http.get(&url),
-                &permanent,
-            )
-            .await
-            .unwrap();
+        let send = |url: String| {
+            let (policy, stats, http) = (&policy, &stats, &http);
+            async move {
+                policy
+                    .send_classified(
+                        stats,
+                        Idempotency::Idempotent,
+                        || http.get(&url),
+                        &permanent,
+                    )
+                    .await
+                    .unwrap()
+            }
+        };
+        let response = send(url).await;
         assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
         assert!(response.url().as_str().ends_with("/x"));
         assert_eq!(response.text().await.unwrap(), body);
         assert_eq!(hits.load(Ordering::Relaxed), 1);
         // A transient one is tried again, up to the limit.
         let (url, hits) = failing_server(r#"{"error":{"code":"","message":"busy"}}"#).await;
-        let response = policy
-            .send_classified(
-                &stats,
-                Idempotency::Idempotent,
-                || http.get(&url),
-                &permanent,
-            )
-            .await
-            .unwrap();
+        let response = send(url).await;
         assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
         assert_eq!(hits.load(Ordering::Relaxed), 3);
     }

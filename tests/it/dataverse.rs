@@ -405,10 +405,12 @@ async fn list_membership_is_added_read_and_removed() {
         .add_list_members(list_id, MemberType::Contact, &people[..2499])
         .await
         .unwrap();
-    assert_eq!(
-        counted(&counters(&sandbox).await),
-        3,
-        "AddListMembersList in chunks of 1000"
+    // Adaptive sizing (`dataverse::batch::Sizer`): from a cold start of 10 operations the
+    // requests double while fast (10, 20, … 640, 1000, the rest): at most 9 for 2,499.
+    let requests = counted(&counters(&sandbox).await);
+    assert!(
+        (3..=9).contains(&requests),
+        "AddListMembersList in requests growing to 1000: {requests}"
     );
     let single = client.add_list_member(list_id, people[2499]).await.unwrap();
     client
@@ -503,7 +505,10 @@ async fn tag_links_cost_one_counted_request_per_thousand() {
         failures.iter().flatten().next()
     );
     let c = counters(&sandbox).await;
-    assert_eq!(counted(&c), 3, "2,500 links in three $batch requests: {c}");
+    assert!(
+        (3..=9).contains(&counted(&c)),
+        "2,500 links in $batch requests growing to 1000: {c}"
+    );
     assert_eq!(c["operations"].as_u64(), Some(2500), "{c}");
     let members: Vec<Uuid> = tables
         .tag_members(MemberType::Contact, tag)
