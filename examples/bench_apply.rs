@@ -126,6 +126,7 @@ async fn main() -> anyhow::Result<()> {
             owner: "bench".to_owned(),
             operation: "apply".to_owned(),
             wait: std::time::Duration::ZERO,
+            term: lease::DEFAULT_TERM,
         },
         plan_id: "bench".to_owned(),
         stale_members: std::collections::HashSet::new(),

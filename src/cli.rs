@@ -169,6 +169,11 @@ pub struct ApplyArgs {
     /// How long to wait for another applier's lease, e.g. `30s`, `5m` (0: do not wait).
     #[arg(long, value_parser = parse_duration, default_value = "0s")]
     pub lock_timeout: Duration,
+    /// How long this process's lease on a binding lasts without renewal, e.g. `60s` (renewed
+    /// every third of it while the run works; a holder that stops renewing is taken over once it
+    /// runs out; at least 3s).
+    #[arg(long, value_parser = parse_duration, default_value = "60s", env = "AUDIENCE_SYNC_LEASE_TERM")]
+    pub lease_term: Duration,
     /// Only these bindings (repeatable).
     #[arg(long = "binding", value_name = "NAME")]
     pub bindings: Vec<String>,
@@ -198,6 +203,11 @@ pub struct WatchArgs {
     /// First delay after a failure (doubles up to the interval; resets on success).
     #[arg(long, value_parser = parse_duration, default_value = "30s")]
     pub retry_interval: Duration,
+    /// How long this process's lease on a binding lasts without renewal, e.g. `60s` (renewed
+    /// every third of it while the run works; a holder that stops renewing is taken over once it
+    /// runs out; at least 3s).
+    #[arg(long, value_parser = parse_duration, default_value = "60s", env = "AUDIENCE_SYNC_LEASE_TERM")]
+    pub lease_term: Duration,
     /// Address of the status and metrics server.
     #[arg(long, default_value = "127.0.0.1:9464")]
     pub listen: SocketAddr,

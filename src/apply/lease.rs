@@ -1,34 +1,53 @@
-//! One applier at a time per binding: the lease on the binding's Audience record (owner, id,
-//! operation, expiry), taken and released with `If-Match` through
-//! [`ToolTables::acquire_lease`] / [`ToolTables::release_lease`].
+//! One applier at a time per binding: a short lease on the binding's Audience record (owner,
+//! id, operation, expiry), taken, renewed and released with `If-Match` through
+//! [`ToolTables::acquire_lease`] / [`ToolTables::release_lease`] and a heartbeat ([`Guard`]).
 //!
 //! - The Audience record is created first when missing (deterministic id), since the lease lives
 //!   on it.
-//! - A lease another holder has and that has not lapsed makes [`acquire`] wait, polling, up to
-//!   the lock timeout, then fail with [`Error::Held`] naming the holder; a lapsed lease is taken
-//!   over; a version conflict (someone else wrote the record between read and write) is read
-//!   again.
-//! - A lease whose owner is a process of this host that no longer runs (a killed apply) is
-//!   abandoned and taken over at once, so a rerun after a crash does not wait for the lapse.
+//! - The lease lasts [`Claim::term`] (default [`DEFAULT_TERM`], one minute) and the [`Guard`]'s
+//!   heartbeat renews it every third of that. A holder that stops renewing (killed, paused,
+//!   cut off) is taken over once the recorded expiry has passed, on any host and whatever its
+//!   PID: the holder is named by a per-run identity ([`owner`]: a UUID v4, plus host and PID for
+//!   people), never recognised by host and PID.
+//! - A lease another holder has and that has not lapsed makes [`acquire`] wait, polling until
+//!   just after its expiry, up to the lock timeout, then fail with [`Error::Held`] naming the
+//!   holder; a version conflict (someone else wrote the record between read and write) is read
+//!   again. Take-over and renewal are conditional writes (`If-Match`), so of two racing
+//!   processes only one wins.
+//! - A holder that could not renew before its lease ran out (by its own monotonic clock, with a
+//!   margin for the recorded expiry's whole seconds), or finds the record holding another lease,
+//!   has *lost* it: [`Signal::is_lost`] turns true, the run's write gate
+//!   ([`crate::http::gate`]) refuses every further request of the writing task, and the run
+//!   writes nothing more (no status, no release: the record is someone else's).
 //! - [`release`] clears the lease only while it is still ours (after a `force-unlock` and a new
 //!   holder, it leaves the record alone).
+//!
+//! Clocks: expiries are compared with the reader's wall clock, so hosts whose clocks disagree by
+//! more than the renewal interval can take over early; run NTP (as every Kubernetes node does).
 
-use std::path::Path;
+mod guard;
+
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
+use tokio::time::Instant;
 use uuid::Uuid;
+
+pub use guard::{Guard, Released, Signal};
 
 use crate::dataverse;
 use crate::dataverse::records::Created;
 use crate::dataverse::records::Outcome;
 use crate::dataverse::tables::{AudienceRecord, AudienceStatus, Lease, LeaseOutcome, ToolTables};
 
-/// How long a lease lasts: long enough for a first sync of a large audience; a crashed run's
-/// lease lapses after it.
-pub const LEASE_DURATION: chrono::Duration = chrono::Duration::minutes(60);
+/// How long a lease lasts unless the claim says otherwise: long enough to ride out a few failed
+/// renewals, short enough that a dead holder blocks nobody for long.
+pub const DEFAULT_TERM: Duration = Duration::from_secs(60);
 
-/// How often a waiting applier looks again.
+/// The shortest lease (the recorded expiry has whole seconds; renewal needs some room).
+pub const MIN_TERM: Duration = Duration::from_secs(3);
+
+/// How often a waiting applier looks again at most.
 const POLL: Duration = Duration::from_secs(2);
 
 /// Version conflicts read again before giving up.
@@ -62,24 +81,53 @@ pub enum Error {
 /// What an applier says about itself in the lease.
 #[derive(Debug, Clone)]
 pub struct Claim {
-    /// Who (host and process).
+    /// Who: [`owner`].
     pub owner: String,
-    /// What (`apply`).
+    /// What (`apply`, `watch`).
     pub operation: String,
     /// How long to wait for another holder.
     pub wait: Duration,
+    /// How long the lease lasts without renewal (at least [`MIN_TERM`]).
+    pub term: Duration,
 }
 
-/// Who this process is, for the lease: `host:pid` (plus the CI run when there is one).
+impl Claim {
+    /// A claim by this process run for `operation`, waiting up to `wait`, for leases of `term`.
+    #[must_use]
+    pub fn new(operation: &str, wait: Duration, term: Duration) -> Self {
+        Self {
+            owner: owner(),
+            operation: operation.to_owned(),
+            wait,
+            term,
+        }
+    }
+
+    fn term(&self) -> Duration {
+        self.term.max(MIN_TERM)
+    }
+}
+
+/// Who this process run is, for the lease: `host:pid run <uuid v4>` (plus the CI run when there
+/// is one). The UUID makes it unique per run: a restarted container that is PID 1 again, or a
+/// host name reused, is a different holder. Host and PID are there for people only.
 #[must_use]
 pub fn owner() -> String {
-    // `abandoned` parses this back: keep `host:pid` first.
-    let host = host_name();
-    let mut owner = format!("{host}:{}", std::process::id());
-    if let Ok(run) = std::env::var("GITHUB_RUN_ID") {
-        owner.push_str(&format!(" (GitHub run {run})"));
-    }
-    owner
+    static OWNER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    OWNER
+        .get_or_init(|| {
+            let mut owner = format!(
+                "{}:{} run {}",
+                host_name(),
+                std::process::id(),
+                Uuid::new_v4()
+            );
+            if let Ok(run) = std::env::var("GITHUB_RUN_ID") {
+                owner.push_str(&format!(" (GitHub run {run})"));
+            }
+            owner
+        })
+        .clone()
 }
 
 /// This host's name, as leases name it.
@@ -96,33 +144,27 @@ pub fn host_name() -> String {
         .unwrap_or_else(|| "unknown-host".to_owned())
 }
 
-/// Whether `owner` (as [`owner`] writes it) is a process of this host that no longer runs: its
-/// lease is abandoned (a killed run) and may be taken over before it lapses. Pure on its inputs.
+/// Whether a recorded lease is left over (lapsed: its holder stopped renewing it).
 #[must_use]
-pub fn abandoned(owner: &str, host: &str, alive: impl Fn(u32) -> bool) -> bool {
-    let who = owner.split(' ').next().unwrap_or_default();
-    let Some((their_host, pid)) = who.rsplit_once(':') else {
-        return false;
-    };
-    let Ok(pid) = pid.parse::<u32>() else {
-        return false;
-    };
-    their_host == host && pid != std::process::id() && !alive(pid)
+pub fn left_over(lease: &Lease, now: DateTime<Utc>) -> bool {
+    lease.expires <= now
 }
 
-/// Whether a recorded lease is left over: lapsed, or held by a process of this host that no
-/// longer runs (a killed apply).
-#[must_use]
-pub fn left_over(lease: &Lease, now: chrono::DateTime<Utc>) -> bool {
-    lease.expires <= now || abandoned(&lease.owner, &host_name(), process_alive)
+/// The expiry to record for a lease of `term` starting now, in whole seconds as the column keeps
+/// them: rounded up, so the holder's deadline (taken from it) is never shorter than the term.
+fn expiry(term: Duration) -> DateTime<Utc> {
+    let at = Utc::now() + chrono::Duration::from_std(term).unwrap_or(chrono::Duration::MAX);
+    DateTime::from_timestamp(at.timestamp() + 1, 0).unwrap_or(at)
 }
 
-fn process_alive(pid: u32) -> bool {
-    // Where `/proc` is not available nothing is known: assume it runs.
-    !Path::new("/proc/self").exists() || Path::new(&format!("/proc/{pid}")).exists()
+/// The local deadline of a lease recorded as expiring at `expires`, written at `sent`: a little
+/// before the expiry, so that we stop before anyone may take over.
+fn deadline(sent: Instant, expires: DateTime<Utc>, term: Duration) -> Instant {
+    let left = (expires - Utc::now()).to_std().unwrap_or(Duration::ZERO);
+    sent + left.saturating_sub(term / 10)
 }
 
-/// A lease held.
+/// A lease taken.
 #[derive(Debug, Clone)]
 pub struct Held {
     /// The lease.
@@ -136,6 +178,8 @@ pub struct Held {
     /// The owner of a live lease this call had to wait for: that applier may have changed the
     /// binding since the caller planned, so the caller's plan is stale.
     pub waited_for: Option<String>,
+    /// The lapsed lease this call took over (its holder stopped renewing it).
+    pub taken_over: Option<Lease>,
 }
 
 /// The Audience record of a Mailchimp audience (the lowest id when several, as `observe` picks).
@@ -154,7 +198,8 @@ pub async fn find_record(
 }
 
 /// Take the lease of `binding` on the Audience record of `mailchimp_id`, creating the record as
-/// `create` (id, name) says when it is missing.
+/// `create` (id, name) says when it is missing. The lease is not renewed: hold it with
+/// [`Guard::hold`] (or [`hold`]) for a run.
 ///
 /// # Errors
 /// See [`Error`].
@@ -165,13 +210,8 @@ pub async fn acquire(
     create: Option<(Uuid, &str)>,
     claim: &Claim,
 ) -> Result<Held, Error> {
-    let started = tokio::time::Instant::now();
-    let lease = Lease {
-        owner: claim.owner.clone(),
-        id: Uuid::new_v4().to_string(),
-        operation: claim.operation.clone(),
-        expires: Utc::now() + LEASE_DURATION,
-    };
+    let started = Instant::now();
+    let id = Uuid::new_v4().to_string();
     let mut created = false;
     let mut conflicts = 0;
     let mut waited_for = None;
@@ -186,40 +226,27 @@ pub async fn acquire(
             created = true;
             continue;
         };
-        let mut lease = lease.clone();
-        lease.expires = Utc::now() + LEASE_DURATION;
-        match tables.acquire_lease(&record, &lease, Utc::now()).await? {
+        let lease = Lease {
+            owner: claim.owner.clone(),
+            id: id.clone(),
+            operation: claim.operation.clone(),
+            expires: expiry(claim.term()),
+        };
+        let now = Utc::now();
+        let taken_over = record.lease.clone().filter(|l| left_over(l, now));
+        match tables.acquire_lease(&record, &lease, now).await? {
             LeaseOutcome::Acquired { etag } => {
+                if let Some(old) = &taken_over {
+                    tracing::warn!(binding, owner = %old.owner, lease = %old.id, "took over a lease its holder stopped renewing");
+                }
                 return Ok(Held {
                     lease,
                     record,
                     etag,
                     created,
                     waited_for,
+                    taken_over,
                 });
-            }
-            LeaseOutcome::HeldBy(holder)
-                if abandoned(&holder.owner, &host_name(), process_alive) =>
-            {
-                // Its process is gone: take the lease over as if it had lapsed (still with
-                // If-Match, so only one taker wins).
-                tracing::info!(owner = %holder.owner, lease = %holder.id, "taking over an abandoned lease");
-                let after = holder.expires + chrono::Duration::seconds(1);
-                match tables.acquire_lease(&record, &lease, after).await? {
-                    LeaseOutcome::Acquired { etag } => {
-                        return Ok(Held {
-                            lease,
-                            record,
-                            etag,
-                            created,
-                            waited_for,
-                        });
-                    }
-                    _ => conflicts += 1,
-                }
-                if conflicts > MAX_CONFLICTS {
-                    return Err(Error::Contended(binding.to_owned()));
-                }
             }
             LeaseOutcome::HeldBy(holder) => {
                 let waited = started.elapsed();
@@ -229,8 +256,14 @@ pub async fn acquire(
                         holder,
                     });
                 }
+                // Look again just after it runs out (its holder may renew it before).
+                let until_expiry = (holder.expires - Utc::now())
+                    .to_std()
+                    .unwrap_or(Duration::ZERO)
+                    + Duration::from_millis(100);
+                tracing::info!(binding, owner = %holder.owner, lease = %holder.id, "the lease is held; waiting");
                 waited_for = Some(holder.owner);
-                tokio::time::sleep(POLL.min(claim.wait - waited)).await;
+                tokio::time::sleep(POLL.min(until_expiry).min(claim.wait - waited)).await;
             }
             LeaseOutcome::Stale => {
                 conflicts += 1;
@@ -321,26 +354,5 @@ pub async fn force_release(
         Outcome::Stale => Err(dataverse::Error::Request {
             message: "the Audience record changed while force-unlock ran; run it again".to_owned(),
         }),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_dead_processes_of_this_host_abandon_their_lease() {
-        let dead = |_: u32| false;
-        let alive = |_: u32| true;
-        assert!(abandoned("box:42", "box", dead));
-        assert!(abandoned("box:42 (GitHub run 7)", "box", dead));
-        assert!(!abandoned("box:42", "box", alive));
-        assert!(!abandoned("other:42", "box", dead));
-        assert!(!abandoned("other-pipeline", "box", dead));
-        assert!(!abandoned(
-            &format!("box:{}", std::process::id()),
-            "box",
-            dead
-        ));
     }
 }

@@ -32,6 +32,7 @@ use crate::clients::Clients;
 use crate::config::Names;
 use crate::dataverse::schema::sync_status;
 use crate::dataverse::tables::{AudienceStatus, SyncRun, ToolTables};
+use crate::http;
 use crate::plan::{Action, BindingPlan, ids};
 
 /// Failures kept on a Sync Run record.
@@ -147,7 +148,15 @@ pub async fn apply_binding(
         report.superseded = true;
         return report;
     }
+    let guard = lease::Guard::hold(tables.clone(), binding, held, options.claim.term);
+    let held = guard.held();
     report.lease_id = Some(held.lease.id.clone());
+    if let Some(old) = &held.taken_over {
+        report.message = Some(format!(
+            "took over the lease `{}` of `{}`, which stopped renewing it",
+            old.id, old.owner
+        ));
+    }
     let started = Utc::now();
     let audience_id = held.record.id;
     let previous = held.record.status.clone();
@@ -163,13 +172,9 @@ pub async fn apply_binding(
         )),
         ..previous
     };
-    let etag = match lease::set_status(tables, audience_id, &running, held.etag.as_deref()).await {
-        Ok(etag) => etag,
-        Err(err) => {
-            tracing::warn!(binding, error = %err, "could not write the in-progress status");
-            held.etag.clone()
-        }
-    };
+    if let Err(err) = guard.set_status(&running).await {
+        tracing::warn!(binding, error = %err, "could not write the in-progress status");
+    }
 
     let target = executor::Target {
         plan,
@@ -181,12 +186,24 @@ pub async fn apply_binding(
             } else {
                 held.record.etag.clone()
             },
-            etag,
+            etag: guard.etag().await,
         },
         stale_members: &options.stale_members,
     };
-    let etag = executor::execute(clients, target, &mut report, progress).await;
+    // Every write runs under the lease's gate: once the lease is lost, nothing more is sent.
+    let signal = guard.signal();
+    http::gate::guarded(
+        guard.gate(),
+        executor::execute(clients, target, &mut report, progress),
+    )
+    .await;
     report.settle();
+    if let Some(reason) = signal.reason() {
+        // The record may be someone else's now: no status, no Sync Run, no release.
+        report.outcome = BindingOutcome::Error;
+        report.message = Some(reason);
+        return report;
+    }
 
     let ended = Utc::now();
     let message = run_message(&report, plan);
@@ -227,44 +244,42 @@ pub async fn apply_binding(
         failed: final_status.failed.unwrap_or(0),
         message: Some(message),
     };
-    match tables.save_sync_run(&run).await {
+    match http::gate::guarded(guard.gate(), tables.save_sync_run(&run)).await {
         Ok(()) => report.sync_run = Some(run.id),
         Err(err) => {
             tracing::warn!(binding, error = %err, "could not write the Sync Run record");
         }
     }
-    match lease::release(
-        tables,
-        audience_id,
-        &held.lease.id,
-        &final_status,
-        etag.as_deref(),
-    )
-    .await
-    {
-        Ok(true) => {}
-        Ok(false) => {
-            let note = "the lease was released by someone else (force-unlock) during the run";
-            report.message = Some(match report.message.take() {
-                Some(m) => format!("{m}; {note}"),
-                None => note.to_owned(),
-            });
+    let lease_id = held.lease.id.clone();
+    let note = match guard.release(&final_status).await {
+        Ok(lease::Released::Released) => None,
+        Ok(lease::Released::NotOurs) => {
+            Some("the lease was released by someone else (force-unlock) during the run".to_owned())
+        }
+        Ok(lease::Released::Lost(reason)) => {
+            report.outcome = BindingOutcome::Error;
+            Some(reason)
         }
         Err(err) => {
             tracing::warn!(binding, error = %err, "could not release the lease");
-            report.message = Some(format!(
-                "the lease `{}` could not be released ({}); it lapses by itself",
-                held.lease.id,
+            Some(format!(
+                "the lease `{lease_id}` could not be released ({}); it lapses by itself",
                 crate::output::error_chain(&err)
-            ));
+            ))
         }
+    };
+    if let Some(note) = note {
+        report.message = Some(match report.message.take() {
+            Some(m) => format!("{m}; {note}"),
+            None => note,
+        });
     }
     report
 }
 
 /// A run killed after its last write leaves its lease and the In Progress status behind, and
-/// the rerun finds nothing to do: take such a left-over lease over (a dead process of this
-/// host, or lapsed) and close the status as Synced, so that `status` does not show a run in
+/// the rerun finds nothing to do: take such a left-over lease over (once it has lapsed: its
+/// holder stopped renewing it) and close the status as Synced, so that `status` does not show a run in
 /// progress. A live holder is left alone.
 async fn close_left_over(
     tables: &ToolTables,

@@ -173,6 +173,7 @@ fn settings(args: &ApplyArgs) -> Settings {
     Settings {
         operation: "apply",
         wait: args.lock_timeout,
+        term: args.lease_term,
         guard: guard::Policy {
             allow_removals: args.allow_removals,
         },

@@ -10,7 +10,11 @@ use crate::output::Context;
 use crate::watch::{self, LiveReconciler, Mode, Outcome, Reconciler};
 
 pub(super) async fn run(args: WatchArgs, _ctx: &Context) -> anyhow::Result<ExitStatus> {
-    serve(&args, Arc::new(LiveReconciler::new())).await
+    serve(
+        &args,
+        Arc::new(LiveReconciler::new().with_lease_term(args.lease_term)),
+    )
+    .await
 }
 
 /// Options from the command line (signal handlers on). The token is read from the variable

@@ -20,6 +20,14 @@ pub fn default_token_url(tenant_id: &str) -> String {
     format!("https://login.microsoftonline.com/{tenant_id}/oauth2/v2.0/token")
 }
 
+/// The deadline of one token request, connection included: Entra ID answers in well under a
+/// second, so a silent endpoint fails a run in seconds rather than minutes.
+pub const TOKEN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Tries of a token request in all (the policy's, at most this many): with [`TOKEN_TIMEOUT`] a
+/// token endpoint that never answers fails after about half a minute.
+pub const TOKEN_ATTEMPTS: u32 = 3;
+
 /// How long before its expiry a token is replaced: a tenth of its lifetime, at most five minutes.
 #[must_use]
 pub fn refresh_margin(lifetime: Duration) -> Duration {
@@ -78,7 +86,10 @@ impl TokenSource {
             client_id,
             client_secret,
             scope,
-            policy,
+            policy: RetryPolicy {
+                max_attempts: policy.max_attempts.clamp(1, TOKEN_ATTEMPTS),
+                ..policy
+            },
             stats: Arc::new(HttpStats::default()),
             cached: Mutex::new(None),
         }
@@ -132,12 +143,19 @@ impl TokenSource {
             .send(&self.stats, Idempotency::Idempotent, || {
                 self.http
                     .post(&self.token_url)
+                    .timeout(TOKEN_TIMEOUT)
                     .header(reqwest::header::ACCEPT, "application/json")
                     .form(&form)
             })
             .await
-            .map_err(|source| Error::Transport {
+            .map_err(|source| Error::TokenTransport {
+                host: reqwest::Url::parse(&self.token_url)
+                    .ok()
+                    .and_then(|u| u.host_str().map(str::to_owned))
+                    .unwrap_or_default(),
                 url: self.token_url.clone(),
+                attempts: self.policy.max_attempts,
+                timeout_s: TOKEN_TIMEOUT.as_secs(),
                 source: source.without_url(),
             })?;
         let status = response.status();

@@ -321,7 +321,14 @@ impl Client {
     /// Send one request: a permit, the token, the standard headers, the retry policy, one
     /// token refresh on 401. The response is returned whatever its status.
     pub(super) async fn send(&self, req: &Req) -> Result<Response, Error> {
-        let _permit = self.inner.limiter.acquire().await;
+        // The lease's renewals do not queue behind data writes (see `crate::http::gate`).
+        let _permit = if crate::http::gate::is_priority() {
+            None
+        } else {
+            Some(self.inner.limiter.acquire().await)
+        };
+        // A run that lost its lease sends nothing more (see `crate::http::gate`).
+        crate::http::gate::check().map_err(|message| Error::Request { message })?;
         let mut refreshed = false;
         loop {
             let token = self.inner.auth.token().await?;

@@ -24,6 +24,22 @@ pub enum Error {
         #[source]
         source: reqwest::Error,
     },
+    /// The token request got no answer (connection, timeout), retries included.
+    #[error(
+        "the token request to `{host}` failed after {attempts} tries of at most {timeout_s}s each (`{url}`)"
+    )]
+    TokenTransport {
+        /// The token endpoint's host.
+        host: String,
+        /// The token endpoint, without query.
+        url: String,
+        /// Tries made.
+        attempts: u32,
+        /// The deadline of each try, in seconds.
+        timeout_s: u64,
+        #[source]
+        source: reqwest::Error,
+    },
     /// Entra ID refused to issue a token.
     #[error("Microsoft Entra ID refused a token ({status}, `{code}`): {message}{hint}")]
     Token {

@@ -9,6 +9,8 @@
 //!   on such a request is returned to the caller, which must re-read before trying again.
 //! - Every request and every 429 is counted in [`HttpStats`] (for `/metrics` and benchmarks).
 
+pub mod gate;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -139,7 +141,7 @@ impl RetryPolicy {
                     }
                     let may_retry = status == StatusCode::TOO_MANY_REQUESTS
                         || (idempotency == Idempotency::Idempotent && is_retryable_status(status));
-                    if !may_retry || last {
+                    if !may_retry || last || !gate::open() {
                         return Ok(response);
                     }
                     let asked = retry_after(response.headers());
@@ -147,7 +149,7 @@ impl RetryPolicy {
                         return Ok(response);
                     }
                     let wait = self.backoff(attempt, asked);
-                    tracing::debug!(url = %redact(response.url()), status = status.as_u16(), attempt, wait_ms = wait.as_millis() as u64, "transient response, retrying");
+                    tracing::warn!(url = %redact(response.url()), status = status.as_u16(), attempt, of = self.max_attempts, wait_ms = wait.as_millis() as u64, "transient response, retrying");
                     drop(response);
                     tokio::time::sleep(wait).await;
                 }
@@ -155,11 +157,19 @@ impl RetryPolicy {
                     let transient = err.is_connect()
                         || (idempotency == Idempotency::Idempotent
                             && (err.is_timeout() || err.is_request() || is_io_error(&err)));
-                    if !transient || last {
+                    if !transient || last || !gate::open() {
                         return Err(err);
                     }
                     let wait = self.backoff(attempt, None);
-                    tracing::debug!(error = %err.without_url(), attempt, wait_ms = wait.as_millis() as u64, "transport error, retrying");
+                    let url = err.url().map(redact).unwrap_or_default();
+                    let why = if err.is_timeout() {
+                        "no answer within the deadline"
+                    } else if err.is_connect() {
+                        "could not connect"
+                    } else {
+                        "the connection failed"
+                    };
+                    tracing::warn!(%url, error = %err.without_url(), why, attempt, of = self.max_attempts, wait_ms = wait.as_millis() as u64, "transport error, retrying");
                     tokio::time::sleep(wait).await;
                 }
             }

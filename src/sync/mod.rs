@@ -51,6 +51,8 @@ pub struct Settings {
     pub operation: &'static str,
     /// How long to wait for another applier's lease (`--lock-timeout`; zero: do not wait).
     pub wait: Duration,
+    /// How long a lease lasts without renewal (`--lease-term`).
+    pub term: Duration,
     /// Whether removals beyond a guard may be applied.
     pub guard: guard::Policy,
 }
@@ -59,11 +61,7 @@ impl Settings {
     /// The apply options of one binding: the only place they are built.
     fn options(&self, plan_id: &str, stale_members: HashSet<String>) -> apply::Options {
         apply::Options {
-            claim: lease::Claim {
-                owner: lease::owner(),
-                operation: self.operation.to_owned(),
-                wait: self.wait,
-            },
+            claim: lease::Claim::new(self.operation, self.wait, self.term),
             plan_id: plan_id.to_owned(),
             stale_members,
         }
@@ -254,7 +252,7 @@ mod tests {
     fn reconcile_is_send(session: Session<'_>, binding: &Binding) {
         fn send<T: Send>(_: T) {}
         let cancel = tokio_util::sync::CancellationToken::new();
-        send(session.reconcile(binding, Mode::Apply, &cancel));
+        send(session.reconcile(binding, Mode::Apply, std::time::Duration::ZERO, &cancel));
         send(session.plan_all(&[]));
     }
 }

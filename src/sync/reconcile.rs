@@ -78,6 +78,7 @@ impl Session<'_> {
         &self,
         binding: &Binding,
         mode: Mode,
+        lease_term: std::time::Duration,
         cancel: &CancellationToken,
     ) -> Result<Reconciled, Failed> {
         let name = binding.name.as_str();
@@ -104,6 +105,7 @@ impl Session<'_> {
         let settings = Settings {
             operation: "watch",
             wait: std::time::Duration::ZERO,
+            term: lease_term,
             guard: guard::Policy::refuse(),
         };
         if let Err(refused) = settings.guard.check([&plan]) {

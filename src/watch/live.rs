@@ -24,9 +24,18 @@ use crate::sync::{self, Reconciled};
 use crate::{clients::Clients, config::Loaded, http::HttpStats};
 
 /// The reconciler `audience-sync watch` runs.
-#[derive(Default)]
 pub struct LiveReconciler {
     connected: Mutex<Option<Connected>>,
+    lease_term: std::time::Duration,
+}
+
+impl Default for LiveReconciler {
+    fn default() -> Self {
+        Self {
+            connected: Mutex::default(),
+            lease_term: crate::apply::lease::DEFAULT_TERM,
+        }
+    }
 }
 
 /// The clients of one config, and what their counters read at the last report.
@@ -108,6 +117,13 @@ impl LiveReconciler {
         Self::default()
     }
 
+    /// Take leases of `term` (see [`lease::Claim::term`]).
+    #[must_use]
+    pub fn with_lease_term(mut self, term: std::time::Duration) -> Self {
+        self.lease_term = term;
+        self
+    }
+
     /// The clients for this config: the cached ones while its digest is the same.
     fn session(&self, config: &Loaded) -> Result<Session, String> {
         let mut connected = self
@@ -145,7 +161,7 @@ impl LiveReconciler {
         let session = self.session(&config).map_err(RunError::new)?;
         let reconciled = session
             .sync(&config)
-            .reconcile(binding, mode.into(), &cancel)
+            .reconcile(binding, mode.into(), self.lease_term, &cancel)
             .await
             .map_err(|failed| session.fail(failed))?;
         match reconciled {

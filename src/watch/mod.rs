@@ -326,10 +326,7 @@ pub async fn start(options: Options, reconciler: Arc<dyn Reconciler>) -> Result<
             let router = server::router(shared.clone());
             let stop = server_stop.clone();
             let task = tokio::spawn(async move {
-                if let Err(err) = axum::serve(listener, router)
-                    .with_graceful_shutdown(stop.cancelled_owned())
-                    .await
-                {
+                if let Err(err) = server::serve(listener, router, stop).await {
                     tracing::error!(error = %err, "status server failed");
                 }
             });

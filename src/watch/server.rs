@@ -8,11 +8,21 @@
 //! | `GET /metrics` | bearer | Prometheus text format 0.0.4 |
 //! | `POST /reconcile[?binding=NAME]` | bearer | `202` queued, `404` unknown binding, `409` suspended, `503` shutting down |
 //!
+//! [`serve`] bounds what clients can hold: at most [`MAX_CONNECTIONS`] open connections (at the
+//! limit, a new connection closes the oldest one that is not in the middle of a request: a slow
+//! or idle client, never a request being answered), and [`HEADER_TIMEOUT`] to send a request's
+//! headers, which also bounds how long a kept-alive connection may sit idle. So `/healthz`
+//! answers under slow-connection pressure, within the 1024 open files a systemd service gets.
+//! HTTP/1.1 only (probes and Prometheus speak it).
+//!
 //! With a token configured, the bearer routes answer `401` (with `WWW-Authenticate: Bearer`)
 //! unless the request carries `Authorization: Bearer <token>`. The probes stay open so that
 //! Kubernetes can reach them. The token is compared in constant time and never logged.
 
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Query, State};
@@ -23,7 +33,102 @@ use secrecy::ExposeSecret;
 use serde::Deserialize;
 use serde_json::json;
 
+use tokio_util::sync::CancellationToken;
+use tower::ServiceExt as _;
+
 use super::shared::{Command, Shared, lock};
+
+/// Open connections at most (well under a 1024 file limit, with room for the API clients).
+pub const MAX_CONNECTIONS: usize = 256;
+
+/// Time to send a request's headers, and the longest a kept-alive connection may sit idle.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// One open connection: whether it is answering a request, and how to close it.
+struct Slot {
+    id: u64,
+    busy: Arc<AtomicBool>,
+    close: CancellationToken,
+}
+
+/// Serve `router` on `listener` until `stop`, with the bounds of the module doc.
+///
+/// # Errors
+/// None so far: accept errors (e.g. out of file descriptors) are logged and waited out.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    stop: CancellationToken,
+) -> std::io::Result<()> {
+    let slots: Arc<Mutex<VecDeque<Slot>>> = Arc::default();
+    let mut next_id = 0u64;
+    loop {
+        let (stream, _) = tokio::select! {
+            () = stop.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(err) => {
+                    tracing::warn!(error = %err, "status server: accept failed");
+                    // Out of descriptors, typically: let connections close first.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        next_id += 1;
+        let id = next_id;
+        let busy = Arc::new(AtomicBool::new(false));
+        let close = stop.child_token();
+        {
+            let mut open = slots.lock().unwrap_or_else(PoisonError::into_inner);
+            if open.len() >= MAX_CONNECTIONS {
+                if let Some(i) = open.iter().position(|s| !s.busy.load(Ordering::Acquire)) {
+                    if let Some(old) = open.remove(i) {
+                        old.close.cancel();
+                    }
+                }
+            }
+            open.push_back(Slot {
+                id,
+                busy: Arc::clone(&busy),
+                close: close.clone(),
+            });
+        }
+        let router = router.clone();
+        let slots = Arc::clone(&slots);
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(
+                move |request: axum::http::Request<hyper::body::Incoming>| {
+                    busy.store(true, Ordering::Release);
+                    let answer = router.clone().oneshot(request.map(axum::body::Body::new));
+                    let busy = Arc::clone(&busy);
+                    async move {
+                        let response = answer.await;
+                        busy.store(false, Ordering::Release);
+                        response
+                    }
+                },
+            );
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            tokio::select! {
+                result = connection => {
+                    if let Err(err) = result {
+                        tracing::debug!(error = %err, "status server: connection ended");
+                    }
+                }
+                () = close.cancelled() => {}
+            }
+            slots
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .retain(|s| s.id != id);
+        });
+    }
+    Ok(())
+}
 
 /// The router over the shared state.
 pub fn router(shared: Arc<Shared>) -> Router {

@@ -309,6 +309,7 @@ async fn a_held_lease_refuses_with_its_holder_until_force_unlocked() {
         owner: "other-pipeline".to_owned(),
         operation: "apply".to_owned(),
         wait: std::time::Duration::ZERO,
+        term: lease::DEFAULT_TERM,
     };
     let held = lease::acquire(&tables, "main", &env.audience, None, &claim)
         .await
@@ -432,6 +433,7 @@ async fn a_second_applier_waits_for_the_lease_within_the_lock_timeout() {
         owner: "first-applier".to_owned(),
         operation: "apply".to_owned(),
         wait: std::time::Duration::ZERO,
+        term: lease::DEFAULT_TERM,
     };
     let held = lease::acquire(&tables, "main", &env.audience, None, &claim)
         .await
@@ -483,35 +485,6 @@ async fn a_second_applier_waits_for_the_lease_within_the_lock_timeout() {
     assert!(released);
     let out = child.await.expect("joined");
     assert!(out.status.success(), "{}", common::texts(&out).1);
-    let (code, text) = env.plan_code().await;
-    assert_eq!(code, 0, "{text}");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_lease_of_a_killed_apply_on_this_host_is_taken_over() {
-    use audience_sync::apply::lease;
-    let env = start(30).await;
-    let emails = planned_emails(&env.plan_json().await);
-    let (out, _) = env.apply_json(&[]).await;
-    assert!(out.status.success());
-    // A process that has ended stands for the killed apply.
-    let mut gone = std::process::Command::new("true").spawn().expect("spawns");
-    let pid = gone.id();
-    gone.wait().expect("ends");
-    let claim = lease::Claim {
-        owner: format!("{}:{pid}", lease::host_name()),
-        operation: "apply".to_owned(),
-        wait: std::time::Duration::ZERO,
-    };
-    lease::acquire(&env.tables(), "main", &env.audience, None, &claim)
-        .await
-        .expect("lease taken");
-    env.sandbox
-        .mailchimp
-        .set_tag(&env.audience, &emails[0], "After Crash", true)
-        .expect("tag");
-    let (out, report) = env.apply_json(&[]).await;
-    assert!(out.status.success(), "{report}");
     let (code, text) = env.plan_code().await;
     assert_eq!(code, 0, "{text}");
 }

@@ -18,6 +18,23 @@ use uuid::Uuid;
 
 use super::common;
 
+/// Wait (bounded) until a lease as `status --format json` shows it has run out; nothing to wait
+/// for when there is none.
+async fn wait_lapsed(lease: &Value) {
+    let Some(expires) = lease["expires"].as_str() else {
+        return;
+    };
+    let expires = chrono::DateTime::parse_from_rfc3339(expires).expect("an RFC 3339 expiry");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(70);
+    while chrono::Utc::now() <= expires {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the lease never ran out"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Members of the generated audience: the 5,000 (the file runs in about a minute on this
 /// 2-core machine, most of it the kill test's eleven first syncs).
 const MEMBERS: usize = 5_000;
@@ -132,6 +149,9 @@ impl Env {
         for (k, v) in self.sandbox.env() {
             command.env(k, v);
         }
+        // Short leases, so that a killed run's lease lapses within the test (long enough for
+        // renewals on a loaded machine).
+        command.env("AUDIENCE_SYNC_LEASE_TERM", "6s");
         command.args(args);
         command
     }
@@ -546,8 +566,9 @@ async fn a_first_sync_killed_at_ten_points_converges_on_each_rerun() {
         let contacts = env.sandbox.dataverse.count("contact");
         let status = env.status_json().await;
         let lease = status[0]["lease"].clone();
-        // The rerun: no force-unlock; a lease the killed run left belongs to a process of this
-        // host that is gone, and is taken over.
+        // The rerun: no force-unlock; a lease the killed run left is no longer renewed, and is
+        // taken over once it has run out.
+        wait_lapsed(&lease).await;
         let (out, report) = env.apply_json().await;
         assert!(
             out.status.success(),
@@ -765,14 +786,12 @@ async fn a_rerun_with_nothing_to_do_closes_the_status_a_killed_run_left() {
         client,
         audience_sync::dataverse::schema::Schema::default(),
     );
-    // A process that has ended stands for the killed apply.
-    let mut gone = std::process::Command::new("true").spawn().expect("spawns");
-    let pid = gone.id();
-    gone.wait().expect("ends");
+    // A lease taken and never renewed stands for the killed apply's.
     let claim = lease::Claim {
-        owner: format!("{}:{pid}", lease::host_name()),
+        owner: "killed-apply".to_owned(),
         operation: "apply".to_owned(),
         wait: Duration::ZERO,
+        term: lease::MIN_TERM,
     };
     let held = lease::acquire(&tables, "main", &env.audience, None, &claim)
         .await
@@ -786,6 +805,7 @@ async fn a_rerun_with_nothing_to_do_closes_the_status_a_killed_run_left() {
     assert_eq!(status[0]["status"], "In Progress", "{status}");
     assert_eq!(status[0]["lease"]["id"], held.lease.id.as_str(), "{status}");
 
+    wait_lapsed(&status[0]["lease"]).await;
     let (out, report) = env.apply_json().await;
     assert!(out.status.success(), "{report}");
     assert_eq!(report["totals"]["done"], 0, "{report}");
