@@ -88,7 +88,10 @@ pub fn content_id(plan: &Plan) -> serde_json::Result<String> {
 /// `sha256:<hex>` of a plan's text.
 #[must_use]
 pub fn plan_id(plan_json: &str) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(plan_json.as_bytes())))
+    format!(
+        "sha256:{}",
+        hex::encode(Sha256::digest(plan_json.as_bytes()))
+    )
 }
 
 /// Check the plan against the config it claims to come from (pure).
@@ -164,15 +167,36 @@ pub fn check_binding(
     stale_members: &HashSet<String>,
 ) -> Checked {
     let checker = Checker::new(binding, saved, fresh, stale_members);
+    let mut seen = HashSet::new();
+    let verdicts: Vec<Verdict> = saved
+        .changes
+        .iter()
+        .map(|change| {
+            if seen.insert((change.record, change.action)) {
+                checker.verdict(change)
+            } else {
+                Verdict::Rejected("the plan holds this change twice".to_owned())
+            }
+        })
+        .collect();
+    // A record with a rejected change gets none of its other changes either (an addition to
+    // the list of a record whose creation was refused, say).
+    let refused: HashSet<Uuid> = saved
+        .changes
+        .iter()
+        .zip(&verdicts)
+        .filter(|(_, v)| matches!(v, Verdict::Rejected(_)))
+        .map(|(c, _)| c.record)
+        .collect();
     let mut changes = Vec::new();
     let mut not_applied = Vec::new();
     let mut rejected = 0;
-    let mut seen = HashSet::new();
-    for change in &saved.changes {
-        let verdict = if seen.insert((change.record, change.action)) {
-            checker.verdict(change)
-        } else {
-            Verdict::Rejected("the plan holds this change twice".to_owned())
+    for (change, verdict) in saved.changes.iter().zip(verdicts) {
+        let verdict = match verdict {
+            Verdict::Apply if refused.contains(&change.record) => {
+                Verdict::Rejected("another change of the same record is not applied".to_owned())
+            }
+            v => v,
         };
         match verdict {
             Verdict::Apply => changes.push(change.clone()),
@@ -235,10 +259,8 @@ impl<'a> Checker<'a> {
                 )
             });
         let mapped: BTreeSet<&str> = binding.fields.iter().map(|f| f.column.as_str()).collect();
-        let mut columns: HashMap<Action, BTreeSet<&str>> = Action::ALL
-            .iter()
-            .map(|a| (*a, mapped.clone()))
-            .collect();
+        let mut columns: HashMap<Action, BTreeSet<&str>> =
+            Action::ALL.iter().map(|a| (*a, mapped.clone())).collect();
         let mut etags = HashMap::new();
         let mut by_key = HashMap::new();
         for c in &fresh.changes {
@@ -305,7 +327,8 @@ impl<'a> Checker<'a> {
         {
             return Verdict::Stale("the member changed in Mailchimp since the plan".to_owned());
         }
-        if let (Some(saved), Some(now)) = (&change.precondition.etag, self.etags.get(&change.record))
+        if let (Some(saved), Some(now)) =
+            (&change.precondition.etag, self.etags.get(&change.record))
         {
             if saved != now {
                 return Verdict::Stale("the record changed in the CRM since the plan".to_owned());
@@ -395,6 +418,160 @@ mod tests {
         let mut other = plan("abc");
         other.format_version = "2.0".into();
         assert_eq!(check_plan(&other, "abc"), Err(Stale::Format("2.0".into())));
+    }
+
+    #[test]
+    fn format_versions_are_read_exactly_as_the_schema_says() {
+        let mut p = plan("abc");
+        for bad in ["1.99", "1.0.0", "+1.0", "1", "2.0", "1.x", ""] {
+            p.format_version = bad.into();
+            assert_eq!(
+                check_plan(&p, "abc"),
+                Err(Stale::Format(bad.into())),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_identity_of_a_plan_is_its_content_not_its_bytes() {
+        let a = crate::plan::fixture::scenario_plan();
+        let mut b = a.clone();
+        b.created_at = "2030-01-01T00:00:00Z".into();
+        b.tool_version = "9.9.9".into();
+        assert_eq!(content_id(&a).unwrap(), content_id(&b).unwrap());
+        let mut c = a.clone();
+        let change = c.bindings[0]
+            .changes
+            .iter_mut()
+            .find(|c| c.member.is_some());
+        change.expect("a member change").record = Uuid::nil();
+        assert_ne!(content_id(&a).unwrap(), content_id(&c).unwrap());
+    }
+
+    /// The scenario's bindings and their plans: (binding, saved = fresh plan).
+    fn scenario() -> Vec<(Binding, BindingPlan)> {
+        let (bindings, _, _) = crate::plan::fixture::scenario();
+        let plan = crate::plan::fixture::scenario_plan();
+        bindings.into_iter().zip(plan.bindings).collect()
+    }
+
+    fn reasons(checked: &Checked) -> Vec<String> {
+        checked
+            .not_applied
+            .iter()
+            .map(|(_, o)| format!("{o:?}"))
+            .collect()
+    }
+
+    #[test]
+    fn an_untampered_plan_is_applied_whole() {
+        for (binding, fresh) in scenario() {
+            let checked = check_binding(&binding, &fresh, &fresh, &HashSet::new());
+            assert_eq!(checked.plan.changes, fresh.changes, "{}", binding.name);
+            assert_eq!(checked.rejected, 0);
+            assert_eq!(
+                checked.plan.guard, fresh.guard,
+                "the guard recomputed is the same"
+            );
+        }
+    }
+
+    #[test]
+    fn tampered_changes_are_rejected_with_their_reason_and_their_record_gets_nothing() {
+        let (binding, fresh) = scenario().remove(0);
+        let index = |action: Action| {
+            fresh
+                .changes
+                .iter()
+                .position(|c| c.action == action && c.member.is_some())
+                .expect("the scenario has this action")
+        };
+        let cases: Vec<(&str, Box<dyn Fn(&mut BindingPlan)>)> = vec![
+            (
+                "member (e-mail",
+                Box::new(|p: &mut BindingPlan| {
+                    let c = &mut p.changes[index(Action::CreateRecord)];
+                    let mut m = (*c.member.clone().expect("member").0).clone();
+                    m.email = "attacker@evil.example".into();
+                    c.member = Some(crate::plan::Shared(std::sync::Arc::new(m)));
+                }),
+            ),
+            (
+                "does not map",
+                Box::new(|p: &mut BindingPlan| {
+                    p.changes[index(Action::UpdateRecord)]
+                        .fields
+                        .push(crate::plan::FieldChange {
+                            column: "jobtitle".into(),
+                            before: None,
+                            after: Some(crate::plan::Value::Text("CEO".into())),
+                        });
+                }),
+            ),
+            (
+                "ETag precondition is missing",
+                Box::new(|p: &mut BindingPlan| {
+                    p.changes[index(Action::UpdateRecord)].precondition.etag = None;
+                }),
+            ),
+            (
+                "does not need this change",
+                Box::new(|p: &mut BindingPlan| {
+                    p.changes[index(Action::AddListMember)].record = Uuid::from_u128(77);
+                }),
+            ),
+            (
+                "bound to list",
+                Box::new(|p: &mut BindingPlan| {
+                    p.list.id = Some(Uuid::from_u128(99));
+                }),
+            ),
+        ];
+        for (reason, tamper) in cases {
+            let mut saved = fresh.clone();
+            tamper(&mut saved);
+            let checked = check_binding(&binding, &saved, &fresh, &HashSet::new());
+            assert!(checked.rejected > 0, "{reason}");
+            let all = reasons(&checked);
+            assert!(all.iter().any(|r| r.contains(reason)), "{reason}: {all:?}");
+            for (c, _) in &checked.not_applied {
+                assert!(
+                    checked.plan.changes.iter().all(|a| a.record != c.record),
+                    "{reason}: record {} still gets a change",
+                    c.record
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn removals_are_rejected_where_the_binding_does_not_prune_and_the_guard_is_recomputed() {
+        let (mut binding, fresh) = scenario().remove(0);
+        let removal = fresh
+            .changes
+            .iter()
+            .find(|c| c.action == Action::RemoveListMember)
+            .cloned()
+            .expect("a removal");
+        binding.prune_members = false;
+        let checked = check_binding(&binding, &fresh, &fresh, &HashSet::new());
+        assert!(
+            reasons(&checked)
+                .iter()
+                .any(|r| r.contains("does not prune"))
+        );
+        binding.prune_members = true;
+        binding.max_removals = crate::config::RemovalLimit::Count(0);
+        let mut saved = fresh.clone();
+        saved.guard = None;
+        let checked = check_binding(&binding, &saved, &fresh, &HashSet::new());
+        assert!(checked.plan.changes.contains(&removal));
+        let guard = checked
+            .plan
+            .guard
+            .expect("the guard is recomputed, not read");
+        assert_eq!(guard.reason, GuardReason::TooManyRemovals);
     }
 
     #[test]

@@ -12,7 +12,6 @@
 use std::io::{BufRead as _, Write as _};
 use std::path::Path;
 
-
 use super::Preamble;
 use super::progress::Terminal;
 use crate::apply::{Report, saved};
@@ -20,8 +19,8 @@ use crate::cli::{ApplyArgs, OutputFormat};
 use crate::clients::Clients;
 use crate::exit::ExitStatus;
 use crate::output::Context;
-use crate::plan::{Error as PlanError, Plan};
 use crate::plan::render::{self, TextOptions};
+use crate::plan::{Error as PlanError, Plan};
 use crate::sync::{self, Session, Settings, guard};
 
 /// Failures listed per binding in the text report.
@@ -161,7 +160,12 @@ async fn run_saved(args: &ApplyArgs, ctx: &Context, plan: &Plan) -> anyhow::Resu
     }
     let settings = settings(args);
     match session
-        .apply_planned(&checked.plan, &plan_id, &settings, &sync::StaleMembers::new())
+        .apply_planned(
+            &checked.plan,
+            &plan_id,
+            &settings,
+            &sync::StaleMembers::new(),
+        )
         .await
     {
         Ok(report) => finish(args, &checked.complete(report), checked.rejected > 0),
