@@ -78,6 +78,7 @@ pub(super) async fn run(args: ApplyArgs, ctx: &Context) -> anyhow::Result<ExitSt
         &plan,
         &TextOptions {
             color: ctx.color,
+            show_pii: args.show_pii,
             ..TextOptions::default()
         },
     );

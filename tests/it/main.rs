@@ -12,6 +12,7 @@ mod lease;
 mod mailchimp;
 mod plan;
 mod reliability;
+mod saved_plan;
 mod schema;
 mod timeouts;
 mod watch;
