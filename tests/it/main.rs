@@ -10,6 +10,7 @@ mod demo;
 mod examples;
 mod lease;
 mod mailchimp;
+mod pii;
 mod plan;
 mod reliability;
 mod saved_plan;
