@@ -373,16 +373,19 @@ async fn tampered_saved_plans_write_nothing_foreign_and_the_reviewed_plan_applie
     while !text.is_char_boundary(half) {
         half -= 1;
     }
-    let version = format!("\"{}\"", plan["format_version"].as_str().unwrap());
+    // As `1.99` and `1.0.0` were for format 1.0: a newer minor, and three parts.
+    let current = plan["format_version"].as_str().unwrap();
+    let major = current.split('.').next().unwrap();
+    let version = format!("\"{current}\"");
     for (name, bad, says) in [
         (
-            "v199.json",
-            text.replacen(&version, "\"1.99\"", 1),
+            "minor.json",
+            text.replacen(&version, &format!("\"{major}.99\""), 1),
             "not supported",
         ),
         (
-            "v100.json",
-            text.replacen(&version, "\"1.0.0\"", 1),
+            "three.json",
+            text.replacen(&version, &format!("\"{current}.0\""), 1),
             "not supported",
         ),
         ("truncated.json", text[..half].to_owned(), "damaged plan"),
