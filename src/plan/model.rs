@@ -62,14 +62,15 @@ pub enum Error {
     },
 }
 
-/// Whether this build reads plan format `version`: exactly `MAJOR.MINOR` (digits only, as the
-/// schema's pattern says), the major version this build's, the minor no newer.
+/// Whether this build reads plan format `version`: exactly `MAJOR.MINOR` (digits, no leading
+/// zero, as the schema's pattern says), the major version this build's, the minor no newer.
 #[must_use]
 pub fn is_supported_version(version: &str) -> bool {
     let parse = |v: &str| -> Option<(u32, u32)> {
         let (major, minor) = v.split_once('.')?;
         let number = |s: &str| {
-            (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+            let canonical = s == "0" || !s.starts_with('0');
+            (!s.is_empty() && canonical && s.bytes().all(|b| b.is_ascii_digit()))
                 .then(|| s.parse().ok())
                 .flatten()
         };
