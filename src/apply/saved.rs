@@ -487,7 +487,8 @@ mod tests {
                 .position(|c| c.action == action && c.member.is_some())
                 .expect("the scenario has this action")
         };
-        let cases: Vec<(&str, Box<dyn Fn(&mut BindingPlan)>)> = vec![
+        type Tamper<'a> = Box<dyn Fn(&mut BindingPlan) + 'a>;
+        let cases: Vec<(&str, Tamper)> = vec![
             (
                 "member (e-mail",
                 Box::new(|p: &mut BindingPlan| {
