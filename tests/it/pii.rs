@@ -79,29 +79,8 @@ async fn shared_plans_mask_member_data_and_never_carry_its_markdown() {
         ),
     );
     let config = config.to_str().expect("utf-8 path").to_owned();
-    let run = |args: Vec<String>| {
-        let mut command = common::bin();
-        for (k, v) in sandbox.env() {
-            command.env(k, v);
-        }
-        command.args(args);
-        tokio::task::spawn_blocking(move || command.output().expect("the binary runs"))
-    };
-    let plan = |format: &str, show: bool| {
-        let mut args = vec![
-            "plan".to_owned(),
-            config.clone(),
-            "--format".into(),
-            format.into(),
-        ];
-        if show {
-            args.push("--show-pii".into());
-        }
-        run(args)
-    };
-
     for format in ["markdown", "text"] {
-        let out = plan(format, false).await.expect("joined");
+        let out = plan(&sandbox, &config, format, false).await;
         let (stdout, stderr) = common::texts(&out);
         assert!(out.status.success(), "{stderr}");
         assert!(stdout.contains("z***@example.org"), "{stdout}");
@@ -113,7 +92,7 @@ async fn shared_plans_mask_member_data_and_never_carry_its_markdown() {
         }
     }
 
-    let out = plan("markdown", true).await.expect("joined");
+    let out = plan(&sandbox, &config, "markdown", true).await;
     let (shown, _) = common::texts(&out);
     for value in [
         "Zebulon",
@@ -146,14 +125,11 @@ async fn shared_plans_mask_member_data_and_never_carry_its_markdown() {
     assert_eq!(row.matches(" | ").count(), 2, "three cells: {row}");
 
     let file = dir.path().join("plan.json");
-    let out = run(vec![
-        "plan".into(),
-        config.clone(),
-        "-out".into(),
-        file.to_str().unwrap().into(),
-    ])
-    .await
-    .expect("joined");
+    let out = common::run_in(
+        &sandbox,
+        &["plan", config.as_str(), "-out", file.to_str().unwrap()],
+    )
+    .await;
     assert!(out.status.success());
     let saved = std::fs::read_to_string(&file).expect("saved");
     assert!(
@@ -175,6 +151,15 @@ async fn shared_plans_mask_member_data_and_never_carry_its_markdown() {
         leftovers.is_empty(),
         "no temporary file left: {leftovers:?}"
     );
+}
+
+/// `plan CONFIG --format FORMAT [--show-pii]`.
+async fn plan(sandbox: &Sandbox, config: &str, format: &str, show: bool) -> std::process::Output {
+    let mut args = vec!["plan", config, "--format", format];
+    if show {
+        args.push("--show-pii");
+    }
+    common::run_in(sandbox, &args).await
 }
 
 /// The text of a Markdown line outside its inline code spans.

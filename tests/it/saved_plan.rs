@@ -55,21 +55,7 @@ impl Env {
             );
         let dir = tempfile::tempdir().expect("temp dir");
         let config = common::sandbox_config(dir.path(), &bindings);
-        let env = sandbox.env();
-        let get = |k: &str| {
-            env.iter()
-                .find(|(key, _)| key == k)
-                .map(|(_, v)| v.clone())
-                .unwrap_or_default()
-        };
-        let client = Client::builder()
-            .url(get("DATAVERSE_URL"))
-            .tenant_id(get("DATAVERSE_TENANT_ID"))
-            .client_id(get("DATAVERSE_CLIENT_ID"))
-            .client_secret(get("DATAVERSE_CLIENT_SECRET").into())
-            .token_url(Some(get("DATAVERSE_TOKEN_URL")))
-            .build()
-            .expect("client");
+        let client = common::crm_client(&sandbox);
         Self {
             audiences: [audiences[0].0.clone(), audiences[1].0.clone()],
             sandbox,
@@ -80,14 +66,7 @@ impl Env {
     }
 
     async fn run(&self, args: &[&str]) -> Output {
-        let mut command = common::bin();
-        for (k, v) in self.sandbox.env() {
-            command.env(k, v);
-        }
-        command.args(args);
-        tokio::task::spawn_blocking(move || command.output().expect("the binary runs"))
-            .await
-            .expect("joined")
+        common::run_in(&self.sandbox, args).await
     }
 
     fn config(&self) -> &str {
