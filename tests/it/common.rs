@@ -82,7 +82,7 @@ bindings:{bindings}
 }
 
 /// Run the binary with `args` and the sandbox's variables, off the async runtime's threads.
-pub async fn run_in(sandbox: &audience_sync::sandbox::Sandbox, args: &[&str]) -> Output {
+pub async fn run_in(sandbox: &api_sandbox::Sandbox, args: &[&str]) -> Output {
     let mut command = bin();
     command.envs(sandbox.env()).args(args);
     tokio::task::spawn_blocking(move || command.output().expect("the binary runs"))
@@ -91,7 +91,7 @@ pub async fn run_in(sandbox: &audience_sync::sandbox::Sandbox, args: &[&str]) ->
 }
 
 /// A Dataverse client of the sandbox: to read the CRM back through its Web API.
-pub fn crm_client(sandbox: &audience_sync::sandbox::Sandbox) -> audience_sync::dataverse::Client {
+pub fn crm_client(sandbox: &api_sandbox::Sandbox) -> audience_sync::dataverse::Client {
     let env: std::collections::HashMap<String, String> = sandbox.env().into_iter().collect();
     let get = |k: &str| env.get(k).cloned().unwrap_or_default();
     audience_sync::dataverse::Client::builder()

@@ -6,8 +6,8 @@
 
 use serde_json::json;
 
-use audience_sync::sandbox::mailchimp::MemberSeed;
-use audience_sync::sandbox::{GenerateSpec, Options, Sandbox};
+use api_sandbox::mailchimp::MemberSeed;
+use api_sandbox::{GenerateSpec, Options, Sandbox};
 
 use super::common;
 

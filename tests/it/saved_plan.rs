@@ -10,8 +10,8 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
+use api_sandbox::{GenerateSpec, Options, Sandbox};
 use audience_sync::dataverse::Client;
-use audience_sync::sandbox::{GenerateSpec, Options, Sandbox};
 use futures::TryStreamExt as _;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -214,7 +214,7 @@ async fn tampered_saved_plans_write_nothing_foreign_and_the_reviewed_plan_applie
         mc.set_merge_field(&env.audiences[0], email, "FNAME", json!("Planned"))
             .expect("merge field");
     }
-    let newcomer = audience_sync::sandbox::mailchimp::MemberSeed::new("newcomer@example.org");
+    let newcomer = api_sandbox::mailchimp::MemberSeed::new("newcomer@example.org");
     mc.add_member(&env.audiences[0], &newcomer)
         .expect("newcomer");
     let (leaver, leaver_record) = &other_members[0];
