@@ -40,7 +40,7 @@ async fn shared_plans_mask_member_data_and_never_carry_its_markdown() {
             seed: 3,
             audiences: 1,
         }),
-        ..Options::default()
+        ..audience_sync::commands::sandbox::options()
     })
     .await
     .expect("sandbox starts");

@@ -37,7 +37,7 @@ impl Env {
                 seed: 11,
                 audiences: 2,
             }),
-            ..Options::default()
+            ..audience_sync::commands::sandbox::options()
         })
         .await
         .expect("sandbox starts");
