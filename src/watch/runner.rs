@@ -243,6 +243,8 @@ impl Loop {
                 next_run: None,
                 last_success: None,
                 last_run: None,
+                lease_skips: 0,
+                held_by: None,
             });
             entry.suspended = binding.suspend;
             entry.next_run = self
@@ -430,7 +432,16 @@ impl Loop {
         let finished_at = Utc::now();
         let duration = now.saturating_duration_since(finished.started);
         let outcome = self.classify(&finished.result);
-        if matches!(outcome, Outcome::Partial | Outcome::Failure) {
+        let held_by = finished
+            .result
+            .as_ref()
+            .ok()
+            .and_then(|o| o.held_by.clone());
+        // `--once`: a binding left unreconciled because the lease stayed held past
+        // `--lock-timeout` fails the run, so that a CronJob shows it.
+        if matches!(outcome, Outcome::Partial | Outcome::Failure)
+            || (self.settings.once && held_by.is_some())
+        {
             self.any_failed = true;
         }
         let name = finished.binding.clone();
@@ -446,6 +457,17 @@ impl Loop {
         let wait = if removed || self.settings.once || self.shutdown.is_cancelled() {
             slot.schedule.clear();
             None
+        } else if let Some(holder) = &held_by {
+            let margin = Duration::from_millis(500);
+            let until = now
+                + (holder.expires - Utc::now())
+                    .to_std()
+                    .unwrap_or(Duration::ZERO)
+                + margin;
+            Some(
+                slot.schedule
+                    .held(now, until, &self.settings.policy, unit()),
+            )
         } else if outcome.is_ok() {
             Some(slot.schedule.succeeded(now, &self.settings.policy, unit()))
         } else if outcome == Outcome::Cancelled {
@@ -507,11 +529,21 @@ impl Loop {
                 retry_in_s = wait.map(|w| w.as_secs_f64()),
                 "run finished with failed records"
             ),
-            (None, Outcome::Skipped) => tracing::info!(
-                binding = %name,
-                reason = finished.result.as_ref().ok().and_then(|o| o.skipped.as_deref()),
-                "run skipped: another applier holds the lease"
-            ),
+            (None, Outcome::Skipped) => match &held_by {
+                Some(holder) => tracing::warn!(
+                    binding = %name,
+                    holder = %holder.owner,
+                    lease = %holder.lease,
+                    expires = %holder.expires.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    retry_in_s = wait.map(|w| w.as_secs_f64()),
+                    "run skipped: another process holds the binding's lease"
+                ),
+                None => tracing::info!(
+                    binding = %name,
+                    reason = finished.result.as_ref().ok().and_then(|o| o.skipped.as_deref()),
+                    "run skipped"
+                ),
+            },
             (None, _) => tracing::info!(
                 binding = %name,
                 outcome = outcome.as_str(),
@@ -530,6 +562,7 @@ impl Loop {
             api,
             finished_unix: finished_at.timestamp_millis() as f64 / 1000.0,
             consecutive_failures,
+            lease_held: held_by.is_some(),
         });
         if removed {
             return;
@@ -538,6 +571,10 @@ impl Loop {
             entry.running = false;
             entry.consecutive_failures = consecutive_failures;
             entry.next_run = next.map(wall);
+            if held_by.is_some() {
+                entry.lease_skips += 1;
+            }
+            entry.held_by = held_by;
             if outcome.is_success() {
                 entry.last_success = Some(finished_at);
             }
