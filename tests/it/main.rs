@@ -12,6 +12,7 @@ mod lease;
 mod mailchimp;
 mod plan;
 mod reliability;
+mod replicas;
 mod schema;
 mod timeouts;
 mod watch;
