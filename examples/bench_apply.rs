@@ -97,11 +97,10 @@ async fn main() -> anyhow::Result<()> {
         .client_secret(get("DATAVERSE_CLIENT_SECRET").into())
         .token_url(Some(get("DATAVERSE_TOKEN_URL")))
         .build()?;
-    let names = loaded.config.dataverse.names.clone().unwrap_or_default();
     let clients = Clients {
         mailchimp: mc,
         dataverse: dv.clone(),
-        tables: ToolTables::new(dv, dataverse::schema::Schema::new(&names)),
+        tables: ToolTables::new(dv, dataverse::schema::Schema::new(&loaded.names)),
     };
 
     let t = Instant::now();

@@ -8,11 +8,11 @@
 use std::time::{Duration, Instant};
 
 use audience_sync::dataverse::Client;
-use audience_sync::dataverse::people::PersonKind;
 use audience_sync::dataverse::records::BulkAction;
 use audience_sync::dataverse::schema::Schema;
 use audience_sync::dataverse::tables::ToolTables;
 use audience_sync::dataverse::tag_links::TagLink;
+use audience_sync::domain::MemberType;
 use audience_sync::http::RetryPolicy;
 use audience_sync::sandbox::{Options, Sandbox};
 use secrecy::SecretString;
@@ -139,7 +139,7 @@ async fn main() -> anyhow::Result<()> {
         .collect();
     reset(&sandbox).await?;
     let started = Instant::now();
-    let failures = tables.link_tags(PersonKind::Contact, &links).await?;
+    let failures = tables.link_tags(MemberType::Contact, &links).await?;
     anyhow::ensure!(
         failures.iter().all(Option::is_none),
         "a batched link failed"

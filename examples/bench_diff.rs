@@ -288,7 +288,7 @@ fn main() -> anyhow::Result<()> {
     }
     let config: Config = serde_json::from_value(yaml::parse_value(CONFIG)?)?;
     let bindings = resolve(&config);
-    let names = Names::from_config(None);
+    let names = Names::default();
     let binding = &bindings[0];
 
     let started = Instant::now();

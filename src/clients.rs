@@ -95,8 +95,10 @@ impl Clients {
             .base_url(mc.base_url)
             .build()?;
         let dataverse = dataverse::Client::from_settings(loaded.dataverse()?)?;
-        let names = loaded.config.dataverse.names.clone().unwrap_or_default();
-        let tables = ToolTables::new(dataverse.clone(), dataverse::schema::Schema::new(&names));
+        let tables = ToolTables::new(
+            dataverse.clone(),
+            dataverse::schema::Schema::new(&loaded.names),
+        );
         Ok(Self {
             mailchimp,
             dataverse,

@@ -14,6 +14,7 @@ pub mod clients;
 pub mod commands;
 pub mod config;
 pub mod dataverse;
+pub mod domain;
 pub mod exit;
 pub mod http;
 pub mod logging;

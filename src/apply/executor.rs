@@ -32,15 +32,13 @@ use uuid::Uuid;
 
 use super::report::{BindingReport, Outcome};
 use crate::clients::Clients;
-use crate::config::{MemberType, Names};
 use crate::dataverse::batch::{OpOutcome, Operation};
 use crate::dataverse::lists::{self, AudienceBinding};
-use crate::dataverse::people::PersonKind;
 use crate::dataverse::records::{BulkAction, Created, Outcome as WriteOutcome, record_path};
 use crate::dataverse::schema::{audience as audience_cols, tag as tag_cols};
 use crate::dataverse::tag_links::TagLink;
 use crate::dataverse::{self, Error};
-use crate::plan::snapshot::TAG_NAME_COLUMN;
+use crate::domain::{MemberType, Names};
 use crate::plan::{Action, BindingPlan, Change, Value as PlanValue};
 
 /// The Audience record as the apply holds it.
@@ -71,15 +69,6 @@ pub struct Target<'a> {
 /// Called after each kind of change with the action and how many changes it held.
 pub type Progress<'a> = &'a (dyn Fn(Action, usize) + Sync);
 
-/// The person table of a member type.
-#[must_use]
-pub fn person_kind(member_type: MemberType) -> PersonKind {
-    match member_type {
-        MemberType::Contact => PersonKind::Contact,
-        MemberType::Lead => PersonKind::Lead,
-    }
-}
-
 /// Apply every change of `target.plan`, counting outcomes into `report`. Returns the Audience
 /// record's version after the run (the rename may change it).
 pub async fn execute(
@@ -92,7 +81,7 @@ pub async fn execute(
         clients,
         plan: target.plan,
         names: target.names,
-        kind: person_kind(target.plan.list.member_type),
+        kind: target.plan.list.member_type,
         audience: target.audience,
         failed_records: HashSet::new(),
         list_failed: None,
@@ -181,7 +170,7 @@ struct Run<'a, 'r> {
     clients: &'a Clients,
     plan: &'a BindingPlan,
     names: &'a Names,
-    kind: PersonKind,
+    kind: MemberType,
     audience: AudienceHold,
     failed_records: HashSet<Uuid>,
     list_failed: Option<String>,
@@ -222,6 +211,7 @@ fn json_value(value: Option<&PlanValue>) -> Value {
     match value {
         Some(PlanValue::Text(t)) => Value::String(t.clone()),
         Some(PlanValue::Bool(b)) => Value::Bool(*b),
+        Some(PlanValue::Number(n)) => Value::from(*n),
         None => Value::Null,
     }
 }
@@ -305,7 +295,7 @@ impl Run<'_, '_> {
             );
             return;
         }
-        let Some(name) = after_text(change, crate::plan::diff::AUDIENCE_NAME_COLUMN) else {
+        let Some(name) = after_text(change, audience_cols::NAME) else {
             self.report.record(change, Outcome::Done);
             return;
         };
@@ -331,12 +321,9 @@ impl Run<'_, '_> {
         let audience = after_text(change, &self.names.list_audience_lookup)
             .and_then(|t| Uuid::parse_str(t).ok())
             .unwrap_or(self.audience.id);
-        let name = after_text(change, crate::plan::diff::LIST_NAME_COLUMN)
+        let name = after_text(change, lists::NAME_COLUMN)
             .map_or_else(|| self.plan.list.name.clone(), str::to_owned);
-        let member_type = match self.plan.list.member_type {
-            MemberType::Contact => lists::MemberType::Contact,
-            MemberType::Lead => lists::MemberType::Lead,
-        };
+        let member_type = self.plan.list.member_type;
         let result = self
             .dv()
             .create_static_list(
@@ -391,7 +378,7 @@ impl Run<'_, '_> {
         let mut creates = Vec::new();
         let mut renames = Vec::new();
         for change in changes {
-            let name: String = after_text(change, TAG_NAME_COLUMN)
+            let name: String = after_text(change, tag_cols::NAME)
                 .or(change.name.as_deref())
                 .unwrap_or_default()
                 .chars()
@@ -583,10 +570,7 @@ impl Run<'_, '_> {
         let Some(list) = self.list_id(&changes) else {
             return;
         };
-        let member_type = match self.plan.list.member_type {
-            MemberType::Contact => lists::MemberType::Contact,
-            MemberType::Lead => lists::MemberType::Lead,
-        };
+        let member_type = self.plan.list.member_type;
         let dv = self.dv().clone();
         let chunks: Vec<Vec<&Change>> = changes
             .chunks(lists::ADD_CHUNK)

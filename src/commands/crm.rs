@@ -9,7 +9,7 @@
 use anyhow::Context as _;
 
 use crate::cli::{CrmArgs, CrmCommand};
-use crate::config::CrmNames;
+use crate::config::Names;
 use crate::dataverse::Client;
 use crate::dataverse::metadata;
 use crate::dataverse::schema::Schema;
@@ -24,15 +24,12 @@ pub(super) async fn run(command: CrmCommand, _ctx: &Context) -> anyhow::Result<E
 }
 
 /// The client and CRM names to use, from the config file.
-fn connection(args: &CrmArgs) -> anyhow::Result<Option<(Client, CrmNames)>> {
+fn connection(args: &CrmArgs) -> anyhow::Result<Option<(Client, Names)>> {
     let Some(loaded) = super::load_config(&args.config)? else {
         return Ok(None);
     };
     let client = Client::from_settings(loaded.dataverse()?)?;
-    Ok(Some((
-        client,
-        loaded.config.dataverse.names.clone().unwrap_or_default(),
-    )))
+    Ok(Some((client, loaded.names.clone())))
 }
 
 async fn bootstrap(args: &CrmArgs) -> anyhow::Result<ExitStatus> {

@@ -11,16 +11,7 @@ use super::model::{
     MemberType, UnsubscribePolicy,
 };
 use super::template::Template;
-
-/// Which Mailchimp audience.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AudienceSelector {
-    /// By list id.
-    Id(String),
-    /// By exact name.
-    Name(String),
-}
+pub use crate::domain::{AudienceSelector, Names};
 
 /// Which CRM marketing list.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -171,50 +162,30 @@ pub struct Binding {
     pub suspend: bool,
 }
 
-/// The tool's CRM schema names, every default applied.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[allow(missing_docs)] // each field is documented on `model::CrmNames`
-pub struct Names {
-    pub audience_table: String,
-    pub tag_table: String,
-    pub sync_run_table: String,
-    pub tag_contact_relationship: String,
-    pub tag_lead_relationship: String,
-    pub list_audience_lookup: String,
-    pub contact_mailchimp_id_column: String,
-    pub lead_mailchimp_id_column: String,
-    pub subscriber_status_column: String,
-}
-
-impl Names {
-    /// Apply the defaults to what the config says.
-    #[must_use]
-    pub fn from_config(names: Option<&CrmNames>) -> Self {
-        let n = names.cloned().unwrap_or_default();
-        let or = |v: Option<String>, d: &str| v.unwrap_or_else(|| d.to_owned());
-        Self {
-            audience_table: or(n.audience_table, "mcsync_audience"),
-            tag_table: or(n.tag_table, "mcsync_tag"),
-            sync_run_table: or(n.sync_run_table, "mcsync_syncrun"),
-            tag_contact_relationship: or(n.tag_contact_relationship, "mcsync_tag_contact"),
-            tag_lead_relationship: or(n.tag_lead_relationship, "mcsync_tag_lead"),
-            list_audience_lookup: or(n.list_audience_lookup, "mcsync_audienceid"),
-            contact_mailchimp_id_column: or(
-                n.contact_mailchimp_id_column,
-                "mcsync_mailchimpcontactid",
-            ),
-            lead_mailchimp_id_column: or(n.lead_mailchimp_id_column, "mcsync_mailchimpcontactid"),
-            subscriber_status_column: or(n.subscriber_status_column, "mcsync_mailchimpstatus"),
-        }
-    }
-
-    /// The Mailchimp contact id column for a member type.
-    #[must_use]
-    pub fn mailchimp_id_column(&self, member_type: MemberType) -> &str {
-        match member_type {
-            MemberType::Contact => &self.contact_mailchimp_id_column,
-            MemberType::Lead => &self.lead_mailchimp_id_column,
-        }
+/// The config's `dataverse.names` with every default applied (names are compared lower-case,
+/// and an empty one stands for its default).
+#[must_use]
+pub fn resolve_names(names: Option<&CrmNames>) -> Names {
+    let n = names.cloned().unwrap_or_default();
+    let d = Names::default();
+    let pick = |v: Option<String>, default: String| {
+        v.map(|s| s.trim().to_ascii_lowercase())
+            .filter(|s| !s.is_empty())
+            .unwrap_or(default)
+    };
+    Names {
+        audience_table: pick(n.audience_table, d.audience_table),
+        tag_table: pick(n.tag_table, d.tag_table),
+        sync_run_table: pick(n.sync_run_table, d.sync_run_table),
+        tag_contact_relationship: pick(n.tag_contact_relationship, d.tag_contact_relationship),
+        tag_lead_relationship: pick(n.tag_lead_relationship, d.tag_lead_relationship),
+        list_audience_lookup: pick(n.list_audience_lookup, d.list_audience_lookup),
+        contact_mailchimp_id_column: pick(
+            n.contact_mailchimp_id_column,
+            d.contact_mailchimp_id_column,
+        ),
+        lead_mailchimp_id_column: pick(n.lead_mailchimp_id_column, d.lead_mailchimp_id_column),
+        subscriber_status_column: pick(n.subscriber_status_column, d.subscriber_status_column),
     }
 }
 
@@ -245,7 +216,7 @@ pub fn default_field_map(names: &Names) -> BTreeMap<String, String> {
 /// unparsable template) fall back to their defaults here rather than failing.
 #[must_use]
 pub fn resolve(config: &Config) -> Vec<Binding> {
-    let names = Names::from_config(config.dataverse.names.as_ref());
+    let names = resolve_names(config.dataverse.names.as_ref());
     let defaults = config.defaults.clone().unwrap_or_default();
     config
         .bindings
@@ -492,6 +463,20 @@ bindings:
             "Hi Ann"
         );
         assert_eq!(b.list.member_type, MemberType::Lead);
+    }
+
+    #[test]
+    fn crm_names_resolve_lower_case_with_defaults_for_the_rest() {
+        let raw = CrmNames {
+            audience_table: Some("new_Audience".into()),
+            tag_contact_relationship: Some("  ".into()),
+            ..CrmNames::default()
+        };
+        let names = resolve_names(Some(&raw));
+        assert_eq!(names.audience_table, "new_audience");
+        assert_eq!(names.tag_contact_relationship, "mcsync_tag_contact");
+        assert_eq!(names.tag_table, "mcsync_tag");
+        assert_eq!(resolve_names(None), Names::default());
     }
 
     #[test]

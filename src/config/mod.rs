@@ -22,7 +22,7 @@ use sha2::{Digest, Sha256};
 
 pub use binding::{
     AudienceSelector, Binding, FieldMapping, ListSelector, ListTarget, Names, RemovalLimit,
-    TagRules, resolve,
+    TagRules, resolve, resolve_names,
 };
 pub use model::*;
 pub use validate::{Diagnostic, Severity};
@@ -99,24 +99,8 @@ pub struct MailchimpSettings {
     pub base_url: Option<String>,
 }
 
-/// The Dataverse connection, secrets resolved.
-#[derive(Debug, Clone)]
-pub struct DataverseSettings {
-    /// Environment URL.
-    pub url: String,
-    /// Entra tenant.
-    pub tenant_id: String,
-    /// App registration.
-    pub client_id: String,
-    /// Its secret.
-    pub client_secret: SecretString,
-    /// Token endpoint override.
-    pub token_url: Option<String>,
-    /// Web API version (`v9.2`).
-    pub api_version: String,
-    /// The tool's CRM schema names.
-    pub names: Names,
-}
+/// The Dataverse connection, secrets resolved: the client's own settings.
+pub use crate::dataverse::client::Settings as DataverseSettings;
 
 /// Read and validate a config file (without requiring its `${VAR}`s to be set).
 ///
@@ -146,7 +130,7 @@ pub fn load_str(path: &Path, text: &str) -> Result<Loaded, Error> {
     match checked.config {
         Some(config) if !has_errors => {
             let bindings = resolve(&config);
-            let names = Names::from_config(config.dataverse.names.as_ref());
+            let names = resolve_names(config.dataverse.names.as_ref());
             Ok(Loaded {
                 path: path.to_owned(),
                 bindings,
@@ -213,7 +197,6 @@ impl Loaded {
                 .map(|u| self.expand("/dataverse/token_url", u))
                 .transpose()?,
             api_version: dv.api_version.clone().unwrap_or_else(|| "v9.2".to_owned()),
-            names: self.names.clone(),
         })
     }
 

@@ -7,6 +7,9 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::domain::default_names;
+pub use crate::domain::{MemberStatus, MemberType};
+
 /// An audience-sync config: which Mailchimp audiences keep which Dynamics 365 marketing lists in step.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -71,45 +74,46 @@ pub struct DataverseConfig {
     pub names: Option<CrmNames>,
 }
 
+// As written; the defaults are `domain::default_names`, applied by `binding::resolve_names`.
 /// Logical names of the tool's own CRM schema. Every one has a default.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CrmNames {
     /// The Audience table (one record per bound Mailchimp audience, with its sync status).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(extend("default" = "mcsync_audience"))]
+    #[schemars(extend("default" = default_names::AUDIENCE_TABLE))]
     pub audience_table: Option<String>,
     /// The Tag table (one record per Mailchimp tag of a bound audience).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(extend("default" = "mcsync_tag"))]
+    #[schemars(extend("default" = default_names::TAG_TABLE))]
     pub tag_table: Option<String>,
     /// The Sync Run table (one record per apply and binding).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(extend("default" = "mcsync_syncrun"))]
+    #[schemars(extend("default" = default_names::SYNC_RUN_TABLE))]
     pub sync_run_table: Option<String>,
     /// The Tag ↔ Contact relationship.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(extend("default" = "mcsync_tag_contact"))]
+    #[schemars(extend("default" = default_names::TAG_CONTACT_RELATIONSHIP))]
     pub tag_contact_relationship: Option<String>,
     /// The Tag ↔ Lead relationship.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(extend("default" = "mcsync_tag_lead"))]
+    #[schemars(extend("default" = default_names::TAG_LEAD_RELATIONSHIP))]
     pub tag_lead_relationship: Option<String>,
     /// The marketing list's lookup column to its Audience record.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(extend("default" = "mcsync_audienceid"))]
+    #[schemars(extend("default" = default_names::LIST_AUDIENCE_LOOKUP))]
     pub list_audience_lookup: Option<String>,
     /// The column on contact holding the Mailchimp contact id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(extend("default" = "mcsync_mailchimpcontactid"))]
+    #[schemars(extend("default" = default_names::CONTACT_MAILCHIMP_ID_COLUMN))]
     pub contact_mailchimp_id_column: Option<String>,
     /// The column on lead holding the Mailchimp contact id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(extend("default" = "mcsync_mailchimpcontactid"))]
+    #[schemars(extend("default" = default_names::LEAD_MAILCHIMP_ID_COLUMN))]
     pub lead_mailchimp_id_column: Option<String>,
     /// The column on contact and lead holding the Mailchimp subscriber status.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(extend("default" = "mcsync_mailchimpstatus"))]
+    #[schemars(extend("default" = default_names::SUBSCRIBER_STATUS_COLUMN))]
     pub subscriber_status_column: Option<String>,
 }
 
@@ -216,18 +220,6 @@ pub struct MarketingListConfig {
     pub create: bool,
 }
 
-/// Member type of a marketing list (`createdfromcode`: 2 contact, 4 lead).
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum MemberType {
-    /// Contacts.
-    Contact,
-    /// Leads.
-    Lead,
-}
-
 /// Marketing list type (`type`: false static, true dynamic).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -250,41 +242,6 @@ pub struct MembersConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("default" = "mark_do_not_email"))]
     pub on_unsubscribe: Option<UnsubscribePolicy>,
-}
-
-/// A Mailchimp member status.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum MemberStatus {
-    /// Opted in.
-    Subscribed,
-    /// Opted out.
-    Unsubscribed,
-    /// Bounced or marked as spam.
-    Cleaned,
-    /// Waiting for double opt-in confirmation.
-    Pending,
-    /// Only receives transactional e-mail.
-    Transactional,
-    /// Archived in Mailchimp.
-    Archived,
-}
-
-impl MemberStatus {
-    /// The name Mailchimp uses.
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Subscribed => "subscribed",
-            Self::Unsubscribed => "unsubscribed",
-            Self::Cleaned => "cleaned",
-            Self::Pending => "pending",
-            Self::Transactional => "transactional",
-            Self::Archived => "archived",
-        }
-    }
 }
 
 /// What to do when a member unsubscribes or is cleaned.

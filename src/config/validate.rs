@@ -16,7 +16,7 @@ use jsonschema::{ValidationError, Validator};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::binding::{Names, default_field_map, parse_max_removals};
+use super::binding::{Names, default_field_map, parse_max_removals, resolve_names};
 use super::env;
 use super::model::{Config, FieldTarget, MemberStatus, MemberType, UnsubscribePolicy};
 use super::schema;
@@ -653,7 +653,7 @@ fn is_logical_name(name: &str) -> bool {
 
 fn semantic_errors(config: &Config, options: &CheckOptions<'_>, out: &mut Findings<'_>) {
     check_connections(config, options, out);
-    let names = Names::from_config(config.dataverse.names.as_ref());
+    let names = resolve_names(config.dataverse.names.as_ref());
     if let Some(crm_names) = &config.dataverse.names {
         let value = serde_json::to_value(crm_names).unwrap_or_default();
         if let Some(map) = value.as_object() {

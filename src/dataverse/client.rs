@@ -29,6 +29,24 @@ pub const DEFAULT_MAX_PARALLEL: usize = 52;
 /// The page size the client asks for (the service's maximum).
 pub const MAX_PAGE_SIZE: u32 = 5000;
 
+/// The connection settings of a [`Client`], secrets resolved (the caller translates its
+/// configuration into these).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Environment URL.
+    pub url: String,
+    /// Entra tenant.
+    pub tenant_id: String,
+    /// App registration.
+    pub client_id: String,
+    /// Its secret.
+    pub client_secret: SecretString,
+    /// Token endpoint override.
+    pub token_url: Option<String>,
+    /// Web API version (`v9.2`).
+    pub api_version: String,
+}
+
 /// Builds a [`Client`].
 #[derive(Default)]
 pub struct Builder {
@@ -245,11 +263,11 @@ impl Client {
         Builder::default()
     }
 
-    /// A client for the connection a config describes.
+    /// A client for these connection settings.
     ///
     /// # Errors
     /// A setting cannot be used (see [`Builder::build`]).
-    pub fn from_settings(settings: crate::config::DataverseSettings) -> Result<Self, Error> {
+    pub fn from_settings(settings: Settings) -> Result<Self, Error> {
         Self::builder()
             .url(settings.url)
             .tenant_id(settings.tenant_id)

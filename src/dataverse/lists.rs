@@ -15,56 +15,16 @@ use super::client::Client;
 use super::error::Error;
 use super::query::{Filter, Query};
 use super::records::{Created, Row, etag, guid, record_path, text};
+use crate::domain::MemberType;
 use crate::http::Idempotency;
+
+/// The list's name column.
+pub const NAME_COLUMN: &str = "listname";
+/// The list's member type column (see [`MemberType::list_code`]).
+pub const MEMBER_TYPE_COLUMN: &str = "createdfromcode";
 
 /// Members per `AddListMembersList` call.
 pub const ADD_CHUNK: usize = 1000;
-
-/// What a marketing list holds (`createdfromcode`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MemberType {
-    /// 1: accounts (the tool does not sync these).
-    Account,
-    /// 2: contacts.
-    Contact,
-    /// 4: leads.
-    Lead,
-    /// Any other code.
-    Other(i64),
-}
-
-impl MemberType {
-    /// From `createdfromcode`.
-    #[must_use]
-    pub fn from_code(code: i64) -> Self {
-        match code {
-            1 => Self::Account,
-            2 => Self::Contact,
-            4 => Self::Lead,
-            other => Self::Other(other),
-        }
-    }
-    /// The `createdfromcode` value.
-    #[must_use]
-    pub fn code(self) -> i64 {
-        match self {
-            Self::Account => 1,
-            Self::Contact => 2,
-            Self::Lead => 4,
-            Self::Other(code) => code,
-        }
-    }
-    /// The member table's logical name.
-    #[must_use]
-    pub fn logical_name(self) -> Option<&'static str> {
-        match self {
-            Self::Account => Some("account"),
-            Self::Contact => Some("contact"),
-            Self::Lead => Some("lead"),
-            Self::Other(_) => None,
-        }
-    }
-}
 
 /// A marketing list as the tool needs to see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,8 +35,8 @@ pub struct MarketingList {
     pub name: String,
     /// `type`: true = dynamic (members come from a query; the tool cannot write them).
     pub dynamic: bool,
-    /// `createdfromcode`.
-    pub member_type: MemberType,
+    /// `createdfromcode` (see [`MemberType::list_code`]; 1 is accounts).
+    pub member_type_code: i64,
     /// `statecode` 0 (inactive lists are read-only).
     pub active: bool,
     /// `lockstatus` (locked lists accept no new members).
@@ -85,6 +45,14 @@ pub struct MarketingList {
     pub audience: Option<Uuid>,
     /// The list's version.
     pub etag: Option<String>,
+}
+
+impl MarketingList {
+    /// Contacts or leads; `None` for a list of accounts or of an unknown type.
+    #[must_use]
+    pub fn member_type(&self) -> Option<MemberType> {
+        MemberType::from_list_code(self.member_type_code)
+    }
 }
 
 /// One row of `listmembers`.
@@ -99,9 +67,9 @@ pub struct ListMember {
 fn list_columns(lookup: &str) -> Vec<String> {
     vec![
         "listid".to_owned(),
-        "listname".to_owned(),
+        NAME_COLUMN.to_owned(),
         "type".to_owned(),
-        "createdfromcode".to_owned(),
+        MEMBER_TYPE_COLUMN.to_owned(),
         "statecode".to_owned(),
         "lockstatus".to_owned(),
         format!("_{lookup}_value"),
@@ -116,14 +84,14 @@ fn parse_list(row: &Row, lookup: &str) -> Result<MarketingList, Error> {
     };
     let id = guid(row, "listid").ok_or_else(|| bad("a list without `listid`".to_owned()))?;
     let code = row
-        .get("createdfromcode")
+        .get(MEMBER_TYPE_COLUMN)
         .and_then(Value::as_i64)
         .ok_or_else(|| bad(format!("list `{id}` has no `createdfromcode`")))?;
     Ok(MarketingList {
         id,
-        name: text(row, "listname").unwrap_or_default(),
+        name: text(row, NAME_COLUMN).unwrap_or_default(),
         dynamic: row.get("type").and_then(Value::as_bool).unwrap_or(false),
-        member_type: MemberType::from_code(code),
+        member_type_code: code,
         active: row.get("statecode").and_then(Value::as_i64).unwrap_or(0) == 0,
         locked: row
             .get("lockstatus")
@@ -164,7 +132,7 @@ impl Client {
     ) -> Result<Vec<MarketingList>, Error> {
         let query = Query::new("lists")
             .select(list_columns(audience_lookup))
-            .filter(Filter::eq("listname", name));
+            .filter(Filter::eq(NAME_COLUMN, name));
         let rows: Vec<Row> = self.collect(&query).await?;
         rows.iter()
             .map(|r| parse_list(r, audience_lookup))
@@ -185,9 +153,9 @@ impl Client {
     ) -> Result<Created, Error> {
         let mut body = json!({
             "listid": id,
-            "listname": name,
+            NAME_COLUMN: name,
             "type": false,
-            "createdfromcode": member_type.code(),
+            MEMBER_TYPE_COLUMN: member_type.list_code(),
         });
         if let (Some(binding), Some(map)) = (audience, body.as_object_mut()) {
             map.insert(binding.bind_key(), Value::String(binding.bind_value()));
@@ -244,20 +212,12 @@ impl Client {
         member_type: MemberType,
         ids: &[Uuid],
     ) -> Result<(), Error> {
-        let Some(logical) = member_type.logical_name() else {
-            return Err(Error::Request {
-                message: format!(
-                    "a list of member type `{}` cannot be filled",
-                    member_type.code()
-                ),
-            });
-        };
-        let odata_type = format!("Microsoft.Dynamics.CRM.{logical}");
-        let id_column = format!("{logical}id");
+        let odata_type = format!("Microsoft.Dynamics.CRM.{}", member_type.logical_name());
+        let id_column = member_type.id_column();
         for chunk in ids.chunks(ADD_CHUNK) {
             let members: Vec<Value> = chunk
                 .iter()
-                .map(|id| json!({ "@odata.type": odata_type, id_column.clone(): id }))
+                .map(|id| json!({ "@odata.type": odata_type, id_column: id }))
                 .collect();
             let body = json!({
                 "List": { "@odata.type": "Microsoft.Dynamics.CRM.list", "listid": list_id },
@@ -363,7 +323,7 @@ mod tests {
         }))
         .unwrap();
         let list = parse_list(&row, "mcsync_audienceid").unwrap();
-        assert_eq!(list.member_type, MemberType::Lead);
+        assert_eq!(list.member_type(), Some(MemberType::Lead));
         assert!(list.locked && list.active && !list.dynamic);
         assert_eq!(list.audience, Some(Uuid::from_u128(2)));
         assert_eq!(list.etag.as_deref(), Some("W/\"5\""));

@@ -12,7 +12,8 @@
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), audience_sync::dataverse::Error> {
-//! use audience_sync::dataverse::{Client, people::PersonKind};
+//! use audience_sync::dataverse::Client;
+//! use audience_sync::domain::MemberType;
 //! use futures::TryStreamExt;
 //! let client = Client::builder()
 //!     .url("https://contoso.crm.dynamics.com")
@@ -20,7 +21,7 @@
 //!     .client_id("00000000-0000-0000-0000-000000000002")
 //!     .client_secret(std::env::var("DATAVERSE_CLIENT_SECRET").unwrap_or_default().into())
 //!     .build()?;
-//! let mut pages = std::pin::pin!(client.all_people(PersonKind::Contact, &["emailaddress1"]));
+//! let mut pages = std::pin::pin!(client.all_people(MemberType::Contact, &["emailaddress1"]));
 //! while let Some(page) = pages.try_next().await? {
 //!     println!("{} contacts", page.len());
 //! }

@@ -14,6 +14,7 @@ use super::client::{Client, MAX_PAGE_SIZE};
 use super::error::Error;
 use super::query::{Filter, Literal, Query, in_chunks};
 use super::records::{Collection, Row, etag, guid};
+use crate::domain::MemberType;
 
 /// Upper bound of the encoded `$filter` of one lookup request (URLs stay far below the
 /// service's limit, with room for `$select`).
@@ -23,50 +24,6 @@ pub const MAX_IN_VALUES: usize = 200;
 /// Lookup queries per `$batch` (each answer is a page of up to 5000 rows, so this bounds the
 /// memory one batch answer takes).
 pub const READS_PER_BATCH: usize = 100;
-
-/// Contact or lead.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum PersonKind {
-    /// `contact`.
-    Contact,
-    /// `lead`.
-    Lead,
-}
-
-impl PersonKind {
-    /// Logical name.
-    #[must_use]
-    pub fn logical_name(self) -> &'static str {
-        match self {
-            Self::Contact => "contact",
-            Self::Lead => "lead",
-        }
-    }
-    /// Entity set.
-    #[must_use]
-    pub fn entity_set(self) -> &'static str {
-        match self {
-            Self::Contact => "contacts",
-            Self::Lead => "leads",
-        }
-    }
-    /// Primary key column.
-    #[must_use]
-    pub fn id_column(self) -> &'static str {
-        match self {
-            Self::Contact => "contactid",
-            Self::Lead => "leadid",
-        }
-    }
-    /// The list ↔ member relationship (navigation property on both sides).
-    #[must_use]
-    pub fn list_relationship(self) -> &'static str {
-        match self {
-            Self::Contact => "listcontact_association",
-            Self::Lead => "listlead_association",
-        }
-    }
-}
 
 /// A contact or lead with the columns that were selected.
 #[derive(Debug, Clone, PartialEq)]
@@ -87,7 +44,7 @@ impl Person {
     }
 }
 
-fn to_people(kind: PersonKind, rows: Vec<Row>) -> Vec<Person> {
+fn to_people(kind: MemberType, rows: Vec<Row>) -> Vec<Person> {
     rows.into_iter()
         .filter_map(|row| {
             Some(Person {
@@ -103,7 +60,7 @@ impl Client {
     /// The members of a marketing list as contacts or leads, page by page.
     pub fn people_in_list(
         &self,
-        kind: PersonKind,
+        kind: MemberType,
         list_id: Uuid,
         columns: &[&str],
     ) -> impl Stream<Item = Result<Vec<Person>, Error>> + Send + 'static + use<> {
@@ -126,7 +83,7 @@ impl Client {
     /// sets), so a lookup of a million addresses costs tens of counted requests, not thousands.
     pub fn people_where_in(
         &self,
-        kind: PersonKind,
+        kind: MemberType,
         column: &str,
         values: Vec<Literal>,
         columns: &[&str],
@@ -204,7 +161,7 @@ impl Client {
     /// The contacts or leads with these ids, page by page.
     pub fn people_by_ids(
         &self,
-        kind: PersonKind,
+        kind: MemberType,
         ids: &[Uuid],
         columns: &[&str],
     ) -> impl Stream<Item = Result<Vec<Person>, Error>> + Send + 'static + use<> {
@@ -215,7 +172,7 @@ impl Client {
     /// The contacts or leads with these e-mail addresses (`emailaddress1`), page by page.
     pub fn people_by_emails(
         &self,
-        kind: PersonKind,
+        kind: MemberType,
         emails: &[String],
         columns: &[&str],
     ) -> impl Stream<Item = Result<Vec<Person>, Error>> + Send + 'static + use<> {
@@ -226,7 +183,7 @@ impl Client {
     /// Every active contact or lead, page by page.
     pub fn all_people(
         &self,
-        kind: PersonKind,
+        kind: MemberType,
         columns: &[&str],
     ) -> impl Stream<Item = Result<Vec<Person>, Error>> + Send + 'static + use<> {
         let query = Query::new(kind.entity_set())
@@ -237,7 +194,7 @@ impl Client {
     }
 }
 
-fn with_id(kind: PersonKind, columns: &[&str]) -> Vec<String> {
+fn with_id(kind: MemberType, columns: &[&str]) -> Vec<String> {
     let mut out = vec![kind.id_column().to_owned()];
     out.extend(
         columns

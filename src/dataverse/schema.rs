@@ -1,7 +1,7 @@
 //! The ONE definition of the tool's own CRM schema: its tables (Audience, Tag, Sync Run), their
 //! columns with types and lengths, the lookups to the Audience table (on Tag, Sync Run and the
 //! marketing list), the Mailchimp columns on contact and lead, and the Tag ↔ Contact / Tag ↔ Lead
-//! many-to-many relationships. Names come from the config's [`CrmNames`]; each has a default.
+//! many-to-many relationships. Names are the resolved [`Names`] (each has a default).
 //!
 //! `crm bootstrap` and `crm check` are driven by it, the sandbox seeds its metadata from it, and
 //! the table modules read their column names from it. Pure data: no I/O.
@@ -9,7 +9,7 @@
 //! Entity set names are the logical name plus `s` (bootstrap sets `EntitySetName` explicitly so
 //! that this holds); primary keys are the logical name plus `id`.
 
-use crate::config::CrmNames;
+pub use crate::domain::Names;
 
 /// Picklist-free status of a binding's sync, stored as a whole number on the Audience record.
 pub mod sync_status {
@@ -113,63 +113,6 @@ pub struct ManyToMany {
     pub entity2: String,
 }
 
-/// The resolved names of the tool's schema.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Names {
-    /// Audience table.
-    pub audience_table: String,
-    /// Tag table.
-    pub tag_table: String,
-    /// Sync Run table.
-    pub sync_run_table: String,
-    /// Tag ↔ Contact relationship.
-    pub tag_contact: String,
-    /// Tag ↔ Lead relationship.
-    pub tag_lead: String,
-    /// The list's lookup to its Audience record.
-    pub list_audience_lookup: String,
-    /// Mailchimp contact id column on contact.
-    pub contact_mailchimp_id: String,
-    /// Mailchimp contact id column on lead.
-    pub lead_mailchimp_id: String,
-    /// Subscriber status column on contact and lead.
-    pub subscriber_status: String,
-}
-
-impl Names {
-    /// Fill what the config leaves out with the defaults.
-    #[must_use]
-    pub fn resolve(names: &CrmNames) -> Self {
-        let pick = |v: &Option<String>, d: &str| {
-            v.as_deref()
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .unwrap_or(d)
-                .to_ascii_lowercase()
-        };
-        Self {
-            audience_table: pick(&names.audience_table, "mcsync_audience"),
-            tag_table: pick(&names.tag_table, "mcsync_tag"),
-            sync_run_table: pick(&names.sync_run_table, "mcsync_syncrun"),
-            tag_contact: pick(&names.tag_contact_relationship, "mcsync_tag_contact"),
-            tag_lead: pick(&names.tag_lead_relationship, "mcsync_tag_lead"),
-            list_audience_lookup: pick(&names.list_audience_lookup, "mcsync_audienceid"),
-            contact_mailchimp_id: pick(
-                &names.contact_mailchimp_id_column,
-                "mcsync_mailchimpcontactid",
-            ),
-            lead_mailchimp_id: pick(&names.lead_mailchimp_id_column, "mcsync_mailchimpcontactid"),
-            subscriber_status: pick(&names.subscriber_status_column, "mcsync_mailchimpstatus"),
-        }
-    }
-}
-
-impl Default for Names {
-    fn default() -> Self {
-        Self::resolve(&CrmNames::default())
-    }
-}
-
 /// Column names of the Audience table.
 pub mod audience {
     /// Name (primary name).
@@ -255,7 +198,7 @@ pub struct Schema {
 
 impl Default for Schema {
     fn default() -> Self {
-        Self::new(&CrmNames::default())
+        Self::new(&Names::default())
     }
 }
 
@@ -289,11 +232,11 @@ fn table(
 }
 
 impl Schema {
-    /// The schema under the config's names.
+    /// The schema under these names.
     #[must_use]
-    pub fn new(names: &CrmNames) -> Self {
+    pub fn new(names: &Names) -> Self {
         use ColumnKind::{DateTime, Integer, Memo, String as Text};
-        let names = Names::resolve(names);
+        let names = names.clone();
         let audience = table(
             &names.audience_table,
             "Mailchimp Audience",
@@ -456,7 +399,7 @@ impl Schema {
                 ExtraColumn {
                     table: table.to_owned(),
                     column: col(
-                        &names.subscriber_status,
+                        &names.subscriber_status_column,
                         "Mailchimp Status",
                         Text { max_len: 20 },
                         "The Mailchimp subscriber status (set by audience-sync).",
@@ -464,8 +407,8 @@ impl Schema {
                 },
             ]
         };
-        let mut extra_columns = person_columns("contact", &names.contact_mailchimp_id);
-        extra_columns.extend(person_columns("lead", &names.lead_mailchimp_id));
+        let mut extra_columns = person_columns("contact", &names.contact_mailchimp_id_column);
+        extra_columns.extend(person_columns("lead", &names.lead_mailchimp_id_column));
         let lookup = |referencing: &str, column: &str| Lookup {
             relationship: format!("{}_{referencing}", names.audience_table),
             referencing_table: referencing.to_owned(),
@@ -480,12 +423,12 @@ impl Schema {
         ];
         let many_to_many = vec![
             ManyToMany {
-                schema_name: names.tag_contact.clone(),
+                schema_name: names.tag_contact_relationship.clone(),
                 entity1: names.tag_table.clone(),
                 entity2: "contact".to_owned(),
             },
             ManyToMany {
-                schema_name: names.tag_lead.clone(),
+                schema_name: names.tag_lead_relationship.clone(),
                 entity1: names.tag_table.clone(),
                 entity2: "lead".to_owned(),
             },
@@ -544,10 +487,10 @@ mod tests {
 
     #[test]
     fn configured_names_are_used_everywhere() {
-        let names = CrmNames {
-            audience_table: Some("new_Audience".into()),
-            tag_contact_relationship: Some("new_tagcontact".into()),
-            ..CrmNames::default()
+        let names = Names {
+            audience_table: "new_audience".into(),
+            tag_contact_relationship: "new_tagcontact".into(),
+            ..Names::default()
         };
         let schema = Schema::new(&names);
         assert_eq!(schema.audience().logical_name, "new_audience");

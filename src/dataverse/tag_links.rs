@@ -49,10 +49,10 @@ use uuid::Uuid;
 
 use super::batch::{OpOutcome, Operation};
 use super::error::Error;
-use super::people::PersonKind;
 use super::query::{Filter, Query};
 use super::records::{Row, guid, record_path};
 use super::tables::ToolTables;
+use crate::domain::MemberType;
 
 /// A link between a Tag record and a contact or lead.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -66,11 +66,8 @@ pub struct TagLink {
 impl ToolTables {
     /// The relationship (and navigation property) between tags and `kind`.
     #[must_use]
-    pub fn tag_relationship(&self, kind: PersonKind) -> &str {
-        match kind {
-            PersonKind::Contact => &self.schema.names.tag_contact,
-            PersonKind::Lead => &self.schema.names.tag_lead,
-        }
+    pub fn tag_relationship(&self, kind: MemberType) -> &str {
+        self.schema.names.tag_relationship(kind)
     }
 
     /// Link tags to contacts or leads. Returns each link's failure (`None` when linked or
@@ -80,7 +77,7 @@ impl ToolTables {
     /// A batch could not be sent or read.
     pub async fn link_tags(
         &self,
-        kind: PersonKind,
+        kind: MemberType,
         links: &[TagLink],
     ) -> Result<Vec<Option<String>>, Error> {
         let tag_set = &self.schema.tag().entity_set;
@@ -110,7 +107,7 @@ impl ToolTables {
     /// A batch could not be sent or read.
     pub async fn unlink_tags(
         &self,
-        kind: PersonKind,
+        kind: MemberType,
         links: &[TagLink],
     ) -> Result<Vec<Option<String>>, Error> {
         let tag_set = &self.schema.tag().entity_set;
@@ -134,7 +131,7 @@ impl ToolTables {
     /// The contacts or leads linked to a tag, page by page (ids only).
     pub fn tag_members(
         &self,
-        kind: PersonKind,
+        kind: MemberType,
         tag_id: Uuid,
     ) -> impl Stream<Item = Result<Vec<Uuid>, Error>> + Send + 'static + use<> {
         let query = Query::new(kind.entity_set())

@@ -5,7 +5,7 @@ use chrono::{DateTime, FixedOffset, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
-pub use crate::config::MemberStatus;
+pub use crate::domain::MemberStatus;
 
 /// An audience (Mailchimp list), as `audiences` shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -49,7 +49,7 @@ impl From<RawAudience> for Audience {
 }
 
 /// An audience by id or by exact name (the config's selector).
-pub use crate::config::AudienceSelector;
+pub use crate::domain::AudienceSelector;
 
 /// A merge field definition.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -167,14 +167,7 @@ pub struct MemberQuery {
 }
 
 /// Every member status, for a read of the whole audience archived members included.
-pub const ALL_STATUSES: [MemberStatus; 6] = [
-    MemberStatus::Subscribed,
-    MemberStatus::Unsubscribed,
-    MemberStatus::Cleaned,
-    MemberStatus::Pending,
-    MemberStatus::Transactional,
-    MemberStatus::Archived,
-];
+pub const ALL_STATUSES: [MemberStatus; 6] = MemberStatus::ALL;
 
 /// Every field of [`Member`], as `fields=` names them.
 pub const MEMBER_FIELDS: &[&str] = &[

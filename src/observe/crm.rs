@@ -9,21 +9,14 @@ use uuid::Uuid;
 
 use super::{Error, scalar_text};
 use crate::clients::Clients;
-use crate::config::{Binding, ListSelector, MemberType, Names};
-use crate::dataverse::people::{Person, PersonKind};
+use crate::config::{Binding, ListSelector, Names};
+use crate::dataverse::people::Person;
 use crate::dataverse::query::Literal;
 use crate::dataverse::records::Row;
 use crate::plan::snapshot::{self, CrmRecord, CrmSide, MailchimpSide};
 
 fn column_text(row: &Row, column: &str) -> Option<String> {
     row.get(column).and_then(scalar_text)
-}
-
-fn person_kind(member_type: MemberType) -> PersonKind {
-    match member_type {
-        MemberType::Contact => PersonKind::Contact,
-        MemberType::Lead => PersonKind::Lead,
-    }
 }
 
 /// What the CRM holds for the list: the tool's records and the list's members, converted to
@@ -67,7 +60,7 @@ pub(super) async fn observe_list(
     clients: &Clients,
 ) -> Result<ListSide, Error> {
     let dv = &clients.dataverse;
-    let kind = person_kind(binding.list.member_type);
+    let kind = binding.list.member_type;
     let list = match &binding.list.selector {
         ListSelector::Id(id) => dv.marketing_list(*id, &names.list_audience_lookup).await?,
         ListSelector::Name(name) => {
@@ -87,7 +80,7 @@ pub(super) async fn observe_list(
         id: l.id,
         name: l.name,
         dynamic: l.dynamic,
-        member_type_code: u8::try_from(l.member_type.code()).unwrap_or(0),
+        member_type_code: u8::try_from(l.member_type_code).unwrap_or(0),
         statecode: i32::from(!l.active),
         etag: l.etag.unwrap_or_default().into(),
         audience_record: l.audience,
@@ -99,7 +92,7 @@ pub(super) async fn observe_list(
     // binding otherwise, and reading an account list as contacts would be wrong.
     let readable = list
         .as_ref()
-        .filter(|l| !l.dynamic && i64::from(l.member_type_code) == kind_code(kind));
+        .filter(|l| !l.dynamic && l.member_type() == Some(kind));
     if let Some(list) = readable {
         let mut list_member_ids: HashMap<Uuid, Uuid> = HashMap::new();
         let mut members = std::pin::pin!(dv.list_members(list.id));
@@ -179,7 +172,7 @@ pub(super) async fn complete(
     mailchimp: &MailchimpSide,
 ) -> Result<CrmSide, Error> {
     let dv = &clients.dataverse;
-    let kind = person_kind(binding.list.member_type);
+    let kind = binding.list.member_type;
     side.audience = clients
         .tables
         .audiences_by_mailchimp_id(&mailchimp.audience.id)
@@ -306,11 +299,4 @@ pub(super) async fn complete(
         columns: side.columns,
         records,
     })
-}
-
-fn kind_code(kind: PersonKind) -> i64 {
-    match kind {
-        PersonKind::Contact => 2,
-        PersonKind::Lead => 4,
-    }
 }

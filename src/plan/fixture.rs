@@ -19,7 +19,7 @@ pub(crate) fn bindings(yaml_bindings: &str) -> (Vec<Binding>, Names) {
     );
     let value = crate::config::yaml::parse_value(&text).expect("fixture YAML parses");
     let config: Config = serde_json::from_value(value).expect("fixture config is valid");
-    (resolve(&config), Names::from_config(None))
+    (resolve(&config), Names::default())
 }
 
 /// A deterministic id for fixture records.

@@ -19,8 +19,10 @@ use uuid::Uuid;
 
 use crate::config::{MemberStatus, MemberType};
 
-/// The version of the plan format this build writes.
-pub const FORMAT_VERSION: &str = "1.0";
+/// The version of the plan format this build writes. 2.0: changes name real CRM columns only
+/// (`mcsync_name` of the Audience and Tag records, `createdfromcode` as a number), where 1.x
+/// showed `name` and `"2"`/`"4"`.
+pub const FORMAT_VERSION: &str = "2.0";
 
 /// The flag that overrides a removal guard.
 pub const ALLOW_REMOVALS_FLAG: &str = "--allow-removals";
@@ -52,7 +54,7 @@ pub enum Error {
     Parse(#[source] serde_json::Error),
     /// A plan of a format version this build cannot read.
     #[error(
-        "plan format version `{found}` is not supported (this build reads `1.x` up to `{FORMAT_VERSION}`)"
+        "plan format version `{found}` is not supported (this build reads `2.x` up to `{FORMAT_VERSION}`)"
     )]
     UnsupportedVersion {
         /// The plan's `format_version`.
@@ -629,6 +631,8 @@ pub enum Value {
     Bool(bool),
     /// Text.
     Text(String),
+    /// A whole number (e.g. a choice column's code).
+    Number(i64),
 }
 
 impl std::fmt::Display for Value {
@@ -636,6 +640,7 @@ impl std::fmt::Display for Value {
         match self {
             Self::Bool(b) => write!(f, "{b}"),
             Self::Text(t) => write!(f, "{t:?}"),
+            Self::Number(n) => write!(f, "{n}"),
         }
     }
 }
@@ -759,8 +764,8 @@ mod tests {
         );
         let json = serde_json::to_string(&plan).expect("serializes");
         assert_eq!(Plan::from_json(&json).expect("reads"), plan);
-        for version in ["2.0", "1.99", "one"] {
-            let other = json.replace("\"1.0\"", &format!("\"{version}\""));
+        for version in ["1.0", "3.0", "2.99", "one"] {
+            let other = json.replace("\"2.0\"", &format!("\"{version}\""));
             let err = Plan::from_json(&other).expect_err("refused");
             assert!(
                 matches!(err, Error::UnsupportedVersion { .. }),

@@ -15,9 +15,10 @@ use uuid::Uuid;
 use super::model::{Action, BindingPlan, Change, Value};
 use super::snapshot::{
     AudienceRecord, CrmRecord, CrmSide, DO_NOT_BULK_EMAIL_COLUMN, MarketingList, Snapshot,
-    TAG_NAME_COLUMN, TagRecord,
+    TagRecord,
 };
-use crate::config::MemberType;
+use crate::dataverse::lists as list_cols;
+use crate::dataverse::schema::{audience as audience_cols, tag as tag_cols};
 
 /// Apply every change of `plan` to the CRM side of `snapshot`.
 pub fn apply_to_snapshot(plan: &BindingPlan, snapshot: &mut Snapshot) {
@@ -39,26 +40,23 @@ pub fn apply_to_snapshot(plan: &BindingPlan, snapshot: &mut Snapshot) {
                 crm.audience = Some(AudienceRecord {
                     id: change.record,
                     etag: next_etag(),
-                    name: after_text(change, super::diff::AUDIENCE_NAME_COLUMN).unwrap_or_default(),
+                    name: after_text(change, audience_cols::NAME).unwrap_or_default(),
                     sync_status: None,
                 });
             }
             Action::UpdateAudience => {
                 if let Some(a) = crm.audience.as_mut().filter(|a| a.id == change.record) {
-                    if let Some(name) = after_text(change, super::diff::AUDIENCE_NAME_COLUMN) {
+                    if let Some(name) = after_text(change, audience_cols::NAME) {
                         a.name = name;
                     }
                     a.etag = next_etag();
                 }
             }
             Action::CreateList => {
-                let code = match plan.list.member_type {
-                    MemberType::Contact => 2,
-                    MemberType::Lead => 4,
-                };
+                let code = u8::try_from(plan.list.member_type.list_code()).unwrap_or(0);
                 crm.list = Some(MarketingList {
                     id: change.record,
-                    name: after_text(change, super::diff::LIST_NAME_COLUMN).unwrap_or_default(),
+                    name: after_text(change, list_cols::NAME_COLUMN).unwrap_or_default(),
                     dynamic: false,
                     member_type_code: code,
                     statecode: 0,
@@ -81,13 +79,13 @@ pub fn apply_to_snapshot(plan: &BindingPlan, snapshot: &mut Snapshot) {
                 crm.tags.push(TagRecord {
                     id: change.record,
                     mailchimp_id,
-                    name: after_text(change, TAG_NAME_COLUMN).unwrap_or_default(),
+                    name: after_text(change, tag_cols::NAME).unwrap_or_default(),
                     etag: next_etag(),
                 });
             }
             Action::RenameTag => {
                 if let Some(t) = crm.tags.iter_mut().find(|t| t.id == change.record) {
-                    if let Some(name) = after_text(change, TAG_NAME_COLUMN) {
+                    if let Some(name) = after_text(change, tag_cols::NAME) {
                         t.name = name;
                     }
                     t.etag = next_etag();
@@ -183,12 +181,16 @@ fn write_fields(columns: &[String], record: &mut CrmRecord, change: &Change) {
             continue;
         }
         if let Some(i) = columns.iter().position(|c| **c == *f.column) {
-            let bool_text;
+            let owned;
             let value = match &f.after {
                 Some(Value::Text(t)) => Some(t.as_str()),
                 Some(Value::Bool(b)) => {
-                    bool_text = b.to_string();
-                    Some(bool_text.as_str())
+                    owned = b.to_string();
+                    Some(owned.as_str())
+                }
+                Some(Value::Number(n)) => {
+                    owned = n.to_string();
+                    Some(owned.as_str())
                 }
                 None => None,
             };

@@ -35,9 +35,6 @@ pub const EMAIL_COLUMN: &str = "emailaddress1";
 /// The CRM column of the do-not-bulk-e-mail flag.
 pub const DO_NOT_BULK_EMAIL_COLUMN: &str = "donotbulkemail";
 
-/// The Tag record's name column, as shown in changes of Tag records (the table's primary name).
-pub const TAG_NAME_COLUMN: &str = "name";
-
 /// The member field paths a binding needs from Mailchimp: every mapped source and every field its
 /// lead templates use, sorted and without duplicates.
 #[must_use]
@@ -239,6 +236,14 @@ pub struct MarketingList {
     pub etag: Box<str>,
     /// The Audience record its lookup points at.
     pub audience_record: Option<Uuid>,
+}
+
+impl MarketingList {
+    /// Contacts or leads; `None` for a list of accounts or of an unknown type.
+    #[must_use]
+    pub fn member_type(&self) -> Option<MemberType> {
+        MemberType::from_list_code(i64::from(self.member_type_code))
+    }
 }
 
 /// A CRM Tag record of this audience.

@@ -5,15 +5,14 @@
 use std::time::Duration;
 
 use audience_sync::dataverse::batch::{OpOutcome, Operation, Part};
-use audience_sync::dataverse::lists::MemberType;
 use audience_sync::dataverse::metadata;
-use audience_sync::dataverse::people::PersonKind;
 use audience_sync::dataverse::query::{Filter, Query};
 use audience_sync::dataverse::records::{BulkAction, Created, Outcome, Row};
 use audience_sync::dataverse::schema::Schema;
 use audience_sync::dataverse::tables::{Lease, LeaseOutcome, ToolTables};
 use audience_sync::dataverse::tag_links::TagLink;
 use audience_sync::dataverse::{Client, Error};
+use audience_sync::domain::MemberType;
 use audience_sync::http::RetryPolicy;
 use audience_sync::sandbox::{Options, Sandbox, Seed};
 use futures::TryStreamExt;
@@ -391,7 +390,7 @@ async fn list_membership_is_added_read_and_removed() {
         .await
         .unwrap()
         .expect("list exists");
-    assert!(!list.dynamic && list.active && list.member_type == MemberType::Contact);
+    assert!(!list.dynamic && list.active && list.member_type() == Some(MemberType::Contact));
     assert_eq!(
         client
             .marketing_lists_named("audience-sync test", "mcsync_audienceid")
@@ -424,7 +423,7 @@ async fn list_membership_is_added_read_and_removed() {
             .any(|m| m.id == single && m.entity_id == people[2499])
     );
     let in_list: Vec<_> = client
-        .people_in_list(PersonKind::Contact, list_id, &["emailaddress1"])
+        .people_in_list(MemberType::Contact, list_id, &["emailaddress1"])
         .try_concat()
         .await
         .unwrap();
@@ -463,7 +462,7 @@ async fn people_are_found_by_email_with_quotes_and_plus_signs() {
     assert!(batches >= 2, "{queries} queries");
     reset_counters(&sandbox).await;
     let found: Vec<_> = client
-        .people_by_emails(PersonKind::Contact, &emails, &["emailaddress1", "lastname"])
+        .people_by_emails(MemberType::Contact, &emails, &["emailaddress1", "lastname"])
         .try_concat()
         .await
         .unwrap();
@@ -497,7 +496,7 @@ async fn tag_links_cost_one_counted_request_per_thousand() {
     let people = create_contacts(&client, 2500, "Tagged").await;
     let links: Vec<TagLink> = people.iter().map(|p| TagLink { tag, person: *p }).collect();
     reset_counters(&sandbox).await;
-    let failures = tables.link_tags(PersonKind::Contact, &links).await.unwrap();
+    let failures = tables.link_tags(MemberType::Contact, &links).await.unwrap();
     assert!(
         failures.iter().all(Option::is_none),
         "{:?}",
@@ -507,13 +506,13 @@ async fn tag_links_cost_one_counted_request_per_thousand() {
     assert_eq!(counted(&c), 3, "2,500 links in three $batch requests: {c}");
     assert_eq!(c["operations"].as_u64(), Some(2500), "{c}");
     let members: Vec<Uuid> = tables
-        .tag_members(PersonKind::Contact, tag)
+        .tag_members(MemberType::Contact, tag)
         .try_concat()
         .await
         .unwrap();
     assert_eq!(members.len(), 2500);
     let again = tables
-        .link_tags(PersonKind::Contact, &links[..10])
+        .link_tags(MemberType::Contact, &links[..10])
         .await
         .unwrap();
     assert!(
@@ -521,12 +520,12 @@ async fn tag_links_cost_one_counted_request_per_thousand() {
         "linking twice is fine: {again:?}"
     );
     let gone = tables
-        .unlink_tags(PersonKind::Contact, &links[..500])
+        .unlink_tags(MemberType::Contact, &links[..500])
         .await
         .unwrap();
     assert!(gone.iter().all(Option::is_none), "{gone:?}");
     let members: Vec<Uuid> = tables
-        .tag_members(PersonKind::Contact, tag)
+        .tag_members(MemberType::Contact, tag)
         .try_concat()
         .await
         .unwrap();
@@ -709,10 +708,10 @@ async fn tool_tables_leads_and_upserts_round_trip() {
         .unwrap()
         .unwrap();
     assert_eq!(list.audience, Some(audience));
-    assert_eq!(list.member_type, MemberType::Lead);
+    assert_eq!(list.member_type(), Some(MemberType::Lead));
 
     // Leads written with write_many: create, then update and upsert through the same call.
-    let mc = &schema.names.lead_mailchimp_id;
+    let mc = &schema.names.lead_mailchimp_id_column;
     let ids: Vec<Uuid> = (0..3).map(|_| Uuid::new_v4()).collect();
     let lead = |i: usize, last: &str| {
         let Value::Object(map) = json!({
@@ -766,7 +765,7 @@ async fn tool_tables_leads_and_upserts_round_trip() {
 
     let by_mc: Vec<_> = client
         .people_where_in(
-            PersonKind::Lead,
+            MemberType::Lead,
             mc,
             vec!["mc0".into(), "mc2".into()],
             &["lastname", mc],
@@ -781,7 +780,7 @@ async fn tool_tables_leads_and_upserts_round_trip() {
     expected.sort();
     assert_eq!(found, expected);
     let by_id: Vec<_> = client
-        .people_by_ids(PersonKind::Lead, &ids, &[])
+        .people_by_ids(MemberType::Lead, &ids, &[])
         .try_concat()
         .await
         .unwrap();
@@ -792,7 +791,7 @@ async fn tool_tables_leads_and_upserts_round_trip() {
         .await
         .unwrap();
     let in_list: Vec<_> = client
-        .people_in_list(PersonKind::Lead, list_id, &["lastname"])
+        .people_in_list(MemberType::Lead, list_id, &["lastname"])
         .try_concat()
         .await
         .unwrap();
@@ -804,14 +803,14 @@ async fn tool_tables_leads_and_upserts_round_trip() {
     let links: Vec<TagLink> = ids.iter().map(|p| TagLink { tag, person: *p }).collect();
     assert!(
         tables
-            .link_tags(PersonKind::Lead, &links)
+            .link_tags(MemberType::Lead, &links)
             .await
             .unwrap()
             .iter()
             .all(Option::is_none)
     );
     let members: Vec<Uuid> = tables
-        .tag_members(PersonKind::Lead, tag)
+        .tag_members(MemberType::Lead, tag)
         .try_concat()
         .await
         .unwrap();

@@ -1,0 +1,542 @@
+//! Members, one pass over them after [matching](super::matching):
+//! - **Selected members** (status in `statuses`): created when unmatched (deterministic id, mapped
+//!   fields, the stored id, lead templates for lead lists); otherwise updated in mapped columns
+//!   only (`overwrite`: Mailchimp's non-empty value wins; `fill_empty`: only empty columns are
+//!   filled; an empty Mailchimp value never clears a CRM column) and linked by stored id when
+//!   matched by e-mail; added to the list; their tag links set (see [`super::tags`]).
+//! - **Consent.** An unsubscribed or cleaned member's record gets do-not-bulk-e-mail and the
+//!   subscriber status, when `on_unsubscribe: mark_do_not_email`. A flagged record is never
+//!   unflagged: a subscribed member on a flagged record is a warning.
+//! - **Leaving.** A managed list member (its record stores a Mailchimp id) whose member is not
+//!   selected (or gone) is removed from the list when the binding prunes members, or when it
+//!   unsubscribed or was cleaned and `on_unsubscribe: remove`. Records are never deleted.
+//!   Unmanaged list members (no stored id) are listed as kept and never removed.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use uuid::Uuid;
+
+use super::matching::{Found, Matches, is_valid_email, match_members};
+use super::tags::TagPlan;
+use super::{Diff, member_ref, opt_text, text};
+use crate::config::{FieldPolicy, UnsubscribePolicy};
+use crate::domain::{MemberStatus, MemberType};
+use crate::plan::ids;
+use crate::plan::model::{
+    Action, Change, FieldChange, Problem, ProblemCode, Reason, UnmanagedMember, Value,
+};
+use crate::plan::snapshot::{CrmRecord, DO_NOT_BULK_EMAIL_COLUMN, EMAIL_COLUMN, Member};
+
+/// Positions computed once per binding: the CRM columns the pass reads, and where each mapping's
+/// member field and column are.
+struct Layout {
+    /// The stored Mailchimp id column.
+    id_col: usize,
+    /// The e-mail column.
+    email_col: usize,
+    /// The subscriber status column.
+    status_col: usize,
+    /// Per mapping: the member field's position.
+    path_of: Vec<Option<usize>>,
+    /// Per mapping: the column's position.
+    col_of: Vec<Option<usize>>,
+}
+
+fn is_consent_status(status: MemberStatus) -> bool {
+    matches!(status, MemberStatus::Unsubscribed | MemberStatus::Cleaned)
+}
+
+fn leaving_reason(status: MemberStatus) -> Reason {
+    match status {
+        MemberStatus::Unsubscribed => Reason::UnsubscribedInMailchimp,
+        MemberStatus::Cleaned => Reason::CleanedInMailchimp,
+        MemberStatus::Archived => Reason::ArchivedInMailchimp,
+        _ => Reason::StatusNotSelected,
+    }
+}
+
+impl<'a> Diff<'a> {
+    /// Every member, then the list members no member matched; then the guard.
+    pub(super) fn members(&mut self, tags: &TagPlan) {
+        let Some(layout) = self.layout() else {
+            return; // check_shape guarantees these columns
+        };
+        let snap = self.snapshot;
+        let records = &snap.crm.records;
+        let members = &snap.mailchimp.members;
+        let matches = match_members(members, records, layout.id_col, layout.email_col);
+        let mut selected_count = 0_u64;
+        for (mi, m) in members.iter().enumerate() {
+            let selected = self.binding.statuses.contains(&m.status);
+            selected_count += u64::from(selected);
+            self.member(m, matches.of(mi), selected, &layout, tags);
+        }
+        self.unclaimed_list_members(&matches, &layout);
+        let id_col = layout.id_col;
+        self.guard(selected_count, move |r: &CrmRecord| {
+            r.value(id_col).is_some()
+        });
+    }
+
+    fn layout(&self) -> Option<Layout> {
+        let crm = &self.snapshot.crm;
+        let id_column = self
+            .names
+            .mailchimp_id_column(self.binding.list.member_type);
+        let fields = &self.binding.fields;
+        Some(Layout {
+            id_col: crm.column_index(id_column)?,
+            email_col: crm.column_index(EMAIL_COLUMN)?,
+            status_col: crm.column_index(&self.names.subscriber_status_column)?,
+            path_of: fields
+                .iter()
+                .map(|f| self.snapshot.mailchimp.path_index(&f.source))
+                .collect(),
+            col_of: fields.iter().map(|f| crm.column_index(&f.column)).collect(),
+        })
+    }
+
+    /// One member: skipped on a conflict or a bad address; else created, updated or leaving,
+    /// and its consent written.
+    fn member(
+        &mut self,
+        m: &'a Member,
+        found: Found<'_>,
+        selected: bool,
+        layout: &Layout,
+        tags: &TagPlan,
+    ) {
+        let records = &self.snapshot.crm.records;
+        let index = match found {
+            Found::Nothing => None,
+            Found::Conflict(code, rs) => {
+                self.conflict(m, code, rs);
+                return;
+            }
+            Found::Record(r) => Some(r),
+        };
+        if !is_valid_email(m.email()) {
+            self.plan.errors.push(Problem {
+                code: ProblemCode::InvalidEmail,
+                message: format!(
+                    "member `{}` has an invalid e-mail address (this member is skipped)",
+                    m.email()
+                ),
+                member: Some(member_ref(m)),
+                records: index.map(|r| records[r].id).into_iter().collect(),
+            });
+            return;
+        }
+        let consent = is_consent_status(m.status)
+            && self.binding.on_unsubscribe == UnsubscribePolicy::MarkDoNotEmail;
+        let (record_id, rec) = match index {
+            None if !selected => return,
+            None => (self.create_record(m, tags, &layout.path_of, consent), None),
+            Some(r) => {
+                let rec = &records[r];
+                let consent_due = consent
+                    && (!rec.do_not_bulk_email
+                        || rec.value(layout.status_col) != Some(m.status.as_str()));
+                if selected {
+                    self.update_record(m, rec, layout, consent_due.then_some(layout.status_col));
+                    self.stays(m, rec, tags);
+                } else {
+                    self.leaves(m, rec, layout);
+                }
+                if !consent_due {
+                    return;
+                }
+                (rec.id, Some(rec))
+            }
+        };
+        if consent {
+            self.consent(m, record_id, rec, layout.status_col);
+        }
+    }
+
+    /// Two or more records for one member: an error, and the member is skipped.
+    fn conflict(&mut self, m: &'a Member, code: ProblemCode, rs: &[u32]) {
+        let records = &self.snapshot.crm.records;
+        let what = if code == ProblemCode::DuplicateEmail {
+            format!("{} CRM records have the e-mail address of", rs.len())
+        } else {
+            format!("{} CRM records store the Mailchimp id of", rs.len())
+        };
+        let mut ids: Vec<Uuid> = rs.iter().map(|&r| records[r as usize].id).collect();
+        ids.sort_unstable();
+        self.plan.errors.push(Problem {
+            code,
+            message: format!(
+                "{what} member `{}`; merge or fix them in the CRM (this member is skipped)",
+                m.email()
+            ),
+            member: Some(member_ref(m)),
+            records: ids,
+        });
+    }
+
+    /// A selected member with a record: on the list, its tags linked, a kept flag warned about.
+    fn stays(&mut self, m: &'a Member, rec: &CrmRecord, tags: &TagPlan) {
+        if !rec.on_list {
+            let change =
+                self.member_change(Action::AddListMember, Reason::MemberNotOnList, rec.id, m);
+            self.push(change);
+        }
+        self.tag_links(m, rec.id, &rec.tag_links, tags);
+        if rec.do_not_bulk_email && m.status == MemberStatus::Subscribed {
+            self.plan.warnings.push(Problem {
+                code: ProblemCode::DoNotEmailKept,
+                message: format!(
+                    "record `{}` is flagged do-not-bulk-e-mail in the CRM while `{}` is subscribed in Mailchimp; the flag is kept (the tool never re-subscribes)",
+                    rec.id,
+                    m.email()
+                ),
+                member: Some(member_ref(m)),
+                records: vec![rec.id],
+            });
+        }
+    }
+
+    /// A member not selected, with a record: kept when unmanaged; removed from the list when
+    /// the binding says so.
+    fn leaves(&mut self, m: &'a Member, rec: &CrmRecord, layout: &Layout) {
+        let managed = rec.value(layout.id_col).is_some();
+        if rec.on_list && !managed {
+            self.plan.unmanaged.push(UnmanagedMember {
+                record: rec.id,
+                email: rec.value(layout.email_col).map(str::to_owned),
+            });
+        }
+        let remove = rec.on_list
+            && managed
+            && (self.binding.prune_members
+                || (is_consent_status(m.status)
+                    && self.binding.on_unsubscribe == UnsubscribePolicy::Remove));
+        if remove {
+            let change = self.member_change(
+                Action::RemoveListMember,
+                leaving_reason(m.status),
+                rec.id,
+                m,
+            );
+            self.push(change);
+        }
+    }
+
+    /// The consent change of `record_id` (`rec`: as read, `None` when being created).
+    fn consent(
+        &mut self,
+        m: &'a Member,
+        record_id: Uuid,
+        rec: Option<&CrmRecord>,
+        status_col: usize,
+    ) {
+        let (before_flag, before_status, etag) = match rec {
+            Some(rec) => (
+                rec.do_not_bulk_email,
+                rec.value(status_col),
+                Some(rec.etag().to_owned()),
+            ),
+            None => (false, None, None),
+        };
+        let fields = [
+            (!before_flag).then(|| FieldChange {
+                column: self.col(DO_NOT_BULK_EMAIL_COLUMN),
+                before: Some(Value::Bool(false)),
+                after: Some(Value::Bool(true)),
+            }),
+            (before_status != Some(m.status.as_str())).then(|| FieldChange {
+                column: self.col(&self.names.subscriber_status_column),
+                before: opt_text(before_status),
+                after: text(m.status.as_str()),
+            }),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let change = self
+            .member_change(
+                Action::SetDoNotEmail,
+                leaving_reason(m.status),
+                record_id,
+                m,
+            )
+            .fields(fields)
+            .if_match(etag);
+        self.push(change);
+    }
+
+    /// List members no member matched: kept when unmanaged, removed (they left the audience)
+    /// when managed and the binding prunes members.
+    fn unclaimed_list_members(&mut self, matches: &Matches, layout: &Layout) {
+        for (i, rec) in self.snapshot.crm.records.iter().enumerate() {
+            if matches.claimed(i) || !rec.on_list {
+                continue;
+            }
+            let email = rec.value(layout.email_col).map(str::to_owned);
+            if rec.value(layout.id_col).is_none() {
+                self.plan.unmanaged.push(UnmanagedMember {
+                    record: rec.id,
+                    email,
+                });
+            } else if self.binding.prune_members {
+                self.push(
+                    Change::new(Action::RemoveListMember, Reason::LeftAudience, rec.id)
+                        .maybe_named(email)
+                        .if_match(Some(rec.etag().to_owned())),
+                );
+            }
+        }
+    }
+
+    /// A new record for `m`, added to the list and linked to its tags.
+    fn create_record(
+        &mut self,
+        m: &'a Member,
+        tags: &TagPlan,
+        path_of: &[Option<usize>],
+        consent: bool,
+    ) -> Uuid {
+        let id = ids::member_record(self.audience_id, m.contact_id());
+        let mut columns = self.new_record_columns(m, path_of);
+        if consent {
+            // the consent change writes the status; do not write it twice
+            columns.remove(&self.names.subscriber_status_column);
+        }
+        let fields = columns
+            .into_iter()
+            .map(|(column, value)| FieldChange {
+                column: self.col(&column),
+                before: None,
+                after: Some(Value::Text(value)),
+            })
+            .collect();
+        let create = self
+            .member_change(Action::CreateRecord, Reason::MemberMissingInCrm, id, m)
+            .fields(fields)
+            .if_absent();
+        self.push(create);
+        let add = self.member_change(Action::AddListMember, Reason::MemberMissingInCrm, id, m);
+        self.push(add);
+        self.tag_links(m, id, &[], tags);
+        id
+    }
+
+    /// The columns of a new record: mapped fields, the e-mail, the stored id, lead templates.
+    fn new_record_columns(
+        &self,
+        m: &Member,
+        path_of: &[Option<usize>],
+    ) -> BTreeMap<String, String> {
+        let mut columns: BTreeMap<String, String> = BTreeMap::new();
+        for (mapping, path) in self.binding.fields.iter().zip(path_of) {
+            if let Some(v) = path.and_then(|p| m.value(p)) {
+                columns.insert(mapping.column.clone(), v.to_owned());
+            }
+        }
+        columns
+            .entry(EMAIL_COLUMN.to_owned())
+            .or_insert_with(|| m.email().to_owned());
+        columns.insert(
+            self.names
+                .mailchimp_id_column(self.binding.list.member_type)
+                .to_owned(),
+            m.contact_id().to_owned(),
+        );
+        if self.binding.list.member_type == MemberType::Lead {
+            let paths = &self.snapshot.mailchimp;
+            for (column, template) in &self.binding.lead_values {
+                if columns.contains_key(column) {
+                    continue;
+                }
+                let rendered = template.render(|path| {
+                    paths
+                        .path_index(path)
+                        .and_then(|p| m.value(p))
+                        .map(str::to_owned)
+                });
+                if !rendered.is_empty() {
+                    columns.insert(column.clone(), rendered);
+                }
+            }
+        }
+        columns
+    }
+
+    /// The mapped columns of `rec` that differ, by policy, and the stored id when it was
+    /// matched by e-mail (`skip_status`: the consent change writes the status column).
+    fn update_record(
+        &mut self,
+        m: &'a Member,
+        rec: &CrmRecord,
+        layout: &Layout,
+        skip_status: Option<usize>,
+    ) {
+        let id_col = layout.id_col;
+        let mut fields: Vec<FieldChange> = Vec::new();
+        let mut reason = Reason::FieldEmptyInCrm;
+        let mut seen: BTreeSet<usize> = BTreeSet::new();
+        let mappings = self
+            .binding
+            .fields
+            .iter()
+            .zip(&layout.path_of)
+            .zip(&layout.col_of);
+        for ((mapping, path), col) in mappings {
+            let Some(col) = *col else { continue };
+            if skip_status == Some(col) || col == id_col || !seen.insert(col) {
+                continue;
+            }
+            let old = rec.value(col);
+            let Some(new) = path.and_then(|p| m.value(p)) else {
+                continue;
+            };
+            let write = match mapping.policy {
+                FieldPolicy::Overwrite => old != Some(new),
+                FieldPolicy::FillEmpty => old.is_none(),
+            };
+            if write {
+                if old.is_some() {
+                    reason = Reason::FieldChangedInMailchimp;
+                }
+                fields.push(FieldChange {
+                    column: self.col(&mapping.column),
+                    before: opt_text(old),
+                    after: text(new),
+                });
+            }
+        }
+        let stored = rec.value(id_col);
+        if stored != Some(m.contact_id()) {
+            reason = Reason::MatchedByEmail;
+            fields.push(FieldChange {
+                column: self.col(
+                    self.names
+                        .mailchimp_id_column(self.binding.list.member_type),
+                ),
+                before: opt_text(stored),
+                after: text(m.contact_id()),
+            });
+        }
+        if fields.is_empty() {
+            return;
+        }
+        fields.sort_by(|a, b| a.column.cmp(&b.column));
+        let change = self
+            .member_change(Action::UpdateRecord, reason, rec.id, m)
+            .fields(fields)
+            .if_match(Some(rec.etag().to_owned()));
+        self.push(change);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::MemberStatus;
+    use crate::plan::diff::compute;
+    use crate::plan::fixture::{self, Builder, uuid};
+    use crate::plan::model::{Action, Reason};
+
+    #[test]
+    fn conflicts_skip_only_their_member_and_never_remove_its_records() {
+        let plan = fixture::scenario_plan();
+        let news = &plan.bindings[0];
+        let touched = |email: &str| {
+            news.changes
+                .iter()
+                .any(|c| c.member.as_ref().is_some_and(|m| m.email == email))
+        };
+        assert!(!touched("gina@example.com"));
+        assert!(!touched("henry@example.com"));
+        assert!(!touched("not-an-email"));
+        // henry's record is on the list and managed, but never removed while in conflict
+        assert!(!news.changes.iter().any(|c| c.record == uuid(0x81)));
+        assert!(touched("alice@example.com"));
+    }
+
+    #[test]
+    fn unmanaged_list_members_are_kept_even_when_pruning() {
+        let plan = fixture::scenario_plan();
+        let news = &plan.bindings[0];
+        assert_eq!(news.unmanaged.len(), 1);
+        assert_eq!(
+            news.unmanaged[0].email.as_deref(),
+            Some("walter@example.com")
+        );
+        assert!(!news.changes.iter().any(|c| c.record == uuid(0x3a)));
+    }
+
+    #[test]
+    fn without_prune_leavers_stay_and_only_consent_is_written() {
+        let (bindings, names) = fixture::bindings(
+            "bindings:\n  - {name: b, audience: {id: a1}, marketing_list: {name: L, member_type: contact}}\n",
+        );
+        let col = names.contact_mailchimp_id_column.as_str();
+        let snapshot = Builder::new(&bindings[0], &names, ("a1", "A"))
+            .audience_record(uuid(1), "A")
+            .list(uuid(2), "L", 2, false, Some(uuid(1)))
+            .member("u@example.com", MemberStatus::Unsubscribed, &[], &[])
+            .member("s@example.com", MemberStatus::Subscribed, &[], &[])
+            .record(
+                uuid(10),
+                &[("emailaddress1", "u@example.com"), (col, "c-u")],
+                false,
+                &[],
+                true,
+            )
+            .record(
+                uuid(11),
+                &[
+                    ("emailaddress1", "s@example.com"),
+                    (col, "c-s"),
+                    ("mcsync_mailchimpstatus", "subscribed"),
+                ],
+                false,
+                &[],
+                true,
+            )
+            .build();
+        let plan = compute(&bindings[0], &names, &snapshot);
+        let actions: Vec<Action> = plan.changes.iter().map(|c| c.action).collect();
+        assert_eq!(actions, vec![Action::SetDoNotEmail]);
+        assert_eq!(plan.guard, None);
+    }
+
+    #[test]
+    fn fill_empty_never_overwrites() {
+        let (bindings, names) = fixture::bindings(
+            "bindings:\n  - {name: b, audience: {id: a1}, marketing_list: {name: L, member_type: contact}, fields: {policy: fill_empty}}\n",
+        );
+        let col = names.contact_mailchimp_id_column.as_str();
+        let snapshot = Builder::new(&bindings[0], &names, ("a1", "A"))
+            .audience_record(uuid(1), "A")
+            .list(uuid(2), "L", 2, false, Some(uuid(1)))
+            .member(
+                "s@example.com",
+                MemberStatus::Subscribed,
+                &[
+                    ("merge_fields.FNAME", "New"),
+                    ("merge_fields.LNAME", "Last"),
+                ],
+                &[],
+            )
+            .record(
+                uuid(11),
+                &[
+                    ("emailaddress1", "s@example.com"),
+                    (col, "c-s"),
+                    ("firstname", "Old"),
+                    ("mcsync_mailchimpstatus", "subscribed"),
+                ],
+                false,
+                &[],
+                true,
+            )
+            .build();
+        let plan = compute(&bindings[0], &names, &snapshot);
+        assert_eq!(plan.changes.len(), 1);
+        let fields: Vec<&str> = plan.changes[0].fields.iter().map(|f| &*f.column).collect();
+        assert_eq!(fields, vec!["lastname"]);
+        assert_eq!(plan.changes[0].reason, Reason::FieldEmptyInCrm);
+    }
+}
