@@ -80,3 +80,28 @@ bindings:{bindings}
     std::fs::write(&path, text).expect("temp dir is writable");
     path
 }
+
+/// The tool's CRM tables, through a client of the sandbox's Dataverse emulator.
+pub fn crm_tables(
+    sandbox: &audience_sync::sandbox::Sandbox,
+) -> audience_sync::dataverse::tables::ToolTables {
+    let env = sandbox.env();
+    let get = |key: &str| {
+        env.iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    let client = audience_sync::dataverse::Client::builder()
+        .url(get("DATAVERSE_URL"))
+        .tenant_id(get("DATAVERSE_TENANT_ID"))
+        .client_id(get("DATAVERSE_CLIENT_ID"))
+        .client_secret(get("DATAVERSE_CLIENT_SECRET").into())
+        .token_url(Some(get("DATAVERSE_TOKEN_URL")))
+        .build()
+        .expect("client");
+    audience_sync::dataverse::tables::ToolTables::new(
+        client,
+        audience_sync::dataverse::schema::Schema::default(),
+    )
+}

@@ -52,25 +52,6 @@ async fn live_leases(tables: &ToolTables, audiences: &[(String, String)]) -> Vec
         .collect()
 }
 
-fn tables(sandbox: &Sandbox) -> ToolTables {
-    let env = sandbox.env();
-    let get = |key: &str| {
-        env.iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.clone())
-            .unwrap_or_default()
-    };
-    let client = audience_sync::dataverse::Client::builder()
-        .url(get("DATAVERSE_URL"))
-        .tenant_id(get("DATAVERSE_TENANT_ID"))
-        .client_id(get("DATAVERSE_CLIENT_ID"))
-        .client_secret(get("DATAVERSE_CLIENT_SECRET").into())
-        .token_url(Some(get("DATAVERSE_TOKEN_URL")))
-        .build()
-        .expect("client");
-    ToolTables::new(client, audience_sync::dataverse::schema::Schema::default())
-}
-
 struct Replica {
     child: Child,
     log: std::path::PathBuf,
@@ -186,7 +167,7 @@ async fn two_replicas_share_four_bindings_and_a_killed_one_hands_its_binding_ove
         ..Faults::default()
     });
 
-    let crm = tables(&sandbox);
+    let crm = common::crm_tables(&sandbox);
     let a = Replica::start(&sandbox, &config, dir.path(), "a");
     let mut b = Replica::start(&sandbox, &config, dir.path(), "b");
     let logs = |a: &Replica, b: &Replica| format!("--- a:\n{}\n--- b:\n{}", a.log(), b.log());
