@@ -82,9 +82,7 @@ bindings:{bindings}
 }
 
 /// The tool's CRM tables, through a client of the sandbox's Dataverse emulator.
-pub fn crm_tables(
-    sandbox: &audience_sync::sandbox::Sandbox,
-) -> audience_sync::dataverse::tables::ToolTables {
+pub fn crm_tables(sandbox: &api_sandbox::Sandbox) -> audience_sync::dataverse::tables::ToolTables {
     let env = sandbox.env();
     let get = |key: &str| {
         env.iter()

@@ -10,10 +10,10 @@
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use api_sandbox::dataverse::Faults;
+use api_sandbox::{GenerateSpec, Options, Sandbox};
 use audience_sync::apply::lease;
 use audience_sync::dataverse::tables::ToolTables;
-use audience_sync::sandbox::dataverse::Faults;
-use audience_sync::sandbox::{GenerateSpec, Options, Sandbox};
 use chrono::{DateTime, Utc};
 use tokio::time::Instant;
 
