@@ -36,6 +36,7 @@
 //! - The API key is sent only as HTTP Basic credentials; it is never logged or shown by `Debug`.
 
 mod error;
+mod paging;
 mod types;
 
 use std::collections::HashSet;
