@@ -116,6 +116,7 @@ impl Pager {
     }
 
     /// Windows that shifted beyond the overlap so far.
+    #[cfg(test)]
     #[must_use]
     pub fn shifts(&self) -> u32 {
         self.shifts

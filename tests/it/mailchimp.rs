@@ -532,8 +532,9 @@ async fn never_more_than_10_requests_in_flight() {
     assert_eq!(counts.total, 40);
     assert_eq!(counts.refused_concurrency, 0);
     assert_eq!(
-        counts.max_in_flight, 10,
-        "the client used its limit and not more"
+        counts.max_in_flight,
+        audience_sync::mailchimp::DEFAULT_CONNECTIONS,
+        "the client used its budget (8 by default) and not more"
     );
 
     // The emulator itself refuses the 11th simultaneous request of a key with 429.
@@ -554,7 +555,7 @@ async fn never_more_than_10_requests_in_flight() {
 }
 
 #[tokio::test]
-async fn members_added_during_a_read_are_reported_as_drift() {
+async fn members_added_during_a_read_shift_nothing_out_of_it() {
     let sandbox = start(seed_with(plain_audience(2500)), None).await;
     let client = client_for(&sandbox);
     let list_id = first_audience(&sandbox);
@@ -565,26 +566,13 @@ async fn members_added_during_a_read_are_reported_as_drift() {
         .mailchimp
         .add_member(&list_id, &MemberSeed::new("late@example.com"))
         .unwrap();
-    let mut outcome = Vec::new();
+    let mut ids: Vec<String> = first.into_iter().map(|m| m.id).collect();
     while let Some(page) = pages.next().await {
-        outcome.push(page.map(|p| p.len()));
+        ids.extend(page.expect("no drift error").into_iter().map(|m| m.id));
     }
-    let err = outcome
-        .into_iter()
-        .find_map(Result::err)
-        .expect("drift is reported");
-    assert!(
-        matches!(
-            err,
-            Error::Drift {
-                before: 2500,
-                after: 2501,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
-    assert!(err.to_string().contains("read it again"), "{err}");
+    let unique: HashSet<&String> = ids.iter().collect();
+    assert_eq!(unique.len(), ids.len(), "no member twice");
+    assert!(ids.len() >= 2500, "every member that stayed is read ({})", ids.len());
 }
 
 #[tokio::test]
