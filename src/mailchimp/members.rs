@@ -9,7 +9,9 @@ use std::time::Instant;
 use futures::stream::{self, BoxStream, FuturesOrdered, StreamExt, TryStreamExt};
 
 use super::paging::{OVERLAP, Pager, Step};
-use super::{Client, Error, Member, MemberQuery, MemberStatus, MemberTag, NotFound, PAGE_SIZE, Page, encode};
+use super::{
+    Client, Error, Member, MemberQuery, MemberStatus, MemberTag, NotFound, PAGE_SIZE, Page, encode,
+};
 
 impl Client {
     /// The audience's members, as a stream of pages (up to 1000 members each). With several
@@ -102,7 +104,8 @@ impl Client {
         status: Option<MemberStatus>,
         offset: usize,
     ) -> Result<Page<Member>, Error> {
-        let time = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%dT%H:%M:%S+00:00").to_string();
+        let time =
+            |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%dT%H:%M:%S+00:00").to_string();
         let mut q: Vec<(&str, String)> = vec![
             ("count", PAGE_SIZE.to_string()),
             ("offset", offset.to_string()),

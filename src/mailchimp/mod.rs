@@ -321,9 +321,15 @@ impl Client {
             let retry = attempt < inner.policy.max_attempts;
             let body = match response.bytes().await {
                 // Under load Mailchimp may refuse with a 403 that has no body: back off.
-                Ok(body) if status == reqwest::StatusCode::FORBIDDEN && body.is_empty() && retry => {
+                Ok(body)
+                    if status == reqwest::StatusCode::FORBIDDEN && body.is_empty() && retry =>
+                {
                     let wait = inner.policy.backoff(attempt, None);
-                    tracing::warn!(path, attempt, "403 without a body (connection limit), backing off");
+                    tracing::warn!(
+                        path,
+                        attempt,
+                        "403 without a body (connection limit), backing off"
+                    );
                     tokio::time::sleep(wait).await;
                     attempt += 1;
                     continue;
@@ -589,7 +595,6 @@ impl Client {
         );
         self.all_pages(&path, &query, NotFound::Other).await
     }
-
 }
 
 fn encode(segment: &str) -> String {

@@ -770,7 +770,7 @@ mod tests {
         let json = serde_json::to_string(&plan).expect("serializes");
         assert_eq!(Plan::from_json(&json).expect("reads"), plan);
         for version in ["1.0", "3.0", "2.99", "one"] {
-            let other = json.replace("\"2.0\"", &format!("\"{version}\""));
+            let other = json.replace(&format!("\"{FORMAT_VERSION}\""), &format!("\"{version}\""));
             let err = Plan::from_json(&other).expect_err("refused");
             assert!(
                 matches!(err, Error::UnsupportedVersion { .. }),

@@ -572,7 +572,11 @@ async fn members_added_during_a_read_shift_nothing_out_of_it() {
     }
     let unique: HashSet<&String> = ids.iter().collect();
     assert_eq!(unique.len(), ids.len(), "no member twice");
-    assert!(ids.len() >= 2500, "every member that stayed is read ({})", ids.len());
+    assert!(
+        ids.len() >= 2500,
+        "every member that stayed is read ({})",
+        ids.len()
+    );
 }
 
 #[tokio::test]

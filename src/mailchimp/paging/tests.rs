@@ -62,7 +62,13 @@ impl Model {
 
 /// Read one pass with `ahead` windows in flight and `rate` changes per served window; the ids
 /// yielded, in order.
-fn read(model: &mut Model, rng: &mut StdRng, page: usize, ahead: usize, rate: u32) -> Result<Vec<String>, GaveUp> {
+fn read(
+    model: &mut Model,
+    rng: &mut StdRng,
+    page: usize,
+    ahead: usize,
+    rate: u32,
+) -> Result<Vec<String>, GaveUp> {
     let mut pager = Pager::new(page, OVERLAP.min(page / 4));
     // (generation, offset, served page)
     let mut in_flight: Vec<(u64, usize, Option<(Vec<String>, usize)>)> = Vec::new();
@@ -74,18 +80,25 @@ fn read(model: &mut Model, rng: &mut StdRng, page: usize, ahead: usize, rate: u3
                 None => break,
             }
         }
-        assert!(!in_flight.is_empty(), "a pass that is not done always has a window to read");
+        assert!(
+            !in_flight.is_empty(),
+            "a pass that is not done always has a window to read"
+        );
         for _ in 0..rng.random_range(0..=rate) {
             model.churn(rng);
         }
         // Serve one waiting window, any of them.
-        let waiting: Vec<usize> = (0..in_flight.len()).filter(|i| in_flight[*i].2.is_none()).collect();
+        let waiting: Vec<usize> = (0..in_flight.len())
+            .filter(|i| in_flight[*i].2.is_none())
+            .collect();
         if let Some(&i) = waiting.get(rng.random_range(0..waiting.len().max(1))) {
             in_flight[i].2 = Some(model.page(in_flight[i].1, page));
         }
         while in_flight.first().is_some_and(|w| w.2.is_some()) {
             let (generation, offset, served) = in_flight.remove(0);
-            let Some((ids, total)) = served else { unreachable!() };
+            let Some((ids, total)) = served else {
+                unreachable!()
+            };
             if generation != pager.generation() {
                 continue;
             }
@@ -112,9 +125,15 @@ fn check(seed: u64, n: u64, page: usize, ahead: usize, rate: u32) -> u32 {
     for id in &yielded {
         *counts.entry(id).or_default() += 1;
     }
-    assert!(counts.values().all(|c| *c == 1), "seed {seed}: a member was yielded twice");
+    assert!(
+        counts.values().all(|c| *c == 1),
+        "seed {seed}: a member was yielded twice"
+    );
     for id in before.iter().filter(|id| !model.changed.contains(*id)) {
-        assert!(counts.contains_key(id.as_str()), "seed {seed}: unchanged member {id} was lost");
+        assert!(
+            counts.contains_key(id.as_str()),
+            "seed {seed}: unchanged member {id} was lost"
+        );
     }
     model.changed.len() as u32
 }
@@ -152,7 +171,10 @@ fn a_set_that_collapses_between_windows_is_read_again_not_skipped() {
     let ids: Vec<String> = (0..10).map(|i| format!("a{i}")).collect();
     let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
     assert_eq!(pager.issue(0), Some(0));
-    assert_eq!(pager.accept(0, &refs, 30).unwrap(), Step::Keep((0..10).collect()));
+    assert_eq!(
+        pager.accept(0, &refs, 30).unwrap(),
+        Step::Keep((0..10).collect())
+    );
     let next = pager.issue(0).unwrap();
     assert_eq!(next, 8);
     // Everything of the first window left: the window at 8 has no anchor.
