@@ -9,6 +9,7 @@ mod dataverse_emulator;
 mod demo;
 mod examples;
 mod lease;
+mod live_audience;
 mod mailchimp;
 mod plan;
 mod reliability;

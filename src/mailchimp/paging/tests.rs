@@ -60,6 +60,9 @@ impl Model {
     }
 }
 
+/// A window as served: its ids and `total_items`.
+type Served = (Vec<String>, usize);
+
 /// Read one pass with `ahead` windows in flight and `rate` changes per served window; the ids
 /// yielded, in order.
 fn read(
@@ -70,8 +73,7 @@ fn read(
     rate: u32,
 ) -> Result<Vec<String>, GaveUp> {
     let mut pager = Pager::new(page, OVERLAP.min(page / 4));
-    // (generation, offset, served page)
-    let mut in_flight: Vec<(u64, usize, Option<(Vec<String>, usize)>)> = Vec::new();
+    let mut in_flight: Vec<(u64, usize, Option<Served>)> = Vec::new();
     let mut yielded = Vec::new();
     loop {
         while in_flight.len() < ahead {
