@@ -6,10 +6,11 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use api_sandbox::mailchimp::MemberStatus as SeedStatus;
+use api_sandbox::mailchimp::{AudienceSeed, Faults, MemberSeed};
+use api_sandbox::{Options, Sandbox, Seed};
 use audience_sync::config::MemberStatus;
 use audience_sync::mailchimp::{Client, MemberQuery};
-use audience_sync::sandbox::mailchimp::{AudienceSeed, Faults, MemberSeed};
-use audience_sync::sandbox::{Options, Sandbox, Seed};
 use futures::StreamExt;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -28,7 +29,7 @@ async fn start(n: usize) -> Sandbox {
     });
     Sandbox::start(Options {
         seed,
-        ..Options::default()
+        ..audience_sync::commands::sandbox::options()
     })
     .await
     .expect("sandbox starts")
@@ -59,9 +60,9 @@ async fn churn(
     while !stop.load(Ordering::Relaxed) {
         let target = email(rng.random_range(0..n));
         let _ = match rng.random_range(0..6) {
-            0 => mc.set_status(list_id, &target, MemberStatus::Unsubscribed),
-            1 => mc.set_status(list_id, &target, MemberStatus::Subscribed),
-            2 => mc.set_status(list_id, &target, MemberStatus::Archived),
+            0 => mc.set_status(list_id, &target, SeedStatus::Unsubscribed),
+            1 => mc.set_status(list_id, &target, SeedStatus::Subscribed),
+            2 => mc.set_status(list_id, &target, SeedStatus::Archived),
             3 => mc.delete_member_permanently(list_id, &target),
             4 => mc
                 .change_email(list_id, &target, &format!("moved{added}-{target}"))
