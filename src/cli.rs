@@ -146,7 +146,8 @@ pub struct PlanArgs {
     /// Show every row of every group, not only the first ones.
     #[arg(long)]
     pub full: bool,
-    /// Show e-mail addresses unmasked in Markdown output.
+    /// Show member data (e-mail addresses, names, phones, street addresses, mapped columns)
+    /// unmasked in text and Markdown output (the JSON plan always holds it).
     #[arg(long)]
     pub show_pii: bool,
 }
@@ -180,6 +181,9 @@ pub struct ApplyArgs {
     /// Report format.
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub format: OutputFormat,
+    /// Show member data unmasked in the plan shown before applying.
+    #[arg(long)]
+    pub show_pii: bool,
 }
 
 /// What `watch` does on each pass.

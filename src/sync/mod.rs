@@ -7,7 +7,8 @@
 //! - [`Session::apply_planned`]: a plan's bindings under their leases, after the removal guard
 //!   ([`guard::Policy`], the one place that decides it); [`Session::replan_superseded`] plans
 //!   again and applies the bindings that another applier ran while this one waited.
-//! - [`Session::check_saved`]: what a saved plan must pass before it is applied.
+//! - [`Session::check_saved`]: a saved plan checked against a fresh plan and the config: what
+//!   of it may be applied.
 //! - [`Session::reconcile`]: one binding in a [`Mode`], cancellable (`watch`).
 //!
 //! Every future here is `Send`, so a caller may spawn it.
@@ -24,7 +25,7 @@ use std::time::Duration;
 pub use crate::observe::{AudienceSummary, AudiencesError, audiences};
 pub use reconcile::{Failed, Mode, Reconciled};
 pub use report::{Event, Phase, Reporter, Silent, Tracing};
-pub use saved::{Error as SavedError, StaleMembers};
+pub use saved::{CheckedPlan, Error as SavedError, StaleMembers};
 
 use crate::apply::{self, BindingReport, Report, lease};
 use crate::clients::Clients;

@@ -435,9 +435,10 @@ async fn an_invalid_edit_keeps_the_old_config_and_shows_the_error_until_fixed() 
     let ready = h.get("/readyz").await;
     assert_eq!(ready.status(), 503);
     let body: Value = ready.json().await.unwrap();
+    assert_eq!(body["config"], "invalid", "{body}");
     assert!(
-        body["config"].as_str().unwrap().contains("contakt"),
-        "{body}"
+        !body.to_string().contains("contakt"),
+        "the unauthenticated probe never echoes config text: {body}"
     );
 
     // The old config keeps running: a manual pass uses it.
@@ -487,11 +488,19 @@ async fn readyz_needs_both_apis_reachable() {
     let h = start(&fake, |_| {}).await;
     assert_eq!(h.get("/healthz").await.status(), 200);
     assert_eq!(h.get("/readyz").await.status(), 200);
-    *fake.probe_error.lock().unwrap() = Some("dataverse: token endpoint refused".to_owned());
+    *fake.probe_error.lock().unwrap() = Some(
+        "dataverse: token endpoint https://app:s3cret@login.example.com/token refused".to_owned(),
+    );
     let response = h.get("/readyz").await;
     assert_eq!(response.status(), 503);
     let body: Value = response.json().await.unwrap();
-    assert_eq!(body["apis"], "dataverse: token endpoint refused");
+    assert_eq!(body["apis"], "unreachable", "{body}");
+    assert_eq!(body["service"], "dataverse", "{body}");
+    let text = body.to_string();
+    assert!(
+        !text.contains("s3cret") && !text.contains("https://") && !text.contains("refused"),
+        "the unauthenticated probe echoes no URL or detail: {text}"
+    );
     assert_eq!(h.stop().await, Outcome::Success);
 }
 
