@@ -221,6 +221,14 @@ pub struct WatchArgs {
     /// Reconcile every binding once and exit.
     #[arg(long)]
     pub once: bool,
+    /// With `--once`: how long to wait for another process's lease on a binding, e.g. `5m`; a
+    /// binding still held then makes the exit code 1. Without `--once` a replica never waits: it
+    /// skips the binding and looks again when that lease would lapse.
+    #[arg(long, value_parser = parse_duration, default_value = "0s")]
+    pub lock_timeout: Duration,
+    /// Bindings this process reconciles at once (each under its own lease; replicas add up).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..))]
+    pub max_parallel: u16,
     /// Name of an environment variable holding a bearer token required by /status, /metrics and /reconcile.
     #[arg(long, value_name = "VAR")]
     pub token_env: Option<String>,

@@ -23,7 +23,7 @@ use std::time::Duration;
 
 /// The account's audiences with their tag counts: what bindings can be written for.
 pub use crate::observe::{AudienceSummary, AudiencesError, audiences};
-pub use reconcile::{Failed, Mode, Reconciled};
+pub use reconcile::{Failed, Leasing, Mode, Reconciled};
 pub use report::{Event, Phase, Reporter, Silent, Tracing};
 pub use saved::{CheckedPlan, Error as SavedError, StaleMembers};
 
@@ -252,7 +252,15 @@ mod tests {
     fn reconcile_is_send(session: Session<'_>, binding: &Binding) {
         fn send<T: Send>(_: T) {}
         let cancel = tokio_util::sync::CancellationToken::new();
-        send(session.reconcile(binding, Mode::Apply, std::time::Duration::ZERO, &cancel));
+        send(session.reconcile(
+            binding,
+            Mode::Apply,
+            Leasing {
+                term: std::time::Duration::ZERO,
+                wait: std::time::Duration::ZERO,
+            },
+            &cancel,
+        ));
         send(session.plan_all(&[]));
     }
 }

@@ -103,3 +103,11 @@ pub fn crm_client(sandbox: &api_sandbox::Sandbox) -> audience_sync::dataverse::C
         .build()
         .expect("client")
 }
+
+/// The tool's CRM tables, through a client of the sandbox's Dataverse emulator.
+pub fn crm_tables(sandbox: &api_sandbox::Sandbox) -> audience_sync::dataverse::tables::ToolTables {
+    audience_sync::dataverse::tables::ToolTables::new(
+        crm_client(sandbox),
+        audience_sync::dataverse::schema::Schema::default(),
+    )
+}

@@ -14,6 +14,7 @@ mod mailchimp;
 mod pii;
 mod plan;
 mod reliability;
+mod replicas;
 mod saved_plan;
 mod schema;
 mod timeouts;

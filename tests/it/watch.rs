@@ -12,7 +12,7 @@ use std::time::Duration;
 use audience_sync::config::Loaded;
 use audience_sync::watch::Outcome;
 use audience_sync::watch::{
-    self, ApiCalls, Mode, Options, Reconciler, RunError, RunOutcome, Running,
+    self, ApiCalls, Holder, Mode, Options, Reconciler, RunError, RunOutcome, Running,
 };
 use futures::future::BoxFuture;
 use serde_json::Value;
@@ -139,6 +139,7 @@ impl Reconciler for Fake {
                         source_digest: Some("s0".to_owned()),
                         api: api(3, 1),
                         skipped: None,
+                        held_by: None,
                     })
                 }
                 Script::UntilReleased => {
@@ -155,6 +156,11 @@ impl Reconciler for Fake {
                 }
                 Script::LeaseHeld => Ok(RunOutcome {
                     skipped: Some("lease held by `replica-b` until 04:30:00Z".to_owned()),
+                    held_by: Some(Holder {
+                        owner: "replica-b".to_owned(),
+                        lease: "l-1".to_owned(),
+                        expires: chrono::Utc::now() + chrono::Duration::seconds(30),
+                    }),
                     api: api(1, 0),
                     ..RunOutcome::default()
                 }),
@@ -998,9 +1004,9 @@ async fn report_mode_plans_and_reports_drift_but_never_applies() {
         Some(7.0)
     );
     assert!(
-        families["audience_sync_changes_applied_total"]
-            .samples
-            .is_empty()
+        families
+            .get("audience_sync_changes_applied_total")
+            .is_none_or(|f| f.samples.is_empty())
     );
     assert_eq!(h.stop().await, Outcome::Success);
 }
@@ -1106,6 +1112,8 @@ async fn once_runs_every_binding_once_and_exits_1_when_one_failed() {
     for (beta, expected) in [
         (Script::Changes(BTreeMap::new()), Outcome::Success),
         (Script::Fail("s1"), Outcome::Failure),
+        // Held by another process past `--lock-timeout`: not reconciled, so a CronJob fails.
+        (Script::LeaseHeld, Outcome::Failure),
     ] {
         let fake = Fake::new(&[("beta", beta)]);
         let dir = tempfile::tempdir().unwrap();
@@ -1164,14 +1172,16 @@ async fn a_lease_held_elsewhere_skips_the_run_without_counting_a_failure() {
     );
     assert_eq!(alpha["consecutive_failures"], 0);
     assert!(alpha["last_success"].is_null());
+    assert_eq!(alpha["lease_skips"], 1);
+    assert_eq!(alpha["held_by"]["owner"], "replica-b");
     let ended =
         chrono::DateTime::parse_from_rfc3339(alpha["last_run"]["finished_at"].as_str().unwrap())
             .unwrap();
     let next = chrono::DateTime::parse_from_rfc3339(alpha["next_run"].as_str().unwrap()).unwrap();
     let wait = (next - ended).num_milliseconds();
     assert!(
-        (3_599_000..=3_601_000).contains(&wait),
-        "tried again at the interval (1 h), not the retry: {wait} ms"
+        (29_000..=31_500).contains(&wait),
+        "looked at again just after the holder's lease (30 s) would lapse, not at the interval (1 h) nor the retry: {wait} ms"
     );
     let text = h.get("/metrics").await.text().await.unwrap();
     let families = parse_prometheus(&text).unwrap();
@@ -1180,6 +1190,14 @@ async fn a_lease_held_elsewhere_skips_the_run_without_counting_a_failure() {
             &families,
             "audience_sync_runs_total",
             &[("binding", "alpha"), ("outcome", "skipped")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            &families,
+            "audience_sync_lease_skips_total",
+            &[("binding", "alpha")]
         ),
         Some(1.0)
     );
