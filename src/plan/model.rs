@@ -22,7 +22,8 @@ use crate::config::{MemberStatus, MemberType};
 /// The version of the plan format this build writes. 2.0: changes name real CRM columns only
 /// (`mcsync_name` of the Audience and Tag records, `createdfromcode` as a number), where 1.x
 /// showed `name` and `"2"`/`"4"`.
-pub const FORMAT_VERSION: &str = "2.0";
+/// 2.1 adds `mailchimp_read_at`.
+pub const FORMAT_VERSION: &str = "2.1";
 
 /// The flag that overrides a removal guard.
 pub const ALLOW_REMOVALS_FLAG: &str = "--allow-removals";
@@ -206,6 +207,10 @@ pub struct BindingPlan {
     pub read: ReadSummary,
     /// Digests of what was read: equal digests, equal input.
     pub digests: SideDigests,
+    /// Mailchimp's time (RFC 3339) at or before which the audience's read began: a saved plan's
+    /// staleness check reads only the members changed since. (Added in 2.1.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mailchimp_read_at: Option<String>,
     /// The Tag records the changes refer to (existing and to be created), by record id.
     pub tags: Vec<TagRef>,
     /// The changes, sorted (see the module doc).
@@ -783,7 +788,7 @@ mod tests {
         let json = serde_json::to_string(&plan).expect("serializes");
         assert_eq!(Plan::from_json(&json).expect("reads"), plan);
         for version in ["1.0", "3.0", "2.99", "one", "2.0.0", "+2.0", "2.-0", ""] {
-            let other = json.replace("\"2.0\"", &format!("\"{version}\""));
+            let other = json.replace(&format!("\"{FORMAT_VERSION}\""), &format!("\"{version}\""));
             let err = Plan::from_json(&other).expect_err("refused");
             assert!(
                 matches!(err, Error::UnsupportedVersion { .. }),

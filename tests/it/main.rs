@@ -9,6 +9,7 @@ mod dataverse;
 mod demo;
 mod examples;
 mod lease;
+mod live_audience;
 mod mailchimp;
 mod pii;
 mod plan;

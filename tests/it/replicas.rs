@@ -144,7 +144,7 @@ async fn two_replicas_share_four_bindings_and_a_killed_one_hands_its_binding_ove
             seed: 41,
             audiences: 4,
         }),
-        ..Options::default()
+        ..audience_sync::commands::sandbox::options()
     })
     .await
     .expect("sandbox starts");
