@@ -12,11 +12,35 @@ use crate::dataverse::value::Val;
 /// is not on the list.
 pub const NOT_A_LIST_MEMBER: &str = "0x80048458";
 
-/// A locked list's refusal of a removal. The words are those the SDK helpers report
+/// A locked list's refusal of an add or a removal. The words are those the SDK helpers report
 /// ("you can not perform this action if marketing list is locked", emregulcan/xrmlibrary.2016
 /// `ListHelper.cs`); no documented error code is known, so the code is empty, as Dataverse's
 /// often is (PD `webapi/compose-http-requests-handle-errors.md`).
+///
+/// The same holds for every list refusal below: the published error-code reference
+/// (PD `includes/data-service-errors.md`, CDS `org-service/web-service-error-codes.md`) lists no
+/// code for a dynamic, locked or inactive list or a wrong member type, so the emulator answers
+/// with an empty `code` and the words of the `list` table reference (CE
+/// `ce/developer/reference/entities/list.md`: `type`, `lockstatus`, `statecode`,
+/// `createdfromcode`) rather than invent a code a client could come to depend on.
 pub const LOCKED: &str = "You can not perform this action if marketing list is locked.";
+
+/// An inactive contact or lead offered as a member: "Marketing List does not include inactive
+/// records" (MicrosoftDocs/dynamics-365-customer-engagement#3182; the list's
+/// `ignoreinactivelistmembers` exists for members deactivated after they joined). The emulator
+/// refuses the add rather than skip it silently, so a client that offers one is seen to.
+pub const INACTIVE_MEMBER: &str =
+    "Marketing List does not include inactive records: the record is inactive (statecode 1).";
+
+/// A dynamic list's refusal of an add: "A dynamic marketing list is based on a dynamic query"
+/// (list.md, `type`).
+pub const DYNAMIC: &str =
+    "Members cannot be added to a dynamic marketing list: its members come from its query.";
+
+/// An inactive list's refusal: "Inactive marketing lists are read-only and can't be edited
+/// unless they are reactivated." (list.md, `statecode`).
+pub const INACTIVE: &str =
+    "Inactive marketing lists are read-only and can't be edited unless they are reactivated.";
 
 impl Store {
     /// Add a member to a static list, checking the list as the service does. Returns the
@@ -42,25 +66,13 @@ impl Store {
                 .map_or(Val::Null, |p| list_row.get(p).clone())
         };
         if get("type") == Val::Bool(true) {
-            return Err(DvError::new(
-                400,
-                "0x8004F6E0",
-                "Members cannot be added to a dynamic marketing list.",
-            ));
+            return Err(DvError::new(400, "", DYNAMIC));
         }
         if get("lockstatus") == Val::Bool(true) {
-            return Err(DvError::new(
-                400,
-                "0x8004F6DF",
-                "You can't add members to a locked marketing list.",
-            ));
+            return Err(DvError::new(400, "", LOCKED));
         }
         if get("statecode") == Val::Int(1) {
-            return Err(DvError::new(
-                400,
-                "0x80040203",
-                "The marketing list is inactive. Inactive lists are read-only.",
-            ));
+            return Err(DvError::new(400, "", INACTIVE));
         }
         let expected = match get("createdfromcode") {
             Val::Int(1) => "account",
@@ -70,13 +82,18 @@ impl Store {
         if member_type != expected {
             return Err(DvError::new(
                 400,
-                "0x8004F6DC",
+                "",
                 format!(
                     "The member type {member_type} does not match the list member type {expected}."
                 ),
             ));
         }
-        self.require(member_type, member)?;
+        let member_row = self.require(member_type, member)?;
+        // contact: 1 Inactive; lead: 1 Qualified, 2 Disqualified (docs/dataverse.md §4).
+        if matches!(self.column_of(member_type, member_row, "statecode"), Some(Val::Int(n)) if n != 0)
+        {
+            return Err(DvError::new(400, "", INACTIVE_MEMBER));
+        }
         if let Some(existing) = self.member_ids.get(&(list, member)) {
             return Ok(*existing);
         }
