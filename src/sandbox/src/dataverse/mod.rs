@@ -34,6 +34,7 @@ pub mod metadata;
 pub mod query;
 pub mod routes;
 pub mod seed;
+pub mod solutions;
 pub mod store;
 pub mod tool_schema;
 pub mod value;

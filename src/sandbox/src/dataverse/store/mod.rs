@@ -224,7 +224,10 @@ impl Store {
         let mut store = Self {
             tables: BTreeMap::new(),
             by_set: HashMap::new(),
-            one_to_many: meta::standard_one_to_many(),
+            one_to_many: meta::standard_one_to_many()
+                .into_iter()
+                .chain(super::solutions::one_to_many())
+                .collect(),
             many_to_many: meta::standard_many_to_many(),
             links: HashMap::new(),
             member_ids: HashMap::new(),
@@ -238,9 +241,13 @@ impl Store {
         store
             .links
             .insert(LIST_LINKS.to_owned(), LinkSet::default());
-        for entity in meta::standard_entities() {
+        for entity in meta::standard_entities()
+            .into_iter()
+            .chain(super::solutions::entities())
+        {
             store.add_table(entity);
         }
+        super::solutions::seed_defaults(&mut store);
         let messages: Vec<&str> = ROW_MESSAGES
             .iter()
             .chain(BULK_MESSAGES.iter())
@@ -269,6 +276,15 @@ impl Store {
     /// Create a custom schema (what a client's bootstrap would do), skipping what exists.
     pub fn install(&mut self, schema: &ToolSchema) {
         let schema = schema.install();
+        // A bootstrapped environment has a publisher of the schema's prefix.
+        let prefixes: BTreeSet<String> = schema
+            .entities
+            .iter()
+            .filter_map(|e| e.logical_name.split_once('_').map(|(p, _)| p.to_owned()))
+            .collect();
+        for prefix in prefixes {
+            super::solutions::add_publisher(self, &prefix, &prefix, &prefix, 10_001);
+        }
         for entity in schema.entities {
             if !self.tables.contains_key(&entity.logical_name) {
                 let logical = entity.logical_name.clone();
