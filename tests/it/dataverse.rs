@@ -608,6 +608,12 @@ async fn bootstrap_twice_creates_once_and_check_then_passes() {
     .await
     .unwrap();
     assert!(first.plan.problems.is_empty(), "{:?}", first.plan.problems);
+    assert!(
+        dry.solution.publisher_missing && dry.solution.solution_missing,
+        "a bare environment has neither the publisher nor the solution: {:?}",
+        dry.solution
+    );
+    assert!(first.solution.publisher_missing && first.solution.solution_missing);
     assert_eq!(created.len(), first.plan.steps.len());
     assert!(
         created.iter().any(|s| s.contains("mcsync_tag_contact")),
@@ -619,8 +625,18 @@ async fn bootstrap_twice_creates_once_and_check_then_passes() {
     .await
     .unwrap();
     assert!(second.plan.steps.is_empty(), "{:?}", second.plan.steps);
+    assert!(
+        !second.solution.publisher_missing && !second.solution.solution_missing,
+        "{:?}",
+        second.solution
+    );
     let after = metadata::check(&client, &schema).await.unwrap();
     assert!(after.healthy(), "{after:?}");
+    // Every tool table is in the tool's solution (and, as everything, in the Default Solution).
+    assert_eq!(after.solutions.len(), schema.tables.len(), "{after:?}");
+    for holding in after.solutions.values() {
+        assert_eq!(holding, &["AudienceSync", "Default"], "{after:?}");
+    }
     // The tables bootstrap made are usable at once.
     let tables = ToolTables::new(client, schema);
     let audience = Uuid::new_v4();
@@ -675,8 +691,20 @@ async fn the_crm_commands_run_from_the_command_line() {
         "{}",
         text(1)
     );
+    assert!(
+        text(1).contains("+ created publisher `mcsync`")
+            && text(1).contains("+ created solution `AudienceSync`"),
+        "{}",
+        text(1)
+    );
     assert!(text(2).contains("Nothing to do"), "{}", text(2));
+    assert!(!text(2).contains("+ created"), "{}", text(2));
     assert!(output[3].status.success(), "{}", text(3));
+    assert!(
+        text(3).contains("ok table `mcsync_audience` is in solution `AudienceSync`"),
+        "{}",
+        text(3)
+    );
     assert!(text(3).contains("ok create and delete"), "{}", text(3));
 }
 
