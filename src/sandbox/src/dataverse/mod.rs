@@ -671,6 +671,10 @@ async fn data(
         }
     };
     guard.ops = answer.ops;
+    let server_time = lock(&state.protection).delay_for(answer.ops);
+    if !server_time.is_zero() {
+        tokio::time::sleep(server_time).await;
+    }
     if method != Method::GET && answer.status < 300 {
         state.changed();
     }
