@@ -63,6 +63,7 @@ async fn main() -> anyhow::Result<()> {
             tags: 5,
             seed: 1,
             audiences: 1,
+            shared: 0,
         }),
         ..audience_sync::commands::sandbox::options()
     })
