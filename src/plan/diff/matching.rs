@@ -10,6 +10,35 @@
 //!
 //! Stored-id matching goes in read order (it does not depend on the order); e-mail matching goes
 //! by subscriber hash, because it does when records compete.
+//!
+//! # One person in several audiences (DESIGN's open question), and why no link table
+//! Mailchimp keeps one member, with its own contact id, per audience; the CRM keeps one record
+//! per person. The design chosen keeps the per-audience identity without a second table:
+//! - the record the tool creates for a person gets the id `ids::person_record(table, normalised
+//!   e-mail)`, the same from every audience, so two bindings planned and applied in one run (or
+//!   two replicas) that both create the person make one record: the second create meets the
+//!   first's id and counts as done;
+//! - the record stores the Mailchimp id of **one** audience, its owner (the first to create or
+//!   claim it). That audience matches it by id, as above, and alone writes its mapped columns
+//!   and its stored id; every other audience matches it by e-mail (case-insensitively, which
+//!   is how Mailchimp itself compares addresses within an audience), lists it and tags it, and
+//!   never writes its columns (`members.rs`, `update_record`). So no two bindings write the
+//!   same column, and every plan settles (tested with the real binary: `crm_semantics` in
+//!   `tests/it`, two audiences sharing people, one in other letter case, four applies);
+//! - the identity of the other audiences is their e-mail address: what Mailchimp uses as a
+//!   member's key within an audience (the subscriber hash is the MD5 of the lower-cased
+//!   address), so matching a non-owning audience by address is matching it by its own key.
+//!
+//! What a per-audience membership table (audience, record, Mailchimp id, e-mail) would add is
+//! following a non-owning audience's member across a change of e-mail address in that audience:
+//! here such a member no longer matches the record, a new record is created for the new address
+//! and the old one leaves that audience's list (where the binding prunes). The owner's change of
+//! address is followed (by id), and the other audiences' members, still at the old address,
+//! then match nothing by e-mail; their create meets the person id of the old address, which is
+//! the existing record's, and counts as done. That case does not converge (the create is planned
+//! again on each run) until the other audience's member changes address too; it is the one
+//! case this design leaves open, and the reason to add the table, whose cost is one more table
+//! to bootstrap and one more write per person and audience.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
