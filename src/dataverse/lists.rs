@@ -217,10 +217,9 @@ impl Client {
     ) -> Result<(), Error> {
         let odata_type = format!("Microsoft.Dynamics.CRM.{}", member_type.logical_name());
         let id_column = member_type.id_column();
-        let mut rest = ids;
-        while !rest.is_empty() {
-            let (chunk, after) = rest.split_at(self.batch_size().min(ADD_CHUNK).min(rest.len()));
-            rest = after;
+        let odata_type = odata_type.as_str();
+        // Chunks in flight at once, as for every write (see `Client::in_chunks`).
+        self.in_chunks(ids.to_vec(), ADD_CHUNK, |chunk| async move {
             let members: Vec<Value> = chunk
                 .iter()
                 .map(|id| json!({ "@odata.type": odata_type, id_column: id }))
@@ -234,9 +233,10 @@ impl Client {
                 .post_action("AddListMembersList", &body, Idempotency::Idempotent)
                 .await;
             self.batch_done(chunk.len(), started, throttled_before);
-            answer?;
-        }
-        Ok(())
+            answer.map(|_| Vec::<()>::new())
+        })
+        .await
+        .map(|_| ())
     }
 
     /// Add one member with the list-bound `AddMemberList`; returns the new `listmemberid`

@@ -1,0 +1,159 @@
+//! Benchmark of a first sync under the Dataverse execution-time limit: `--members N` (default
+//! 20,000; 2 tags) generated members synced to a new list against the in-process sandbox with
+//! the emulator's default server cost, spent for real as the `sandbox` command does (10 ms per
+//! operation, answers delayed by it; see `api_sandbox::dataverse::limits`).
+//!
+//! The bound: the window allows 1,200,000 ms of server time per 300 s, i.e. 4 s of server time
+//! per second of wall time, so a sync whose operations cost `T` seconds of server time cannot
+//! sustainably finish in less than `T / 4` seconds. With the emulator's `x-ms-dop-hint` of 4
+//! that is also what 4 requests in flight spend. The benchmark prints the apply's wall time
+//! against that bound, the 429 answers (a storm would be many), and the requests by route.
+//!
+//! ```text
+//! cargo run --release --example bench_server_time -- --members 20000
+//! ```
+
+use std::time::Instant;
+
+use anyhow::{Context as _, bail};
+use api_sandbox::dataverse::Limits;
+use api_sandbox::{GenerateSpec, Options as SandboxOptions, Sandbox, Seed};
+use audience_sync::apply::{self, Options, lease};
+use audience_sync::clients::Clients;
+use audience_sync::dataverse::tables::ToolTables;
+use audience_sync::observe;
+use audience_sync::plan;
+use audience_sync::{config, dataverse, mailchimp};
+
+/// What "no 429 storm" allows: a few refusals while the client learns the server's pace.
+const STORM: u64 = 10;
+/// How far above the bound the sync may end.
+const SLACK: f64 = 1.3;
+
+fn members_arg() -> anyhow::Result<usize> {
+    let mut args = std::env::args().skip(1);
+    let mut members = 20_000;
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--members" => {
+                members = args
+                    .next()
+                    .context("--members needs a number")?
+                    .replace('_', "")
+                    .parse()
+                    .context("--members needs a number")?;
+            }
+            other => bail!("unknown argument `{other}` (use --members N)"),
+        }
+    }
+    Ok(members)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let members = members_arg()?;
+    let limits = Limits {
+        sleep_server_time: true,
+        ..Limits::default()
+    };
+    let mut seed = Seed::default();
+    seed.dataverse.limits = Some(limits.clone());
+    let sandbox = Sandbox::start(SandboxOptions {
+        seed,
+        generate: Some(GenerateSpec {
+            members,
+            tags: 2,
+            seed: 1,
+            audiences: 1,
+            shared: 0,
+        }),
+        ..audience_sync::commands::sandbox::options()
+    })
+    .await?;
+    let env: std::collections::HashMap<String, String> = sandbox.env().into_iter().collect();
+    let get = |k: &str| env.get(k).cloned().unwrap_or_default();
+    let (audience, name) = sandbox.mailchimp.audiences().remove(0);
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("audience-sync.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "version: 1\nmailchimp: {{api_key: \"${{MAILCHIMP_API_KEY}}\"}}\ndataverse: {{url: \"{}\", tenant_id: \"{}\", client_id: \"{}\", client_secret: \"${{S}}\"}}\nbindings:\n  - name: bench\n    audience: {{id: \"{audience}\"}}\n    marketing_list: {{name: \"{name}\", member_type: contact, create: true}}\n",
+            get("DATAVERSE_URL"),
+            get("DATAVERSE_TENANT_ID"),
+            get("DATAVERSE_CLIENT_ID"),
+        ),
+    )?;
+    let loaded = config::load(&path).map_err(|e| anyhow::anyhow!("config: {e}"))?;
+    let binding = loaded.bindings.first().context("one binding")?.clone();
+    let dv = dataverse::Client::builder()
+        .url(get("DATAVERSE_URL"))
+        .tenant_id(get("DATAVERSE_TENANT_ID"))
+        .client_id(get("DATAVERSE_CLIENT_ID"))
+        .client_secret(get("DATAVERSE_CLIENT_SECRET").into())
+        .token_url(Some(get("DATAVERSE_TOKEN_URL")))
+        .build()?;
+    let clients = Clients {
+        mailchimp: mailchimp::Client::builder()
+            .api_key(get("MAILCHIMP_API_KEY").into())
+            .base_url(Some(get("MAILCHIMP_BASE_URL")))
+            .build()?,
+        dataverse: dv.clone(),
+        tables: ToolTables::new(dv, dataverse::schema::Schema::new(&loaded.names)),
+    };
+
+    let t = Instant::now();
+    let snapshot = observe::observe(&binding, &loaded.names, &clients).await?;
+    let plan = plan::compute(&binding, &loaded.names, &snapshot);
+    drop(snapshot);
+    println!(
+        "{members} members: observe + plan {:.1} s, {} changes",
+        t.elapsed().as_secs_f64(),
+        plan.changes.len()
+    );
+
+    sandbox.dataverse.reset_counters();
+    let options = Options {
+        claim: lease::Claim {
+            owner: "bench".to_owned(),
+            operation: "apply".to_owned(),
+            wait: std::time::Duration::ZERO,
+            term: lease::DEFAULT_TERM,
+        },
+        plan_id: "bench".to_owned(),
+        stale_members: std::collections::HashSet::new(),
+    };
+    let t = Instant::now();
+    let report = apply::apply_binding(&clients, &loaded.names, &plan, &options, &|_, _| {}).await;
+    let wall = t.elapsed().as_secs_f64();
+    let counters = sandbox.dataverse.counters();
+    #[allow(clippy::cast_precision_loss)] // operation counts and costs are far below 2^52
+    let server_secs = (counters.operations * limits.op_cost_ms) as f64 / 1000.0;
+    #[allow(clippy::cast_precision_loss)]
+    let rate = limits.execution_ms_per_window as f64 / limits.window_secs as f64 / 1000.0;
+    let bound = server_secs / rate;
+    println!("apply: {wall:.1} s, {}", report.summary());
+    println!(
+        "server time: {} operations x {} ms = {server_secs:.0} s; the window sustains {rate:.0} s/s, so the bound is {bound:.1} s",
+        counters.operations, limits.op_cost_ms
+    );
+    println!(
+        "wall / bound = {:.2} (allowed {SLACK}); {} counted requests, {} answered 429 (storm: > {STORM})",
+        wall / bound,
+        counters.counted_requests,
+        counters.throttled
+    );
+    for (route, n) in &counters.routes {
+        println!("  {n:>7}  {route}");
+    }
+    if report.totals().failed > 0 {
+        bail!("{} operations failed", report.totals().failed);
+    }
+    if counters.throttled > STORM {
+        bail!("a 429 storm: {} refusals", counters.throttled);
+    }
+    if wall > bound * SLACK {
+        bail!("the sync took {wall:.1} s, over {SLACK} x the bound {bound:.1} s");
+    }
+    Ok(())
+}
