@@ -118,6 +118,17 @@ impl Env {
     }
 }
 
+/// A seed of one audience `News` with these members' addresses, and this `dataverse:` section.
+fn news_seed(emails: &[&str], dataverse: &str) -> String {
+    let members: String = emails
+        .iter()
+        .map(|e| format!("        - email: {e}\n"))
+        .collect();
+    format!(
+        "mailchimp:\n  audiences:\n    - name: News\n      id: {NEWS}\n      members:\n{members}dataverse:\n{dataverse}"
+    )
+}
+
 fn binding(name: &str, audience: &str, list: &str, extra: &str) -> String {
     format!(
         "  - name: {name}
@@ -196,22 +207,17 @@ dataverse: {{}}
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_inactive_contact_stays_inactive_off_the_list_not_duplicated_and_named_in_the_plan() {
     let inactive = "6f1c5a9e-0000-4000-8000-00000000000a";
-    let seed = format!(
-        "mailchimp:
-  audiences:
-    - name: News
-      id: {NEWS}
-      members:
-        - email: ada@example.com
-        - email: gone@example.com
-dataverse:
-  contacts:
+    let seed = news_seed(
+        &["ada@example.com", "gone@example.com"],
+        &format!(
+            "  contacts:
     - contactid: {inactive}
       emailaddress1: Gone@Example.com
       lastname: Left
       statecode: 1
       statuscode: 2
 "
+        ),
     );
     let env = Env::start(&seed, &binding("news", NEWS, "News list", "")).await;
     let plan = env.plan_json().await;
@@ -245,17 +251,9 @@ dataverse:
 }
 
 async fn archived_member_leaves_the_list(without_remove_member_list: bool) {
-    let seed = format!(
-        "mailchimp:
-  audiences:
-    - name: News
-      id: {NEWS}
-      members:
-        - email: ada@example.com
-        - email: grace@example.com
-dataverse:
-  without_remove_member_list: {without_remove_member_list}
-"
+    let seed = news_seed(
+        &["ada@example.com", "grace@example.com"],
+        &format!("  without_remove_member_list: {without_remove_member_list}\n"),
     );
     let env = Env::start(
         &seed,
@@ -296,19 +294,13 @@ async fn a_member_archived_in_mailchimp_is_gone_from_the_list_without_remove_mem
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_locked_list_is_refused_at_plan_time() {
-    let seed = format!(
-        "mailchimp:
-  audiences:
-    - name: News
-      id: {NEWS}
-      members:
-        - email: ada@example.com
-dataverse:
-  lists:
+    let seed = news_seed(
+        &["ada@example.com"],
+        "  lists:
     - name: Locked list
       member_type: contact
       locked: true
-"
+",
     );
     let bindings = "  - name: news
     audience:
