@@ -13,9 +13,7 @@ use std::time::Instant;
 
 use anyhow::bail;
 use api_sandbox::{GenerateSpec, Options as SandboxOptions, Sandbox};
-use audience_sync::apply;
-use audience_sync::observe;
-use audience_sync::plan::{self, Action};
+use audience_sync::plan::Action;
 
 #[path = "support/first_sync.rs"]
 mod first_sync;
@@ -45,17 +43,8 @@ async fn main() -> anyhow::Result<()> {
         started.elapsed().as_secs_f64()
     );
     let sync = FirstSync::new(&sandbox)?;
-    let (loaded, binding, clients) = (&sync.loaded, &sync.binding, &sync.clients);
 
-    let t = Instant::now();
-    let snapshot = observe::observe(binding, &loaded.names, clients).await?;
-    let plan = plan::compute(binding, &loaded.names, &snapshot);
-    drop(snapshot);
-    println!(
-        "observe + plan: {:.1} s, {} changes",
-        t.elapsed().as_secs_f64(),
-        plan.changes.len()
-    );
+    let plan = sync.plan().await?;
     let links: u64 = plan
         .changes
         .iter()
@@ -64,10 +53,7 @@ async fn main() -> anyhow::Result<()> {
         .sum();
 
     sandbox.dataverse.reset_counters();
-    let options = FirstSync::options();
-    let t = Instant::now();
-    let report = apply::apply_binding(clients, &loaded.names, &plan, &options, &|_, _| {}).await;
-    let apply_secs = t.elapsed().as_secs_f64();
+    let (report, apply_secs) = sync.apply(&plan).await;
     let counters = sandbox.dataverse.counters();
     println!("apply: {apply_secs:.1} s, {}", report.summary());
 
@@ -121,14 +107,8 @@ async fn main() -> anyhow::Result<()> {
         route_sum("$batch")
     );
 
-    let t = Instant::now();
-    let snapshot = observe::observe(binding, &loaded.names, clients).await?;
-    let again = plan::compute(binding, &loaded.names, &snapshot);
-    println!(
-        "\nplan after apply: {} changes ({:.1} s)",
-        again.changes.len(),
-        t.elapsed().as_secs_f64()
-    );
+    println!("\nplan after apply:");
+    let again = sync.plan().await?;
     if !again.changes.is_empty() {
         bail!("the plan after apply is not empty");
     }

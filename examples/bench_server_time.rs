@@ -13,14 +13,9 @@
 //! cargo run --release --example bench_server_time -- --members 20000
 //! ```
 
-use std::time::Instant;
-
 use anyhow::bail;
 use api_sandbox::dataverse::Limits;
 use api_sandbox::{GenerateSpec, Options as SandboxOptions, Sandbox, Seed};
-use audience_sync::apply;
-use audience_sync::observe;
-use audience_sync::plan;
 
 #[path = "support/first_sync.rs"]
 mod first_sync;
@@ -53,23 +48,11 @@ async fn main() -> anyhow::Result<()> {
     })
     .await?;
     let sync = FirstSync::new(&sandbox)?;
-    let (loaded, binding, clients) = (&sync.loaded, &sync.binding, &sync.clients);
 
-    let t = Instant::now();
-    let snapshot = observe::observe(binding, &loaded.names, clients).await?;
-    let plan = plan::compute(binding, &loaded.names, &snapshot);
-    drop(snapshot);
-    println!(
-        "{members} members: observe + plan {:.1} s, {} changes",
-        t.elapsed().as_secs_f64(),
-        plan.changes.len()
-    );
+    let plan = sync.plan().await?;
 
     sandbox.dataverse.reset_counters();
-    let options = FirstSync::options();
-    let t = Instant::now();
-    let report = apply::apply_binding(clients, &loaded.names, &plan, &options, &|_, _| {}).await;
-    let wall = t.elapsed().as_secs_f64();
+    let (report, wall) = sync.apply(&plan).await;
     let counters = sandbox.dataverse.counters();
     #[allow(clippy::cast_precision_loss)] // operation counts and costs are far below 2^52
     let server_secs = (counters.operations * limits.op_cost_ms) as f64 / 1000.0;

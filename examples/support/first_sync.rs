@@ -83,8 +83,40 @@ impl FirstSync {
         })
     }
 
-    /// Apply options of a benchmark run (no lease wait, no stale members).
-    pub fn options() -> Options {
+    /// Observe both sides and plan, printing the time taken and the plan's size.
+    pub async fn plan(&self) -> anyhow::Result<audience_sync::plan::BindingPlan> {
+        let t = std::time::Instant::now();
+        let snapshot =
+            audience_sync::observe::observe(&self.binding, &self.loaded.names, &self.clients)
+                .await?;
+        let plan = audience_sync::plan::compute(&self.binding, &self.loaded.names, &snapshot);
+        println!(
+            "observe + plan: {:.1} s, {} changes",
+            t.elapsed().as_secs_f64(),
+            plan.changes.len()
+        );
+        Ok(plan)
+    }
+
+    /// Apply `plan` as a benchmark run (no lease wait, no stale members); returns the report
+    /// and the wall time in seconds.
+    pub async fn apply(
+        &self,
+        plan: &audience_sync::plan::BindingPlan,
+    ) -> (audience_sync::apply::BindingReport, f64) {
+        let t = std::time::Instant::now();
+        let report = audience_sync::apply::apply_binding(
+            &self.clients,
+            &self.loaded.names,
+            plan,
+            &Self::options(),
+            &|_, _| {},
+        )
+        .await;
+        (report, t.elapsed().as_secs_f64())
+    }
+
+    fn options() -> Options {
         Options {
             claim: lease::Claim {
                 owner: "bench".to_owned(),
