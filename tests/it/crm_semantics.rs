@@ -61,11 +61,7 @@ impl Env {
 
     /// `plan --detailed-exitcode`: the code and the text.
     async fn plan_code(&self) -> (i32, String) {
-        let out = self
-            .run(&["plan", self.config(), "--detailed-exitcode"])
-            .await;
-        let (stdout, stderr) = common::texts(&out);
-        (out.status.code().unwrap_or(-1), format!("{stdout}{stderr}"))
+        common::plan_code(&self.sandbox, self.config()).await
     }
 
     async fn plan_json(&self) -> Value {
