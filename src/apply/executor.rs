@@ -212,6 +212,7 @@ fn json_value(value: Option<&PlanValue>) -> Value {
         Some(PlanValue::Text(t)) => Value::String(t.clone()),
         Some(PlanValue::Bool(b)) => Value::Bool(*b),
         Some(PlanValue::Number(n)) => Value::from(*n),
+        Some(PlanValue::Decimal(n)) => Value::Number(n.clone()),
         None => Value::Null,
     }
 }

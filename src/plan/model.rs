@@ -21,8 +21,9 @@ use crate::config::{MemberStatus, MemberType};
 
 /// The version of the plan format this build writes. 2.0: changes name real CRM columns only
 /// (`mcsync_name` of the Audience and Tag records, `createdfromcode` as a number), where 1.x
-/// showed `name` and `"2"`/`"4"`.
-pub const FORMAT_VERSION: &str = "2.0";
+/// showed `name` and `"2"`/`"4"`. 2.1: typed column values (decimal numbers), the problems
+/// `value_not_convertible` and `value_trimmed`.
+pub const FORMAT_VERSION: &str = "2.1";
 
 /// The flag that overrides a removal guard.
 pub const ALLOW_REMOVALS_FLAG: &str = "--allow-removals";
@@ -633,6 +634,9 @@ pub enum Value {
     Text(String),
     /// A whole number (e.g. a choice column's code).
     Number(i64),
+    /// A decimal number (decimal, floating point and currency columns).
+    #[schemars(with = "f64")]
+    Decimal(serde_json::Number),
 }
 
 impl std::fmt::Display for Value {
@@ -641,6 +645,7 @@ impl std::fmt::Display for Value {
             Self::Bool(b) => write!(f, "{b}"),
             Self::Text(t) => write!(f, "{t:?}"),
             Self::Number(n) => write!(f, "{n}"),
+            Self::Decimal(n) => write!(f, "{n}"),
         }
     }
 }
@@ -717,6 +722,10 @@ pub enum ProblemCode {
     DoNotEmailKept,
     /// Warning: two Tag records stand for one Mailchimp tag; only the first is used.
     DuplicateTagRecord,
+    /// Per member: a mapped value cannot go into its column's type (that column is not written).
+    ValueNotConvertible,
+    /// Warning: a mapped text value is longer than its column and is written cut to its length.
+    ValueTrimmed,
 }
 
 /// Why a binding is refused, and how to override.
@@ -765,7 +774,7 @@ mod tests {
         let json = serde_json::to_string(&plan).expect("serializes");
         assert_eq!(Plan::from_json(&json).expect("reads"), plan);
         for version in ["1.0", "3.0", "2.99", "one"] {
-            let other = json.replace("\"2.0\"", &format!("\"{version}\""));
+            let other = json.replace(&format!("\"{FORMAT_VERSION}\""), &format!("\"{version}\""));
             let err = Plan::from_json(&other).expect_err("refused");
             assert!(
                 matches!(err, Error::UnsupportedVersion { .. }),
