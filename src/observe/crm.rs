@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::{Error, scalar_text};
 use crate::clients::Clients;
-use crate::config::{Binding, ListSelector, Names};
+use crate::config::{Binding, FieldMapping, ListSelector, Names};
 use crate::dataverse::columns::{ColumnInfo, ColumnType};
 use crate::dataverse::people::Person;
 use crate::dataverse::query::Literal;
@@ -152,7 +152,9 @@ async fn mapped_column_types(
         .await?;
     let problems = mapping_problems(binding, table, &infos);
     if !problems.is_empty() {
-        return Err(Error::Mapping(problems));
+        return Err(Error::Mapping(
+            problems.into_iter().map(|(_, p)| p).collect(),
+        ));
     }
     Ok(infos
         .into_iter()
@@ -163,31 +165,28 @@ async fn mapped_column_types(
 /// What is wrong with the binding's mapping against the CRM's metadata: missing, read-only or
 /// unsupported columns (values that do not convert are per-member problems of the plan).
 #[must_use]
-pub fn mapping_problems(
-    binding: &Binding,
+pub fn mapping_problems<'b>(
+    binding: &'b Binding,
     table: &str,
     infos: &BTreeMap<String, ColumnInfo>,
-) -> Vec<String> {
+) -> Vec<(&'b FieldMapping, String)> {
     let mut problems = Vec::new();
     for f in &binding.fields {
         let what = format!("`{}` → `{table}.{}`", f.source, f.column);
-        match infos.get(&f.column) {
+        let problem = match infos.get(&f.column) {
             None | Some(ColumnInfo::Missing) => {
-                problems.push(format!("{what}: the table has no column `{}`", f.column));
+                format!("{what}: the table has no column `{}`", f.column)
             }
             Some(ColumnInfo::Found {
                 writable: false, ..
-            }) => {
-                problems.push(format!("{what}: the column is read-only"));
-            }
+            }) => format!("{what}: the column is read-only"),
             Some(ColumnInfo::Found {
                 column_type: ColumnType::Unsupported { what: kind },
                 ..
-            }) => problems.push(format!(
-                "{what}: the column's type, {kind}, is not supported"
-            )),
-            Some(ColumnInfo::Found { .. }) => {}
-        }
+            }) => format!("{what}: the column's type, {kind}, is not supported"),
+            Some(ColumnInfo::Found { .. }) => continue,
+        };
+        problems.push((f, problem));
     }
     problems
 }
