@@ -6,6 +6,7 @@
 //! and `plan` of a saved file never need secrets they do not use.
 
 pub mod binding;
+pub mod column_kinds;
 pub mod env;
 pub mod model;
 pub mod schema;

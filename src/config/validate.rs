@@ -830,7 +830,7 @@ fn check_settings(
                 FieldTarget::Detailed(d) => Some((d.column.as_str(), format!("{path}/column"))),
                 FieldTarget::Unmapped => None,
             };
-            if let Some((column, column_path)) = column
+            if let Some((column, column_path)) = &column
                 && !is_logical_name(column)
             {
                 out.error(
@@ -838,6 +838,11 @@ fn check_settings(
                     &format!("`{column}` is not a Dataverse column logical name (lower-case letters, digits and `_`, like `emailaddress1`)"),
                     None,
                 );
+            }
+            if let Some((column, column_path)) = column
+                && let Some((message, help)) = super::column_kinds::mismatch(source, column)
+            {
+                out.error(&column_path, &message, Some(&help));
             }
             if source == "email_address" && matches!(target, FieldTarget::Unmapped) {
                 out.warning(&path, "without an `email_address` mapping, records the tool creates have no e-mail address", None);
