@@ -628,4 +628,68 @@ mod tests {
         assert_eq!(fields, vec!["lastname"]);
         assert_eq!(plan.changes[0].reason, Reason::FieldEmptyInCrm);
     }
+
+    #[test]
+    fn typed_columns_compare_as_typed_values_and_long_text_is_cut_with_a_note() {
+        use crate::dataverse::columns::ColumnType;
+        use crate::plan::model::{ProblemCode, Value};
+        let (bindings, names) = fixture::bindings(
+            "bindings:\n  - {name: b, audience: {id: a1}, marketing_list: {name: L, member_type: contact}, fields: {map: {timestamp_signup: lastusedincampaign, vip: donotphone}}}\n",
+        );
+        let col = names.contact_mailchimp_id_column.as_str();
+        let long = "Bartholomew-Maximilian Alexander-Christophe Featherstone"; // 56
+        let mut snapshot = Builder::new(&bindings[0], &names, ("a1", "A"))
+            .audience_record(uuid(1), "A")
+            .list(uuid(2), "L", 2, false, Some(uuid(1)))
+            .member(
+                "s@example.com",
+                MemberStatus::Subscribed,
+                &[
+                    ("timestamp_signup", "2024-03-01T10:20:30+00:00"),
+                    ("vip", "true"),
+                    ("merge_fields.FNAME", long),
+                ],
+                &[],
+            )
+            .record(
+                uuid(11),
+                &[
+                    ("emailaddress1", "s@example.com"),
+                    (col, "c-s"),
+                    ("lastusedincampaign", "2024-03-01T10:20:30Z"),
+                    ("donotphone", "false"),
+                    ("mcsync_mailchimpstatus", "subscribed"),
+                ],
+                false,
+                &[],
+                true,
+            )
+            .build();
+        snapshot.crm.column_types = [
+            ("lastusedincampaign", ColumnType::DateTime),
+            ("donotphone", ColumnType::Boolean),
+            ("firstname", ColumnType::Text { max_len: 50 }),
+        ]
+        .into_iter()
+        .map(|(c, t)| (c.to_owned(), t))
+        .collect();
+        let plan = compute(&bindings[0], &names, &snapshot);
+        assert_eq!(plan.changes.len(), 1, "{:#?}", plan.changes);
+        let fields: Vec<(&str, Option<&Value>)> = plan.changes[0]
+            .fields
+            .iter()
+            .map(|f| (&*f.column, f.after.as_ref()))
+            .collect();
+        // the time is the same instant (`+00:00` = `Z`): not written
+        assert_eq!(
+            fields,
+            vec![
+                ("donotphone", Some(&Value::Bool(true))),
+                ("firstname", Some(&Value::Text(long[..50].to_owned()))),
+            ]
+        );
+        assert_eq!(plan.warnings.len(), 1);
+        assert_eq!(plan.warnings[0].code, ProblemCode::ValueTrimmed);
+        assert!(plan.warnings[0].message.contains("56 characters"));
+    }
 }
