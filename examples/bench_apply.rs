@@ -12,12 +12,12 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use anyhow::{Context as _, bail};
+use api_sandbox::{GenerateSpec, Options as SandboxOptions, Sandbox};
 use audience_sync::apply::{self, Options, lease};
 use audience_sync::clients::Clients;
 use audience_sync::dataverse::tables::ToolTables;
 use audience_sync::observe;
 use audience_sync::plan::{self, Action};
-use audience_sync::sandbox::{GenerateSpec, Options as SandboxOptions, Sandbox};
 use audience_sync::{config, dataverse, mailchimp};
 
 /// The largest batch of each kind: `$batch`, `CreateMultiple` and `AddListMembersList` all
@@ -64,7 +64,7 @@ async fn main() -> anyhow::Result<()> {
             seed: 1,
             audiences: 1,
         }),
-        ..SandboxOptions::default()
+        ..audience_sync::commands::sandbox::options()
     })
     .await?;
     println!(

@@ -7,6 +7,7 @@
 
 use std::time::{Duration, Instant};
 
+use api_sandbox::Sandbox;
 use audience_sync::dataverse::Client;
 use audience_sync::dataverse::records::BulkAction;
 use audience_sync::dataverse::schema::Schema;
@@ -14,7 +15,6 @@ use audience_sync::dataverse::tables::ToolTables;
 use audience_sync::dataverse::tag_links::TagLink;
 use audience_sync::domain::MemberType;
 use audience_sync::http::RetryPolicy;
-use audience_sync::sandbox::{Options, Sandbox};
 use secrecy::SecretString;
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
@@ -81,7 +81,7 @@ async fn main() -> anyhow::Result<()> {
         .map(|s| s.parse())
         .transpose()?
         .unwrap_or(5000);
-    let sandbox = Sandbox::start(Options::default()).await?;
+    let sandbox = Sandbox::start(audience_sync::commands::sandbox::options()).await?;
     // Lift the request limit so the benchmark measures cost, not throttling.
     reqwest::Client::new()
         .put(format!("{}/_sandbox/dataverse/limits", sandbox.base_url()))

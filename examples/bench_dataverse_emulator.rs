@@ -8,9 +8,9 @@
 
 use std::time::Instant;
 
-use audience_sync::sandbox::dataverse::store::Row;
-use audience_sync::sandbox::dataverse::value::Val;
-use audience_sync::sandbox::{Options, Sandbox};
+use api_sandbox::Sandbox;
+use api_sandbox::dataverse::store::Row;
+use api_sandbox::dataverse::value::Val;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -31,7 +31,7 @@ async fn main() -> anyhow::Result<()> {
     let n: usize = std::env::args()
         .nth(1)
         .map_or(Ok(1_000_000), |a| a.parse())?;
-    let sandbox = Sandbox::start(Options::default()).await?;
+    let sandbox = Sandbox::start(audience_sync::commands::sandbox::options()).await?;
     let list = Uuid::new_v4();
     let started = Instant::now();
     sandbox

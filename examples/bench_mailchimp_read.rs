@@ -14,8 +14,8 @@
 use std::time::Instant;
 
 use anyhow::{Context, bail};
+use api_sandbox::{GenerateSpec, Options, Sandbox, Seed};
 use audience_sync::mailchimp::{ALL_STATUSES, Client, MemberQuery, MemberStatus};
-use audience_sync::sandbox::{GenerateSpec, Options, Sandbox, Seed};
 use futures::StreamExt;
 use secrecy::SecretString;
 
@@ -102,7 +102,7 @@ async fn main() -> anyhow::Result<()> {
                     seed: args.seed,
                     audiences: 1,
                 }),
-                ..Options::default()
+                ..audience_sync::commands::sandbox::options()
             })
             .await?;
             eprintln!(

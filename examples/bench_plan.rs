@@ -21,13 +21,13 @@ use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use anyhow::{Context as _, bail};
+use api_sandbox::dataverse::value::Val;
+use api_sandbox::{Options, Sandbox};
 use audience_sync::clients::Clients;
 use audience_sync::config::{self, MemberStatus};
 use audience_sync::mailchimp::{self, MemberQuery};
 use audience_sync::observe;
 use audience_sync::plan;
-use audience_sync::sandbox::dataverse::value::Val;
-use audience_sync::sandbox::{Options, Sandbox};
 use futures::StreamExt as _;
 use uuid::Uuid;
 
@@ -87,7 +87,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     let spec = format!("members={},tags={},seed=1", args.members, args.tags);
     let sandbox = Sandbox::start(Options {
         generate: Some(spec.parse()?),
-        ..Options::default()
+        ..audience_sync::commands::sandbox::options()
     })
     .await?;
     let env = sandbox.env();
@@ -233,7 +233,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn list_name_pos(store: &audience_sync::sandbox::dataverse::store::Store) -> u16 {
+fn list_name_pos(store: &api_sandbox::dataverse::store::Store) -> u16 {
     store
         .table("list")
         .and_then(|t| t.meta.position("listname"))

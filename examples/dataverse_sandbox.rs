@@ -7,7 +7,7 @@
 
 use std::path::PathBuf;
 
-use audience_sync::sandbox::{Options, Sandbox, Seed};
+use api_sandbox::{Options, Sandbox, Seed};
 use tokio::io::AsyncReadExt;
 
 #[tokio::main]
@@ -18,7 +18,7 @@ async fn main() -> anyhow::Result<()> {
     };
     let sandbox = Sandbox::start(Options {
         seed,
-        ..Options::default()
+        ..audience_sync::commands::sandbox::options()
     })
     .await?;
     println!("SANDBOX_URL={}", sandbox.base_url());

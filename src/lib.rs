@@ -5,8 +5,9 @@
 //! are observed ([`observe`]) through their clients ([`clients`]: [`mailchimp`], [`dataverse`]);
 //! a pure diff computes a [`plan`]; [`apply`] executes it in batched, idempotent writes under a
 //! lease; [`sync`] is that flow for one binding, end to end; [`watch`] runs it on a schedule as a
-//! server, and [`commands`] once per invocation. [`sandbox`] holds faithful local emulators of both APIs. Every command is callable
-//! from tests through [`run`].
+//! server, and [`commands`] once per invocation. The emulators of both APIs are their own
+//! package (`api-sandbox`, at `src/sandbox`); [`commands::sandbox`] starts them with the tool's
+//! schema. Every command is callable from tests through [`run`].
 
 pub mod apply;
 pub mod cli;
@@ -22,7 +23,6 @@ pub mod mailchimp;
 pub mod observe;
 pub mod output;
 pub mod plan;
-pub mod sandbox;
 pub mod sync;
 pub mod watch;
 

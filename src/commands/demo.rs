@@ -12,22 +12,22 @@ use std::process::Command;
 use anyhow::Context as _;
 
 use crate::cli::DemoArgs;
-use crate::config::MemberStatus;
 use crate::exit::ExitStatus;
 use crate::output::Context;
-use crate::sandbox::{self, Options, Sandbox};
+use api_sandbox::Sandbox;
+use api_sandbox::mailchimp::MemberStatus;
 
 const SEED: &str = include_str!("../../examples/demo/seed.yaml");
 const CONFIG: &str = include_str!("../../examples/demo/audience-sync.yaml");
 const AUDIENCE: &str = "a1b2c3d4e5";
 
 pub(super) async fn run(args: DemoArgs, ctx: &Context) -> anyhow::Result<ExitStatus> {
-    let seed_value = crate::config::yaml::parse_value(SEED).context("the demo seed is not YAML")?;
-    let seed: sandbox::Seed =
-        serde_json::from_value(seed_value).context("the demo seed is invalid")?;
-    let sandbox = Sandbox::start(Options {
+    let seed = api_sandbox::Seed::from_text(SEED)
+        .map_err(anyhow::Error::msg)
+        .context("the demo seed is invalid")?;
+    let sandbox = Sandbox::start(api_sandbox::Options {
         seed,
-        ..Options::default()
+        ..super::sandbox::options()
     })
     .await?;
     let dir = std::env::temp_dir().join(format!("audience-sync-demo-{}", std::process::id()));

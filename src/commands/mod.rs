@@ -10,7 +10,7 @@ mod force_unlock;
 mod init;
 mod plan;
 mod progress;
-mod sandbox;
+pub mod sandbox;
 mod schema;
 mod status;
 mod validate;

@@ -3,6 +3,10 @@
 //! can `eval` them), plus `AUDIENCE_SYNC_SANDBOX_PID` to stop it with. Then stdout is pointed at
 //! /dev/null, so `eval "$(audience-sync sandbox … &)"` returns while the server runs on. Logs
 //! and the "listening" note go to stderr.
+//!
+//! The emulators (package `api-sandbox`) know nothing of the tool: for the Dataverse seed's
+//! `bootstrapped` mode, [`tool_schema`] hands them the schema `crm bootstrap` creates, built from
+//! the one definition in [`crate::dataverse::schema`].
 
 use std::io::Write as _;
 
@@ -11,7 +15,82 @@ use anyhow::Context as _;
 use crate::cli::SandboxArgs;
 use crate::exit::ExitStatus;
 use crate::output::Context;
-use crate::sandbox::{GenerateSpec, Options, Sandbox, Seed};
+use api_sandbox::dataverse::tool_schema as sandbox_schema;
+use api_sandbox::{GenerateSpec, Options, Sandbox, Seed};
+
+use crate::dataverse::schema::{Column, ColumnKind, Schema};
+
+/// The tool's schema with the default names, as the sandbox installs it for `bootstrapped`.
+#[must_use]
+pub fn tool_schema() -> sandbox_schema::ToolSchema {
+    tool_schema_from(&Schema::default())
+}
+
+/// This schema as the sandbox installs it (what `crm bootstrap` would create from it).
+#[must_use]
+pub fn tool_schema_from(schema: &Schema) -> sandbox_schema::ToolSchema {
+    fn column(column: &Column) -> sandbox_schema::Column {
+        sandbox_schema::Column {
+            logical_name: column.logical_name.clone(),
+            kind: match column.kind {
+                ColumnKind::String { max_len } => sandbox_schema::ColumnKind::String { max_len },
+                ColumnKind::Memo { max_len } => sandbox_schema::ColumnKind::Memo { max_len },
+                ColumnKind::Integer => sandbox_schema::ColumnKind::Integer,
+                ColumnKind::DateTime => sandbox_schema::ColumnKind::DateTime,
+            },
+        }
+    }
+    sandbox_schema::ToolSchema {
+        tables: schema
+            .tables
+            .iter()
+            .map(|table| sandbox_schema::Table {
+                logical_name: table.logical_name.clone(),
+                entity_set: table.entity_set.clone(),
+                primary_name: column(&table.primary_name),
+                display: table.display.to_owned(),
+                display_plural: table.display_plural.to_owned(),
+                columns: table.columns.iter().map(column).collect(),
+            })
+            .collect(),
+        extra_columns: schema
+            .extra_columns
+            .iter()
+            .map(|extra| sandbox_schema::ExtraColumn {
+                table: extra.table.clone(),
+                column: column(&extra.column),
+            })
+            .collect(),
+        lookups: schema
+            .lookups
+            .iter()
+            .map(|lookup| sandbox_schema::Lookup {
+                relationship: lookup.relationship.clone(),
+                referencing_table: lookup.referencing_table.clone(),
+                referenced_table: lookup.referenced_table.clone(),
+                column: lookup.column.clone(),
+            })
+            .collect(),
+        many_to_many: schema
+            .many_to_many
+            .iter()
+            .map(|rel| sandbox_schema::ManyToMany {
+                schema_name: rel.schema_name.clone(),
+                entity1: rel.entity1.clone(),
+                entity2: rel.entity2.clone(),
+            })
+            .collect(),
+    }
+}
+
+/// Sandbox options with the tool's schema (default names) for `bootstrapped` seeds.
+#[must_use]
+pub fn options() -> Options {
+    Options {
+        tool_schema: Some(tool_schema()),
+        ..Options::default()
+    }
+}
 
 /// A value as a shell word: bare when it is plainly safe, else single-quoted.
 fn shell_word(value: &str) -> String {
@@ -107,7 +186,7 @@ async fn write_config(sandbox: &Sandbox, path: &std::path::Path) -> anyhow::Resu
 }
 
 /// Save the Mailchimp half's state (the server has stopped, so nothing changes any more).
-fn sandbox_flush(state: &crate::sandbox::mailchimp::State) -> anyhow::Result<()> {
+fn sandbox_flush(state: &api_sandbox::mailchimp::State) -> anyhow::Result<()> {
     state.flush().context("cannot save the sandbox state")
 }
 
@@ -127,6 +206,7 @@ pub(super) async fn run(args: SandboxArgs, _ctx: &Context) -> anyhow::Result<Exi
         seed,
         generate,
         state_dir: args.state.clone(),
+        tool_schema: Some(tool_schema()),
     })
     .await?;
     // The config is written first, so whoever reads the env lines finds it in place.
@@ -170,5 +250,20 @@ mod tests {
         assert_eq!(shell_word("a b"), "'a b'");
         assert_eq!(shell_word("it's"), r"'it'\''s'");
         assert_eq!(shell_word(""), "''");
+    }
+
+    #[test]
+    fn the_emulators_fixture_is_the_tools_default_schema() {
+        // The emulator package tests against a fixture; it must stay what `crm bootstrap` makes.
+        let fixture: sandbox_schema::ToolSchema =
+            serde_json::from_str(include_str!("../sandbox/tests/fixtures/tool_schema.json"))
+                .unwrap();
+        let expected = tool_schema();
+        assert_eq!(
+            fixture,
+            expected,
+            "write this to src/sandbox/tests/fixtures/tool_schema.json:\n{}",
+            serde_json::to_string_pretty(&expected).unwrap_or_default()
+        );
     }
 }

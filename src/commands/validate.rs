@@ -12,8 +12,8 @@ use crate::output::Context;
 
 pub(super) fn run(args: &ValidateArgs, _ctx: &Context) -> anyhow::Result<ExitStatus> {
     let file = args.file.display().to_string();
-    let text = match std::fs::read_to_string(&args.file) {
-        Ok(text) => text,
+    let bytes = match std::fs::read(&args.file) {
+        Ok(bytes) => bytes,
         Err(err) => {
             let message = format!("cannot read config `{file}`: {err}");
             if args.format == OutputFormat::Json {
@@ -26,8 +26,8 @@ pub(super) fn run(args: &ValidateArgs, _ctx: &Context) -> anyhow::Result<ExitSta
             return Ok(ExitStatus::Failure);
         }
     };
-    let checked = validate::check(
-        &text,
+    let checked = validate::check_bytes(
+        &bytes,
         &validate::CheckOptions {
             check_env: args.check_env,
             lookup: &env::process_env,

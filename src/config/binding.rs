@@ -7,8 +7,8 @@ use globset::{Glob, GlobSet, GlobSetBuilder};
 use serde::{Deserialize, Serialize};
 
 use super::model::{
-    BindingConfig, Config, CrmNames, Defaults, FieldPolicy, FieldTarget, MaxRemovals, MemberStatus,
-    MemberType, UnsubscribePolicy,
+    BindingConfig, Config, CrmNames, Defaults, FieldPolicy, FieldTarget, FieldsConfig, MaxRemovals,
+    MemberStatus, MemberType, UnsubscribePolicy,
 };
 use super::template::Template;
 pub use crate::domain::{AudienceSelector, Names};
@@ -239,39 +239,7 @@ fn resolve_one(b: &BindingConfig, d: &Defaults, names: &Names) -> Binding {
         .or(members_d.on_unsubscribe)
         .unwrap_or(UnsubscribePolicy::MarkDoNotEmail);
 
-    let fields_b = b.fields.clone().unwrap_or_default();
-    let fields_d = d.fields.clone().unwrap_or_default();
-    let policy = fields_b
-        .policy
-        .or(fields_d.policy)
-        .unwrap_or(FieldPolicy::Overwrite);
-    let replace = fields_b
-        .replace_defaults
-        .or(fields_d.replace_defaults)
-        .unwrap_or(false);
-    let mut map: BTreeMap<String, (String, FieldPolicy)> = if replace {
-        BTreeMap::new()
-    } else {
-        default_field_map(names)
-            .into_iter()
-            .map(|(s, c)| (s, (c, policy)))
-            .collect()
-    };
-    for layer in [fields_d.map, fields_b.map].into_iter().flatten() {
-        for (source, target) in layer {
-            match target {
-                FieldTarget::Unmapped => {
-                    map.remove(&source);
-                }
-                FieldTarget::Column(column) => {
-                    map.insert(source, (column, policy));
-                }
-                FieldTarget::Detailed(detail) => {
-                    map.insert(source, (detail.column, detail.policy.unwrap_or(policy)));
-                }
-            }
-        }
-    }
+    let map = field_map(b.fields.as_ref(), d.fields.as_ref(), names);
     let mut fields: Vec<FieldMapping> = map
         .into_iter()
         .map(|(source, (column, policy))| FieldMapping {
@@ -343,6 +311,51 @@ fn resolve_one(b: &BindingConfig, d: &Defaults, names: &Names) -> Binding {
         lead_values,
         suspend: b.suspend,
     }
+}
+
+/// Member field → (column, policy): the built-in mappings (unless `replace_defaults`), then
+/// `defaults.fields.map`, then the binding's own `fields.map` (`null` drops a mapping).
+#[must_use]
+pub fn field_map(
+    binding: Option<&FieldsConfig>,
+    defaults: Option<&FieldsConfig>,
+    names: &Names,
+) -> BTreeMap<String, (String, FieldPolicy)> {
+    let policy = binding
+        .and_then(|f| f.policy)
+        .or(defaults.and_then(|f| f.policy))
+        .unwrap_or(FieldPolicy::Overwrite);
+    let replace = binding
+        .and_then(|f| f.replace_defaults)
+        .or(defaults.and_then(|f| f.replace_defaults))
+        .unwrap_or(false);
+    let mut map: BTreeMap<String, (String, FieldPolicy)> = if replace {
+        BTreeMap::new()
+    } else {
+        default_field_map(names)
+            .into_iter()
+            .map(|(s, c)| (s, (c, policy)))
+            .collect()
+    };
+    for layer in [defaults, binding].into_iter().flatten() {
+        for (source, target) in layer.map.iter().flatten() {
+            match target {
+                FieldTarget::Unmapped => {
+                    map.remove(source);
+                }
+                FieldTarget::Column(column) => {
+                    map.insert(source.clone(), (column.clone(), policy));
+                }
+                FieldTarget::Detailed(detail) => {
+                    map.insert(
+                        source.clone(),
+                        (detail.column.clone(), detail.policy.unwrap_or(policy)),
+                    );
+                }
+            }
+        }
+    }
+    map
 }
 
 /// Parse `max_removals`: a count, or a percent within 0–100.

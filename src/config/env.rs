@@ -39,9 +39,14 @@ pub fn references(text: &str) -> Result<Vec<Reference>, SyntaxError> {
         if !is_name(name) {
             return Err(SyntaxError {
                 offset: start,
-                message: format!(
-                    "`${{{name}}}` is not a valid environment variable reference (letters, digits and `_`, not starting with a digit)"
-                ),
+                message: if name.trim().is_empty() {
+                    format!("`${{{name}}}` names no environment variable")
+                } else {
+                    format!(
+                        "`${{{}}}` is not a valid environment variable reference (letters, digits and `_`, not starting with a digit)",
+                        super::yaml::shorten(name)
+                    )
+                },
             });
         }
         out.push(Reference {
@@ -51,6 +56,23 @@ pub fn references(text: &str) -> Result<Vec<Reference>, SyntaxError> {
         from = start + 2 + len + 1;
     }
     Ok(out)
+}
+
+/// `$NAME` written without braces: only `${NAME}` is expanded, so these would be sent as they
+/// are. Returns the byte offset of each `$` and the name after it.
+#[must_use]
+pub fn bare_references(text: &str) -> Vec<(usize, &str)> {
+    text.match_indices('$')
+        .filter_map(|(start, _)| {
+            let rest = &text[start + 1..];
+            let len = rest
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(rest.len());
+            let name = &rest[..len];
+            name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+                .then_some((start, name))
+        })
+        .collect()
 }
 
 fn is_name(name: &str) -> bool {
@@ -127,5 +149,12 @@ mod tests {
         assert!(references("${1X}").is_err());
         assert!(references("${}").is_err());
         assert_eq!(references("plain").unwrap(), vec![]);
+    }
+
+    #[test]
+    fn bare_references_are_found() {
+        assert_eq!(bare_references("$TENANT"), vec![(0, "TENANT")]);
+        assert_eq!(bare_references("a-$_X1.b"), vec![(2, "_X1")]);
+        assert_eq!(bare_references("${TENANT} costs $5"), vec![]);
     }
 }

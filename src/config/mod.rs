@@ -108,11 +108,18 @@ pub use crate::dataverse::client::Settings as DataverseSettings;
 /// # Errors
 /// The file cannot be read, or it has errors.
 pub fn load(path: &Path) -> Result<Loaded, Error> {
-    let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+    let bytes = std::fs::read(path).map_err(|source| Error::Read {
         path: path.to_owned(),
         source,
     })?;
-    load_str(path, &text)
+    let checked = validate::check_bytes(
+        &bytes,
+        &validate::CheckOptions {
+            check_env: false,
+            lookup: &env::process_env,
+        },
+    );
+    finish_load(path, &bytes, checked)
 }
 
 /// Validate a config held in memory; `path` is only used in messages.
@@ -127,6 +134,10 @@ pub fn load_str(path: &Path, text: &str) -> Result<Loaded, Error> {
             lookup: &env::process_env,
         },
     );
+    finish_load(path, text.as_bytes(), checked)
+}
+
+fn finish_load(path: &Path, bytes: &[u8], checked: validate::Checked) -> Result<Loaded, Error> {
     let has_errors = checked.has_errors();
     match checked.config {
         Some(config) if !has_errors => {
@@ -138,7 +149,7 @@ pub fn load_str(path: &Path, text: &str) -> Result<Loaded, Error> {
                 names,
                 config,
                 warnings: checked.diagnostics,
-                digest: hex::encode(Sha256::digest(text.as_bytes())),
+                digest: hex::encode(Sha256::digest(bytes)),
                 positions: checked.positions,
             })
         }

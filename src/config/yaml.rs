@@ -5,13 +5,40 @@
 //! plus a [`Positions`] index (JSON pointer → line:column of the key and of the value), so that
 //! schema validation and semantic checks can report *all* errors of a file with `file:line:column`,
 //! and only then deserialized into the typed model.
+//!
+//! # Limits
+//! Any input is read in time and memory linear in its size:
+//! - lists and mappings nest at most [`MAX_DEPTH`] levels (the parser's own recursion is not
+//!   used: events are pulled one by one);
+//! - anchors and aliases (`&name` / `*name`) may add at most [`alias_budget`] nodes and
+//!   characters in total (the larger of [`ALIAS_BUDGET_FLOOR`] and four times the file's
+//!   length), which defeats "billion laughs" files;
+//! - the position index is a tree parallel to the document, not a map of full pointers.
+//!
+//! A UTF-8 byte-order mark is skipped; a key holding an invisible character is an error.
 
-use std::collections::HashMap;
+mod builder;
+mod positions;
 
-use serde_json::{Map, Number, Value};
+use serde_json::{Number, Value};
 use yaml_rust2::Yaml;
-use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
-use yaml_rust2::scanner::{Marker, TScalarStyle};
+use yaml_rust2::parser::{Event, Parser};
+use yaml_rust2::scanner::{Marker, ScanError, TScalarStyle};
+
+pub use builder::is_invisible;
+pub use positions::Positions;
+
+/// How deep lists and mappings may nest.
+pub const MAX_DEPTH: usize = 64;
+
+/// The least that aliases may expand to, in nodes plus characters.
+pub const ALIAS_BUDGET_FLOOR: usize = 250_000;
+
+/// How much anchors and aliases may expand to in a file of `len` bytes.
+#[must_use]
+pub fn alias_budget(len: usize) -> usize {
+    ALIAS_BUDGET_FLOOR.max(len.saturating_mul(4))
+}
 
 /// A place in the file: 1-based line and column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
@@ -31,39 +58,6 @@ impl From<Marker> for Pos {
     }
 }
 
-/// Where each node of the document stands, by JSON pointer (`/bindings/0/name`).
-#[derive(Debug, Default, Clone)]
-pub struct Positions {
-    values: HashMap<String, Pos>,
-    keys: HashMap<String, Pos>,
-}
-
-impl Positions {
-    /// Where the value at `pointer` starts; for a missing node, the nearest ancestor's position.
-    #[must_use]
-    pub fn value(&self, pointer: &str) -> Pos {
-        let mut pointer = pointer;
-        loop {
-            if let Some(pos) = self.values.get(pointer) {
-                return *pos;
-            }
-            match pointer.rfind('/') {
-                Some(idx) => pointer = &pointer[..idx],
-                None => return Pos { line: 1, column: 1 },
-            }
-        }
-    }
-
-    /// Where the key of the mapping entry at `pointer` stands (else where its value does).
-    #[must_use]
-    pub fn key(&self, pointer: &str) -> Pos {
-        self.keys
-            .get(pointer)
-            .copied()
-            .unwrap_or_else(|| self.value(pointer))
-    }
-}
-
 /// A YAML document that could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message} (line {}, column {})", pos.line, pos.column)]
@@ -72,33 +66,76 @@ pub struct SyntaxError {
     pub pos: Pos,
     /// What.
     pub message: String,
+    /// How to fix it.
+    pub help: String,
+}
+
+impl SyntaxError {
+    fn new(pos: Pos, message: &str, help: &str) -> Self {
+        Self {
+            pos,
+            message: message.to_owned(),
+            help: help.to_owned(),
+        }
+    }
+}
+
+/// A document as far as it could be read.
+#[derive(Debug, Default)]
+pub struct Document {
+    /// The value, when the whole document could be read (else `None`).
+    pub value: Option<Value>,
+    /// Where each node stands.
+    pub positions: Positions,
+    /// Every error found, in the order found; when `value` is `None` the last one stopped reading.
+    pub errors: Vec<SyntaxError>,
+}
+
+/// Read one YAML document: its value, the positions of its nodes, and every error.
+///
+/// Repeated keys and invisible characters in keys are reported and reading goes on (the first
+/// of two repeated keys is kept); a syntax error, a second document or a passed limit stop it.
+#[must_use]
+pub fn parse_document(text: &str) -> Document {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut builder = builder::Builder::new(text, alias_budget(text.len()));
+    let mut parser = Parser::new_from_str(text);
+    let mut complete = true;
+    loop {
+        match parser.next_token() {
+            Ok((Event::StreamEnd, _)) => break,
+            Ok((event, mark)) => {
+                if let Err(err) = builder.on(event, mark) {
+                    builder.errors.push(err);
+                    complete = false;
+                    break;
+                }
+            }
+            Err(err) => {
+                builder.errors.push(describe_scan_error(text, &err));
+                complete = false;
+                break;
+            }
+        }
+    }
+    Document {
+        value: complete.then(|| builder.root.take().unwrap_or(Value::Null)),
+        positions: builder.positions,
+        errors: builder.errors,
+    }
 }
 
 /// Parse one YAML document into a JSON value and the positions of its nodes.
 ///
-/// Duplicate keys are reported as errors (YAML forbids them; silently keeping one is how
-/// a config loses a setting).
-///
 /// # Errors
-/// The text is not YAML, holds more than one document, or repeats a key.
+/// The first error of [`parse_document`]: the text is not YAML, holds more than one document,
+/// repeats a key or passes a limit.
 pub fn parse(text: &str) -> Result<(Value, Positions), SyntaxError> {
-    let mut builder = Builder::default();
-    let mut parser = Parser::new_from_str(text);
-    parser.load(&mut builder, true).map_err(|err| SyntaxError {
-        pos: Pos::from(*err.marker()),
-        message: describe_scan_error(err.info()),
-    })?;
-    if let Some(err) = builder.error {
-        return Err(err);
+    let mut document = parse_document(text);
+    match (document.value, document.errors.is_empty()) {
+        (Some(value), true) => Ok((value, document.positions)),
+        _ => Err(document.errors.swap_remove(0)),
     }
-    if builder.documents > 1 {
-        return Err(SyntaxError {
-            pos: builder.second_document.unwrap_or_default(),
-            message: "more than one YAML document (`---`) in the file; put everything in one"
-                .to_owned(),
-        });
-    }
-    Ok((builder.root.unwrap_or(Value::Null), builder.positions))
 }
 
 /// Parse YAML (or JSON, which is YAML) into a JSON value, without positions.
@@ -109,199 +146,141 @@ pub fn parse_value(text: &str) -> Result<Value, SyntaxError> {
     parse(text).map(|(value, _)| value)
 }
 
-fn describe_scan_error(info: &str) -> String {
-    // yaml-rust2's messages are terse parser states; say them in words a user can act on.
-    let hint = if info.contains("while parsing a flow sequence") {
-        " (a `[` list is not closed by `]`)"
-    } else if info.contains("while parsing a flow mapping") {
-        " (a `{` mapping is not closed by `}`)"
-    } else if info.contains("mapping values are not allowed") {
-        " (is a `:` missing a space after it, or is the indentation off?)"
-    } else if info.contains("did not find expected key") || info.contains("did not find expected") {
-        " (check the indentation of this line and the one above)"
-    } else if info.contains("found character that cannot start any token") {
-        " (tabs cannot indent YAML; use spaces)"
-    } else if info.contains("unclosed quoted") || info.contains("did not find expected '") {
-        " (a quote is not closed)"
-    } else {
-        ""
+/// A value as a message shows it: invisible characters written as `<U+200B>`, and when long,
+/// its first 40 characters, `…`, its last 10.
+#[must_use]
+pub fn shorten(text: &str) -> String {
+    const KEEP: usize = 40;
+    let count = text.chars().count();
+    let visible = |s: &mut String, c: char| {
+        if is_invisible(c) {
+            s.push_str(&format!("<U+{:04X}>", u32::from(c)));
+        } else {
+            s.push(c);
+        }
     };
-    format!("YAML syntax error: {info}{hint}")
+    let mut out = String::new();
+    if count <= KEEP + 20 {
+        text.chars().for_each(|c| visible(&mut out, c));
+    } else {
+        text.chars().take(KEEP).for_each(|c| visible(&mut out, c));
+        out.push('…');
+        text.chars()
+            .skip(count - 10)
+            .for_each(|c| visible(&mut out, c));
+    }
+    out
 }
 
-enum Frame {
-    Seq {
-        pointer: String,
-        items: Vec<Value>,
-        anchor: usize,
-    },
-    Map {
-        pointer: String,
-        map: Map<String, Value>,
-        pending_key: Option<(String, Pos)>,
-        anchor: usize,
-    },
-}
-
-#[derive(Default)]
-struct Builder {
-    stack: Vec<Frame>,
-    root: Option<Value>,
-    positions: Positions,
-    anchors: HashMap<usize, Value>,
-    documents: usize,
-    second_document: Option<Pos>,
-    error: Option<SyntaxError>,
-}
-
-impl Builder {
-    /// The pointer of the node about to be produced.
-    fn next_pointer(&self) -> String {
-        match self.stack.last() {
-            None => String::new(),
-            Some(Frame::Seq { pointer, items, .. }) => format!("{pointer}/{}", items.len()),
-            Some(Frame::Map {
-                pointer,
-                pending_key: Some((key, _)),
-                ..
-            }) => format!("{pointer}/{}", escape(key)),
-            Some(Frame::Map { pointer, .. }) => pointer.clone(),
+fn describe_scan_error(text: &str, err: &ScanError) -> SyntaxError {
+    let info = err.info();
+    let mut pos = Pos::from(*err.marker());
+    // yaml-rust2's messages are terse parser states; say them in words a user can act on.
+    let help = if info.contains("tab") {
+        if let Some(tab) = find_tab(text, err.marker()) {
+            pos = tab;
         }
-    }
-
-    fn expecting_key(&self) -> bool {
-        matches!(
-            self.stack.last(),
-            Some(Frame::Map {
-                pending_key: None,
-                ..
-            })
-        )
-    }
-
-    fn push_value(&mut self, value: Value, anchor: usize) {
-        if anchor > 0 {
-            self.anchors.insert(anchor, value.clone());
+        "YAML is indented with spaces only; replace the tab with spaces"
+    } else if info.contains("flow sequence") || info.contains("flow mapping") {
+        if let Some(open) = unclosed_bracket(text, err.marker()) {
+            pos = open;
         }
-        match self.stack.last_mut() {
-            None => self.root = Some(value),
-            Some(Frame::Seq { items, .. }) => items.push(value),
-            Some(Frame::Map {
-                map, pending_key, ..
-            }) => {
-                if let Some((key, _)) = pending_key.take() {
-                    map.insert(key, value);
-                }
-            }
+        if info.contains("flow sequence") {
+            "a `[` list is not closed by `]`, or its items are not separated by `,`"
+        } else {
+            "a `{` mapping is not closed by `}`, its entries are not separated by `,`, or a value holding `: ` or `,` is not quoted"
         }
-    }
-
-    fn set_key(&mut self, key: String, pos: Pos) {
-        let Some(Frame::Map {
-            pointer,
-            map,
-            pending_key,
-            ..
-        }) = self.stack.last_mut()
-        else {
-            return;
-        };
-        if map.is_empty() {
-            // Block mappings report their start after the first key; the first key is where a
-            // reader sees the mapping begin.
-            let start = self.positions.values.entry(pointer.clone()).or_insert(pos);
-            *start = (*start).min(pos);
-        }
-        let child = format!("{pointer}/{}", escape(&key));
-        if map.contains_key(&key) && self.error.is_none() {
-            self.error = Some(SyntaxError {
-                pos,
-                message: format!("duplicate key `{key}`; each key may appear once in a mapping"),
-            });
-        }
-        self.positions.keys.insert(child, pos);
-        *pending_key = Some((key, pos));
+    } else if info.contains("recursion limit") {
+        "`[` and `{` nest too deep; a config needs only a few levels"
+    } else if info.contains("mapping values are not allowed") {
+        "is a `:` missing a space after it, is a value holding `: ` not quoted, or is the indentation off?"
+    } else if info.contains("quoted scalar") {
+        "a quote is not closed, or a `\\` escape in double quotes is not valid; use single quotes for text with `\\`"
+    } else if info.contains("block sequence entries") {
+        "a `- ` item stands where a `key: value` is expected; check the indentation"
+    } else if info.contains("simple key expect ':'") {
+        "a key must end with `:` on its own line, within 1,024 characters"
+    } else if info.contains("did not find expected key") || info.contains("simple key") {
+        "check the indentation of this line and the one above: keys of one mapping start in the same column"
+    } else if info.contains("did not find expected '-'") {
+        "items of one list start with `- ` in the same column; check the indentation"
+    } else if info.contains("anchor") || info.contains("alias") {
+        "an alias `*name` must follow its anchor `&name`, and each anchor name is used once"
+    } else if info.contains("unexpected character") || info.contains("cannot start any token") {
+        "this character cannot start a value; quote the value (`'…'`)"
+    } else if info.contains("comments must be separated") {
+        "put a space before `#`, or quote the value if `#` is part of it"
+    } else if info.contains("indentation") {
+        "check the indentation: nested lines go further right than their parent, with spaces"
+    } else {
+        "check the YAML syntax around this place; quoting a value with special characters often helps"
+    };
+    SyntaxError {
+        pos,
+        message: format!("YAML syntax error: {info}"),
+        help: help.to_owned(),
     }
 }
 
-impl MarkedEventReceiver for Builder {
-    fn on_event(&mut self, event: Event, mark: Marker) {
-        let pos = Pos::from(mark);
-        match event {
-            Event::DocumentStart => {
-                self.documents += 1;
-                if self.documents == 2 {
-                    self.second_document = Some(pos);
+/// When the parser ran to the end of the text looking for a `]` or `}`: the bracket left open
+/// (quotes and comments skipped).
+fn unclosed_bracket(text: &str, mark: &Marker) -> Option<Pos> {
+    let byte = text
+        .char_indices()
+        .nth(mark.index())
+        .map_or(text.len(), |(b, _)| b);
+    let rest_is_blank = text[byte..]
+        .lines()
+        .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'));
+    if !rest_is_blank {
+        return None;
+    }
+    let mut open: Vec<Pos> = Vec::new();
+    let mut quote: Option<char> = None;
+    for (i, line) in text.lines().enumerate() {
+        for (col, c) in line.chars().enumerate() {
+            match (quote, c) {
+                (Some(q), c) if c == q => quote = None,
+                (Some(_), _) => {}
+                (None, '\'' | '"') => quote = Some(c),
+                (None, '#') => break,
+                (None, '[' | '{') => open.push(Pos {
+                    line: i + 1,
+                    column: col + 1,
+                }),
+                (None, ']' | '}') => {
+                    open.pop();
                 }
+                _ => {}
             }
-            Event::Scalar(text, style, anchor, tag) => {
-                let value = resolve_scalar(&text, style, tag.as_ref().map(|t| t.suffix.as_str()));
-                if self.expecting_key() {
-                    let key = match value {
-                        Value::String(s) => s,
-                        Value::Null => String::new(),
-                        other => other.to_string(),
-                    };
-                    self.set_key(key, pos);
-                } else {
-                    let pointer = self.next_pointer();
-                    self.positions.values.insert(pointer, pos);
-                    self.push_value(value, anchor);
-                }
-            }
-            Event::Alias(anchor) => {
-                let value = self.anchors.get(&anchor).cloned().unwrap_or(Value::Null);
-                if self.expecting_key() {
-                    let key = match value {
-                        Value::String(s) => s,
-                        other => other.to_string(),
-                    };
-                    self.set_key(key, pos);
-                } else {
-                    let pointer = self.next_pointer();
-                    self.positions.values.insert(pointer, pos);
-                    self.push_value(value, 0);
-                }
-            }
-            Event::SequenceStart(anchor, _) | Event::MappingStart(anchor, _) => {
-                if self.expecting_key() {
-                    if self.error.is_none() {
-                        self.error = Some(SyntaxError {
-                            pos,
-                            message: "a mapping key must be a plain value, not a list or mapping"
-                                .to_owned(),
-                        });
-                    }
-                    self.set_key(String::from("?"), pos);
-                }
-                let pointer = self.next_pointer();
-                self.positions.values.insert(pointer.clone(), pos);
-                if matches!(event, Event::SequenceStart(..)) {
-                    self.stack.push(Frame::Seq {
-                        pointer,
-                        items: Vec::new(),
-                        anchor,
-                    });
-                } else {
-                    self.stack.push(Frame::Map {
-                        pointer,
-                        map: Map::new(),
-                        pending_key: None,
-                        anchor,
-                    });
-                }
-            }
-            Event::SequenceEnd | Event::MappingEnd => {
-                let (value, anchor) = match self.stack.pop() {
-                    Some(Frame::Seq { items, anchor, .. }) => (Value::Array(items), anchor),
-                    Some(Frame::Map { map, anchor, .. }) => (Value::Object(map), anchor),
-                    None => return,
-                };
-                self.push_value(value, anchor);
-            }
-            Event::Nothing | Event::StreamStart | Event::StreamEnd | Event::DocumentEnd => {}
         }
     }
+    open.pop()
+}
+
+/// The tab a tab error is about: the first tab of the indentation from the line before the
+/// error (the parser often notices it late), else the first tab from there.
+fn find_tab(text: &str, mark: &Marker) -> Option<Pos> {
+    let first_line = mark.line().saturating_sub(1).max(1);
+    let mut candidates = text
+        .lines()
+        .enumerate()
+        .skip(first_line - 1)
+        .take(3)
+        .flat_map(|(i, line)| {
+            let indent = line.len() - line.trim_start_matches([' ', '\t']).len();
+            line.char_indices()
+                .filter(|(_, c)| *c == '\t')
+                .map(move |(b, _)| (b < indent, i, line, b))
+        });
+    let found = candidates
+        .clone()
+        .find(|(in_indent, ..)| *in_indent)
+        .or_else(|| candidates.next());
+    found.map(|(_, i, line, byte)| Pos {
+        line: i + 1,
+        column: line[..byte].chars().count() + 1,
+    })
 }
 
 fn resolve_scalar(text: &str, style: TScalarStyle, tag: Option<&str>) -> Value {

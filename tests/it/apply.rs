@@ -5,9 +5,8 @@
 use std::path::PathBuf;
 use std::process::Output;
 
-use audience_sync::config::MemberStatus;
-use audience_sync::sandbox::mailchimp::MemberSeed;
-use audience_sync::sandbox::{GenerateSpec, Options, Sandbox};
+use api_sandbox::mailchimp::{MemberSeed, MemberStatus};
+use api_sandbox::{GenerateSpec, Options, Sandbox};
 use serde_json::Value;
 
 use super::common;
@@ -32,7 +31,7 @@ async fn start_with(members: usize, extra: &str) -> Env {
             seed: 11,
             audiences: 1,
         }),
-        ..Options::default()
+        ..audience_sync::commands::sandbox::options()
     })
     .await
     .expect("sandbox starts");
@@ -491,7 +490,7 @@ async fn a_second_applier_waits_for_the_lease_within_the_lock_timeout() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn under_injected_faults_apply_finishes_or_names_failures_and_a_rerun_converges() {
-    use audience_sync::sandbox::dataverse::Faults;
+    use api_sandbox::dataverse::Faults;
     let env = start(300).await;
     let creates = planned_emails(&env.plan_json().await).len();
     let contacts = env.sandbox.dataverse.count("contact");

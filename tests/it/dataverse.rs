@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use api_sandbox::{Options, Sandbox, Seed};
 use audience_sync::dataverse::batch::{OpOutcome, Operation, Part};
 use audience_sync::dataverse::metadata;
 use audience_sync::dataverse::query::{Filter, Query};
@@ -14,7 +15,6 @@ use audience_sync::dataverse::tag_links::TagLink;
 use audience_sync::dataverse::{Client, Error};
 use audience_sync::domain::MemberType;
 use audience_sync::http::RetryPolicy;
-use audience_sync::sandbox::{Options, Sandbox, Seed};
 use futures::TryStreamExt;
 use secrecy::SecretString;
 use serde_json::{Map, Value, json};
@@ -27,7 +27,7 @@ async fn sandbox_with(seed: Value) -> Sandbox {
             dataverse,
             ..Seed::default()
         },
-        ..Options::default()
+        ..audience_sync::commands::sandbox::options()
     })
     .await
     .expect("sandbox starts")

@@ -7,10 +7,10 @@
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
+use api_sandbox::dataverse::Faults;
+use api_sandbox::{GenerateSpec, Options, Sandbox};
 use audience_sync::apply::lease;
 use audience_sync::dataverse::tables::{Lease, ToolTables};
-use audience_sync::sandbox::dataverse::Faults;
-use audience_sync::sandbox::{GenerateSpec, Options, Sandbox};
 use chrono::Utc;
 use serde_json::Value;
 
@@ -35,7 +35,7 @@ async fn start(members: usize) -> Env {
             seed: 5,
             audiences: 1,
         }),
-        ..Options::default()
+        ..audience_sync::commands::sandbox::options()
     })
     .await
     .expect("sandbox starts");

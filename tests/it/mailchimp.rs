@@ -7,11 +7,12 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
+use api_sandbox::mailchimp::MemberStatus as SeedStatus;
+use api_sandbox::mailchimp::{AudienceSeed, Burst, Faults, MemberSeed, MergeFieldSeed};
+use api_sandbox::{GenerateSpec, Options, Sandbox, Seed};
 use audience_sync::config::MemberStatus;
 use audience_sync::http::RetryPolicy;
 use audience_sync::mailchimp::{AudienceSelector, Client, Error, Member, MemberQuery};
-use audience_sync::sandbox::mailchimp::{AudienceSeed, Burst, Faults, MemberSeed, MergeFieldSeed};
-use audience_sync::sandbox::{GenerateSpec, Options, Sandbox, Seed};
 use futures::StreamExt;
 use secrecy::SecretString;
 use serde_json::{Value, json};
@@ -23,7 +24,7 @@ async fn start(seed: Seed, generate: Option<&str>) -> Sandbox {
     Sandbox::start(Options {
         seed,
         generate: generate.map(|g| g.parse::<GenerateSpec>().expect("generate spec")),
-        ..Options::default()
+        ..audience_sync::commands::sandbox::options()
     })
     .await
     .expect("sandbox starts")
@@ -81,12 +82,12 @@ async fn read_all(
 /// pending; every third member tagged, every member with a first name.
 fn plain_audience(n: usize) -> AudienceSeed {
     let statuses = [
-        MemberStatus::Subscribed,
-        MemberStatus::Subscribed,
-        MemberStatus::Subscribed,
-        MemberStatus::Unsubscribed,
-        MemberStatus::Cleaned,
-        MemberStatus::Pending,
+        SeedStatus::Subscribed,
+        SeedStatus::Subscribed,
+        SeedStatus::Subscribed,
+        SeedStatus::Unsubscribed,
+        SeedStatus::Cleaned,
+        SeedStatus::Pending,
     ];
     AudienceSeed {
         name: "Plain".into(),
@@ -129,7 +130,7 @@ async fn a_2500_member_audience_is_read_completely_in_three_pages() {
     for m in &members {
         assert_eq!(
             m.id,
-            audience_sync::sandbox::mailchimp::subscriber_hash(&m.email_address)
+            api_sandbox::mailchimp::subscriber_hash(&m.email_address)
         );
         assert!(m.contact_id.as_deref().is_some_and(|c| c.len() == 32));
         assert_eq!(m.tags_count, Some(m.tags.len() as u64));
@@ -262,7 +263,7 @@ async fn tags_and_merge_fields_are_read_completely() {
     let mut ada = MemberSeed::new("ada@example.com");
     ada.tags = vec!["VIP".into()];
     let mut bob = MemberSeed::new("bob@example.com");
-    bob.status = MemberStatus::Unsubscribed;
+    bob.status = SeedStatus::Unsubscribed;
     bob.tags = vec!["VIP".into()];
     audience.members = vec![ada, bob];
     let sandbox = start(seed_with(audience), None).await;
@@ -592,22 +593,22 @@ async fn status_and_since_last_changed_filter_members() {
     let members = [
         (
             "old@example.com",
-            MemberStatus::Subscribed,
+            SeedStatus::Subscribed,
             "2024-01-01T00:00:00+00:00",
         ),
         (
             "new@example.com",
-            MemberStatus::Subscribed,
+            SeedStatus::Subscribed,
             "2025-06-01T00:00:00+00:00",
         ),
         (
             "gone@example.com",
-            MemberStatus::Unsubscribed,
+            SeedStatus::Unsubscribed,
             "2025-07-01T00:00:00+00:00",
         ),
         (
             "arch@example.com",
-            MemberStatus::Archived,
+            SeedStatus::Archived,
             "2025-08-01T00:00:00+00:00",
         ),
     ];
@@ -825,7 +826,7 @@ async fn member_writes_follow_mailchimps_rules() {
     let raw = Raw::new(&sandbox);
     let list_id = first_audience(&sandbox);
     let members = format!("/lists/{list_id}/members");
-    let hash = audience_sync::sandbox::mailchimp::subscriber_hash("Ann@Example.com");
+    let hash = api_sandbox::mailchimp::subscriber_hash("Ann@Example.com");
 
     let (status, ann, _) = raw
         .send(Method::POST, &members, Some(json!({"email_address": "Ann@Example.com", "status": "subscribed", "merge_fields": {"FNAME": "Ann"}, "tags": ["Fans"]})))
@@ -998,7 +999,7 @@ async fn tags_are_static_segments_with_their_own_endpoints() {
     state.set_tag(&list_id, &emails[2], "Direct", true).unwrap();
     state.rename_tag(&list_id, "Direct", "Renamed").unwrap();
     state
-        .set_status(&list_id, &emails[3], MemberStatus::Unsubscribed)
+        .set_status(&list_id, &emails[3], SeedStatus::Unsubscribed)
         .unwrap();
     let new_hash = state
         .change_email(&list_id, &emails[4], "changed@example.com")
@@ -1035,7 +1036,7 @@ async fn a_state_directory_keeps_the_data_between_runs() {
     let options = |seed: Seed| Options {
         seed,
         state_dir: Some(dir.path().to_owned()),
-        ..Options::default()
+        ..audience_sync::commands::sandbox::options()
     };
     let sandbox = Sandbox::start(options(seed)).await.unwrap();
     let raw = Raw::new(&sandbox);

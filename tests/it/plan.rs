@@ -2,14 +2,14 @@
 
 use std::process::Output;
 
-use audience_sync::sandbox::{Options, Sandbox};
+use api_sandbox::{Options, Sandbox};
 
 use crate::common::{bin, texts};
 
 async fn generated(spec: &str) -> Sandbox {
     Sandbox::start(Options {
         generate: Some(spec.parse().unwrap()),
-        ..Options::default()
+        ..audience_sync::commands::sandbox::options()
     })
     .await
     .unwrap()

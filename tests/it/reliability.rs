@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::process::{Child, Output, Stdio};
 use std::time::Duration;
 
-use audience_sync::sandbox::{GenerateSpec, Options, Sandbox, Seed};
+use api_sandbox::{GenerateSpec, Options, Sandbox, Seed};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -85,7 +85,7 @@ async fn start(members: usize) -> Env {
             seed: 23,
             audiences: 1,
         }),
-        ..Options::default()
+        ..audience_sync::commands::sandbox::options()
     })
     .await
     .expect("sandbox starts");
@@ -449,11 +449,11 @@ impl Env {
 }
 
 /// A list row's `listname`, read straight from the store.
-fn dv_record_name(s: &audience_sync::sandbox::dataverse::store::Store, id: Uuid) -> Option<String> {
+fn dv_record_name(s: &api_sandbox::dataverse::store::Store, id: Uuid) -> Option<String> {
     let t = s.table("list")?;
     let row = t.rows.get(&id)?;
-    let projection = audience_sync::sandbox::dataverse::query::projection(&t.meta, &[]).ok()?;
-    let rendered = audience_sync::sandbox::dataverse::query::render(&t.meta, row, &projection);
+    let projection = api_sandbox::dataverse::query::projection(&t.meta, &[]).ok()?;
+    let rendered = api_sandbox::dataverse::query::render(&t.meta, row, &projection);
     rendered
         .get("listname")
         .and_then(Value::as_str)
@@ -615,8 +615,8 @@ async fn a_first_sync_killed_at_ten_points_converges_on_each_rerun() {
 /// rerun without faults (and with that member repaired) converges, with no duplicate.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn under_faults_on_both_emulators_apply_names_what_failed_and_a_rerun_converges() {
-    use audience_sync::sandbox::dataverse::Faults as DvFaults;
-    use audience_sync::sandbox::mailchimp::{Burst, Faults as McFaults};
+    use api_sandbox::dataverse::Faults as DvFaults;
+    use api_sandbox::mailchimp::{Burst, Faults as McFaults};
     let env = start(MEMBERS).await;
     let expected = env.expected().await;
     let untouched = env.untouched();

@@ -4,7 +4,7 @@
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
-use audience_sync::sandbox::{GenerateSpec, Options, Sandbox};
+use api_sandbox::{GenerateSpec, Options, Sandbox};
 
 use super::common;
 
@@ -17,7 +17,7 @@ async fn a_token_endpoint_that_never_answers_fails_plan_within_a_minute() {
             seed: 3,
             audiences: 1,
         }),
-        ..Options::default()
+        ..audience_sync::commands::sandbox::options()
     })
     .await
     .expect("sandbox starts");
@@ -72,7 +72,7 @@ async fn a_token_endpoint_that_never_answers_fails_plan_within_a_minute() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn healthz_answers_under_1100_slow_connections_with_1024_files() {
     use tokio::io::AsyncWriteExt;
-    let sandbox = Sandbox::start(Options::default())
+    let sandbox = Sandbox::start(audience_sync::commands::sandbox::options())
         .await
         .expect("sandbox starts");
     let dir = tempfile::tempdir().expect("temp dir");

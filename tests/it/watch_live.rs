@@ -7,10 +7,10 @@ use std::path::PathBuf;
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
+use api_sandbox::dataverse::Faults;
+use api_sandbox::{GenerateSpec, Options, Sandbox};
 use audience_sync::apply::lease;
 use audience_sync::dataverse::tables::ToolTables;
-use audience_sync::sandbox::dataverse::Faults;
-use audience_sync::sandbox::{GenerateSpec, Options, Sandbox};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use tokio::time::Instant;
@@ -42,7 +42,7 @@ async fn start(members: usize) -> Env {
             seed: 23,
             audiences: 2,
         }),
-        ..Options::default()
+        ..audience_sync::commands::sandbox::options()
     })
     .await
     .expect("sandbox starts");

@@ -1,0 +1,406 @@
+//! Members (`/lists/{list_id}/members`): the filtered, paged list; add, read, upsert, update,
+//! archive and delete permanently; a member's tags (`/members/{hash}/tags`).
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State as AxumState};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use super::{Answer, Query, collection, json_body, no_content, now, ok, read, write};
+use crate::mailchimp::errors::Problem;
+use crate::mailchimp::model::{Data, Member, MemberInput, MemberStatus, parse_time};
+use crate::mailchimp::projection::Projection;
+use crate::mailchimp::render::{collection_links, link};
+use crate::mailchimp::{State, render};
+
+// ----- members ----------------------------------------------------------------------------------
+
+fn parse_status(key: &str, value: &str) -> Result<MemberStatus, Problem> {
+    serde_json::from_value(Value::String(value.to_owned())).map_err(|_| {
+        Problem::invalid_field(
+            key,
+            format!("The value `{value}` is not one of: subscribed, unsubscribed, cleaned, pending, transactional, archived."),
+        )
+    })
+}
+
+pub(crate) async fn members(
+    AxumState(state): AxumState<Arc<State>>,
+    Path(list_id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Answer {
+    let query = Query::parse(raw)?;
+    let (count, offset) = query.page()?;
+    let status = query
+        .get("status")
+        .map(|s| parse_status("status", s))
+        .transpose()?;
+    let since_changed = query.time("since_last_changed")?;
+    let before_changed = query.time("before_last_changed")?;
+    let since_opt = query.time("since_timestamp_opt")?;
+    let before_opt = query.time("before_timestamp_opt")?;
+    let unsubscribed_since = query.time("unsubscribed_since")?;
+    if unsubscribed_since.is_some() && status != Some(MemberStatus::Unsubscribed) {
+        return Err(Problem::invalid_resource(
+            "unsubscribed_since can only be used with status=unsubscribed.",
+            Vec::new(),
+        ));
+    }
+    // As the real service answers (seen with `since_last_campaign=False`, MailChimp.Net#589):
+    // the parameter's mere presence needs a status.
+    if query.get("since_last_campaign").is_some() && status.is_none() {
+        return Err(Problem::invalid_resource(
+            "Status is required when using since_last_campaign filter.",
+            Vec::new(),
+        ));
+    }
+    let vip_only = query.flag("vip_only")?;
+    let unique = query.get("unique_email_id");
+    let email_type = query.get("email_type");
+    let sort_field = query.get("sort_field");
+    if let Some(field) = sort_field
+        && !matches!(field, "timestamp_opt" | "timestamp_signup" | "last_changed")
+    {
+        return Err(Problem::invalid_field(
+            "sort_field",
+            format!(
+                "The value `{field}` is not one of: timestamp_opt, timestamp_signup, last_changed."
+            ),
+        ));
+    }
+    let descending = query.get("sort_dir") == Some("DESC");
+    let api = state.api_root();
+    let archived_by_default = state.list_archived_without_status;
+    let data = read(&state);
+    let audience = data.audience(&list_id)?;
+    let keep = |m: &&Member| {
+        let status_ok = match status {
+            Some(s) => m.status == s,
+            None => archived_by_default || m.status != MemberStatus::Archived,
+        };
+        status_ok
+            && since_changed.is_none_or(|t| m.last_changed >= t)
+            && before_changed.is_none_or(|t| m.last_changed <= t)
+            && since_opt.is_none_or(|t| m.timestamp_opt.is_some_and(|o| o >= t))
+            && before_opt.is_none_or(|t| m.timestamp_opt.is_some_and(|o| o <= t))
+            && unsubscribed_since.is_none_or(|t| m.last_changed >= t)
+            && (!vip_only || m.vip)
+            && unique.is_none_or(|u| m.unique_email_id == u)
+            && email_type.is_none_or(|e| m.email_type == e)
+    };
+    let proj = query.projection();
+    let plain = since_changed.is_none()
+        && before_changed.is_none()
+        && since_opt.is_none()
+        && before_opt.is_none()
+        && unsubscribed_since.is_none()
+        && !vip_only
+        && unique.is_none()
+        && email_type.is_none();
+    let (total, page): (usize, Vec<&Member>) = if plain && sort_field.is_none() {
+        let positions = audience.positions(status, archived_by_default);
+        let page = positions
+            .iter()
+            .skip(offset)
+            .take(count)
+            .filter_map(|&i| audience.members.get(i as usize))
+            .collect();
+        (positions.len(), page)
+    } else if let Some(field) = sort_field {
+        let mut chosen: Vec<&Member> = audience.members.iter().filter(keep).collect();
+        chosen.sort_by_key(|m| match field {
+            "timestamp_opt" => m.timestamp_opt,
+            "timestamp_signup" => m.timestamp_signup,
+            _ => Some(m.last_changed),
+        });
+        if descending {
+            chosen.reverse();
+        }
+        (
+            chosen.len(),
+            chosen.into_iter().skip(offset).take(count).collect(),
+        )
+    } else {
+        let mut total = 0;
+        let mut page = Vec::with_capacity(count.min(audience.members.len()));
+        for m in audience.members.iter().filter(keep) {
+            if total >= offset && page.len() < count {
+                page.push(m);
+            }
+            total += 1;
+        }
+        (total, page)
+    };
+    let value = collection(
+        proj,
+        "members",
+        |p| {
+            page.iter()
+                .map(|m| render::member(&api, audience, m, p))
+                .collect()
+        },
+        total,
+        vec![("list_id", Value::String(audience.id.clone()))],
+        || {
+            collection_links(
+                &format!("{api}/lists/{list_id}/members"),
+                &format!("{api}/lists/{list_id}"),
+                "Lists/Members",
+            )
+        },
+    );
+    ok(value)
+}
+
+/// The writable member fields of POST, PUT and PATCH bodies.
+#[derive(Debug, Deserialize)]
+struct MemberBody {
+    email_address: Option<String>,
+    status: Option<String>,
+    status_if_new: Option<String>,
+    merge_fields: Option<Map<String, Value>>,
+    tags: Option<Vec<String>>,
+    language: Option<String>,
+    vip: Option<bool>,
+    email_type: Option<String>,
+    timestamp_signup: Option<String>,
+    location: Option<LocationBody>,
+}
+
+#[derive(Debug, Deserialize)]
+struct LocationBody {
+    country_code: Option<String>,
+}
+
+fn writable_status(key: &str, value: Option<&str>) -> Result<Option<MemberStatus>, Problem> {
+    match value {
+        None => Ok(None),
+        Some(v) => match parse_status(key, v)? {
+            MemberStatus::Archived => Err(Problem::invalid_field(
+                key,
+                "Data presented is not one of the accepted values: subscribed, unsubscribed, cleaned, pending, transactional",
+            )),
+            s => Ok(Some(s)),
+        },
+    }
+}
+
+fn member_input(body: MemberBody, query: &Query, allow_tags: bool) -> Result<MemberInput, Problem> {
+    if let Some(kind) = &body.email_type
+        && kind != "html"
+        && kind != "text"
+    {
+        return Err(Problem::invalid_field(
+            "email_type",
+            "The value must be html or text.",
+        ));
+    }
+    Ok(MemberInput {
+        status: writable_status("status", body.status.as_deref())?,
+        status_if_new: writable_status("status_if_new", body.status_if_new.as_deref())?,
+        email: body.email_address,
+        merge_fields: body.merge_fields,
+        tags: if allow_tags { body.tags } else { None },
+        language: body.language,
+        vip: body.vip,
+        email_type: body.email_type,
+        timestamp_signup: body.timestamp_signup.as_deref().and_then(parse_time),
+        country_code: body.location.and_then(|l| l.country_code),
+        skip_merge_validation: query.flag("skip_merge_validation")?,
+        ..MemberInput::default()
+    })
+}
+
+fn member_answer(state: &State, data: &Data, list_id: &str, index: usize) -> Answer {
+    let api = state.api_root();
+    let audience = data.audience(list_id)?;
+    ok(render::member(
+        &api,
+        audience,
+        &audience.members[index],
+        Projection::all(),
+    ))
+}
+
+pub(crate) async fn add_member(
+    AxumState(state): AxumState<Arc<State>>,
+    Path(list_id): Path<String>,
+    RawQuery(raw): RawQuery,
+    body: Bytes,
+) -> Answer {
+    let query = Query::parse(raw)?;
+    let input = member_input(json_body(&body)?, &query, true)?;
+    let mut data = write(&state);
+    let (audience, ids) = data.audience_mut(&list_id)?;
+    let index = audience.add_member(input, ids, now())?;
+    state.changed();
+    member_answer(&state, &data, &list_id, index)
+}
+
+pub(crate) async fn member(
+    AxumState(state): AxumState<Arc<State>>,
+    Path((list_id, key)): Path<(String, String)>,
+    RawQuery(raw): RawQuery,
+) -> Answer {
+    let query = Query::parse(raw)?;
+    let api = state.api_root();
+    let data = read(&state);
+    let audience = data.audience(&list_id)?;
+    let member = audience.member(&key)?;
+    ok(render::member(&api, audience, member, query.projection()))
+}
+
+pub(crate) async fn put_member(
+    AxumState(state): AxumState<Arc<State>>,
+    Path((list_id, key)): Path<(String, String)>,
+    RawQuery(raw): RawQuery,
+    body: Bytes,
+) -> Answer {
+    let query = Query::parse(raw)?;
+    let input = member_input(json_body(&body)?, &query, false)?;
+    let mut data = write(&state);
+    let (audience, ids) = data.audience_mut(&list_id)?;
+    let index = audience.upsert_member(&key, input, ids, now())?;
+    state.changed();
+    member_answer(&state, &data, &list_id, index)
+}
+
+pub(crate) async fn patch_member(
+    AxumState(state): AxumState<Arc<State>>,
+    Path((list_id, key)): Path<(String, String)>,
+    RawQuery(raw): RawQuery,
+    body: Bytes,
+) -> Answer {
+    let query = Query::parse(raw)?;
+    let input = member_input(json_body(&body)?, &query, false)?;
+    let mut data = write(&state);
+    let (audience, ids) = data.audience_mut(&list_id)?;
+    let index = audience.find(&key).ok_or_else(Problem::not_found)?;
+    let index = audience.update_member(index, input, ids, now())?;
+    state.changed();
+    member_answer(&state, &data, &list_id, index)
+}
+
+pub(crate) async fn archive_member(
+    AxumState(state): AxumState<Arc<State>>,
+    Path((list_id, key)): Path<(String, String)>,
+) -> Answer {
+    let mut data = write(&state);
+    let (audience, _) = data.audience_mut(&list_id)?;
+    audience.archive(&key, now())?;
+    state.changed();
+    no_content()
+}
+
+pub(crate) async fn delete_permanent(
+    AxumState(state): AxumState<Arc<State>>,
+    Path((list_id, key)): Path<(String, String)>,
+) -> Answer {
+    let mut data = write(&state);
+    let (audience, _) = data.audience_mut(&list_id)?;
+    audience.delete_permanent(&key)?;
+    state.changed();
+    no_content()
+}
+
+pub(crate) async fn member_tags(
+    AxumState(state): AxumState<Arc<State>>,
+    Path((list_id, key)): Path<(String, String)>,
+    RawQuery(raw): RawQuery,
+) -> Answer {
+    let query = Query::parse(raw)?;
+    let (count, offset) = query.page()?;
+    let api = state.api_root();
+    let data = read(&state);
+    let audience = data.audience(&list_id)?;
+    let member = audience.member(&key)?;
+    let tags: Vec<(&crate::mailchimp::model::Tag, DateTime<Utc>)> = member
+        .tags
+        .iter()
+        .filter_map(|(id, at)| audience.tag(*id).map(|t| (t, *at)))
+        .collect();
+    let value = collection(
+        query.projection(),
+        "tags",
+        |p| {
+            tags.iter()
+                .skip(offset)
+                .take(count)
+                .map(|(t, at)| {
+                    p.apply(json!({"id": t.id, "name": t.name, "date_added": crate::mailchimp::model::format_time(*at)}))
+                })
+                .collect()
+        },
+        tags.len(),
+        Vec::new(),
+        || {
+            let href = format!("{api}/lists/{list_id}/members/{}/tags", member.hash);
+            json!([
+                link(
+                    "self",
+                    &href,
+                    "GET",
+                    Some("Definitions/Lists/Members/Tags/CollectionResponse.json"),
+                    None
+                ),
+                link(
+                    "create",
+                    &href,
+                    "POST",
+                    None,
+                    Some("Definitions/Lists/Members/Tags/POST.json")
+                )
+            ])
+        },
+    );
+    ok(value)
+}
+
+#[derive(Debug, Deserialize)]
+struct TagsBody {
+    tags: Option<Vec<TagChange>>,
+    #[serde(default)]
+    #[allow(dead_code)] // accepted as Mailchimp does; automations are not emulated
+    is_syncing: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+struct TagChange {
+    name: String,
+    status: String,
+}
+
+pub(crate) async fn set_member_tags(
+    AxumState(state): AxumState<Arc<State>>,
+    Path((list_id, key)): Path<(String, String)>,
+    body: Bytes,
+) -> Answer {
+    let body: TagsBody = json_body(&body)?;
+    let Some(tags) = body.tags else {
+        return Err(Problem::missing("tags", "array"));
+    };
+    let mut changes = Vec::with_capacity(tags.len());
+    for tag in tags {
+        let active = match tag.status.as_str() {
+            "active" => true,
+            "inactive" => false,
+            other => {
+                return Err(Problem::invalid_field(
+                    "tags.status",
+                    format!(
+                        "Data presented is not one of the accepted values: active, inactive (got `{other}`)"
+                    ),
+                ));
+            }
+        };
+        changes.push((tag.name, active));
+    }
+    let mut data = write(&state);
+    let (audience, ids) = data.audience_mut(&list_id)?;
+    audience.set_member_tags(&key, &changes, ids, now())?;
+    state.changed();
+    no_content()
+}
