@@ -165,42 +165,4 @@ mod tests {
         assert!(mismatch("vip", "birthdate").is_some());
         assert!(mismatch("member_rating", "donotbulkemail").is_some());
     }
-
-    #[test]
-    fn validate_reports_a_mismatch_at_the_column_with_help() {
-        let text = "version: 1
-mailchimp:
-  api_key: ${MAILCHIMP_API_KEY}
-dataverse:
-  url: https://contoso.crm.dynamics.com
-  tenant_id: ${DATAVERSE_TENANT_ID}
-  client_id: ${DATAVERSE_CLIENT_ID}
-  client_secret: ${DATAVERSE_CLIENT_SECRET}
-bindings:
-  - name: newsletter
-    audience: { id: a1b2c3d4e5 }
-    marketing_list: { name: Newsletter, member_type: contact, create: true }
-    fields:
-      map:
-        vip: donotphone
-        timestamp_signup: donotemail
-";
-        let no_env = |_: &str| None;
-        let checked = crate::config::validate::check(
-            text,
-            &crate::config::validate::CheckOptions {
-                check_env: false,
-                lookup: &no_env,
-            },
-        );
-        let errors: Vec<_> = checked
-            .diagnostics
-            .iter()
-            .map(|d| (d.line, d.column, d.message.as_str()))
-            .collect();
-        assert_eq!(errors.len(), 1, "{errors:?}");
-        assert_eq!((errors[0].0, errors[0].1), (16, 27));
-        assert!(errors[0].2.contains("`timestamp_signup`"));
-        assert!(checked.diagnostics[0].help.is_some());
-    }
 }
