@@ -226,6 +226,7 @@ fn generate(
                 .collect(),
             field_paths: paths.clone(),
             members: mc,
+            read_at: None,
         },
         crm: CrmSide {
             audience: Some(AudienceRecord {

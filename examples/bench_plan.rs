@@ -114,6 +114,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
             statuses: vec![MemberStatus::Subscribed],
             since_last_changed: None,
             fields: Some(vec!["merge_fields".into()]),
+            ..MemberQuery::default()
         },
     );
     while let Some(page) = pages.next().await {

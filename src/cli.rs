@@ -146,7 +146,8 @@ pub struct PlanArgs {
     /// Show every row of every group, not only the first ones.
     #[arg(long)]
     pub full: bool,
-    /// Show e-mail addresses unmasked in Markdown output.
+    /// Show member data (e-mail addresses, names, phones, street addresses, mapped columns)
+    /// unmasked in text and Markdown output (the JSON plan always holds it).
     #[arg(long)]
     pub show_pii: bool,
 }
@@ -180,6 +181,9 @@ pub struct ApplyArgs {
     /// Report format.
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub format: OutputFormat,
+    /// Show member data unmasked in the plan shown before applying.
+    #[arg(long)]
+    pub show_pii: bool,
 }
 
 /// What `watch` does on each pass.
@@ -217,6 +221,14 @@ pub struct WatchArgs {
     /// Reconcile every binding once and exit.
     #[arg(long)]
     pub once: bool,
+    /// With `--once`: how long to wait for another process's lease on a binding, e.g. `5m`; a
+    /// binding still held then makes the exit code 1. Without `--once` a replica never waits: it
+    /// skips the binding and looks again when that lease would lapse.
+    #[arg(long, value_parser = parse_duration, default_value = "0s")]
+    pub lock_timeout: Duration,
+    /// Bindings this process reconciles at once (each under its own lease; replicas add up).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..))]
+    pub max_parallel: u16,
     /// Name of an environment variable holding a bearer token required by /status, /metrics and /reconcile.
     #[arg(long, value_name = "VAR")]
     pub token_env: Option<String>,

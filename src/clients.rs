@@ -96,6 +96,7 @@ impl Clients {
         let mailchimp = mailchimp::Client::builder()
             .api_key(mc.api_key)
             .base_url(mc.base_url)
+            .max_concurrency(mc.max_connections.unwrap_or(mailchimp::DEFAULT_CONNECTIONS))
             .build()?;
         let dataverse = dataverse::Client::from_settings(loaded.dataverse()?)?;
         let tables = ToolTables::new(
@@ -132,9 +133,11 @@ impl Clients {
 /// The file cannot be read or has no usable `mailchimp` section, a `${VAR}` is not set, or the
 /// client refuses the settings.
 pub fn mailchimp_only(config: Option<&Path>) -> Result<mailchimp::Client, Error> {
+    let mut budget = mailchimp::DEFAULT_CONNECTIONS;
     let (key, base_url) = match config {
         Some(path) => {
             let section = mailchimp_section(path)?;
+            budget = section.max_connections.map_or(budget, usize::from);
             let key = expand(&section.api_key, "`mailchimp.api_key`")?;
             let base = section
                 .base_url
@@ -152,6 +155,7 @@ pub fn mailchimp_only(config: Option<&Path>) -> Result<mailchimp::Client, Error>
     Ok(mailchimp::Client::builder()
         .api_key(SecretString::from(key))
         .base_url(base_url)
+        .max_concurrency(budget)
         .build()?)
 }
 

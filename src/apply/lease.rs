@@ -47,6 +47,33 @@ pub const DEFAULT_TERM: Duration = Duration::from_secs(60);
 /// The shortest lease (the recorded expiry has whole seconds; renewal needs some room).
 pub const MIN_TERM: Duration = Duration::from_secs(3);
 
+/// What this process did with leases, for `/metrics` (process-wide, since a process run is one
+/// holder identity).
+#[derive(Debug)]
+pub struct Stats {
+    /// Leases held right now (a [`Guard`] alive).
+    pub held: std::sync::atomic::AtomicU64,
+    /// Successful renewals.
+    pub renewals: std::sync::atomic::AtomicU64,
+    /// Leases lost (not renewed before they ran out, or taken from us).
+    pub lost: std::sync::atomic::AtomicU64,
+    /// Lapsed leases of other holders taken over.
+    pub taken_over: std::sync::atomic::AtomicU64,
+}
+
+static STATS: Stats = Stats {
+    held: std::sync::atomic::AtomicU64::new(0),
+    renewals: std::sync::atomic::AtomicU64::new(0),
+    lost: std::sync::atomic::AtomicU64::new(0),
+    taken_over: std::sync::atomic::AtomicU64::new(0),
+};
+
+/// This process's lease counters.
+#[must_use]
+pub fn stats() -> &'static Stats {
+    &STATS
+}
+
 /// How often a waiting applier looks again at most.
 const POLL: Duration = Duration::from_secs(2);
 
@@ -237,6 +264,9 @@ pub async fn acquire(
         match tables.acquire_lease(&record, &lease, now).await? {
             LeaseOutcome::Acquired { etag } => {
                 if let Some(old) = &taken_over {
+                    STATS
+                        .taken_over
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     tracing::warn!(binding, owner = %old.owner, lease = %old.id, "took over a lease its holder stopped renewing");
                 }
                 return Ok(Held {

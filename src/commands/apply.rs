@@ -2,16 +2,15 @@
 //!
 //! With a config: plan every binding, show the plan, ask for `yes` on a terminal
 //! (`--auto-approve` in pipelines; with neither it refuses), then apply. With a saved plan
-//! (`plan -out FILE`): check that it is not stale as a whole (same config digest, not applied
-//! yet), find the members whose Mailchimp version moved, and apply exactly that plan (no
-//! prompt: saving it was the approval). Either way: a guard that refuses stops everything
-//! unless `--allow-removals`; the report goes to stdout (text or `--format json`); exit 1 when
-//! anything failed.
+//! (`plan -out FILE`; a damaged one is reported as such, never read as a config): check that it
+//! is not stale as a whole (same config digest, a format this build reads, not applied yet),
+//! plan each binding again and apply only the saved changes that the config demands now, exactly
+//! as reviewed ([`crate::sync::CheckedPlan`]); no prompt: saving it was the approval. Either
+//! way: a guard that refuses stops everything unless `--allow-removals`; the report goes to
+//! stdout (text or `--format json`); exit 1 when anything failed or a saved change was refused.
 
 use std::io::{BufRead as _, Write as _};
 use std::path::Path;
-
-use anyhow::Context as _;
 
 use super::Preamble;
 use super::progress::Terminal;
@@ -20,35 +19,53 @@ use crate::cli::{ApplyArgs, OutputFormat};
 use crate::clients::Clients;
 use crate::exit::ExitStatus;
 use crate::output::Context;
-use crate::plan::Plan;
 use crate::plan::render::{self, TextOptions};
+use crate::plan::{Error as PlanError, Plan};
 use crate::sync::{self, Session, Settings, guard};
 
 /// Failures listed per binding in the text report.
 const TEXT_FAILURES: usize = 20;
 
-/// Whether the file is a saved plan (JSON with a `format_version`) rather than a config.
-fn read_saved_plan(path: &Path) -> anyhow::Result<Option<(Plan, String)>> {
+/// The saved plan in `path`, if it is one: a `.json` file, or one whose text starts with `{`.
+/// A file that is meant as a plan but is not one (empty, truncated, no `format_version`, an
+/// unknown format version) is an error naming it a damaged plan; anything else is a config.
+fn read_saved_plan(path: &Path) -> anyhow::Result<Option<Plan>> {
     let Ok(text) = std::fs::read_to_string(path) else {
         return Ok(None); // a missing or unreadable config is reported by the config loader
     };
-    if !text.trim_start().starts_with('{') {
+    let json_name = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"));
+    if !json_name && !text.trim_start().starts_with('{') {
         return Ok(None);
     }
-    let Ok(value) = serde_json::from_str::<serde_json::Value>(&text) else {
-        return Ok(None);
+    let damaged = |why: String| {
+        anyhow::anyhow!(
+            "`{}` is a damaged plan: {why}; nothing was applied (make a new one with `plan -out FILE`)",
+            path.display()
+        )
     };
-    if value.get("format_version").is_none() {
-        return Ok(None);
+    if text.trim().is_empty() {
+        return Err(damaged("the file is empty".to_owned()));
     }
-    let plan: Plan = serde_json::from_value(value)
-        .with_context(|| format!("`{}` is not a plan this build can read", path.display()))?;
-    Ok(Some((plan, text)))
+    match Plan::from_json(&text) {
+        Ok(plan) => Ok(Some(plan)),
+        Err(PlanError::UnsupportedVersion { found }) => Err(anyhow::anyhow!(
+            "`{}`: {}; nothing was applied",
+            path.display(),
+            PlanError::UnsupportedVersion { found }
+        )),
+        Err(PlanError::Parse(err)) if err.is_eof() => Err(damaged(format!(
+            "it ends early (truncated at line {})",
+            err.line()
+        ))),
+        Err(PlanError::Parse(err)) => Err(damaged(err.to_string())),
+    }
 }
 
 pub(super) async fn run(args: ApplyArgs, ctx: &Context) -> anyhow::Result<ExitStatus> {
-    if let Some((plan, text)) = read_saved_plan(&args.target)? {
-        return run_saved(&args, ctx, &plan, &text).await;
+    if let Some(plan) = read_saved_plan(&args.target)? {
+        return run_saved(&args, ctx, &plan).await;
     }
     let Some(pre) = Preamble::load(&args.target, &args.bindings)? else {
         return Ok(ExitStatus::Failure);
@@ -61,6 +78,7 @@ pub(super) async fn run(args: ApplyArgs, ctx: &Context) -> anyhow::Result<ExitSt
         &plan,
         &TextOptions {
             color: ctx.color,
+            show_pii: args.show_pii,
             ..TextOptions::default()
         },
     );
@@ -101,12 +119,7 @@ pub(super) async fn run(args: ApplyArgs, ctx: &Context) -> anyhow::Result<ExitSt
     finish(&args, &report, planned.failed > 0)
 }
 
-async fn run_saved(
-    args: &ApplyArgs,
-    ctx: &Context,
-    plan: &Plan,
-    text: &str,
-) -> anyhow::Result<ExitStatus> {
+async fn run_saved(args: &ApplyArgs, ctx: &Context, plan: &Plan) -> anyhow::Result<ExitStatus> {
     let config_path = args
         .config
         .clone()
@@ -125,9 +138,9 @@ async fn run_saved(
         clients: &clients,
         reporter: &reporter,
     };
-    let plan_id = saved::plan_id(text);
-    let stale_members = match session.check_saved(plan, &plan_id).await {
-        Ok(stale) => stale,
+    let plan_id = saved::content_id(plan)?;
+    let checked = match session.check_saved(plan, &plan_id).await {
+        Ok(checked) => checked,
         Err(sync::SavedError::Stale(stale)) => {
             eprintln!("error: {stale}");
             return Ok(ExitStatus::Failure);
@@ -135,16 +148,28 @@ async fn run_saved(
         Err(err) => return Err(err.into()),
     };
     eprintln!(
-        "applying the saved plan `{}` ({} changes)",
+        "applying the saved plan `{}` ({} of its {} changes are what the config demands now)",
         args.target.display(),
+        checked.plan.summary.changes,
         plan.summary.changes
     );
+    if checked.rejected > 0 {
+        eprintln!(
+            "error: {} changes of the saved plan are not applied: they are not what the config demands now (each is named in the report)",
+            checked.rejected
+        );
+    }
     let settings = settings(args);
     match session
-        .apply_planned(plan, &plan_id, &settings, &stale_members)
+        .apply_planned(
+            &checked.plan,
+            &plan_id,
+            &settings,
+            &sync::StaleMembers::new(),
+        )
         .await
     {
-        Ok(report) => finish(args, &report, false),
+        Ok(report) => finish(args, &checked.complete(report), checked.rejected > 0),
         Err(refused) => Ok(refuse(&refused)),
     }
 }
@@ -182,13 +207,13 @@ fn confirm() -> anyhow::Result<bool> {
     Ok(answer.trim() == "yes")
 }
 
-fn finish(args: &ApplyArgs, report: &Report, read_failed: bool) -> anyhow::Result<ExitStatus> {
+fn finish(args: &ApplyArgs, report: &Report, incomplete: bool) -> anyhow::Result<ExitStatus> {
     let mut stdout = std::io::stdout().lock();
     match args.format {
         OutputFormat::Text => write!(stdout, "\n{}", report.text(TEXT_FAILURES))?,
         OutputFormat::Json => writeln!(stdout, "{}", serde_json::to_string_pretty(report)?)?,
     }
-    Ok(if report.has_failures() || read_failed {
+    Ok(if report.has_failures() || incomplete {
         ExitStatus::Failure
     } else {
         ExitStatus::Success

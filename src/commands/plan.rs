@@ -1,6 +1,7 @@
 //! `audience-sync plan [CONFIG]`: plan every selected binding ([`crate::sync`]), and show the
 //! plan as text, Markdown or JSON; `-out FILE` saves it for `apply FILE`;
-//! `--detailed-exitcode` says whether there are changes (0 none, 2 some, 1 error).
+//! `--detailed-exitcode` says whether there are changes (0 none, 2 some, 1 error). Text and
+//! Markdown mask member data unless `--show-pii`; the saved plan keeps it, so it is `0600`.
 
 use std::io::Write as _;
 use std::path::Path;
@@ -29,6 +30,7 @@ pub(super) async fn run(args: PlanArgs, ctx: &Context) -> anyhow::Result<ExitSta
             &TextOptions {
                 color: ctx.color,
                 full: args.full,
+                show_pii: args.show_pii,
                 ..TextOptions::default()
             },
         ),
@@ -64,11 +66,25 @@ pub(super) async fn run(args: PlanArgs, ctx: &Context) -> anyhow::Result<ExitSta
     })
 }
 
-/// Write the plan atomically (a temporary file renamed into place), so that a killed run never
-/// leaves half a plan behind.
+/// Write the plan atomically, readable by its owner only (`0600`: it holds personal data): a
+/// temporary file with a unique name created exclusively (`O_EXCL`, never another file) next to
+/// `path`, then renamed onto `path`, so that a killed run never leaves half a plan behind.
 fn save(plan: &Plan, path: &Path) -> anyhow::Result<()> {
     let json = render::json(plan)?;
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, json).with_context(|| format!("cannot write `{}`", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot write `{}`", path.display()))
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let cannot = || format!("cannot write `{}`", path.display());
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".audience-sync-plan.")
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .with_context(cannot)?;
+    tmp.write_all(json.as_bytes()).with_context(cannot)?;
+    tmp.as_file().sync_all().with_context(cannot)?;
+    tmp.persist(path)
+        .map_err(|e| e.error)
+        .with_context(cannot)?;
+    Ok(())
 }

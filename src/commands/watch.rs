@@ -12,7 +12,15 @@ use crate::watch::{self, LiveReconciler, Mode, Outcome, Reconciler};
 pub(super) async fn run(args: WatchArgs, _ctx: &Context) -> anyhow::Result<ExitStatus> {
     serve(
         &args,
-        Arc::new(LiveReconciler::new().with_lease_term(args.lease_term)),
+        Arc::new(
+            LiveReconciler::new()
+                .with_lease_term(args.lease_term)
+                .with_lock_wait(if args.once {
+                    args.lock_timeout
+                } else {
+                    std::time::Duration::ZERO
+                }),
+        ),
     )
     .await
 }
@@ -34,6 +42,7 @@ fn options(args: &WatchArgs) -> Result<watch::Options, watch::Error> {
         retry_interval: args.retry_interval,
         listen: (!args.once).then_some(args.listen),
         once: args.once,
+        max_parallel: usize::from(args.max_parallel),
         watch_config: !args.once,
         token,
         signals: true,
@@ -88,6 +97,8 @@ mod tests {
             "report",
             "--listen",
             "0.0.0.0:9000",
+            "--max-parallel",
+            "1",
         ]))
         .unwrap();
         assert_eq!(options.interval, Duration::from_secs(300));
@@ -96,6 +107,7 @@ mod tests {
         assert_eq!(options.listen, Some("0.0.0.0:9000".parse().unwrap()));
         assert!(options.signals && options.watch_config && !options.once);
         assert!(options.token.is_none());
+        assert_eq!(options.max_parallel, 1);
 
         let once = super::options(&watch_args(&["--once"])).unwrap();
         assert!(once.once && once.listen.is_none() && !once.watch_config);

@@ -98,6 +98,8 @@ pub struct MailchimpSettings {
     pub api_key: SecretString,
     /// The API root override.
     pub base_url: Option<String>,
+    /// Simultaneous requests at most (`mailchimp.max_connections`; the client's default when unset).
+    pub max_connections: Option<usize>,
 }
 
 /// The Dataverse connection, secrets resolved: the client's own settings.
@@ -187,6 +189,7 @@ impl Loaded {
                 .as_deref()
                 .map(|u| self.expand("/mailchimp/base_url", u))
                 .transpose()?,
+            max_connections: mc.max_connections.map(usize::from),
         })
     }
 

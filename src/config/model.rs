@@ -42,6 +42,12 @@ pub struct MailchimpConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("examples" = ["${MAILCHIMP_BASE_URL}"]))]
     pub base_url: Option<String>,
+    /// Simultaneous Mailchimp requests this process makes at most, shared by every binding of
+    /// a run (reads page ahead up to it). Mailchimp allows 10 simultaneous connections per user,
+    /// shared with every other integration on that login (forms, other syncs); leave room for them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 10), extend("default" = 8))]
+    pub max_connections: Option<u8>,
 }
 
 /// The Dataverse connection (OAuth 2.0 client credentials of an application user).

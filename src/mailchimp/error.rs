@@ -1,7 +1,7 @@
 //! What can go wrong talking to Mailchimp, worded for the person who must fix it: a malformed
 //! key, a refused key (401), missing rights (403), an unknown audience (404, named), any other
 //! problem+json answer with its `title`, `detail` and `errors[]`, no answer at all, an answer that
-//! is not the expected JSON, and an audience that changed while it was paged through.
+//! is not the expected JSON, and an audience that changed too fast to be read.
 //!
 //! No variant ever holds the API key.
 
@@ -128,17 +128,21 @@ pub enum Error {
         #[source]
         source: serde_json::Error,
     },
-    /// The audience changed while it was paged through, so offsets shifted.
+    /// The audience changed so fast that its pages kept shifting beyond the bounded re-reads.
     #[error(
-        "audience `{list_id}` changed while it was read ({before} matching members at the start, {after} later): members may have been skipped or repeated, so read it again"
+        "audience `{list_id}` changed too fast to be read consistently: the {status} members shifted {shifts} times in {seconds} s and the read was restarted {restarts} times; try again when it is quieter"
     )]
-    Drift {
+    Churn {
         /// The audience.
         list_id: String,
-        /// `total_items` of the first page.
-        before: usize,
-        /// `total_items` (or members read) later.
-        after: usize,
+        /// The status filter of the pass (`all` without one).
+        status: String,
+        /// Windows that shifted beyond the overlap.
+        shifts: u32,
+        /// Full restarts made.
+        restarts: u32,
+        /// How long the pass ran.
+        seconds: u64,
     },
 }
 

@@ -20,29 +20,36 @@
 //! ```
 //!
 //! # Guarantees
-//! - At most `max_concurrency` (default 10, Mailchimp's limit per user) requests are in flight at
-//!   once, across every call on clones of one client (one `tokio::sync::Semaphore`).
+//! - At most `max_concurrency` requests are in flight at once (default 8 of Mailchimp's 10
+//!   simultaneous connections per user, which other integrations on the login share), across
+//!   every call on clones of one client (one `tokio::sync::Semaphore`): one budget per process.
+//!   Paged reads read ahead up to that budget.
 //! - Every request goes through the shared [`RetryPolicy`]: 429, 5xx and timeouts are retried
-//!   with backoff and jitter, `Retry-After` is honoured. A connection dropped while the body is
-//!   read is retried the same bounded number of times.
+//!   with backoff and jitter, `Retry-After` is honoured. A 403 without a body (Mailchimp's answer
+//!   to too many connections under load) is backed off and retried the same way. A connection
+//!   dropped while the body is read is retried the same bounded number of times.
 //! - Collections are read at `count=1000` with a `fields=` projection.
-//! - [`Client::members`] yields pages and never holds more than a few pages: memory does not
-//!   grow with the audience. Every member it yields has all its tags (those beyond the 50 of a
-//!   member object are read from `…/members/{hash}/tags`).
-//! - Paging is by offset, so members added or removed during a read shift the pages. The
-//!   stream detects it (`total_items` changes, or fewer members than announced arrive) and ends
-//!   with [`Error::Drift`]; it never skips or repeats a member silently (a member repeated across
-//!   a page boundary is dropped from the later page).
+//! - [`Client::members`] yields pages and never holds more than a few pages per status: memory
+//!   does not grow with the audience. Every member it yields has all its tags (those beyond the
+//!   50 of a member object are read from `…/members/{hash}/tags`).
+//! - Member pages are read in a stable order (`sort_field=timestamp_signup`, or `last_changed`
+//!   for a catch-up read) in overlapping windows ([`paging`](self) module): a member that stays
+//!   in the filtered set while it is read is yielded exactly once, none is yielded twice. An
+//!   audience that changes too fast for the bounded re-reads ends the read with [`Error::Churn`].
+//! - [`Client::server_time`] gives Mailchimp's clock (the `Date` header), for reads of what
+//!   changed since.
 //! - The API key is sent only as HTTP Basic credentials; it is never logged or shown by `Debug`.
 
 mod error;
+mod members;
+mod paging;
 mod types;
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
+use chrono::{DateTime, Utc};
+use futures::stream::{self, StreamExt, TryStreamExt};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -52,8 +59,8 @@ use self::error::ProblemBody;
 pub use self::error::{Error, FieldError};
 use self::types::RawAudience;
 pub use self::types::{
-    ALL_STATUSES, Audience, AudienceSelector, Location, MEMBER_FIELDS, Member, MemberQuery,
-    MemberStatus, MemberTag, MergeField, Tag,
+    ALL_STATUSES, Audience, AudienceSelector, Location, MEMBER_FIELDS, Member, MemberOrder,
+    MemberQuery, MemberStatus, MemberTag, MergeField, Tag,
 };
 use crate::http::{HttpStats, Idempotency, RetryPolicy};
 
@@ -63,8 +70,9 @@ pub const PAGE_SIZE: usize = 1000;
 /// Mailchimp's limit of simultaneous connections per user.
 pub const MAX_CONNECTIONS: usize = 10;
 
-/// Member pages fetched ahead of the consumer (bounds memory to this many pages).
-const READ_AHEAD: usize = 4;
+/// The connections a process uses by default: Mailchimp's 10 less some for the other
+/// integrations on the same login (forms, other syncs).
+pub const DEFAULT_CONNECTIONS: usize = 8;
 
 /// The data centre of an API key: the part after the last `-` (`…-us21` → `us21`).
 ///
@@ -123,7 +131,7 @@ impl ClientBuilder {
         self
     }
 
-    /// Requests in flight at most (default and upper bound: 10).
+    /// Requests in flight at most (default 8, at most 10).
     pub fn max_concurrency(mut self, n: usize) -> Self {
         self.max_concurrency = n.clamp(1, MAX_CONNECTIONS);
         self
@@ -180,6 +188,7 @@ impl ClientBuilder {
                 policy: self.retry,
                 stats: Arc::new(HttpStats::default()),
                 limiter: Semaphore::new(self.max_concurrency),
+                budget: self.max_concurrency,
             }),
         })
     }
@@ -199,6 +208,8 @@ struct Inner {
     policy: RetryPolicy,
     stats: Arc<HttpStats>,
     limiter: Semaphore,
+    /// The limiter's size: how far paged reads read ahead.
+    budget: usize,
 }
 
 impl std::fmt::Debug for Client {
@@ -238,7 +249,7 @@ impl Client {
         ClientBuilder {
             api_key: None,
             base_url: None,
-            max_concurrency: MAX_CONNECTIONS,
+            max_concurrency: DEFAULT_CONNECTIONS,
             retry: RetryPolicy::default(),
             timeout: Duration::from_secs(120),
         }
@@ -263,6 +274,21 @@ impl Client {
         query: &[(&str, String)],
         not_found: NotFound<'_>,
     ) -> Result<T, Error> {
+        let (body, _) = self.get_raw(path, query, not_found).await?;
+        serde_json::from_slice(&body).map_err(|source| Error::Decode {
+            method: "GET".into(),
+            path: path.to_owned(),
+            source,
+        })
+    }
+
+    /// GET `path`: the body of a successful answer, and its `Date` header.
+    async fn get_raw(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        not_found: NotFound<'_>,
+    ) -> Result<(bytes::Bytes, Option<DateTime<Utc>>), Error> {
         let inner = &self.inner;
         let url = format!("{}{path}", inner.base_url);
         // The semaphore is never closed, so the permit is always granted.
@@ -286,9 +312,30 @@ impl Client {
                 })?;
             let status = response.status();
             tracing::debug!(path, status = status.as_u16(), "mailchimp answered");
+            let date = response
+                .headers()
+                .get(reqwest::header::DATE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| httpdate::parse_http_date(v).ok())
+                .map(DateTime::<Utc>::from);
+            let retry = attempt < inner.policy.max_attempts;
             let body = match response.bytes().await {
+                // Under load Mailchimp may refuse with a 403 that has no body: back off.
+                Ok(body)
+                    if status == reqwest::StatusCode::FORBIDDEN && body.is_empty() && retry =>
+                {
+                    let wait = inner.policy.backoff(attempt, None);
+                    tracing::warn!(
+                        path,
+                        attempt,
+                        "403 without a body (connection limit), backing off"
+                    );
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                    continue;
+                }
                 Ok(body) => body,
-                Err(source) if attempt < inner.policy.max_attempts => {
+                Err(source) if retry => {
                     let wait = inner.policy.backoff(attempt, None);
                     tracing::debug!(path, attempt, error = %source.without_url(), "answer cut off, retrying");
                     tokio::time::sleep(wait).await;
@@ -304,14 +351,27 @@ impl Client {
                 }
             };
             if status.is_success() {
-                return serde_json::from_slice(&body).map_err(|source| Error::Decode {
-                    method: "GET".into(),
-                    path: path.to_owned(),
-                    source,
-                });
+                return Ok((body, date));
             }
             return Err(api_error("GET", path, status, &body, not_found));
         }
+    }
+
+    /// Mailchimp's clock: the `Date` of a `GET /ping` answer (whole seconds). Reads of what
+    /// changed since a moment compare it with `last_changed`, which that clock writes.
+    ///
+    /// # Errors
+    /// Any transport or API error; an answer without a `Date` header.
+    pub async fn server_time(&self) -> Result<DateTime<Utc>, Error> {
+        let (_, date) = self.get_raw("/ping", &[], NotFound::Other).await?;
+        date.ok_or_else(|| Error::Api {
+            method: "GET".into(),
+            path: "/ping".into(),
+            status: 200,
+            title: "No Date header".into(),
+            detail: "the answer did not say the server's time".into(),
+            errors: Vec::new(),
+        })
     }
 
     /// Every item of a collection: the first page, then the rest concurrently.
@@ -338,7 +398,7 @@ impl Client {
                     Ok::<_, Error>(page.items)
                 }
             })
-            .buffered(READ_AHEAD)
+            .buffered(self.inner.budget)
             .try_collect()
             .await?;
         items.extend(rest.into_iter().flatten());
@@ -534,115 +594,6 @@ impl Client {
             encode(subscriber_hash)
         );
         self.all_pages(&path, &query, NotFound::Other).await
-    }
-
-    /// The audience's members, as a stream of pages (up to 1000 members each) in Mailchimp's
-    /// order, one status after the other when several are asked for. See the module's
-    /// guarantees: bounded memory, complete tags, drift detected.
-    pub fn members(
-        &self,
-        list_id: &str,
-        query: MemberQuery,
-    ) -> BoxStream<'static, Result<Vec<Member>, Error>> {
-        let client = self.clone();
-        let list_id = list_id.to_owned();
-        let stream = async_stream::try_stream! {
-            let mut statuses: Vec<Option<MemberStatus>> = Vec::new();
-            for status in &query.statuses {
-                if !statuses.contains(&Some(*status)) {
-                    statuses.push(Some(*status));
-                }
-            }
-            if statuses.is_empty() {
-                statuses.push(None);
-            }
-            for status in statuses {
-                let first = client.member_page(&list_id, &query, status, 0).await?;
-                let total = first.total_items;
-                let mut read = first.items.len();
-                let mut previous: HashSet<String> = first.items.iter().map(|m| m.id.clone()).collect();
-                yield client.complete_tags(&list_id, &query, first.items).await?;
-                let offsets: Vec<usize> = (PAGE_SIZE..total).step_by(PAGE_SIZE).collect();
-                let mut pages = stream::iter(offsets)
-                    .map(|offset| {
-                        let client = client.clone();
-                        let list_id = list_id.clone();
-                        let query = query.clone();
-                        async move { client.member_page(&list_id, &query, status, offset).await }
-                    })
-                    .buffered(READ_AHEAD);
-                while let Some(page) = pages.next().await {
-                    let page = page?;
-                    if page.total_items != total {
-                        Err(Error::Drift { list_id: list_id.clone(), before: total, after: page.total_items })?;
-                    }
-                    let members: Vec<Member> = page.items.into_iter().filter(|m| !previous.contains(&m.id)).collect();
-                    previous = members.iter().map(|m| m.id.clone()).collect();
-                    read += members.len();
-                    yield client.complete_tags(&list_id, &query, members).await?;
-                }
-                if read != total {
-                    Err(Error::Drift { list_id: list_id.clone(), before: total, after: read })?;
-                }
-            }
-        };
-        Box::pin(stream)
-    }
-
-    async fn member_page(
-        &self,
-        list_id: &str,
-        query: &MemberQuery,
-        status: Option<MemberStatus>,
-        offset: usize,
-    ) -> Result<Page<Member>, Error> {
-        let mut q: Vec<(&str, String)> = vec![
-            ("count", PAGE_SIZE.to_string()),
-            ("offset", offset.to_string()),
-            ("fields", query.fields_param()),
-        ];
-        if let Some(status) = status {
-            q.push(("status", status.as_str().to_owned()));
-        }
-        if let Some(since) = query.since_last_changed {
-            q.push((
-                "since_last_changed",
-                since.format("%Y-%m-%dT%H:%M:%S+00:00").to_string(),
-            ));
-        }
-        let path = format!("/lists/{}/members", encode(list_id));
-        self.get(&path, &q, NotFound::Audience(list_id)).await
-    }
-
-    /// Read the full tag list of every member whose object stopped at 50 tags.
-    async fn complete_tags(
-        &self,
-        list_id: &str,
-        query: &MemberQuery,
-        mut members: Vec<Member>,
-    ) -> Result<Vec<Member>, Error> {
-        if !query.wants_tags() {
-            return Ok(members);
-        }
-        let incomplete: Vec<usize> = members
-            .iter()
-            .enumerate()
-            .filter(|(_, m)| m.tags_count.is_some_and(|n| n > m.tags.len() as u64))
-            .map(|(i, _)| i)
-            .collect();
-        let fetched: Vec<(usize, Vec<MemberTag>)> = stream::iter(incomplete)
-            .map(|i| {
-                let hash = members[i].id.clone();
-                async move { Ok::<_, Error>((i, self.member_tags(list_id, &hash).await?)) }
-            })
-            .buffer_unordered(MAX_CONNECTIONS)
-            .try_collect()
-            .await?;
-        for (i, tags) in fetched {
-            members[i].tags_count = Some(tags.len() as u64);
-            members[i].tags = tags;
-        }
-        Ok(members)
     }
 }
 

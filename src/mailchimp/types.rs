@@ -125,6 +125,33 @@ pub struct Member {
     pub email_address: String,
     /// Subscription status.
     pub status: MemberStatus,
+    /// The member's name as Mailchimp composes it (read-only).
+    #[serde(default, deserialize_with = "empty_as_none")]
+    pub full_name: Option<String>,
+    /// `html` or `text`.
+    #[serde(default, deserialize_with = "empty_as_none")]
+    pub email_type: Option<String>,
+    /// Star rating, 1–5.
+    #[serde(default)]
+    pub member_rating: Option<u8>,
+    /// The member's id in the Mailchimp web app (read-only).
+    #[serde(default)]
+    pub web_id: Option<u64>,
+    /// Why the member unsubscribed, when they said.
+    #[serde(default, deserialize_with = "empty_as_none")]
+    pub unsubscribe_reason: Option<String>,
+    /// The IP address the member signed up from.
+    #[serde(default, deserialize_with = "empty_as_none")]
+    pub ip_signup: Option<String>,
+    /// The IP address the member confirmed their opt-in from.
+    #[serde(default, deserialize_with = "empty_as_none")]
+    pub ip_opt: Option<String>,
+    /// Where the member came from (`API - Generic`, `Hosted Signup Form`, …).
+    #[serde(default, deserialize_with = "empty_as_none")]
+    pub source: Option<String>,
+    /// Opt-in time.
+    #[serde(default, deserialize_with = "time_or_empty")]
+    pub timestamp_opt: Option<DateTime<FixedOffset>>,
     /// Merge field values by tag; an ADDRESS is an object, or `""` when empty.
     #[serde(default)]
     pub merge_fields: Map<String, Value>,
@@ -164,6 +191,30 @@ pub struct MemberQuery {
     /// [`Member`]. `id`, `email_address`, `status` and `contact_id` are always requested; name
     /// `tags` to get complete tags.
     pub fields: Option<Vec<String>>,
+    /// The order pages are read in.
+    pub order: MemberOrder,
+}
+
+/// The stable order a read pages through (always ascending).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum MemberOrder {
+    /// By sign-up time: members who sign up during the read come last, and a member keeps its
+    /// place when it changes.
+    #[default]
+    Signup,
+    /// By last change: members who change during the read move to the end (catch-up reads).
+    LastChanged,
+}
+
+impl MemberOrder {
+    /// The `sort_field` value.
+    #[must_use]
+    pub fn sort_field(self) -> &'static str {
+        match self {
+            Self::Signup => "timestamp_signup",
+            Self::LastChanged => "last_changed",
+        }
+    }
 }
 
 /// Every member status, for a read of the whole audience archived members included.
@@ -176,6 +227,15 @@ pub const MEMBER_FIELDS: &[&str] = &[
     "unique_email_id",
     "email_address",
     "status",
+    "full_name",
+    "email_type",
+    "member_rating",
+    "web_id",
+    "unsubscribe_reason",
+    "ip_signup",
+    "ip_opt",
+    "source",
+    "timestamp_opt",
     "merge_fields",
     "language",
     "vip",

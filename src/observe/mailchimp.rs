@@ -1,14 +1,15 @@
 //! The Mailchimp side of a binding: its audience, tags and members (only the statuses and
-//! fields the binding needs), and two cheap reads — the audience's source version (is there
-//! new data?) and the current version of the members a saved plan touches.
+//! fields the binding needs, read convergently while the audience changes: [`super::live`]),
+//! and two cheap reads — the audience's source version (is there new data?) and which members
+//! a saved plan touches changed since its read (only what changed since is read).
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use futures::StreamExt;
 
-use super::{Error, scalar_text};
+use super::{Error, live, scalar_text};
 use crate::config::{AudienceSelector, Binding, MemberStatus, UnsubscribePolicy};
-use crate::mailchimp::{self, MemberQuery};
+use crate::mailchimp::{self, ALL_STATUSES, MemberOrder, MemberQuery};
 use crate::plan::BindingPlan;
 use crate::plan::snapshot::{self, MailchimpSide};
 
@@ -43,19 +44,31 @@ pub fn member_fields(paths: &[String], with_tags: bool) -> Vec<String> {
     fields.into_iter().collect()
 }
 
-/// The text of a member field, by path (`merge_fields.ADDRESS.city`, `location.country_code`).
+/// The text of a member field, by path (`merge_fields.ADDRESS.city`, `location.country_code`):
+/// every field `validate` accepts. Numbers are decimal text, booleans `true`/`false`, times
+/// RFC 3339; the CRM side converts them to each column's type.
 #[must_use]
 pub fn member_value(member: &mailchimp::Member, path: &str) -> Option<String> {
     let text = |v: Option<&String>| v.cloned();
+    let time = |t: Option<chrono::DateTime<chrono::FixedOffset>>| t.map(|t| t.to_rfc3339());
     match path {
         "email_address" => Some(member.email_address.clone()),
         "status" => Some(member.status.as_str().to_owned()),
         "contact_id" => text(member.contact_id.as_ref()),
         "unique_email_id" => text(member.unique_email_id.as_ref()),
+        "full_name" => text(member.full_name.as_ref()),
+        "email_type" => text(member.email_type.as_ref()),
         "language" => text(member.language.as_ref()),
         "vip" => Some(member.vip.to_string()),
-        "timestamp_signup" => member.timestamp_signup.map(|t| t.to_rfc3339()),
-        "last_changed" => member.last_changed.map(|t| t.to_rfc3339()),
+        "member_rating" => member.member_rating.map(|r| r.to_string()),
+        "web_id" => member.web_id.map(|w| w.to_string()),
+        "unsubscribe_reason" => text(member.unsubscribe_reason.as_ref()),
+        "ip_signup" => text(member.ip_signup.as_ref()),
+        "ip_opt" => text(member.ip_opt.as_ref()),
+        "source" => text(member.source.as_ref()),
+        "timestamp_signup" => time(member.timestamp_signup),
+        "timestamp_opt" => time(member.timestamp_opt),
+        "last_changed" => time(member.last_changed),
         "tags" => Some(
             member
                 .tags
@@ -88,51 +101,35 @@ pub(super) async fn observe(
     binding: &Binding,
     client: &mailchimp::Client,
 ) -> Result<MailchimpSide, Error> {
-    let audience = client.find_audience(&binding.audience).await?;
-    let tags = if binding.tags.sync {
-        client
-            .tags(&audience.id)
-            .await?
-            .into_iter()
-            .map(|t| snapshot::Tag {
-                id: t.id,
-                name: t.name,
-                member_count: t.member_count,
-            })
-            .collect()
-    } else {
-        Vec::new()
-    };
+    let (audience, now) = futures::try_join!(
+        client.find_audience(&binding.audience),
+        client.server_time()
+    )?;
     let field_paths = snapshot::member_field_paths(binding);
-    let query = MemberQuery {
-        statuses: statuses_to_read(binding),
-        since_last_changed: None,
-        fields: Some(member_fields(&field_paths, binding.tags.sync)),
-    };
-    let mut members = Vec::new();
-    let mut pages = client.members(&audience.id, query);
-    while let Some(page) = pages.next().await {
-        for member in page? {
-            let values: Vec<Option<String>> = field_paths
-                .iter()
-                .map(|p| member_value(&member, p))
-                .collect();
-            let last_changed = member
-                .last_changed
-                .map(|t| t.to_rfc3339())
-                .unwrap_or_default();
-            let contact_id = member.contact_id.clone().unwrap_or_default();
-            members.push(snapshot::Member::new(
-                &member.id,
-                &contact_id,
-                &member.email_address,
-                member.status,
-                &last_changed,
-                values.iter().map(Option::as_deref),
-                member.tags.iter().map(|t| t.id).collect(),
-            ));
+    let fields = member_fields(&field_paths, binding.tags.sync);
+    let statuses = statuses_to_read(binding);
+    let tags = async {
+        if !binding.tags.sync {
+            return Ok(Vec::new());
         }
-    }
+        Ok::<_, mailchimp::Error>(
+            client
+                .tags(&audience.id)
+                .await?
+                .into_iter()
+                .map(|t| snapshot::Tag {
+                    id: t.id,
+                    name: t.name,
+                    member_count: t.member_count,
+                })
+                .collect(),
+        )
+    };
+    let start = live::read_start(now);
+    let members = live::read(client, &audience.id, &statuses, fields, start, |member| {
+        compact(member, &field_paths)
+    });
+    let (tags, members) = futures::try_join!(tags, members)?;
     Ok(MailchimpSide {
         audience: snapshot::Audience {
             id: audience.id,
@@ -141,7 +138,29 @@ pub(super) async fn observe(
         tags,
         field_paths,
         members,
+        read_at: Some(start.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
     })
+}
+
+/// A member as the snapshot keeps it.
+fn compact(member: &mailchimp::Member, field_paths: &[String]) -> snapshot::Member {
+    let values: Vec<Option<String>> = field_paths
+        .iter()
+        .map(|p| member_value(member, p))
+        .collect();
+    let last_changed = member
+        .last_changed
+        .map(|t| t.to_rfc3339())
+        .unwrap_or_default();
+    snapshot::Member::new(
+        &member.id,
+        member.contact_id.as_deref().unwrap_or_default(),
+        &member.email_address,
+        member.status,
+        &last_changed,
+        values.iter().map(Option::as_deref),
+        member.tags.iter().map(|t| t.id).collect(),
+    )
 }
 
 /// The Mailchimp audience id of a binding (looked up when the config names it by name).
@@ -195,8 +214,14 @@ pub async fn source_version(
 }
 
 /// The members of a saved `plan` whose Mailchimp version (`last_changed`) moved since the plan
-/// was made, or who are no longer read for the binding, by subscriber hash: one paged read of
-/// the binding's statuses with a `fields=` projection of `last_changed` only.
+/// was made, or who are no longer read for the binding, by subscriber hash.
+///
+/// Cheap when the plan says when its read began (`mailchimp_read_at`): only the members
+/// changed since then are read (`since_last_changed`, every status, so that members who were
+/// unsubscribed, archived or cleaned are seen), usually one page per status. A member
+/// permanently deleted since the plan has no `last_changed` left to read: the check cannot see
+/// it, and the next plan removes it. Plans without the time fall back to one paged read of the
+/// binding's statuses.
 ///
 /// # Errors
 /// Mailchimp could not be read.
@@ -219,27 +244,44 @@ pub async fn stale_members(
     if seen.is_empty() {
         return Ok(HashSet::new());
     }
+    let since = plan
+        .mailchimp_read_at
+        .as_deref()
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.with_timezone(&chrono::Utc));
     let query = MemberQuery {
-        statuses: statuses_to_read(binding),
-        since_last_changed: None,
+        statuses: match since {
+            Some(_) => ALL_STATUSES.to_vec(),
+            None => statuses_to_read(binding),
+        },
+        since_last_changed: since,
         fields: Some(vec!["last_changed".to_owned()]),
+        order: MemberOrder::LastChanged,
     };
-    let mut now: HashMap<String, String> = HashMap::new();
+    let statuses = statuses_to_read(binding);
+    let mut now: HashMap<String, Option<String>> = HashMap::new();
     let mut pages = client.members(&plan.audience.id, query);
     while let Some(page) = pages.next().await {
         for member in page? {
             if seen.contains_key(member.id.as_str()) {
-                let changed = member
-                    .last_changed
-                    .map(|t| t.to_rfc3339())
-                    .unwrap_or_default();
+                let changed = statuses.contains(&member.status).then(|| {
+                    member
+                        .last_changed
+                        .map(|t| t.to_rfc3339())
+                        .unwrap_or_default()
+                });
                 now.insert(member.id, changed);
             }
         }
     }
     Ok(seen
         .into_iter()
-        .filter(|(id, before)| now.get(*id).map(String::as_str) != Some(*before))
+        .filter(|(id, before)| match now.get(*id) {
+            // Read since the plan: stale unless its version is the plan's.
+            Some(changed) => changed.as_deref() != Some(*before),
+            // Not changed since the plan (or, in a full read, no longer read).
+            None => since.is_none(),
+        })
         .map(|(id, _)| id.to_owned())
         .collect())
 }

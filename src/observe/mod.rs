@@ -2,10 +2,14 @@
 //! Read-only I/O; everything it reads is what the diff needs and no more.
 //!
 //! # What is read, and how many requests it takes
-//! - Mailchimp: the audience (1 request, by id; by name, the audience list), its tags (static
-//!   segments, pages of 1000), and its members of the selected statuses plus those whose status
-//!   means consent changed (unsubscribed, cleaned) or, when pruning, that they left (archived), in pages of 1000 with a `fields=` projection
-//!   of only the mapped fields (tags only when tags are synced).
+//! - Mailchimp: the audience (1 request, by id; by name, the audience list) and the server's
+//!   clock (`GET /ping`), then at the same time its tags (static segments, pages of 1000) and
+//!   its members of the selected statuses plus those whose status means consent changed
+//!   (unsubscribed, cleaned) or, when pruning, that they left (archived), in overlapping pages
+//!   of 1000 with a `fields=` projection of only the mapped fields (tags only when tags are
+//!   synced), then a catch-up of the members changed since the read began (one page per status
+//!   unless the audience is busy). The audience may change meanwhile: see [`live`] for how the
+//!   read converges and what it guarantees.
 //! - CRM: the Audience record (by Mailchimp id), the marketing list (by id or name), the Tag
 //!   records of this audience, the list's members (pages of 5000), the contacts or leads on the
 //!   list with only the needed columns, then the records that are not on the list but may match
@@ -23,6 +27,7 @@
 
 mod audiences;
 mod crm;
+mod live;
 mod mailchimp;
 
 use serde_json::Value;

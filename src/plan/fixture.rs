@@ -44,6 +44,7 @@ impl Builder {
                     tags: Vec::new(),
                     field_paths: member_field_paths(binding),
                     members: Vec::new(),
+                    read_at: None,
                 },
                 crm: CrmSide {
                     audience: None,

@@ -21,8 +21,8 @@ use crate::config::{MemberStatus, MemberType};
 
 /// The version of the plan format this build writes. 2.0: changes name real CRM columns only
 /// (`mcsync_name` of the Audience and Tag records, `createdfromcode` as a number), where 1.x
-/// showed `name` and `"2"`/`"4"`. 2.1: typed column values (decimal numbers), the problems
-/// `value_not_convertible` and `value_trimmed`.
+/// showed `name` and `"2"`/`"4"`. 2.1: `mailchimp_read_at`, typed column values (decimal
+/// numbers), the problems `value_not_convertible` and `value_trimmed`.
 pub const FORMAT_VERSION: &str = "2.1";
 
 /// The flag that overrides a removal guard.
@@ -63,6 +63,27 @@ pub enum Error {
     },
 }
 
+/// Whether this build reads plan format `version`: exactly `MAJOR.MINOR` (digits, no leading
+/// zero, as the schema's pattern says), the major version this build's, the minor no newer.
+#[must_use]
+pub fn is_supported_version(version: &str) -> bool {
+    let parse = |v: &str| -> Option<(u32, u32)> {
+        let (major, minor) = v.split_once('.')?;
+        let number = |s: &str| {
+            let canonical = s == "0" || !s.starts_with('0');
+            (!s.is_empty() && canonical && s.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| s.parse().ok())
+                .flatten()
+        };
+        Some((number(major)?, number(minor)?))
+    };
+    matches!(
+        (parse(version), parse(FORMAT_VERSION)),
+        (Some((major, minor)), Some((our_major, our_minor)))
+            if major == our_major && minor <= our_minor
+    )
+}
+
 /// What the caller knows about the run, for [`Plan::new`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlanMeta {
@@ -101,18 +122,10 @@ impl Plan {
             format_version: String,
         }
         let version: Version = serde_json::from_str(text).map_err(Error::Parse)?;
-        let parse = |v: &str| -> Option<(u32, u32)> {
-            let (major, minor) = v.split_once('.')?;
-            Some((major.parse().ok()?, minor.parse().ok()?))
-        };
-        match (parse(&version.format_version), parse(FORMAT_VERSION)) {
-            (Some((major, minor)), Some((our_major, our_minor)))
-                if major == our_major && minor <= our_minor => {}
-            _ => {
-                return Err(Error::UnsupportedVersion {
-                    found: version.format_version,
-                });
-            }
+        if !is_supported_version(&version.format_version) {
+            return Err(Error::UnsupportedVersion {
+                found: version.format_version,
+            });
         }
         serde_json::from_str(text).map_err(Error::Parse)
     }
@@ -194,6 +207,10 @@ pub struct BindingPlan {
     pub read: ReadSummary,
     /// Digests of what was read: equal digests, equal input.
     pub digests: SideDigests,
+    /// Mailchimp's time (RFC 3339) at or before which the audience's read began: a saved plan's
+    /// staleness check reads only the members changed since. (Added in 2.1.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mailchimp_read_at: Option<String>,
     /// The Tag records the changes refer to (existing and to be created), by record id.
     pub tags: Vec<TagRef>,
     /// The changes, sorted (see the module doc).
@@ -773,7 +790,7 @@ mod tests {
         );
         let json = serde_json::to_string(&plan).expect("serializes");
         assert_eq!(Plan::from_json(&json).expect("reads"), plan);
-        for version in ["1.0", "3.0", "2.99", "one"] {
+        for version in ["1.0", "3.0", "2.99", "one", "2.0.0", "+2.0", "2.-0", ""] {
             let other = json.replace(&format!("\"{FORMAT_VERSION}\""), &format!("\"{version}\""));
             let err = Plan::from_json(&other).expect_err("refused");
             assert!(

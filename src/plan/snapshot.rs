@@ -86,6 +86,9 @@ pub struct MailchimpSide {
     /// The selected members and every member whose status matters for leaving or consent
     /// (unsubscribed, cleaned, archived).
     pub members: Vec<Member>,
+    /// Mailchimp's time (RFC 3339) at or before which the member read began: every change
+    /// after it was not necessarily read. `None` for snapshots not read from Mailchimp.
+    pub read_at: Option<String>,
 }
 
 /// A Mailchimp audience.
@@ -576,6 +579,7 @@ mod tests {
             tags: vec![],
             field_paths: vec!["a".into(), "b".into()],
             members: vec![member("1"), member("2")],
+            read_at: None,
         }
     }
 

@@ -7,7 +7,8 @@
 //! - [`Session::apply_planned`]: a plan's bindings under their leases, after the removal guard
 //!   ([`guard::Policy`], the one place that decides it); [`Session::replan_superseded`] plans
 //!   again and applies the bindings that another applier ran while this one waited.
-//! - [`Session::check_saved`]: what a saved plan must pass before it is applied.
+//! - [`Session::check_saved`]: a saved plan checked against a fresh plan and the config: what
+//!   of it may be applied.
 //! - [`Session::reconcile`]: one binding in a [`Mode`], cancellable (`watch`).
 //!
 //! Every future here is `Send`, so a caller may spawn it.
@@ -22,9 +23,9 @@ use std::time::Duration;
 
 /// The account's audiences with their tag counts: what bindings can be written for.
 pub use crate::observe::{AudienceSummary, AudiencesError, audiences};
-pub use reconcile::{Failed, Mode, Reconciled};
+pub use reconcile::{Failed, Leasing, Mode, Reconciled};
 pub use report::{Event, Phase, Reporter, Silent, Tracing};
-pub use saved::{Error as SavedError, StaleMembers};
+pub use saved::{CheckedPlan, Error as SavedError, StaleMembers};
 
 use crate::apply::{self, BindingReport, Report, lease};
 use crate::clients::Clients;
@@ -251,7 +252,15 @@ mod tests {
     fn reconcile_is_send(session: Session<'_>, binding: &Binding) {
         fn send<T: Send>(_: T) {}
         let cancel = tokio_util::sync::CancellationToken::new();
-        send(session.reconcile(binding, Mode::Apply, std::time::Duration::ZERO, &cancel));
+        send(session.reconcile(
+            binding,
+            Mode::Apply,
+            Leasing {
+                term: std::time::Duration::ZERO,
+                wait: std::time::Duration::ZERO,
+            },
+            &cancel,
+        ));
         send(session.plan_all(&[]));
     }
 }

@@ -8,16 +8,27 @@
 //!   idempotent: deterministic ids, `If-Match`, so the next run converges) and the lease this
 //!   process holds on the Audience record is released here, with the status "failed: cut by
 //!   shutdown" — nothing is left half-owned.
-//! - Another applier holding the lease is not waited for (`watch` spreads replicas apart by
-//!   its interval and jitter): the apply reports the binding as skipped.
+//! - Replicas share the work: in [`Mode::Apply`] the binding's lease is looked at *before*
+//!   anything is read. A live lease of another holder (a second replica, a pipeline) makes the
+//!   run [`Reconciled::Held`] at once, naming the holder and its expiry, so the replica moves on
+//!   to a binding nobody holds; the loop looks again just after that expiry, which is how a dead
+//!   replica's bindings are taken over within the lease time. `lock_wait` (`watch --once
+//!   --lock-timeout`) waits for the holder instead, up to that long. Two replicas that look at
+//!   the same free binding at once both plan it; the lease (a conditional write) lets one apply
+//!   and the other ends [`Reconciled::Held`] too.
 
 use tokio_util::sync::CancellationToken;
+
+use std::time::Duration;
+
+use chrono::Utc;
 
 use super::{Session, Settings, guard};
 use crate::apply::{BindingReport, lease};
 use crate::clients::Clients;
 use crate::config::Binding;
 use crate::dataverse::schema::sync_status;
+use crate::dataverse::tables::Lease;
 use crate::output::error_chain;
 use crate::plan::BindingPlan;
 
@@ -35,6 +46,8 @@ pub enum Mode {
 pub enum Reconciled {
     /// The binding is suspended in the config: nothing was read.
     Suspended,
+    /// Another process holds the binding's lease (and did past `lock_wait`): nothing written.
+    Held(Lease),
     /// Planned ([`Mode::Plan`]), or planned and applied ([`Mode::Apply`]).
     Done {
         /// The plan.
@@ -78,7 +91,7 @@ impl Session<'_> {
         &self,
         binding: &Binding,
         mode: Mode,
-        lease_term: std::time::Duration,
+        lease: Leasing,
         cancel: &CancellationToken,
     ) -> Result<Reconciled, Failed> {
         let name = binding.name.as_str();
@@ -87,6 +100,15 @@ impl Session<'_> {
         }
         if cancel.is_cancelled() {
             return Err(Failed::new(cancelled(name), None));
+        }
+        if mode == Mode::Apply {
+            let holder = tokio::select! {
+                holder = self.holder_after(binding, lease.wait) => holder,
+                () = cancel.cancelled() => return Err(Failed::new(cancelled(name), None)),
+            };
+            if let Some(holder) = holder? {
+                return Ok(Reconciled::Held(holder));
+            }
         }
         let version = self.source_version(binding).await;
         let plan = tokio::select! {
@@ -104,8 +126,8 @@ impl Session<'_> {
         }
         let settings = Settings {
             operation: "watch",
-            wait: std::time::Duration::ZERO,
-            term: lease_term,
+            wait: Duration::ZERO,
+            term: lease.term,
             guard: guard::Policy::refuse(),
         };
         if let Err(refused) = settings.guard.check([&plan]) {
@@ -133,12 +155,62 @@ impl Session<'_> {
                 return Err(Failed::new(message, Some(&source_version)));
             }
         };
+        if report.outcome == crate::apply::BindingOutcome::Skipped && report.lease_id.is_none() {
+            // Lost the race for the lease to another process that looked at the same moment.
+            if let Ok(Some(holder)) = self.holder_after(binding, Duration::ZERO).await {
+                return Ok(Reconciled::Held(holder));
+            }
+        }
         Ok(Reconciled::Done {
             plan: Box::new(plan),
             source_version,
             applied: Some(report),
         })
     }
+
+    /// The live lease another process holds on `binding` after waiting up to `wait` for it to
+    /// be released or to lapse; `None` when nobody holds it (or the record does not exist yet).
+    async fn holder_after(
+        &self,
+        binding: &Binding,
+        wait: Duration,
+    ) -> Result<Option<Lease>, Failed> {
+        let read = |err: &dyn std::error::Error| Failed::new(error_chain(err), None);
+        let audience = self.audience_id(binding).await.map_err(|e| read(&e))?;
+        let started = tokio::time::Instant::now();
+        loop {
+            let record = lease::find_record(&self.clients.tables, &audience)
+                .await
+                .map_err(|e| read(&e))?;
+            let now = Utc::now();
+            let Some(holder) = record
+                .and_then(|r| r.lease)
+                .filter(|l| !lease::left_over(l, now))
+            else {
+                return Ok(None);
+            };
+            let waited = started.elapsed();
+            if waited >= wait {
+                return Ok(Some(holder));
+            }
+            let until_expiry = (holder.expires - now).to_std().unwrap_or(Duration::ZERO);
+            let pause = (until_expiry + Duration::from_millis(100))
+                .min(Duration::from_secs(2))
+                .min(wait - waited);
+            tracing::info!(binding = %binding.name, owner = %holder.owner, lease = %holder.id, "the lease is held; waiting (--lock-timeout)");
+            tokio::time::sleep(pause).await;
+        }
+    }
+}
+
+/// The lease settings of a reconcile.
+#[derive(Debug, Clone, Copy)]
+pub struct Leasing {
+    /// How long a lease lasts without renewal (`--lease-term`).
+    pub term: Duration,
+    /// How long to wait for another holder before reporting [`Reconciled::Held`] (zero: not at
+    /// all, as a replica does).
+    pub wait: Duration,
 }
 
 /// After a cut apply: release the lease on the binding's Audience record if this process

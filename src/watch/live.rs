@@ -4,7 +4,8 @@
 //!
 //! - One [`Clients`] per config digest: built on first use, reused while the config is the
 //!   same (connection pools, the Dataverse token), rebuilt when the config changes.
-//! - Another applier holding the lease is [`RunOutcome::skipped`], never a failure; a removal
+//! - Another applier holding the lease is [`RunOutcome::skipped`] with [`RunOutcome::held_by`],
+//!   never a failure (unless `--lock-timeout` was waited out in `--once`); a removal
 //!   guard that refuses is a failure with the guard's message: `watch` never applies removals
 //!   beyond the guard.
 //! - API calls: the clients' [`HttpStats`] are shared by every run of one config, so each run
@@ -26,14 +27,17 @@ use crate::{clients::Clients, config::Loaded, http::HttpStats};
 /// The reconciler `audience-sync watch` runs.
 pub struct LiveReconciler {
     connected: Mutex<Option<Connected>>,
-    lease_term: std::time::Duration,
+    leasing: sync::Leasing,
 }
 
 impl Default for LiveReconciler {
     fn default() -> Self {
         Self {
             connected: Mutex::default(),
-            lease_term: crate::apply::lease::DEFAULT_TERM,
+            leasing: sync::Leasing {
+                term: crate::apply::lease::DEFAULT_TERM,
+                wait: std::time::Duration::ZERO,
+            },
         }
     }
 }
@@ -120,7 +124,15 @@ impl LiveReconciler {
     /// Take leases of `term` (see [`lease::Claim::term`]).
     #[must_use]
     pub fn with_lease_term(mut self, term: std::time::Duration) -> Self {
-        self.lease_term = term;
+        self.leasing.term = term;
+        self
+    }
+
+    /// Wait up to `wait` for another holder's lease before skipping a binding
+    /// (`watch --once --lock-timeout`; replicas do not wait).
+    #[must_use]
+    pub fn with_lock_wait(mut self, wait: std::time::Duration) -> Self {
+        self.leasing.wait = wait;
         self
     }
 
@@ -161,12 +173,24 @@ impl LiveReconciler {
         let session = self.session(&config).map_err(RunError::new)?;
         let reconciled = session
             .sync(&config)
-            .reconcile(binding, mode.into(), self.lease_term, &cancel)
+            .reconcile(binding, mode.into(), self.leasing, &cancel)
             .await
             .map_err(|failed| session.fail(failed))?;
         match reconciled {
             Reconciled::Suspended => Ok(RunOutcome {
                 skipped: Some(format!("binding `{name}` is suspended")),
+                api: session.api(),
+                ..RunOutcome::default()
+            }),
+            Reconciled::Held(holder) => Ok(RunOutcome {
+                skipped: Some(
+                    crate::apply::lease::Error::Held {
+                        binding: name,
+                        holder: holder.clone(),
+                    }
+                    .to_string(),
+                ),
+                held_by: Some(holder.into()),
                 api: session.api(),
                 ..RunOutcome::default()
             }),
@@ -232,6 +256,7 @@ fn outcome(
                 source_digest: Some(source_digest),
                 api,
                 skipped: (outcome == BindingOutcome::Skipped).then(message),
+                held_by: None,
             })
         }
     }

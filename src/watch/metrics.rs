@@ -1,18 +1,27 @@
-//! The `/metrics` registry, rendered by hand in the Prometheus text exposition format (0.0.4).
+//! The `/metrics` registry, built on the Prometheus project's Rust client
+//! ([`prometheus_client`]) and encoded in the Prometheus text format 0.0.4 (its
+//! `prometheus_text` encoder).
 //!
-//! No metrics crate: the set is small and fixed, and rendering it ourselves keeps the output
-//! deterministic (families in a fixed order, series sorted by label values) and testable.
-//!
-//! # Invariants
-//! - Every family has `# HELP` and `# TYPE` before its samples, and its samples are contiguous.
-//! - Counters end in `_total`; the histogram has cumulative `_bucket{le=…}` series ending in
-//!   `le="+Inf"`, equal to `_count`.
-//! - Label values are escaped (`\\`, `\"`, `\n`); binding names come from the config.
+//! - Run series by binding (`audience_sync_runs_total`, `…_changes_applied_total`, the
+//!   `…_run_duration_seconds` histogram, …), config series, API call counters.
+//! - Lease series: this process's leases held, renewals, leases lost and lapsed leases taken
+//!   over (read at each scrape from [`crate::apply::lease::stats`]), and the runs skipped because
+//!   another process held the binding's lease (`audience_sync_lease_skips_total`).
+//! - Gauges of bindings gone from the config are removed ([`Metrics::retain_bindings`]);
+//!   counters stay (they only grow).
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
-use std::sync::Mutex;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric as _};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
 
 use super::reconciler::{ApiCalls, Mode};
 use super::status::Outcome;
@@ -22,44 +31,46 @@ pub const DURATION_BUCKETS: [f64; 12] = [
     0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0,
 ];
 
-#[derive(Debug, Clone, Default)]
-struct Histogram {
-    /// Per bucket (not cumulative), the same length as `DURATION_BUCKETS`.
-    counts: Vec<u64>,
-    sum: f64,
-    count: u64,
+/// The `Content-Type` of [`Metrics::render`].
+pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct InfoLabels {
+    version: String,
+    mode: String,
 }
 
-impl Histogram {
-    fn observe(&mut self, value: f64) {
-        if self.counts.is_empty() {
-            self.counts = vec![0; DURATION_BUCKETS.len()];
-        }
-        if let Some(i) = DURATION_BUCKETS.iter().position(|le| value <= *le) {
-            self.counts[i] += 1;
-        }
-        self.sum += value;
-        self.count += 1;
-    }
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BindingLabel {
+    binding: String,
 }
 
-#[derive(Debug, Default)]
-struct Inner {
-    mode: Option<Mode>,
-    runs: BTreeMap<(String, Outcome), u64>,
-    changes: BTreeMap<(String, String), u64>,
-    pending: BTreeMap<String, BTreeMap<String, u64>>,
-    drift: BTreeMap<String, bool>,
-    record_failures: BTreeMap<String, u64>,
-    api: BTreeMap<String, ApiCalls>,
-    durations: BTreeMap<String, Histogram>,
-    last_run: BTreeMap<String, f64>,
-    last_success: BTreeMap<String, f64>,
-    consecutive_failures: BTreeMap<String, u32>,
-    running: BTreeMap<String, bool>,
-    config_valid: bool,
-    config_reloads: BTreeMap<&'static str, u64>,
-    config_loaded_at: Option<f64>,
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RunLabels {
+    binding: String,
+    outcome: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabels {
+    binding: String,
+    kind: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ServiceLabel {
+    service: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabel {
+    result: String,
+}
+
+type Float = Gauge<f64, AtomicU64>;
+
+fn durations() -> Histogram {
+    Histogram::new(DURATION_BUCKETS)
 }
 
 /// One finished run, as the metrics see it.
@@ -83,12 +94,8 @@ pub struct RunRecord<'a> {
     pub finished_unix: f64,
     /// Consecutive failures after it.
     pub consecutive_failures: u32,
-}
-
-/// The registry. Cheap to update from the loop, rendered on each scrape.
-#[derive(Debug, Default)]
-pub struct Metrics {
-    inner: Mutex<Inner>,
+    /// Skipped because another process held the binding's lease.
+    pub lease_held: bool,
 }
 
 /// Result label of `audience_sync_config_reloads_total`.
@@ -100,393 +107,361 @@ pub enum Reload {
     Rejected,
 }
 
+/// The families, cheap to update from the loop (each series is an atomic).
+#[derive(Debug, Default)]
+struct Families {
+    runs: Family<RunLabels, Counter>,
+    changes: Family<KindLabels, Counter>,
+    pending: Family<KindLabels, Gauge>,
+    drift: Family<BindingLabel, Gauge>,
+    record_failures: Family<BindingLabel, Counter>,
+    lease_skips: Family<BindingLabel, Counter>,
+    consecutive_failures: Family<BindingLabel, Gauge>,
+    running: Family<BindingLabel, Gauge>,
+    api_requests: Family<ServiceLabel, Counter>,
+    api_throttled: Family<ServiceLabel, Counter>,
+    last_run: Family<BindingLabel, Float>,
+    last_success: Family<BindingLabel, Float>,
+    config_valid: Gauge,
+    config_reloads: Family<ResultLabel, Counter>,
+    config_loaded: Float,
+}
+
+/// The lease series, read from [`crate::apply::lease::stats`] at each scrape.
+#[derive(Debug)]
+struct LeaseCollector;
+
+impl Collector for LeaseCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let stats = crate::apply::lease::stats();
+        let held =
+            ConstGauge::new(i64::try_from(stats.held.load(Ordering::Relaxed)).unwrap_or(i64::MAX));
+        held.encode(encoder.encode_descriptor(
+            "leases_held",
+            "Binding leases this process holds now.",
+            None,
+            held.metric_type(),
+        )?)?;
+        for (name, help, value) in [
+            (
+                "lease_renewals",
+                "Lease renewals (heartbeats) that succeeded.",
+                &stats.renewals,
+            ),
+            (
+                "leases_lost",
+                "Leases this process lost: not renewed before they ran out, or taken from it; its writes stopped.",
+                &stats.lost,
+            ),
+            (
+                "leases_taken_over",
+                "Lapsed leases of other holders (that stopped renewing) taken over.",
+                &stats.taken_over,
+            ),
+        ] {
+            let counter = ConstCounter::new(value.load(Ordering::Relaxed));
+            counter.encode(encoder.encode_descriptor(
+                name,
+                help,
+                None,
+                counter.metric_type(),
+            )?)?;
+        }
+        Ok(())
+    }
+}
+
+/// The registry. Updated by the loop, encoded on each scrape.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    families: Families,
+    durations: Family<BindingLabel, Histogram, fn() -> Histogram>,
+    report: bool,
+    /// The kinds of each binding's pending-changes series (replaced on each report-mode run).
+    pending_kinds: Mutex<BTreeMap<String, BTreeSet<String>>>,
+    /// Bindings with series (a family cannot list its label sets).
+    bindings: Mutex<BTreeSet<String>>,
+}
+
 impl Metrics {
     /// A registry for a loop in `mode`.
     #[must_use]
     pub fn new(mode: Mode) -> Self {
-        let metrics = Self::default();
-        metrics.with(|m| m.mode = Some(mode));
-        metrics
-    }
-
-    fn with<T>(&self, f: impl FnOnce(&mut Inner) -> T) -> T {
-        let mut guard = match self.inner.lock() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        f(&mut guard)
+        let families = Families::default();
+        let durations: Family<BindingLabel, Histogram, fn() -> Histogram> =
+            Family::new_with_constructor(durations);
+        let mut registry = Registry::with_prefix("audience_sync");
+        let info: Family<InfoLabels, Gauge> = Family::default();
+        info.get_or_create(&InfoLabels {
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            mode: mode.as_str().to_owned(),
+        })
+        .set(1);
+        let f = &families;
+        registry.register(
+            "info",
+            "Always 1; the labels say how this process runs.",
+            info,
+        );
+        registry.register("config_valid", "1 when the config file on disk is the config in force, 0 while an invalid edit is pending.", f.config_valid.clone());
+        registry.register(
+            "config_reloads",
+            "Changes of the config file, by whether they were applied or rejected as invalid.",
+            f.config_reloads.clone(),
+        );
+        registry.register(
+            "config_loaded_timestamp_seconds",
+            "When the config in force was loaded (Unix time).",
+            f.config_loaded.clone(),
+        );
+        registry.register("runs", "Finished reconcile runs, by binding and outcome (success, drift, skipped, partial, failure, cancelled).", f.runs.clone());
+        registry.register(
+            "lease_skips",
+            "Runs skipped because another process held the binding's lease, by binding.",
+            f.lease_skips.clone(),
+        );
+        registry.register(
+            "changes_applied",
+            "Changes applied to the CRM, by binding and kind.",
+            f.changes.clone(),
+        );
+        registry.register(
+            "drift",
+            "1 when the last run found the CRM differing from the config (report mode), else 0.",
+            f.drift.clone(),
+        );
+        registry.register(
+            "pending_changes",
+            "Changes the last report-mode plan found, by binding and kind.",
+            f.pending.clone(),
+        );
+        registry.register(
+            "record_failures",
+            "Records whose write failed, by binding.",
+            f.record_failures.clone(),
+        );
+        registry.register(
+            "consecutive_failures",
+            "Consecutive failed runs of a binding on the same input (0 when healthy).",
+            f.consecutive_failures.clone(),
+        );
+        registry.register(
+            "running",
+            "1 while a run of the binding is in progress.",
+            f.running.clone(),
+        );
+        registry.register(
+            "api_requests",
+            "HTTP requests sent to each service, retries included.",
+            f.api_requests.clone(),
+        );
+        registry.register(
+            "api_throttled",
+            "Responses with status 429 (too many requests) from each service.",
+            f.api_throttled.clone(),
+        );
+        registry.register(
+            "last_run_timestamp_seconds",
+            "When the binding's last run ended (Unix time).",
+            f.last_run.clone(),
+        );
+        registry.register(
+            "last_success_timestamp_seconds",
+            "When the binding's last successful run ended (Unix time).",
+            f.last_success.clone(),
+        );
+        registry.register(
+            "run_duration_seconds",
+            "How long reconcile runs take, by binding.",
+            durations.clone(),
+        );
+        registry.register_collector(Box::new(LeaseCollector));
+        for result in ["applied", "rejected"] {
+            let _ = families.config_reloads.get_or_create(&ResultLabel {
+                result: result.to_owned(),
+            });
+        }
+        Self {
+            registry,
+            families,
+            durations,
+            report: mode == Mode::Report,
+            pending_kinds: Mutex::default(),
+            bindings: Mutex::default(),
+        }
     }
 
     /// A run started or ended.
     pub fn set_running(&self, binding: &str, running: bool) {
-        self.with(|m| m.running.insert(binding.to_owned(), running));
+        self.bindings
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(binding.to_owned());
+        self.families
+            .running
+            .get_or_create(&by(binding))
+            .set(i64::from(running));
     }
 
     /// A run finished.
     pub fn record_run(&self, run: &RunRecord<'_>) {
-        let report = matches!(self.with(|m| m.mode), Some(Mode::Report));
-        self.with(|m| {
-            let b = run.binding.to_owned();
-            *m.runs.entry((b.clone(), run.outcome)).or_default() += 1;
-            if report {
-                if run.drift.is_some() {
-                    m.pending.insert(b.clone(), run.changes.clone());
-                }
-            } else {
-                for (kind, n) in run.changes {
-                    *m.changes.entry((b.clone(), kind.clone())).or_default() += n;
-                }
+        let f = &self.families;
+        let b = by(run.binding);
+        self.bindings
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(run.binding.to_owned());
+        f.runs
+            .get_or_create(&RunLabels {
+                binding: run.binding.to_owned(),
+                outcome: run.outcome.as_str().to_owned(),
+            })
+            .inc();
+        if run.lease_held {
+            f.lease_skips.get_or_create(&b).inc();
+        }
+        if self.report {
+            if run.drift.is_some() {
+                self.set_pending(run.binding, run.changes);
             }
-            if let Some(drift) = run.drift {
-                m.drift.insert(b.clone(), drift);
+        } else {
+            for (kind, n) in run.changes {
+                f.changes
+                    .get_or_create(&kind_of(run.binding, kind))
+                    .inc_by(*n);
             }
-            *m.record_failures.entry(b.clone()).or_default() += run.failures;
-            for (service, calls) in run.api {
-                let total = m.api.entry(service.clone()).or_default();
-                total.requests += calls.requests;
-                total.throttled += calls.throttled;
-            }
-            m.durations
-                .entry(b.clone())
-                .or_default()
-                .observe(run.duration.as_secs_f64());
-            m.last_run.insert(b.clone(), run.finished_unix);
-            if run.outcome.is_success() {
-                m.last_success.insert(b.clone(), run.finished_unix);
-            }
-            m.consecutive_failures
-                .insert(b.clone(), run.consecutive_failures);
-            m.running.insert(b, false);
-        });
+        }
+        if let Some(drift) = run.drift {
+            f.drift.get_or_create(&b).set(i64::from(drift));
+        }
+        f.record_failures.get_or_create(&b).inc_by(run.failures);
+        for (service, calls) in run.api {
+            let service = ServiceLabel {
+                service: service.clone(),
+            };
+            f.api_requests
+                .get_or_create(&service)
+                .inc_by(calls.requests);
+            f.api_throttled
+                .get_or_create(&service)
+                .inc_by(calls.throttled);
+        }
+        self.durations
+            .get_or_create(&b)
+            .observe(run.duration.as_secs_f64());
+        f.last_run.get_or_create(&b).set(run.finished_unix);
+        if run.outcome.is_success() {
+            f.last_success.get_or_create(&b).set(run.finished_unix);
+        }
+        f.consecutive_failures
+            .get_or_create(&b)
+            .set(i64::from(run.consecutive_failures));
+        f.running.get_or_create(&b).set(0);
+    }
+
+    /// Replace the pending-changes series of `binding`.
+    fn set_pending(&self, binding: &str, changes: &BTreeMap<String, u64>) {
+        let mut kinds = self
+            .pending_kinds
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let known = kinds.entry(binding.to_owned()).or_default();
+        for kind in known.iter().filter(|k| !changes.contains_key(*k)) {
+            self.families.pending.remove(&kind_of(binding, kind));
+        }
+        *known = changes.keys().cloned().collect();
+        for (kind, n) in changes {
+            self.families
+                .pending
+                .get_or_create(&kind_of(binding, kind))
+                .set(i64::try_from(*n).unwrap_or(i64::MAX));
+        }
     }
 
     /// The config file was (re)read.
     pub fn record_reload(&self, result: Reload, now_unix: f64) {
-        self.with(|m| {
-            let label = match result {
-                Reload::Applied => "applied",
-                Reload::Rejected => "rejected",
-            };
-            *m.config_reloads.entry(label).or_default() += 1;
-            m.config_valid = result == Reload::Applied;
-            if result == Reload::Applied {
-                m.config_loaded_at = Some(now_unix);
-            }
-        });
+        let label = match result {
+            Reload::Applied => "applied",
+            Reload::Rejected => "rejected",
+        };
+        self.families
+            .config_reloads
+            .get_or_create(&ResultLabel {
+                result: label.to_owned(),
+            })
+            .inc();
+        self.set_config_valid(result == Reload::Applied);
+        if result == Reload::Applied {
+            self.families.config_loaded.set(now_unix);
+        }
     }
 
     /// The file on disk is valid again (reverted to the config in force).
     pub fn set_config_valid(&self, valid: bool) {
-        self.with(|m| m.config_valid = valid);
+        self.families.config_valid.set(i64::from(valid));
     }
 
-    /// Forget the series of bindings no longer in the config (their counters would otherwise
-    /// be reported forever).
+    /// Forget the gauges of bindings no longer in the config (they would otherwise be reported
+    /// forever).
     pub fn retain_bindings(&self, keep: &[String]) {
-        self.with(|m| {
-            let keep_name = |name: &String| keep.contains(name);
-            m.pending.retain(|b, _| keep_name(b));
-            m.drift.retain(|b, _| keep_name(b));
-            m.consecutive_failures.retain(|b, _| keep_name(b));
-            m.running.retain(|b, _| keep_name(b));
-            m.last_run.retain(|b, _| keep_name(b));
-            m.last_success.retain(|b, _| keep_name(b));
-        });
+        let mut kinds = self
+            .pending_kinds
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let gone: Vec<String> = kinds
+            .keys()
+            .filter(|b| !keep.contains(b))
+            .cloned()
+            .collect();
+        for binding in gone {
+            for kind in kinds.remove(&binding).unwrap_or_default() {
+                self.families.pending.remove(&kind_of(&binding, &kind));
+            }
+        }
+        drop(kinds);
+        let f = &self.families;
+        let mut bindings = self.bindings.lock().unwrap_or_else(PoisonError::into_inner);
+        let gone: Vec<String> = bindings
+            .iter()
+            .filter(|b| !keep.contains(b))
+            .cloned()
+            .collect();
+        for binding in gone {
+            bindings.remove(&binding);
+            let b = by(&binding);
+            f.drift.remove(&b);
+            f.consecutive_failures.remove(&b);
+            f.running.remove(&b);
+            f.last_run.remove(&b);
+            f.last_success.remove(&b);
+        }
     }
 
     /// The text exposition of every metric.
     #[must_use]
     pub fn render(&self) -> String {
-        self.with(|m| render(m))
-    }
-}
-
-/// Escape a label value.
-fn label(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for c in value.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
+        let mut out = String::new();
+        if let Err(err) =
+            prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry)
+        {
+            tracing::error!(error = %err, "cannot encode the metrics");
         }
-    }
-    out
-}
-
-/// A sample value: integers without a fraction, `+Inf`/`-Inf`/`NaN` spelled as Prometheus does.
-fn value(v: f64) -> String {
-    if v.is_nan() {
-        "NaN".to_owned()
-    } else if v.is_infinite() {
-        if v > 0.0 { "+Inf" } else { "-Inf" }.to_owned()
-    } else {
-        format!("{v}")
+        out
     }
 }
 
-fn family(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}");
-    let _ = writeln!(out, "# TYPE {name} {kind}");
+fn by(binding: &str) -> BindingLabel {
+    BindingLabel {
+        binding: binding.to_owned(),
+    }
 }
 
-#[allow(clippy::cast_precision_loss)] // counts far below 2^52
-fn render(m: &Inner) -> String {
-    let mut out = String::new();
-    let mode = m.mode.map_or("apply", Mode::as_str);
-
-    family(
-        &mut out,
-        "audience_sync_info",
-        "gauge",
-        "Always 1; the labels say how this process runs.",
-    );
-    let _ = writeln!(
-        out,
-        "audience_sync_info{{version=\"{}\",mode=\"{mode}\"}} 1",
-        label(env!("CARGO_PKG_VERSION"))
-    );
-
-    family(
-        &mut out,
-        "audience_sync_config_valid",
-        "gauge",
-        "1 when the config file on disk is the config in force, 0 while an invalid edit is pending.",
-    );
-    let _ = writeln!(
-        out,
-        "audience_sync_config_valid {}",
-        u8::from(m.config_valid)
-    );
-
-    family(
-        &mut out,
-        "audience_sync_config_reloads_total",
-        "counter",
-        "Changes of the config file, by whether they were applied or rejected as invalid.",
-    );
-    for result in ["applied", "rejected"] {
-        let n = m.config_reloads.get(result).copied().unwrap_or(0);
-        let _ = writeln!(
-            out,
-            "audience_sync_config_reloads_total{{result=\"{result}\"}} {n}"
-        );
+fn kind_of(binding: &str, kind: &str) -> KindLabels {
+    KindLabels {
+        binding: binding.to_owned(),
+        kind: kind.to_owned(),
     }
-
-    if let Some(at) = m.config_loaded_at {
-        family(
-            &mut out,
-            "audience_sync_config_loaded_timestamp_seconds",
-            "gauge",
-            "When the config in force was loaded (Unix time).",
-        );
-        let _ = writeln!(
-            out,
-            "audience_sync_config_loaded_timestamp_seconds {}",
-            value(at)
-        );
-    }
-
-    family(
-        &mut out,
-        "audience_sync_runs_total",
-        "counter",
-        "Finished reconcile runs, by binding and outcome (success, drift, partial, failure, cancelled).",
-    );
-    for ((binding, outcome), n) in &m.runs {
-        let _ = writeln!(
-            out,
-            "audience_sync_runs_total{{binding=\"{}\",outcome=\"{}\"}} {n}",
-            label(binding),
-            outcome.as_str()
-        );
-    }
-
-    family(
-        &mut out,
-        "audience_sync_changes_applied_total",
-        "counter",
-        "Changes applied to the CRM, by binding and kind.",
-    );
-    for ((binding, kind), n) in &m.changes {
-        let _ = writeln!(
-            out,
-            "audience_sync_changes_applied_total{{binding=\"{}\",kind=\"{}\"}} {n}",
-            label(binding),
-            label(kind)
-        );
-    }
-
-    family(
-        &mut out,
-        "audience_sync_drift",
-        "gauge",
-        "1 when the last run found the CRM differing from the config (report mode), else 0.",
-    );
-    for (binding, drift) in &m.drift {
-        let _ = writeln!(
-            out,
-            "audience_sync_drift{{binding=\"{}\"}} {}",
-            label(binding),
-            u8::from(*drift)
-        );
-    }
-
-    family(
-        &mut out,
-        "audience_sync_pending_changes",
-        "gauge",
-        "Changes the last report-mode plan found, by binding and kind.",
-    );
-    for (binding, kinds) in &m.pending {
-        for (kind, n) in kinds {
-            let _ = writeln!(
-                out,
-                "audience_sync_pending_changes{{binding=\"{}\",kind=\"{}\"}} {n}",
-                label(binding),
-                label(kind)
-            );
-        }
-    }
-
-    family(
-        &mut out,
-        "audience_sync_record_failures_total",
-        "counter",
-        "Records whose write failed, by binding.",
-    );
-    for (binding, n) in &m.record_failures {
-        let _ = writeln!(
-            out,
-            "audience_sync_record_failures_total{{binding=\"{}\"}} {n}",
-            label(binding)
-        );
-    }
-
-    family(
-        &mut out,
-        "audience_sync_consecutive_failures",
-        "gauge",
-        "Consecutive failed runs of a binding on the same input (0 when healthy).",
-    );
-    for (binding, n) in &m.consecutive_failures {
-        let _ = writeln!(
-            out,
-            "audience_sync_consecutive_failures{{binding=\"{}\"}} {n}",
-            label(binding)
-        );
-    }
-
-    family(
-        &mut out,
-        "audience_sync_running",
-        "gauge",
-        "1 while a run of the binding is in progress.",
-    );
-    for (binding, running) in &m.running {
-        let _ = writeln!(
-            out,
-            "audience_sync_running{{binding=\"{}\"}} {}",
-            label(binding),
-            u8::from(*running)
-        );
-    }
-
-    family(
-        &mut out,
-        "audience_sync_api_requests_total",
-        "counter",
-        "HTTP requests sent to each service, retries included.",
-    );
-    for (service, calls) in &m.api {
-        let _ = writeln!(
-            out,
-            "audience_sync_api_requests_total{{service=\"{}\"}} {}",
-            label(service),
-            calls.requests
-        );
-    }
-
-    family(
-        &mut out,
-        "audience_sync_api_throttled_total",
-        "counter",
-        "Responses with status 429 (too many requests) from each service.",
-    );
-    for (service, calls) in &m.api {
-        let _ = writeln!(
-            out,
-            "audience_sync_api_throttled_total{{service=\"{}\"}} {}",
-            label(service),
-            calls.throttled
-        );
-    }
-
-    family(
-        &mut out,
-        "audience_sync_last_run_timestamp_seconds",
-        "gauge",
-        "When the binding's last run ended (Unix time).",
-    );
-    for (binding, at) in &m.last_run {
-        let _ = writeln!(
-            out,
-            "audience_sync_last_run_timestamp_seconds{{binding=\"{}\"}} {}",
-            label(binding),
-            value(*at)
-        );
-    }
-
-    family(
-        &mut out,
-        "audience_sync_last_success_timestamp_seconds",
-        "gauge",
-        "When the binding's last successful run ended (Unix time).",
-    );
-    for (binding, at) in &m.last_success {
-        let _ = writeln!(
-            out,
-            "audience_sync_last_success_timestamp_seconds{{binding=\"{}\"}} {}",
-            label(binding),
-            value(*at)
-        );
-    }
-
-    family(
-        &mut out,
-        "audience_sync_run_duration_seconds",
-        "histogram",
-        "How long reconcile runs take, by binding.",
-    );
-    for (binding, h) in &m.durations {
-        let b = label(binding);
-        let mut cumulative = 0;
-        for (i, le) in DURATION_BUCKETS.iter().enumerate() {
-            cumulative += h.counts.get(i).copied().unwrap_or(0);
-            let _ = writeln!(
-                out,
-                "audience_sync_run_duration_seconds_bucket{{binding=\"{b}\",le=\"{}\"}} {cumulative}",
-                value(*le)
-            );
-        }
-        let _ = writeln!(
-            out,
-            "audience_sync_run_duration_seconds_bucket{{binding=\"{b}\",le=\"+Inf\"}} {}",
-            h.count
-        );
-        let _ = writeln!(
-            out,
-            "audience_sync_run_duration_seconds_sum{{binding=\"{b}\"}} {}",
-            value(h.sum)
-        );
-        let _ = writeln!(
-            out,
-            "audience_sync_run_duration_seconds_count{{binding=\"{b}\"}} {}",
-            h.count
-        );
-    }
-    out
 }
 
 #[cfg(test)]
@@ -510,22 +485,8 @@ mod tests {
             api,
             finished_unix: 1_700_000_000.5,
             consecutive_failures: 0,
+            lease_held: false,
         }
-    }
-
-    #[test]
-    fn label_values_are_escaped() {
-        assert_eq!(label(r#"a"b\c"#), r#"a\"b\\c"#);
-        assert_eq!(label("x\ny"), "x\\ny");
-    }
-
-    #[test]
-    fn values_use_prometheus_spelling() {
-        assert_eq!(value(f64::INFINITY), "+Inf");
-        assert_eq!(value(f64::NEG_INFINITY), "-Inf");
-        assert_eq!(value(f64::NAN), "NaN");
-        assert_eq!(value(3.0), "3");
-        assert_eq!(value(0.25), "0.25");
     }
 
     #[test]
@@ -557,6 +518,7 @@ mod tests {
             "audience_sync_run_duration_seconds_count{binding=\"news\"} 2",
             "audience_sync_run_duration_seconds_sum{binding=\"news\"} 42.3",
             "audience_sync_last_success_timestamp_seconds{binding=\"news\"} 1700000000.5",
+            "audience_sync_config_reloads_total{result=\"rejected\"} 0",
         ] {
             assert!(
                 text.lines().any(|l| l == line),
@@ -564,6 +526,45 @@ mod tests {
             );
         }
         assert!(!text.contains("audience_sync_pending_changes{"));
+    }
+
+    #[test]
+    fn lease_skips_and_lease_series_are_exposed() {
+        let metrics = Metrics::new(Mode::Apply);
+        let (changes, api) = (BTreeMap::new(), BTreeMap::new());
+        let mut skipped = record("news", Outcome::Skipped, 0.1, &changes, &api);
+        skipped.lease_held = true;
+        metrics.record_run(&skipped);
+        metrics.record_run(&skipped);
+        let text = metrics.render();
+        assert!(
+            text.contains("audience_sync_lease_skips_total{binding=\"news\"} 2\n"),
+            "{text}"
+        );
+        for family in [
+            "# TYPE audience_sync_leases_held gauge",
+            "# TYPE audience_sync_lease_renewals_total counter",
+            "# TYPE audience_sync_leases_lost_total counter",
+            "# TYPE audience_sync_leases_taken_over_total counter",
+        ] {
+            assert!(text.contains(family), "missing `{family}` in\n{text}");
+        }
+    }
+
+    #[test]
+    fn a_binding_gone_from_the_config_loses_its_gauges_not_its_counters() {
+        let metrics = Metrics::new(Mode::Report);
+        let changes = BTreeMap::from([("add_list_member".to_owned(), 7)]);
+        let api = BTreeMap::new();
+        metrics.record_run(&record("news", Outcome::Drift, 1.0, &changes, &api));
+        metrics.retain_bindings(&[]);
+        let text = metrics.render();
+        assert!(!text.contains("audience_sync_drift{"), "{text}");
+        assert!(!text.contains("audience_sync_pending_changes{"), "{text}");
+        assert!(
+            text.contains("audience_sync_runs_total{binding=\"news\""),
+            "{text}"
+        );
     }
 
     #[test]
@@ -579,6 +580,12 @@ mod tests {
         ));
         assert!(!text.contains("audience_sync_changes_applied_total{"));
         assert!(text.contains("mode=\"report\""));
+        // A later plan with other kinds replaces the series.
+        let other = BTreeMap::from([("remove_list_member".to_owned(), 2)]);
+        metrics.record_run(&record("news", Outcome::Drift, 1.0, &other, &api));
+        let text = metrics.render();
+        assert!(!text.contains("kind=\"add_list_member\""), "{text}");
+        assert!(text.contains("kind=\"remove_list_member\"} 2\n"), "{text}");
     }
 
     #[test]

@@ -43,7 +43,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub use live::LiveReconciler;
-pub use reconciler::{ApiCalls, Mode, Reconciler, RunError, RunOutcome};
+pub use reconciler::{ApiCalls, Holder, Mode, Reconciler, RunError, RunOutcome};
 
 /// How a `watch` ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -14,7 +14,9 @@
 //!   that the loop can tell "the same failing input again" from "new data": give it on errors too
 //!   whenever the source was read before the failure.
 //! - When another applier holds the binding's lease, return `Ok` with
-//!   [`RunOutcome::skipped`] set rather than an error (with two replicas that is routine).
+//!   [`RunOutcome::skipped`] and [`RunOutcome::held_by`] set rather than an error (with two
+//!   replicas that is routine): the loop logs it at warn with the holder, counts it, and looks
+//!   again just after the holder's lease expires.
 //! - `probe` answers quickly (the loop bounds it with a timeout) and does not write.
 //! - Nothing here may carry a secret: messages end up in logs and in `/status`.
 
@@ -85,6 +87,29 @@ pub struct RunOutcome {
     /// holds the binding's lease: who holds it and until when. Not a failure: the binding runs
     /// again at its next interval (the jitter spreads replicas apart).
     pub skipped: Option<String>,
+    /// With `skipped`: the lease that made the run skip (who holds it, until when).
+    pub held_by: Option<Holder>,
+}
+
+/// Another process's lease on a binding.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Holder {
+    /// Who holds it (host, process, run).
+    pub owner: String,
+    /// The lease id (for `force-unlock`).
+    pub lease: String,
+    /// When it lapses unless renewed.
+    pub expires: chrono::DateTime<chrono::Utc>,
+}
+
+impl From<crate::dataverse::tables::Lease> for Holder {
+    fn from(lease: crate::dataverse::tables::Lease) -> Self {
+        Self {
+            owner: lease.owner,
+            lease: lease.id,
+            expires: lease.expires,
+        }
+    }
 }
 
 /// Why a run failed as a whole.

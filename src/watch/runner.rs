@@ -36,12 +36,14 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
-use super::metrics::{Reload, RunRecord};
+use super::metrics::RunRecord;
 use super::reconciler::{Mode, RunError, RunOutcome};
 use super::schedule::{Input, Policy, Schedule};
 use super::shared::{Command, Shared, lock};
-use super::status::{BindingStatus, ConfigError, Outcome, RunStatus, Trigger};
-use crate::config::{self, Loaded};
+use super::status::{BindingStatus, Outcome, RunStatus, Trigger};
+use crate::config::Loaded;
+
+mod reload;
 
 /// The loop's settings (taken from [`super::Options`]).
 #[derive(Debug, Clone)]
@@ -122,17 +124,6 @@ fn wall(at: Instant) -> DateTime<Utc> {
         -chrono::Duration::from_std(now - at).unwrap_or(chrono::Duration::zero())
     };
     Utc::now() + offset
-}
-
-/// The status lines of a config that cannot be used.
-pub fn describe_config_error(err: &config::Error) -> (String, Vec<config::Diagnostic>) {
-    match err {
-        config::Error::Invalid { path, diagnostics } => {
-            let text = config::render_diagnostics(&path.display().to_string(), diagnostics);
-            (text.trim_end().to_owned(), diagnostics.clone())
-        }
-        other => (crate::output::error_chain(other), Vec::new()),
-    }
 }
 
 async fn recv_change(changes: &mut Option<mpsc::Receiver<()>>) -> Option<()> {
@@ -243,6 +234,8 @@ impl Loop {
                 next_run: None,
                 last_success: None,
                 last_run: None,
+                lease_skips: 0,
+                held_by: None,
             });
             entry.suspended = binding.suspend;
             entry.next_run = self
@@ -430,7 +423,16 @@ impl Loop {
         let finished_at = Utc::now();
         let duration = now.saturating_duration_since(finished.started);
         let outcome = self.classify(&finished.result);
-        if matches!(outcome, Outcome::Partial | Outcome::Failure) {
+        let held_by = finished
+            .result
+            .as_ref()
+            .ok()
+            .and_then(|o| o.held_by.clone());
+        // `--once`: a binding left unreconciled because the lease stayed held past
+        // `--lock-timeout` fails the run, so that a CronJob shows it.
+        if matches!(outcome, Outcome::Partial | Outcome::Failure)
+            || (self.settings.once && held_by.is_some())
+        {
             self.any_failed = true;
         }
         let name = finished.binding.clone();
@@ -446,6 +448,17 @@ impl Loop {
         let wait = if removed || self.settings.once || self.shutdown.is_cancelled() {
             slot.schedule.clear();
             None
+        } else if let Some(holder) = &held_by {
+            let margin = Duration::from_millis(500);
+            let until = now
+                + (holder.expires - Utc::now())
+                    .to_std()
+                    .unwrap_or(Duration::ZERO)
+                + margin;
+            Some(
+                slot.schedule
+                    .held(now, until, &self.settings.policy, unit()),
+            )
         } else if outcome.is_ok() {
             Some(slot.schedule.succeeded(now, &self.settings.policy, unit()))
         } else if outcome == Outcome::Cancelled {
@@ -507,11 +520,21 @@ impl Loop {
                 retry_in_s = wait.map(|w| w.as_secs_f64()),
                 "run finished with failed records"
             ),
-            (None, Outcome::Skipped) => tracing::info!(
-                binding = %name,
-                reason = finished.result.as_ref().ok().and_then(|o| o.skipped.as_deref()),
-                "run skipped: another applier holds the lease"
-            ),
+            (None, Outcome::Skipped) => match &held_by {
+                Some(holder) => tracing::warn!(
+                    binding = %name,
+                    holder = %holder.owner,
+                    lease = %holder.lease,
+                    expires = %holder.expires.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    retry_in_s = wait.map(|w| w.as_secs_f64()),
+                    "run skipped: another process holds the binding's lease"
+                ),
+                None => tracing::info!(
+                    binding = %name,
+                    reason = finished.result.as_ref().ok().and_then(|o| o.skipped.as_deref()),
+                    "run skipped"
+                ),
+            },
             (None, _) => tracing::info!(
                 binding = %name,
                 outcome = outcome.as_str(),
@@ -530,6 +553,7 @@ impl Loop {
             api,
             finished_unix: finished_at.timestamp_millis() as f64 / 1000.0,
             consecutive_failures,
+            lease_held: held_by.is_some(),
         });
         if removed {
             return;
@@ -538,6 +562,10 @@ impl Loop {
             entry.running = false;
             entry.consecutive_failures = consecutive_failures;
             entry.next_run = next.map(wall);
+            if held_by.is_some() {
+                entry.lease_skips += 1;
+            }
+            entry.held_by = held_by;
             if outcome.is_success() {
                 entry.last_success = Some(finished_at);
             }
@@ -588,72 +616,6 @@ impl Loop {
                 .filter(|s| !s.running)
                 .and_then(|s| s.schedule.next())
                 .map(wall);
-        }
-    }
-
-    /// Re-read the config file after a change notice.
-    fn reload(&mut self) {
-        let path = self.settings.path.clone();
-        match config::load(&path) {
-            Ok(loaded) if loaded.digest == self.config.digest => {
-                let mut status = lock(&self.shared.status);
-                if status.config.error.take().is_some() {
-                    tracing::info!(path = %path.display(), "config file is valid again (the config in force)");
-                }
-                status.config.valid = true;
-                drop(status);
-                self.shared.metrics.set_config_valid(true);
-            }
-            Ok(loaded) => {
-                for warning in &loaded.warnings {
-                    tracing::warn!(
-                        "{}:{}:{}: warning: {}",
-                        path.display(),
-                        warning.line,
-                        warning.column,
-                        warning.message
-                    );
-                }
-                tracing::info!(path = %path.display(), digest = %loaded.digest, "config changed: reconciling every binding");
-                let loaded = Arc::new(loaded);
-                let now = Utc::now();
-                {
-                    let mut status = lock(&self.shared.status);
-                    status.config.digest = Some(loaded.digest.clone());
-                    status.config.loaded_at = Some(now);
-                    status.config.valid = true;
-                    status.config.error = None;
-                }
-                *lock(&self.shared.current) = loaded.clone();
-                self.config = loaded;
-                self.shared
-                    .metrics
-                    .record_reload(Reload::Applied, now.timestamp_millis() as f64 / 1000.0);
-                self.sync_slots(Trigger::Config);
-            }
-            Err(err) => {
-                let (message, diagnostics) = describe_config_error(&err);
-                tracing::error!(
-                    "config change rejected, the last good config stays in force:\n{message}"
-                );
-                let now = Utc::now();
-                let mut status = lock(&self.shared.status);
-                let since = status
-                    .config
-                    .error
-                    .as_ref()
-                    .map_or(now, |previous| previous.since);
-                status.config.valid = false;
-                status.config.error = Some(ConfigError {
-                    since,
-                    message,
-                    diagnostics,
-                });
-                drop(status);
-                self.shared
-                    .metrics
-                    .record_reload(Reload::Rejected, now.timestamp_millis() as f64 / 1000.0);
-            }
         }
     }
 

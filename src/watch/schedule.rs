@@ -156,6 +156,17 @@ impl Schedule {
         wait
     }
 
+    /// A run was skipped at `now` because another process holds the lease until `until`: no
+    /// backoff; look again at `until` (just after the holder's lease would lapse), or one
+    /// jittered interval later if that is sooner. Returns the wait.
+    pub fn held(&mut self, now: Instant, until: Instant, policy: &Policy, unit: f64) -> Duration {
+        let wait = self
+            .succeeded(now, policy, unit)
+            .min(until.saturating_duration_since(now));
+        self.next = Some(now + wait);
+        wait
+    }
+
     /// A run failed at `now` on `input`: back off (further if the input is the one that failed
     /// before, from the start if it is new). Returns the wait.
     pub fn failed(&mut self, now: Instant, policy: &Policy, input: Input, unit: f64) -> Duration {

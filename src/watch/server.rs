@@ -3,7 +3,7 @@
 //! | route | auth | answer |
 //! |---|---|---|
 //! | `GET /healthz` | none | `200 ok`: the process serves requests |
-//! | `GET /readyz` | none | `200` when the file on disk is a valid config in force and the probe of both APIs succeeds, else `503`; JSON says why |
+//! | `GET /readyz` | none | `200` when the file on disk is a valid config in force and the probe of both APIs succeeds, else `503`; JSON says which part is not ready, never config text, error details or URLs |
 //! | `GET /status` | bearer | JSON [`Status`](super::status::Status) |
 //! | `GET /metrics` | bearer | Prometheus text format 0.0.4 |
 //! | `POST /reconcile[?binding=NAME]` | bearer | `202` queued, `404` unknown binding, `409` suspended, `503` shutting down |
@@ -181,29 +181,25 @@ async fn healthz() -> &'static str {
     "ok\n"
 }
 
+/// Ready or not, and which part is not: never the config's text, an error's detail or a URL
+/// (the probes are unauthenticated; the detail is in `/status`, behind the token).
 async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
-    if shared.shutdown.is_cancelled() {
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(json!({ "ready": false, "reason": "shutting down" })),
-        )
-            .into_response();
-    }
-    let config_error = {
-        let status = lock(&shared.status);
-        status
-            .config
-            .error
-            .as_ref()
-            .map(|e| e.message.clone())
-            .filter(|_| !status.config.valid)
+    let not_ready = |reason: &str, extra: serde_json::Value| {
+        let mut body = json!({ "ready": false, "reason": reason });
+        if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
+            body.extend(extra.clone());
+        }
+        (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response()
     };
-    if let Some(message) = config_error {
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(json!({ "ready": false, "reason": "the config file is invalid", "config": message })),
-        )
-            .into_response();
+    if shared.shutdown.is_cancelled() {
+        return not_ready("shutting down", json!({}));
+    }
+    let config_invalid = !lock(&shared.status).config.valid;
+    if config_invalid {
+        return not_ready(
+            "the config file is invalid (details in /status)",
+            json!({ "config": "invalid" }),
+        );
     }
     match shared.probe().await {
         Ok(()) => (
@@ -211,11 +207,17 @@ async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
             axum::Json(json!({ "ready": true, "config": "ok", "apis": "ok" })),
         )
             .into_response(),
-        Err(reason) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(json!({ "ready": false, "reason": "an API is not reachable", "config": "ok", "apis": reason })),
-        )
-            .into_response(),
+        Err(reason) => {
+            // Only which service: the rest of the reason may hold a URL or a server's words.
+            let service = ["mailchimp", "dataverse"]
+                .into_iter()
+                .find(|s| reason.to_ascii_lowercase().starts_with(s))
+                .unwrap_or("unknown");
+            not_ready(
+                "an API is not reachable (details in /status)",
+                json!({ "config": "ok", "apis": "unreachable", "service": service }),
+            )
+        }
     }
 }
 
@@ -234,7 +236,7 @@ async fn metrics(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Respo
     (
         [(
             header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            HeaderValue::from_static(super::metrics::CONTENT_TYPE),
         )],
         shared.metrics.render(),
     )

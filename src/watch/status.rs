@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::reconciler::Mode;
+use super::reconciler::{Holder, Mode};
 use crate::config::Diagnostic;
 
 /// How a run ended.
@@ -131,6 +131,10 @@ pub struct BindingStatus {
     pub last_success: Option<DateTime<Utc>>,
     /// The last run (the current one while running).
     pub last_run: Option<RunStatus>,
+    /// Runs skipped because another process held the binding's lease.
+    pub lease_skips: u64,
+    /// The other process's lease that made the last run skip (`None` once a run got it).
+    pub held_by: Option<Holder>,
 }
 
 /// One run.

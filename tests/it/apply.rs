@@ -95,21 +95,7 @@ impl Env {
 
     /// The tool's CRM tables, through a client of the sandbox (as another applier would).
     fn tables(&self) -> audience_sync::dataverse::tables::ToolTables {
-        let env = self.sandbox.env();
-        let get = |k: &str| {
-            env.iter()
-                .find(|(key, _)| key == k)
-                .map(|(_, v)| v.clone())
-                .unwrap_or_default()
-        };
-        let client = audience_sync::dataverse::Client::builder()
-            .url(get("DATAVERSE_URL"))
-            .tenant_id(get("DATAVERSE_TENANT_ID"))
-            .client_id(get("DATAVERSE_CLIENT_ID"))
-            .client_secret(get("DATAVERSE_CLIENT_SECRET").into())
-            .token_url(Some(get("DATAVERSE_TOKEN_URL")))
-            .build()
-            .expect("client");
+        let client = common::crm_client(&self.sandbox);
         audience_sync::dataverse::tables::ToolTables::new(
             client,
             audience_sync::dataverse::schema::Schema::default(),

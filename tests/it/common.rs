@@ -80,3 +80,34 @@ bindings:{bindings}
     std::fs::write(&path, text).expect("temp dir is writable");
     path
 }
+
+/// Run the binary with `args` and the sandbox's variables, off the async runtime's threads.
+pub async fn run_in(sandbox: &api_sandbox::Sandbox, args: &[&str]) -> Output {
+    let mut command = bin();
+    command.envs(sandbox.env()).args(args);
+    tokio::task::spawn_blocking(move || command.output().expect("the binary runs"))
+        .await
+        .expect("joined")
+}
+
+/// A Dataverse client of the sandbox: to read the CRM back through its Web API.
+pub fn crm_client(sandbox: &api_sandbox::Sandbox) -> audience_sync::dataverse::Client {
+    let env: std::collections::HashMap<String, String> = sandbox.env().into_iter().collect();
+    let get = |k: &str| env.get(k).cloned().unwrap_or_default();
+    audience_sync::dataverse::Client::builder()
+        .url(get("DATAVERSE_URL"))
+        .tenant_id(get("DATAVERSE_TENANT_ID"))
+        .client_id(get("DATAVERSE_CLIENT_ID"))
+        .client_secret(get("DATAVERSE_CLIENT_SECRET").into())
+        .token_url(Some(get("DATAVERSE_TOKEN_URL")))
+        .build()
+        .expect("client")
+}
+
+/// The tool's CRM tables, through a client of the sandbox's Dataverse emulator.
+pub fn crm_tables(sandbox: &api_sandbox::Sandbox) -> audience_sync::dataverse::tables::ToolTables {
+    audience_sync::dataverse::tables::ToolTables::new(
+        crm_client(sandbox),
+        audience_sync::dataverse::schema::Schema::default(),
+    )
+}

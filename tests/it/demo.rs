@@ -13,8 +13,12 @@ fn demo_walks_through_plan_apply_and_a_mailchimp_change() {
         "{stdout}"
     );
     assert!(
-        stdout.contains("sam@partner.example"),
-        "the unmanaged member is shown as kept"
+        stdout.contains("s***@partner.example"),
+        "the unmanaged member is shown as kept, masked"
+    );
+    assert!(
+        !stdout.contains("sam@partner.example"),
+        "member data is masked"
     );
     // Then nothing to do.
     assert!(stdout.contains("Plan: 0 changes in 1 binding"), "{stdout}");

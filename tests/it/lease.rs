@@ -182,10 +182,14 @@ async fn dead_holder_is_taken_over(owner: impl FnOnce(u32) -> String, wrapper: &
     let env = start(30).await;
     let tables = env.tables();
     let dead = env.dead_holder(&tables, owner(1)).await;
-    let child = env.spawn_apply(wrapper, &["--lock-timeout", "30s"]);
+    let mut child = env.spawn_apply(wrapper, &["--lock-timeout", "30s"]);
     let mut taken_at = None;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while taken_at.is_none() && tokio::time::Instant::now() < deadline {
+    // Watch until the lease changes hands or the apply ends (a loaded machine starts it late).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while taken_at.is_none()
+        && tokio::time::Instant::now() < deadline
+        && matches!(child.try_wait(), Ok(None))
+    {
         let now = Utc::now();
         if env.lease(&tables).await.is_some_and(|l| l.id != dead.id) {
             taken_at = Some(now);

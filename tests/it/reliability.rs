@@ -151,7 +151,7 @@ impl Env {
         }
         // Short leases, so that a killed run's lease lapses within the test (long enough for
         // renewals on a loaded machine).
-        command.env("AUDIENCE_SYNC_LEASE_TERM", "6s");
+        command.env("AUDIENCE_SYNC_LEASE_TERM", "12s");
         command.args(args);
         command
     }

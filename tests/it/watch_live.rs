@@ -166,16 +166,7 @@ bindings:
 
     /// The tool's CRM tables, through a client of the sandbox.
     fn tables(&self) -> ToolTables {
-        let env = self.sandbox.env();
-        let client = audience_sync::dataverse::Client::builder()
-            .url(get(&env, "DATAVERSE_URL"))
-            .tenant_id(get(&env, "DATAVERSE_TENANT_ID"))
-            .client_id(get(&env, "DATAVERSE_CLIENT_ID"))
-            .client_secret(get(&env, "DATAVERSE_CLIENT_SECRET").into())
-            .token_url(Some(get(&env, "DATAVERSE_TOKEN_URL")))
-            .build()
-            .expect("client");
-        ToolTables::new(client, audience_sync::dataverse::schema::Schema::default())
+        common::crm_tables(&self.sandbox)
     }
 
     /// Every Sync Run record: (start, end).

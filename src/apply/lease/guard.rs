@@ -91,6 +91,7 @@ impl Guard {
             renewals: AtomicU64::new(0),
         });
         let heartbeat = tokio::spawn(heartbeat(Arc::clone(&state)));
+        super::stats().held.fetch_add(1, Ordering::Relaxed);
         Self {
             held,
             state,
@@ -176,6 +177,7 @@ impl Guard {
 impl Drop for Guard {
     fn drop(&mut self) {
         self.heartbeat.abort();
+        super::stats().held.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -219,6 +221,7 @@ impl State {
     fn lose(&self, why: String) {
         let mut reason = self.reason.lock().unwrap_or_else(PoisonError::into_inner);
         if reason.is_none() {
+            super::stats().lost.fetch_add(1, Ordering::Relaxed);
             tracing::error!(binding = %self.binding, lease = %self.lease.id, reason = %why, "lost the lease; stopping all writes");
             *reason = Some(why);
         }
@@ -267,6 +270,7 @@ async fn heartbeat(state: Arc<State>) {
         match renewal {
             Ok(Renewal::Renewed) => {
                 state.renewals.fetch_add(1, Ordering::Relaxed);
+                super::stats().renewals.fetch_add(1, Ordering::Relaxed);
                 next = Instant::now() + interval;
             }
             Ok(Renewal::Gone(why)) => {

@@ -77,6 +77,7 @@ pub fn compute(binding: &Binding, names: &Names, snapshot: &Snapshot) -> Binding
             mailchimp: digests.mailchimp,
             crm: digests.crm,
         },
+        mailchimp_read_at: snapshot.mailchimp.read_at.clone(),
         tags: Vec::new(),
         changes: Vec::new(),
         counts: BTreeMap::new(),

@@ -6,14 +6,14 @@
 //! list members, then creates, additions and links, then updates, renames and unlinks, then
 //! warnings; removals, consent changes and errors only when they alone exceed the limit. Every
 //! cut group says how many rows it left out, and the summary says the full plan is in the JSON.
-//! E-mail addresses are masked (`j***@example.com`) unless `show_pii`.
+//!
+//! Member data is masked (`j***@example.com`, `***`) unless `show_pii`, and whatever comes from
+//! a member is shown as a code span ([`code`]): no image, link, mention, HTML or table break
+//! from a member's name, masked or not.
 
 use std::fmt::Write as _;
-use std::sync::LazyLock;
 
-use regex::Regex;
-
-use super::{counts_line, groups, mask_email, subject, summary_line, tag_names, thousands};
+use super::{Pii, counts_line, groups, summary_line, tag_names, thousands};
 use crate::plan::model::{Action, BindingPlan, Change, Plan, Problem, UnmanagedMember, Value};
 
 /// The rendering is always shorter than this many characters.
@@ -25,7 +25,7 @@ const NOTE_RESERVE: usize = 96;
 /// How to render Markdown.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct MarkdownOptions {
-    /// Show e-mail addresses unmasked.
+    /// Show member data (addresses, names, phones, addresses, mapped columns) unmasked.
     pub show_pii: bool,
 }
 
@@ -57,7 +57,7 @@ impl Section<'_> {
         }
     }
 
-    fn row(&self, i: usize, pii: &Pii) -> Option<String> {
+    fn row(&self, i: usize, pii: Pii) -> Option<String> {
         Some(match self.source {
             Source::Problems(p) => problem_row(p.get(i)?, pii),
             Source::Changes(b, c) => change_row(b, c.get(i)?, pii),
@@ -66,8 +66,8 @@ impl Section<'_> {
                 let who = u
                     .email
                     .as_deref()
-                    .map_or_else(|| "—".to_owned(), |e| pii.email(e));
-                format!("| {} | {} |", cell(&who), u.record)
+                    .map_or_else(|| "—".to_owned(), |e| code(&pii.member_text(e)));
+                format!("| {who} | {} |", u.record)
             }
         })
     }
@@ -106,86 +106,87 @@ fn cell(text: &str) -> String {
     s
 }
 
-/// Anything shaped like an e-mail address inside a text.
-static EMAIL: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r#"[^\s<>"'`,;:()\[\]|]+@[^\s<>"'`,;:()\[\]|@]+"#).expect("a valid constant regex")
-});
-
-struct Pii(bool);
-
-impl Pii {
-    /// `text` with every address in it masked, unless PII is shown.
-    fn email(&self, text: &str) -> String {
-        if self.0 {
-            text.to_owned()
-        } else {
-            EMAIL
-                .replace_all(text, |c: &regex::Captures<'_>| mask_email(&c[0]))
-                .into_owned()
-        }
+/// `text` as an inline code span, safe in a table cell: nothing in it is Markdown or HTML (no
+/// image, link, autolink, mention or tag), no line break, no cell break (`\|`, which GFM
+/// tables resolve before the code span).
+fn code(text: &str) -> String {
+    let text: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect::<String>()
+        .replace('|', "\\|");
+    if text.trim().is_empty() {
+        return "` `".to_owned();
     }
-
-    fn value(&self, value: Option<&Value>) -> String {
-        match value {
-            None => "(empty)".to_owned(),
-            Some(Value::Bool(b)) => b.to_string(),
-            Some(v) => {
-                let mut s = v.to_string();
-                if s.chars().count() > 80 {
-                    s = s.chars().take(77).collect::<String>() + "…\"";
-                }
-                self.email(&s)
-            }
-        }
+    let mut longest = 0;
+    let mut run = 0;
+    for c in text.chars() {
+        run = if c == '`' { run + 1 } else { 0 };
+        longest = longest.max(run);
     }
+    let fence = "`".repeat(longest + 1);
+    let pad = if text.starts_with('`') || text.ends_with('`') {
+        " "
+    } else {
+        ""
+    };
+    format!("{fence}{pad}{text}{pad}{fence}")
 }
 
-fn change_row(binding: &BindingPlan, change: &Change, pii: &Pii) -> String {
-    let who = pii.email(&subject(change));
+/// A column value, cut at 80 characters.
+fn value(pii: Pii, change: &Change, v: Option<&Value>) -> String {
+    let mut s = pii.value(change, v);
+    if s.chars().count() > 80 {
+        s = s.chars().take(77).collect::<String>() + "…";
+    }
+    code(&s)
+}
+
+fn change_row(binding: &BindingPlan, change: &Change, pii: Pii) -> String {
+    let who = code(&pii.subject(change));
     let mut details: Vec<String> = change
         .fields
         .iter()
         .map(|f| {
+            let column = cell(&f.column);
             if f.before.is_none() && change.precondition.absent {
-                format!("{} = {}", f.column, pii.value(f.after.as_ref()))
+                format!("{column} = {}", value(pii, change, f.after.as_ref()))
             } else {
                 format!(
-                    "{}: {} → {}",
-                    f.column,
-                    pii.value(f.before.as_ref()),
-                    pii.value(f.after.as_ref())
+                    "{column}: {} → {}",
+                    value(pii, change, f.before.as_ref()),
+                    value(pii, change, f.after.as_ref())
                 )
             }
         })
         .collect();
     if !change.tags.is_empty() {
-        details.push(tag_names(binding, change));
+        details.push(cell(&tag_names(binding, change)));
     }
     format!(
-        "| {} | {} | {} |",
-        cell(&who),
+        "| {who} | {} | {} |",
         change.reason.code(),
-        cell(&details.join("; "))
+        details.join("; ")
     )
 }
 
-fn problem_row(p: &Problem, pii: &Pii) -> String {
-    let code = serde_json::to_value(p.code)
+fn problem_row(p: &Problem, pii: Pii) -> String {
+    let code_of = serde_json::to_value(p.code)
         .ok()
         .and_then(|v| v.as_str().map(str::to_owned))
         .unwrap_or_default();
-    let who = p
-        .member
-        .as_ref()
-        .map_or_else(|| "—".to_owned(), |m| pii.email(&m.email));
-    let message = pii.email(&p.message);
-    format!("| {} | {code} | {} |", cell(&who), cell(&message))
+    let email = p.member.as_ref().map(|m| m.email.as_str());
+    let who = email.map_or_else(|| "—".to_owned(), |e| code(&pii.member_text(e)));
+    let message = code(&pii.message(&p.message, email));
+    format!("| {who} | {code_of} | {message} |")
 }
 
 /// Render `plan` as a pull-request comment, always under [`MARKDOWN_LIMIT`] characters.
 #[must_use]
 pub fn markdown(plan: &Plan, options: &MarkdownOptions) -> String {
-    let pii = Pii(options.show_pii);
+    let pii = Pii {
+        show: options.show_pii,
+    };
     let mut sections = sections(plan);
     let skeleton = render(plan, &sections, true).len();
     let mut budget = MARKDOWN_LIMIT.saturating_sub(skeleton + 1);
@@ -198,7 +199,7 @@ pub fn markdown(plan: &Plan, options: &MarkdownOptions) -> String {
         while !open.is_empty() {
             open.retain(|&i| {
                 let s = &mut sections[i];
-                let Some(row) = s.row(s.rows.len(), &pii) else {
+                let Some(row) = s.row(s.rows.len(), pii) else {
                     return false;
                 };
                 let cost = row.len() + 1;

@@ -1,5 +1,11 @@
 //! Renderers of a plan: [`text()`] for a terminal, [`markdown()`] for a pull-request comment,
 //! [`json()`] for machines (the versioned format). All pure: plan in, `String` out.
+//!
+//! Text and Markdown are meant to be shared (CI logs, pull requests): every member value (the
+//! e-mail, names, phones, addresses, any mapped column of a contact or lead) is masked there
+//! unless `show_pii` ([`Pii`]); member text never carries control characters into a terminal.
+//! The JSON plan keeps full values: it is what `apply FILE` needs (see `schemas/plan.schema.json`
+//! for which fields are personal data).
 
 mod json;
 mod markdown;
@@ -37,6 +43,103 @@ pub fn mask_email(value: &str) -> String {
         }
         _ => value.to_owned(),
     }
+}
+
+/// Anything shaped like an e-mail address inside a text.
+static EMAIL: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+    regex::Regex::new(r#"[^\s<>"'`,;:()\[\]|]+@[^\s<>"'`,;:()\[\]|@]+"#)
+        .expect("a valid constant regex")
+});
+
+/// What a masked member value shows.
+const MASK: &str = "***";
+
+/// Member data shown in full (`--show-pii`) or masked (the default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Pii {
+    /// Show member data unmasked.
+    pub show: bool,
+}
+
+impl Pii {
+    /// A member's text (an address, a name): `j***@example.com` for an address, else `***`.
+    fn member_text(self, text: &str) -> String {
+        if self.show || text.is_empty() {
+            return printable(text);
+        }
+        let address = EMAIL
+            .find(text.trim())
+            .is_some_and(|m| m.range() == (0..text.trim().len()));
+        if address {
+            printable(&mask_email(text))
+        } else {
+            MASK.to_owned()
+        }
+    }
+
+    /// A message about a member: its address (`known`) and any other address in it masked.
+    fn message(self, text: &str, known: Option<&str>) -> String {
+        if self.show {
+            return printable(text);
+        }
+        let text = match known.filter(|k| !k.is_empty()) {
+            Some(k) => text.replace(k, &self.member_text(k)),
+            None => text.to_owned(),
+        };
+        let text = EMAIL.replace_all(&text, |c: &regex::Captures<'_>| mask_email(&c[0]));
+        printable(&text)
+    }
+
+    /// What a change row is about: the member's address, or the record's name (an address, for
+    /// a contact or lead), or its id.
+    fn subject(self, change: &Change) -> String {
+        if let Some(m) = &change.member {
+            return self.member_text(&m.email);
+        }
+        match &change.name {
+            Some(name) if is_person(change) => self.member_text(name),
+            Some(name) => printable(name),
+            None => change.record.to_string(),
+        }
+    }
+
+    /// A column value of `change`, as `Display` shows it; a text of a contact or lead masked.
+    fn value(self, change: &Change, value: Option<&Value>) -> String {
+        match value {
+            None => "(empty)".to_owned(),
+            Some(Value::Text(t)) if !self.show && is_person(change) && !is_status(t) => {
+                self.member_text(t)
+            }
+            Some(v) => printable(&v.to_string()),
+        }
+    }
+}
+
+/// Whether `change` writes a contact or lead (whose values are member data).
+fn is_person(change: &Change) -> bool {
+    change.member.is_some()
+        || matches!(
+            change.action,
+            Action::CreateRecord
+                | Action::UpdateRecord
+                | Action::SetDoNotEmail
+                | Action::AddListMember
+                | Action::LinkTags
+                | Action::UnlinkTags
+                | Action::RemoveListMember
+        )
+}
+
+/// A Mailchimp status (`subscribed`, `unsubscribed`, …): the tool's vocabulary, shown.
+fn is_status(text: &str) -> bool {
+    serde_json::from_value::<crate::config::MemberStatus>(serde_json::Value::from(text)).is_ok()
+}
+
+/// `text` without control characters (a terminal escape in a member's name, say).
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { '\u{fffd}' } else { c })
+        .collect()
 }
 
 /// Counts by action as `3 create record, 1 remove from list`, or `no changes`.
@@ -85,16 +188,6 @@ fn summary_line(plan: &Plan) -> String {
     line
 }
 
-/// What a change is about, for a row: the member's e-mail, or the record's name, or its id.
-fn subject(change: &Change) -> String {
-    change
-        .member
-        .as_ref()
-        .map(|m| m.email.clone())
-        .or_else(|| change.name.clone())
-        .unwrap_or_else(|| change.record.to_string())
-}
-
 /// The tag names a link change lists.
 fn tag_names(binding: &BindingPlan, change: &Change) -> String {
     change
@@ -107,10 +200,6 @@ fn tag_names(binding: &BindingPlan, change: &Change) -> String {
         })
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-fn value_text(value: Option<&Value>) -> String {
-    value.map_or_else(|| "(empty)".to_owned(), ToString::to_string)
 }
 
 /// Changes of one binding grouped by action, in order.
@@ -159,5 +248,19 @@ mod tests {
         assert_eq!(thousands(1_234_567), "1,234,567");
         assert_eq!(mask_email("jane@example.com"), "j***@example.com");
         assert_eq!(mask_email("not an address"), "not an address");
+    }
+
+    #[test]
+    fn member_text_is_masked_unless_shown() {
+        let masked = Pii { show: false };
+        assert_eq!(masked.member_text("jane@example.com"), "j***@example.com");
+        assert_eq!(masked.member_text("Jane"), "***");
+        assert_eq!(masked.member_text("Jane <jane@example.com>"), "***");
+        assert_eq!(
+            masked.message("two records for jane@example.com", Some("jane@example.com")),
+            "two records for j***@example.com"
+        );
+        let shown = Pii { show: true };
+        assert_eq!(shown.member_text("Jane\u{1b}[31m"), "Jane\u{fffd}[31m");
     }
 }

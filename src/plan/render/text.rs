@@ -1,16 +1,15 @@
 //! The terminal rendering: per binding a heading (audience → list), one line of counts by change
 //! kind, the guard and the problems, then the changes grouped by action; field updates as
 //! `old → new`, long values as an inline word diff; long groups cut after `max_rows` rows unless
-//! `full`. Colour only when asked (the caller decides from the terminal and `NO_COLOR`).
+//! `full`. Colour only when asked (the caller decides from the terminal and `NO_COLOR`). Member
+//! data is masked unless `show_pii` (CI logs are shared), and never carries control characters.
 
 use std::fmt::Write as _;
 
 use owo_colors::OwoColorize as _;
 use similar::{ChangeTag, TextDiff};
 
-use super::{
-    counts_line, groups, heading, subject, summary_line, tag_names, thousands, value_text,
-};
+use super::{Pii, counts_line, groups, heading, summary_line, tag_names, thousands};
 use crate::plan::model::{BindingPlan, Change, FieldChange, Plan, Problem, Value};
 
 /// Values longer than this (or with line breaks) are shown as an inline diff.
@@ -25,6 +24,8 @@ pub struct TextOptions {
     pub full: bool,
     /// Rows per group when not `full`.
     pub max_rows: usize,
+    /// Show member data (addresses, names, phones, addresses, mapped columns) unmasked.
+    pub show_pii: bool,
 }
 
 impl Default for TextOptions {
@@ -33,6 +34,7 @@ impl Default for TextOptions {
             color: false,
             full: false,
             max_rows: 20,
+            show_pii: false,
         }
     }
 }
@@ -49,6 +51,7 @@ enum Paint {
 struct Out {
     buf: String,
     color: bool,
+    pii: Pii,
 }
 
 impl Out {
@@ -88,6 +91,9 @@ pub fn text(plan: &Plan, options: &TextOptions) -> String {
     let mut out = Out {
         buf: String::new(),
         color: options.color,
+        pii: Pii {
+            show: options.show_pii,
+        },
     };
     let summary = format!("Plan: {}", summary_line(plan));
     let summary = out.paint(&summary, Paint::Bold);
@@ -156,7 +162,10 @@ fn render_binding(out: &mut Out, binding: &BindingPlan, options: &TextOptions) {
         let head = out.paint(&head, Paint::Dim);
         out.line(1, &head);
         for u in binding.unmanaged.iter().take(limit) {
-            let who = u.email.clone().unwrap_or_else(|| u.record.to_string());
+            let who = u
+                .email
+                .as_deref()
+                .map_or_else(|| u.record.to_string(), |e| out.pii.member_text(e));
             out.line(3, &who);
         }
         more(out, binding.unmanaged.len(), limit);
@@ -183,7 +192,9 @@ fn problems(out: &mut Out, title: &str, list: &[Problem], limit: usize, paint: P
             .ok()
             .and_then(|v| v.as_str().map(str::to_owned))
             .unwrap_or_default();
-        out.line(3, &format!("{code}: {}", p.message));
+        let email = p.member.as_ref().map(|m| m.email.as_str());
+        let message = out.pii.message(&p.message, email);
+        out.line(3, &format!("{code}: {message}"));
     }
     more(out, list.len(), limit);
 }
@@ -191,36 +202,41 @@ fn problems(out: &mut Out, title: &str, list: &[Problem], limit: usize, paint: P
 fn render_change(out: &mut Out, binding: &BindingPlan, change: &Change) {
     let symbol = change.action.symbol().to_string();
     let symbol = out.paint(&symbol, symbol_paint(change.action.symbol()));
-    let mut line = format!("{symbol} {}  ({})", subject(change), change.reason.code());
+    let subject = out.pii.subject(change);
+    let mut line = format!("{symbol} {subject}  ({})", change.reason.code());
     if !change.tags.is_empty() {
         let _ = write!(line, ": {}", tag_names(binding, change));
     }
     out.line(2, &line);
-    let creating = change.precondition.absent;
     for field in &change.fields {
-        let text = field_text(out, field, creating);
+        let text = field_text(out, change, field);
         out.line(4, &text);
     }
 }
 
-fn field_text(out: &Out, field: &FieldChange, creating: bool) -> String {
-    if let (Some(Value::Text(old)), Some(Value::Text(new))) = (&field.before, &field.after) {
+fn field_text(out: &Out, change: &Change, field: &FieldChange) -> String {
+    let unmasked = out.pii.show || !super::is_person(change);
+    if let (Some(Value::Text(old)), Some(Value::Text(new)), true) =
+        (&field.before, &field.after, unmasked)
+    {
         if old.len() > LONG_VALUE
             || new.len() > LONG_VALUE
             || old.contains('\n')
             || new.contains('\n')
         {
-            return format!("{}: {}", field.column, inline_diff(out, old, new));
+            let (old, new) = (super::printable(old), super::printable(new));
+            return format!("{}: {}", field.column, inline_diff(out, &old, &new));
         }
     }
-    if creating {
-        return format!("{}: {}", field.column, value_text(field.after.as_ref()));
+    let value = |v: &Option<Value>| out.pii.value(change, v.as_ref());
+    if change.precondition.absent {
+        return format!("{}: {}", field.column, value(&field.after));
     }
     format!(
         "{}: {} → {}",
         field.column,
-        out.paint(&value_text(field.before.as_ref()), Paint::Remove),
-        out.paint(&value_text(field.after.as_ref()), Paint::Add)
+        out.paint(&value(&field.before), Paint::Remove),
+        out.paint(&value(&field.after), Paint::Add)
     )
 }
 
@@ -254,6 +270,7 @@ mod tests {
         let out = Out {
             buf: String::new(),
             color: false,
+            pii: Pii { show: false },
         };
         assert_eq!(
             inline_diff(&out, "the quick brown fox", "the slow brown fox"),

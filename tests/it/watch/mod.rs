@@ -12,13 +12,18 @@ use std::time::Duration;
 use audience_sync::config::Loaded;
 use audience_sync::watch::Outcome;
 use audience_sync::watch::{
-    self, ApiCalls, Mode, Options, Reconciler, RunError, RunOutcome, Running,
+    self, ApiCalls, Holder, Mode, Options, Reconciler, RunError, RunOutcome, Running,
 };
 use futures::future::BoxFuture;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+
+mod deploy;
+mod metrics;
+
+use metrics::{parse_prometheus, sample};
 
 // ---------------------------------------------------------------- the fake reconciler
 
@@ -139,6 +144,7 @@ impl Reconciler for Fake {
                         source_digest: Some("s0".to_owned()),
                         api: api(3, 1),
                         skipped: None,
+                        held_by: None,
                     })
                 }
                 Script::UntilReleased => {
@@ -155,6 +161,11 @@ impl Reconciler for Fake {
                 }
                 Script::LeaseHeld => Ok(RunOutcome {
                     skipped: Some("lease held by `replica-b` until 04:30:00Z".to_owned()),
+                    held_by: Some(Holder {
+                        owner: "replica-b".to_owned(),
+                        lease: "l-1".to_owned(),
+                        expires: chrono::Utc::now() + chrono::Duration::seconds(30),
+                    }),
                     api: api(1, 0),
                     ..RunOutcome::default()
                 }),
@@ -435,9 +446,10 @@ async fn an_invalid_edit_keeps_the_old_config_and_shows_the_error_until_fixed() 
     let ready = h.get("/readyz").await;
     assert_eq!(ready.status(), 503);
     let body: Value = ready.json().await.unwrap();
+    assert_eq!(body["config"], "invalid", "{body}");
     assert!(
-        body["config"].as_str().unwrap().contains("contakt"),
-        "{body}"
+        !body.to_string().contains("contakt"),
+        "the unauthenticated probe never echoes config text: {body}"
     );
 
     // The old config keeps running: a manual pass uses it.
@@ -487,331 +499,18 @@ async fn readyz_needs_both_apis_reachable() {
     let h = start(&fake, |_| {}).await;
     assert_eq!(h.get("/healthz").await.status(), 200);
     assert_eq!(h.get("/readyz").await.status(), 200);
-    *fake.probe_error.lock().unwrap() = Some("dataverse: token endpoint refused".to_owned());
+    *fake.probe_error.lock().unwrap() = Some(
+        "dataverse: token endpoint https://app:s3cret@login.example.com/token refused".to_owned(),
+    );
     let response = h.get("/readyz").await;
     assert_eq!(response.status(), 503);
     let body: Value = response.json().await.unwrap();
-    assert_eq!(body["apis"], "dataverse: token endpoint refused");
-    assert_eq!(h.stop().await, Outcome::Success);
-}
-
-// -- a strict parser of the Prometheus text exposition format (0.0.4)
-
-#[derive(Debug, Default)]
-struct Family {
-    kind: String,
-    samples: Vec<(String, BTreeMap<String, String>, f64)>,
-}
-
-fn is_metric_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
-}
-
-fn is_label_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
-
-fn parse_value(text: &str) -> Result<f64, String> {
-    match text {
-        "+Inf" => Ok(f64::INFINITY),
-        "-Inf" => Ok(f64::NEG_INFINITY),
-        "NaN" => Ok(f64::NAN),
-        _ => text
-            .parse::<f64>()
-            .map_err(|_| format!("bad value `{text}`")),
-    }
-}
-
-/// Parse `{a="x",b="y"}` (after the name); returns the labels and the rest of the line.
-fn parse_labels(text: &str) -> Result<(BTreeMap<String, String>, &str), String> {
-    let mut labels = BTreeMap::new();
-    let Some(mut rest) = text.strip_prefix('{') else {
-        return Ok((labels, text));
-    };
-    loop {
-        if let Some(after) = rest.strip_prefix('}') {
-            return Ok((labels, after));
-        }
-        let eq = rest.find('=').ok_or("label without `=`")?;
-        let name = &rest[..eq];
-        if !is_label_name(name) {
-            return Err(format!("bad label name `{name}`"));
-        }
-        rest = rest[eq + 1..]
-            .strip_prefix('"')
-            .ok_or("label value not quoted")?;
-        let mut value = String::new();
-        let mut chars = rest.char_indices();
-        let end = loop {
-            match chars.next() {
-                Some((_, '\\')) => match chars.next() {
-                    Some((_, '\\')) => value.push('\\'),
-                    Some((_, '"')) => value.push('"'),
-                    Some((_, 'n')) => value.push('\n'),
-                    other => return Err(format!("bad escape {other:?}")),
-                },
-                Some((i, '"')) => break i,
-                Some((_, '\n')) | None => return Err("unterminated label value".into()),
-                Some((_, c)) => value.push(c),
-            }
-        };
-        if labels.insert(name.to_owned(), value).is_some() {
-            return Err(format!("label `{name}` twice"));
-        }
-        rest = &rest[end + 1..];
-        if let Some(after) = rest.strip_prefix(',') {
-            rest = after;
-        } else if !rest.starts_with('}') {
-            return Err(format!("expected `,` or `}}` at `{rest}`"));
-        }
-    }
-}
-
-fn family_of(sample: &str, families: &BTreeMap<String, Family>) -> String {
-    for suffix in ["_bucket", "_sum", "_count"] {
-        if let Some(base) = sample.strip_suffix(suffix) {
-            if families.get(base).is_some_and(|f| f.kind == "histogram") {
-                return base.to_owned();
-            }
-        }
-    }
-    sample.to_owned()
-}
-
-fn parse_prometheus(text: &str) -> Result<BTreeMap<String, Family>, String> {
-    if !text.ends_with('\n') {
-        return Err("the exposition must end with a newline".into());
-    }
-    let mut families: BTreeMap<String, Family> = BTreeMap::new();
-    let mut helped = BTreeSet::new();
-    let mut finished = BTreeSet::new();
-    let mut current: Option<String> = None;
-    let mut series = BTreeSet::new();
-    for (n, line) in text.lines().enumerate() {
-        let at = |msg: String| format!("line {}: {msg}: `{line}`", n + 1);
-        if line.is_empty() {
-            return Err(at("empty line".into()));
-        }
-        let switch_to = |name: &str,
-                         current: &mut Option<String>,
-                         finished: &mut BTreeSet<String>|
-         -> Result<(), String> {
-            if current.as_deref() != Some(name) {
-                if finished.contains(name) {
-                    return Err(format!("family `{name}` is not contiguous"));
-                }
-                if let Some(previous) = current.take() {
-                    finished.insert(previous);
-                }
-                *current = Some(name.to_owned());
-            }
-            Ok(())
-        };
-        if let Some(rest) = line.strip_prefix("# HELP ") {
-            let name = rest.split(' ').next().unwrap_or_default();
-            if !is_metric_name(name) || !helped.insert(name.to_owned()) {
-                return Err(at("bad or repeated HELP".into()));
-            }
-            if families.get(name).is_some_and(|f| !f.samples.is_empty()) {
-                return Err(at("HELP after samples".into()));
-            }
-            switch_to(name, &mut current, &mut finished).map_err(at)?;
-        } else if let Some(rest) = line.strip_prefix("# TYPE ") {
-            let mut parts = rest.split(' ');
-            let name = parts.next().unwrap_or_default();
-            let kind = parts.next().unwrap_or_default();
-            if parts.next().is_some()
-                || !is_metric_name(name)
-                || !["counter", "gauge", "histogram", "summary", "untyped"].contains(&kind)
-            {
-                return Err(at("bad TYPE".into()));
-            }
-            switch_to(name, &mut current, &mut finished).map_err(at)?;
-            let family = families.entry(name.to_owned()).or_default();
-            if !family.kind.is_empty() || !family.samples.is_empty() {
-                return Err(at("TYPE repeated or after samples".into()));
-            }
-            family.kind = kind.to_owned();
-        } else if line.starts_with('#') {
-            continue;
-        } else {
-            let end = line.find(['{', ' ']).ok_or_else(|| at("no value".into()))?;
-            let name = &line[..end];
-            if !is_metric_name(name) {
-                return Err(at("bad metric name".into()));
-            }
-            let (labels, rest) = parse_labels(&line[end..]).map_err(at)?;
-            let rest = rest
-                .strip_prefix(' ')
-                .ok_or_else(|| at("no space before value".into()))?;
-            let mut parts = rest.split(' ');
-            let value = parse_value(parts.next().unwrap_or_default()).map_err(at)?;
-            if let Some(ts) = parts.next() {
-                ts.parse::<i64>().map_err(|_| at("bad timestamp".into()))?;
-            }
-            if parts.next().is_some() {
-                return Err(at("trailing text".into()));
-            }
-            let family_name = family_of(name, &families);
-            switch_to(&family_name, &mut current, &mut finished).map_err(at)?;
-            let family = families.entry(family_name.clone()).or_default();
-            if family.kind == "counter" && (value.is_nan() || value < 0.0) {
-                return Err(at("negative counter".into()));
-            }
-            if !series.insert(format!("{name}{labels:?}")) {
-                return Err(at("duplicate series".into()));
-            }
-            family.samples.push((name.to_owned(), labels, value));
-        }
-    }
-    // Histograms: cumulative buckets, `+Inf` equal to `_count`.
-    for (name, family) in &families {
-        if family.kind != "histogram" {
-            continue;
-        }
-        let mut by_series: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
-        let mut counts = BTreeMap::new();
-        for (sample, labels, value) in &family.samples {
-            let mut key = labels.clone();
-            let le = key.remove("le");
-            let key = format!("{key:?}");
-            if sample.ends_with("_bucket") {
-                let le = parse_value(&le.ok_or(format!("{name}: bucket without le"))?)?;
-                by_series.entry(key).or_default().push((le, *value));
-            } else if sample.ends_with("_count") {
-                counts.insert(key, *value);
-            }
-        }
-        for (key, buckets) in by_series {
-            let cumulative = buckets
-                .windows(2)
-                .all(|w| w[0].0 < w[1].0 && w[0].1 <= w[1].1);
-            let inf = buckets.last().filter(|b| b.0.is_infinite()).map(|b| b.1);
-            if !cumulative || inf.is_none() || inf != counts.get(&key).copied() {
-                return Err(format!(
-                    "{name}{key}: buckets not cumulative up to +Inf = _count"
-                ));
-            }
-        }
-    }
-    Ok(families)
-}
-
-fn sample(families: &BTreeMap<String, Family>, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    let want: BTreeMap<String, String> = labels
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect();
-    families
-        .values()
-        .flat_map(|f| &f.samples)
-        .find(|(n, l, _)| n == name && *l == want)
-        .map(|s| s.2)
-}
-
-#[test]
-fn the_test_parser_rejects_what_prometheus_rejects() {
-    for bad in [
-        "a 1",                                             // no final newline
-        "a{b=\"x\"} one\n",                                // bad value
-        "# TYPE a counter\na -1\n",                        // negative counter
-        "a{1b=\"x\"} 1\n",                                 // bad label name
-        "a{b=x} 1\n",                                      // unquoted value
-        "# TYPE a gauge\na 1\n# TYPE b gauge\nb 1\na 2\n", // not contiguous
-        "a 1\na 1\n",                                      // duplicate series
-        "# TYPE h histogram\nh_bucket{le=\"1\"} 2\nh_bucket{le=\"+Inf\"} 1\nh_count 1\n",
-    ] {
-        assert!(parse_prometheus(bad).is_err(), "accepted {bad:?}");
-    }
-    assert!(parse_prometheus("# HELP a x\n# TYPE a gauge\na{b=\"q\\\"\\n\"} 1.5 123\n").is_ok());
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn metrics_parse_as_prometheus_text() {
-    let changes = BTreeMap::from([
-        ("create_contact".to_owned(), 4),
-        ("add_list_member".to_owned(), 5),
-    ]);
-    let fake = Fake::new(&[
-        ("alpha", Script::Changes(changes)),
-        ("beta", Script::Fail("s1")),
-    ]);
-    let h = start(&fake, |_| {}).await;
-    initial_runs_done(&h, &fake).await;
-    let response = h.get("/metrics").await;
-    assert_eq!(response.status(), 200);
-    assert_eq!(
-        response.headers()["content-type"],
-        "text/plain; version=0.0.4; charset=utf-8"
-    );
-    let text = response.text().await.unwrap();
-    let families = parse_prometheus(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
-    for (name, kind) in [
-        ("audience_sync_runs_total", "counter"),
-        ("audience_sync_changes_applied_total", "counter"),
-        ("audience_sync_record_failures_total", "counter"),
-        ("audience_sync_api_requests_total", "counter"),
-        ("audience_sync_api_throttled_total", "counter"),
-        ("audience_sync_run_duration_seconds", "histogram"),
-        ("audience_sync_config_valid", "gauge"),
-    ] {
-        assert_eq!(
-            families.get(name).map(|f| f.kind.as_str()),
-            Some(kind),
-            "{name}"
-        );
-    }
-    // Beta fails and is retried every 200 ms at first, so read the counters of settled series.
-    let runs = |b, o| {
-        sample(
-            &families,
-            "audience_sync_runs_total",
-            &[("binding", b), ("outcome", o)],
-        )
-    };
-    assert_eq!(runs("alpha", "success"), Some(1.0));
-    assert!(runs("beta", "failure").unwrap_or(0.0) >= 1.0);
-    assert_eq!(
-        sample(
-            &families,
-            "audience_sync_changes_applied_total",
-            &[("binding", "alpha"), ("kind", "create_contact")]
-        ),
-        Some(4.0)
-    );
-    let beta_failures = runs("beta", "failure").unwrap();
-    assert_eq!(
-        sample(
-            &families,
-            "audience_sync_api_requests_total",
-            &[("service", "mailchimp")]
-        ),
-        Some(3.0 + beta_failures),
-        "alpha's 3 and beta's 1 per failed run"
-    );
-    assert_eq!(
-        sample(
-            &families,
-            "audience_sync_api_throttled_total",
-            &[("service", "mailchimp")]
-        ),
-        Some(1.0)
-    );
-    assert_eq!(
-        sample(
-            &families,
-            "audience_sync_run_duration_seconds_count",
-            &[("binding", "alpha")]
-        ),
-        Some(1.0)
+    assert_eq!(body["apis"], "unreachable", "{body}");
+    assert_eq!(body["service"], "dataverse", "{body}");
+    let text = body.to_string();
+    assert!(
+        !text.contains("s3cret") && !text.contains("https://") && !text.contains("refused"),
+        "the unauthenticated probe echoes no URL or detail: {text}"
     );
     assert_eq!(h.stop().await, Outcome::Success);
 }
@@ -989,9 +688,9 @@ async fn report_mode_plans_and_reports_drift_but_never_applies() {
         Some(7.0)
     );
     assert!(
-        families["audience_sync_changes_applied_total"]
-            .samples
-            .is_empty()
+        families
+            .get("audience_sync_changes_applied_total")
+            .is_none_or(|f| f.samples.is_empty())
     );
     assert_eq!(h.stop().await, Outcome::Success);
 }
@@ -1097,6 +796,8 @@ async fn once_runs_every_binding_once_and_exits_1_when_one_failed() {
     for (beta, expected) in [
         (Script::Changes(BTreeMap::new()), Outcome::Success),
         (Script::Fail("s1"), Outcome::Failure),
+        // Held by another process past `--lock-timeout`: not reconciled, so a CronJob fails.
+        (Script::LeaseHeld, Outcome::Failure),
     ] {
         let fake = Fake::new(&[("beta", beta)]);
         let dir = tempfile::tempdir().unwrap();
@@ -1155,14 +856,16 @@ async fn a_lease_held_elsewhere_skips_the_run_without_counting_a_failure() {
     );
     assert_eq!(alpha["consecutive_failures"], 0);
     assert!(alpha["last_success"].is_null());
+    assert_eq!(alpha["lease_skips"], 1);
+    assert_eq!(alpha["held_by"]["owner"], "replica-b");
     let ended =
         chrono::DateTime::parse_from_rfc3339(alpha["last_run"]["finished_at"].as_str().unwrap())
             .unwrap();
     let next = chrono::DateTime::parse_from_rfc3339(alpha["next_run"].as_str().unwrap()).unwrap();
     let wait = (next - ended).num_milliseconds();
     assert!(
-        (3_599_000..=3_601_000).contains(&wait),
-        "tried again at the interval (1 h), not the retry: {wait} ms"
+        (29_000..=31_500).contains(&wait),
+        "looked at again just after the holder's lease (30 s) would lapse, not at the interval (1 h) nor the retry: {wait} ms"
     );
     let text = h.get("/metrics").await.text().await.unwrap();
     let families = parse_prometheus(&text).unwrap();
@@ -1174,134 +877,15 @@ async fn a_lease_held_elsewhere_skips_the_run_without_counting_a_failure() {
         ),
         Some(1.0)
     );
+    assert_eq!(
+        sample(
+            &families,
+            "audience_sync_lease_skips_total",
+            &[("binding", "alpha")]
+        ),
+        Some(1.0)
+    );
     assert_eq!(h.stop().await, Outcome::Success);
-}
-
-/// The deployment examples stay in step with the code: the ConfigMap holds a valid config,
-/// and the Deployment's and CronJob's arguments parse as a `watch` command line.
-#[test]
-fn the_kubernetes_examples_hold_a_valid_config_and_valid_arguments() {
-    use audience_sync::cli::{Cli, Command};
-    use clap::Parser as _;
-
-    let dir = crate::common::root().join("examples/deploy/kubernetes");
-    let read = |name: &str| {
-        let text = std::fs::read_to_string(dir.join(name)).unwrap();
-        audience_sync::config::yaml::parse_value(&text).unwrap()
-    };
-    let configmap = read("configmap.yaml");
-    let text = configmap["data"]["audience-sync.yaml"].as_str().unwrap();
-    let loaded =
-        audience_sync::config::load_str(Path::new("configmap/audience-sync.yaml"), text).unwrap();
-    assert!(!loaded.bindings.is_empty());
-
-    for (file, container) in [
-        (
-            "deployment.yaml",
-            &read("deployment.yaml")["spec"]["template"]["spec"]["containers"][0],
-        ),
-        (
-            "cronjob.yaml",
-            &read("cronjob.yaml")["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
-                [0],
-        ),
-    ] {
-        let mut argv = vec!["audience-sync".to_owned()];
-        argv.extend(
-            container["args"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|a| a.as_str().unwrap().to_owned()),
-        );
-        let cli = Cli::try_parse_from(&argv).unwrap_or_else(|e| panic!("{file}: {e}"));
-        let Command::Watch(args) = cli.command else {
-            panic!("{file}: not a watch command");
-        };
-        let mount = container["volumeMounts"][0]["mountPath"].as_str().unwrap();
-        assert!(
-            args.config.starts_with(mount),
-            "{file}: config under the mount"
-        );
-        assert!(
-            container["volumeMounts"][0].get("subPath").is_none(),
-            "{file}: no subPath"
-        );
-        if file == "deployment.yaml" {
-            assert!(!args.once);
-            assert_eq!(args.listen.port(), 9464);
-            assert_eq!(
-                args.token_env.as_deref(),
-                Some("AUDIENCE_SYNC_STATUS_TOKEN")
-            );
-            assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/healthz");
-            assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/readyz");
-        } else {
-            assert!(args.once);
-        }
-    }
-    let secret = read("secret.yaml");
-    for var in [
-        "MAILCHIMP_API_KEY",
-        "DATAVERSE_TENANT_ID",
-        "DATAVERSE_CLIENT_ID",
-        "DATAVERSE_CLIENT_SECRET",
-        "AUDIENCE_SYNC_STATUS_TOKEN",
-    ] {
-        assert!(
-            secret["stringData"][var].is_string(),
-            "secret.yaml sets `{var}`"
-        );
-    }
-    assert_eq!(read("deployment.yaml")["spec"]["replicas"], 2);
-}
-
-/// Kubernetes updates a mounted ConfigMap by writing a new timestamped directory and swapping
-/// the `..data` symlink to it; the config path is a symlink through `..data`.
-#[cfg(unix)]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_kubernetes_configmap_update_triggers_a_reconcile() {
-    use std::os::unix::fs::symlink;
-
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path();
-    let write_version = |version: &str, text: &str| {
-        std::fs::create_dir(root.join(version)).unwrap();
-        std::fs::write(root.join(version).join("sync.yaml"), text).unwrap();
-    };
-    write_version("..2026_11_27_04_00_00.1", &config_text("v1", "contact"));
-    symlink("..2026_11_27_04_00_00.1", root.join("..data")).unwrap();
-    symlink("..data/sync.yaml", root.join("sync.yaml")).unwrap();
-
-    let fake = Fake::new(&[]);
-    let running = watch::start(options(&root.join("sync.yaml")), fake.clone())
-        .await
-        .unwrap();
-    eventually("the start-up runs", WAIT, || {
-        let n = fake.calls().len();
-        async move { (n >= 2).then_some(()) }
-    })
-    .await;
-
-    // The atomic writer's update: new directory, new symlink, rename over `..data` (its
-    // cleanup of the old directory comes later here, so the swap alone must be noticed).
-    let text = config_text("v2", "contact");
-    write_version("..2026_11_27_04_01_00.2", &text);
-    symlink("..2026_11_27_04_01_00.2", root.join("..data_tmp")).unwrap();
-    std::fs::rename(root.join("..data_tmp"), root.join("..data")).unwrap();
-
-    let expected = digest(&text);
-    eventually(
-        "a run with the updated ConfigMap",
-        Duration::from_secs(2),
-        || {
-            let ran = fake.calls().iter().any(|c| c.digest == expected);
-            async move { ran.then_some(()) }
-        },
-    )
-    .await;
-    running.shutdown();
-    assert_eq!(running.wait().await, Outcome::Success);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,0 +1,156 @@
+//! Reading an audience's members: one pass per status, each over a stable order
+//! (`sort_field=timestamp_signup`, or `last_changed` for a catch-up read), paged by
+//! [`Pager`](super::paging::Pager) so that a set changing while it is read loses no member that
+//! stayed in it and repeats none. The passes run at the same time; each reads ahead as far as
+//! the client's connection budget allows (the budget itself is the client's semaphore).
+
+use std::time::Instant;
+
+use futures::stream::{self, BoxStream, FuturesOrdered, StreamExt, TryStreamExt};
+
+use super::paging::{OVERLAP, Pager, Step};
+use super::{
+    Client, Error, Member, MemberQuery, MemberStatus, MemberTag, NotFound, PAGE_SIZE, Page, encode,
+};
+
+impl Client {
+    /// The audience's members, as a stream of pages (up to 1000 members each). With several
+    /// statuses, one pass per status runs at the same time and their pages interleave. See the
+    /// module's guarantees: bounded memory, complete tags, a consistent pass over a changing set
+    /// (each member of a pass at most once; [`Error::Churn`] when it changes too fast).
+    pub fn members(
+        &self,
+        list_id: &str,
+        query: MemberQuery,
+    ) -> BoxStream<'static, Result<Vec<Member>, Error>> {
+        let mut statuses: Vec<Option<MemberStatus>> = Vec::new();
+        for status in &query.statuses {
+            if !statuses.contains(&Some(*status)) {
+                statuses.push(Some(*status));
+            }
+        }
+        if statuses.is_empty() {
+            statuses.push(None);
+        }
+        let passes = statuses
+            .into_iter()
+            .map(|status| self.pass(list_id.to_owned(), query.clone(), status));
+        Box::pin(stream::select_all(passes))
+    }
+
+    /// One pass over the members of one status.
+    fn pass(
+        &self,
+        list_id: String,
+        query: MemberQuery,
+        status: Option<MemberStatus>,
+    ) -> BoxStream<'static, Result<Vec<Member>, Error>> {
+        let client = self.clone();
+        let ahead = self.inner.budget;
+        let stream = async_stream::try_stream! {
+            let started = Instant::now();
+            let mut pager = Pager::new(PAGE_SIZE, OVERLAP);
+            let mut in_flight = FuturesOrdered::new();
+            loop {
+                while in_flight.len() < ahead {
+                    let Some(offset) = pager.issue(in_flight.len()) else { break };
+                    let client = client.clone();
+                    let (list_id, query) = (list_id.clone(), query.clone());
+                    let generation = pager.generation();
+                    in_flight.push_back(async move {
+                        let page = client.member_page(&list_id, &query, status, offset).await;
+                        (generation, offset, page)
+                    });
+                }
+                let Some((generation, offset, page)) = in_flight.next().await else { break };
+                if generation != pager.generation() {
+                    continue;
+                }
+                let page: Page<Member> = page?;
+                let ids: Vec<&str> = page.items.iter().map(|m| m.id.as_str()).collect();
+                let step = pager.accept(offset, &ids, page.total_items).map_err(|gave_up| Error::Churn {
+                    list_id: list_id.clone(),
+                    status: status.map_or("all", |s| s.as_str()).to_owned(),
+                    shifts: gave_up.shifts,
+                    restarts: gave_up.restarts,
+                    seconds: started.elapsed().as_secs(),
+                })?;
+                let (keep, last) = match step {
+                    Step::Keep(keep) => (keep, false),
+                    Step::Last(keep) => (keep, true),
+                    Step::Again => {
+                        tracing::debug!(list_id, offset, "a members page shifted, reading it again");
+                        in_flight = FuturesOrdered::new();
+                        continue;
+                    }
+                };
+                let mut items: Vec<Option<Member>> = page.items.into_iter().map(Some).collect();
+                let members: Vec<Member> = keep.into_iter().filter_map(|i| items[i].take()).collect();
+                if !members.is_empty() {
+                    yield client.complete_tags(&list_id, &query, members).await?;
+                }
+                if last {
+                    break;
+                }
+            }
+        };
+        Box::pin(stream)
+    }
+
+    async fn member_page(
+        &self,
+        list_id: &str,
+        query: &MemberQuery,
+        status: Option<MemberStatus>,
+        offset: usize,
+    ) -> Result<Page<Member>, Error> {
+        let time =
+            |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%dT%H:%M:%S+00:00").to_string();
+        let mut q: Vec<(&str, String)> = vec![
+            ("count", PAGE_SIZE.to_string()),
+            ("offset", offset.to_string()),
+            ("fields", query.fields_param()),
+            ("sort_field", query.order.sort_field().to_owned()),
+            ("sort_dir", "ASC".to_owned()),
+        ];
+        if let Some(status) = status {
+            q.push(("status", status.as_str().to_owned()));
+        }
+        if let Some(since) = query.since_last_changed {
+            q.push(("since_last_changed", time(since)));
+        }
+        let path = format!("/lists/{}/members", encode(list_id));
+        self.get(&path, &q, NotFound::Audience(list_id)).await
+    }
+
+    /// Read the full tag list of every member whose object stopped at 50 tags.
+    async fn complete_tags(
+        &self,
+        list_id: &str,
+        query: &MemberQuery,
+        mut members: Vec<Member>,
+    ) -> Result<Vec<Member>, Error> {
+        if !query.wants_tags() {
+            return Ok(members);
+        }
+        let incomplete: Vec<usize> = members
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| m.tags_count.is_some_and(|n| n > m.tags.len() as u64))
+            .map(|(i, _)| i)
+            .collect();
+        let fetched: Vec<(usize, Vec<MemberTag>)> = stream::iter(incomplete)
+            .map(|i| {
+                let hash = members[i].id.clone();
+                async move { Ok::<_, Error>((i, self.member_tags(list_id, &hash).await?)) }
+            })
+            .buffer_unordered(self.inner.budget)
+            .try_collect()
+            .await?;
+        for (i, tags) in fetched {
+            members[i].tags_count = Some(tags.len() as u64);
+            members[i].tags = tags;
+        }
+        Ok(members)
+    }
+}

@@ -1,0 +1,186 @@
+//! A convergent read of a live audience's members: the audience may change (sign-ups,
+//! unsubscribes, bounces, archives, deletions, edits) while it is read, and the read neither
+//! fails nor loses, doubles or invents anyone because of it.
+//!
+//! # How
+//! 1. `T0` = Mailchimp's clock ([`mailchimp::Client::server_time`], asked before any page) less
+//!    [`MARGIN`].
+//! 2. Main pass: every status the binding reads, in sign-up order, in overlapping windows (the
+//!    client's pager: a member that stays in its status during the pass is read exactly once).
+//! 3. Catch-up: every status (so that a member who moved out of the read statuses is seen
+//!    there), `since_last_changed=T0`, in `last_changed` order.
+//! 4. Merge by the member's contact id (stable when the e-mail address changes; the subscriber
+//!    hash is not): the observation with the newest `last_changed` wins, a later observation
+//!    on a tie. A member whose winning observation is in a status the binding does not read is
+//!    dropped, as a read at that moment would not have returned it.
+//!
+//! # Guarantee
+//! Let the read run from `S` (the first page served) to `E` (the last). Each member appears at
+//! most once, by contact id. A member whose state did not change between `S` and `E` appears
+//! exactly when its status is read, with that state. A member that changed appears with a state
+//! it had at some moment between `S` and `E` — normally its newest, as of the catch-up — where
+//! "not in a read status" is a state too (then it is absent). A member permanently deleted
+//! during the read may appear with its state before the deletion (the catch-up cannot see it),
+//! and the next read drops it. Nothing here loops: the client's re-reads and restarts are
+//! bounded, and an audience that changes too fast fails with [`mailchimp::Error::Churn`]
+//! saying how often it shifted.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+
+use crate::config::MemberStatus;
+use crate::mailchimp::{self, ALL_STATUSES, MemberOrder, MemberQuery};
+
+/// How far before the server's clock the catch-up starts: covers the `Date` header's whole
+/// seconds, `since_last_changed` being exclusive, and skew between Mailchimp's servers.
+pub const MARGIN: chrono::Duration = chrono::Duration::seconds(10);
+
+/// The moment a read that begins at the server's `now` is said to begin: every change after it
+/// is read by the catch-up (and by a saved plan's staleness check).
+#[must_use]
+pub fn read_start(now: DateTime<Utc>) -> DateTime<Utc> {
+    now - MARGIN
+}
+
+/// Observations merged by member identity: the newest wins.
+#[derive(Debug)]
+pub struct Merged<T> {
+    slots: Vec<Option<Slot<T>>>,
+    by_key: HashMap<String, usize>,
+    seq: u64,
+}
+
+#[derive(Debug)]
+struct Slot<T> {
+    version: (i64, u64),
+    value: Option<T>,
+}
+
+impl<T> Default for Merged<T> {
+    fn default() -> Self {
+        Self {
+            slots: Vec::new(),
+            by_key: HashMap::new(),
+            seq: 0,
+        }
+    }
+}
+
+impl<T> Merged<T> {
+    /// Record one observation of the member `key` at `last_changed` (seconds): `Some` in a read
+    /// status, `None` outside them. It replaces an older one (or an equal one seen earlier).
+    pub fn observe(&mut self, key: &str, last_changed: i64, value: Option<T>) {
+        self.seq += 1;
+        let version = (last_changed, self.seq);
+        match self.by_key.get(key) {
+            Some(&i) => {
+                if let Some(slot) = &mut self.slots[i] {
+                    if version > slot.version {
+                        *slot = Slot { version, value };
+                    }
+                }
+            }
+            None => {
+                self.by_key.insert(key.to_owned(), self.slots.len());
+                self.slots.push(Some(Slot { version, value }));
+            }
+        }
+    }
+
+    /// The members in a read status, in the order they were first seen.
+    pub fn into_members(self) -> Vec<T> {
+        self.slots
+            .into_iter()
+            .flatten()
+            .filter_map(|slot| slot.value)
+            .collect()
+    }
+}
+
+/// A member's merge key: its contact id, or its subscriber hash when it has none.
+#[must_use]
+pub fn key(member: &mailchimp::Member) -> &str {
+    member.contact_id.as_deref().unwrap_or(&member.id)
+}
+
+/// `last_changed` in seconds (members without one sort first).
+#[must_use]
+pub fn version(member: &mailchimp::Member) -> i64 {
+    member.last_changed.map_or(i64::MIN, |t| t.timestamp())
+}
+
+/// Read the members of `statuses` with `fields`, converting each with `convert` as its page
+/// arrives, as the module doc says; `start` is [`read_start`] of the server's time before the
+/// first page.
+///
+/// # Errors
+/// A read failed, or the audience changed too fast ([`mailchimp::Error::Churn`]).
+pub async fn read<T>(
+    client: &mailchimp::Client,
+    list_id: &str,
+    statuses: &[MemberStatus],
+    fields: Vec<String>,
+    start: DateTime<Utc>,
+    convert: impl Fn(&mailchimp::Member) -> T,
+) -> Result<Vec<T>, mailchimp::Error> {
+    let mut merged = Merged::default();
+    let main = MemberQuery {
+        statuses: statuses.to_vec(),
+        since_last_changed: None,
+        fields: Some(fields.clone()),
+        order: MemberOrder::Signup,
+    };
+    let mut pages = client.members(list_id, main);
+    while let Some(page) = pages.next().await {
+        for member in page? {
+            merged.observe(key(&member), version(&member), Some(convert(&member)));
+        }
+    }
+    let catch_up = MemberQuery {
+        statuses: ALL_STATUSES.to_vec(),
+        since_last_changed: Some(start),
+        fields: Some(fields),
+        order: MemberOrder::LastChanged,
+    };
+    let mut pages = client.members(list_id, catch_up);
+    while let Some(page) = pages.next().await {
+        for member in page? {
+            let value = statuses.contains(&member.status).then(|| convert(&member));
+            merged.observe(key(&member), version(&member), value);
+        }
+    }
+    Ok(merged.into_members())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Merged;
+
+    #[test]
+    fn the_newest_observation_wins_and_a_tie_goes_to_the_later_one() {
+        let mut merged = Merged::default();
+        merged.observe("a", 10, Some("a@10"));
+        merged.observe("b", 10, Some("b@10"));
+        merged.observe("a", 5, Some("a@5 (older, read later)"));
+        merged.observe("b", 10, Some("b@10 again"));
+        merged.observe("c", 7, Some("c@7"));
+        assert_eq!(merged.into_members(), vec!["a@10", "b@10 again", "c@7"]);
+    }
+
+    #[test]
+    fn a_member_that_moved_out_of_the_read_statuses_is_dropped_and_can_come_back() {
+        let mut merged = Merged::default();
+        merged.observe("a", 10, Some("a subscribed"));
+        merged.observe("b", 10, Some("b subscribed"));
+        merged.observe("a", 12, None);
+        merged.observe("b", 9, None);
+        merged.observe("c", 12, None);
+        assert_eq!(merged.into_members(), vec!["b subscribed"]);
+        let mut merged = Merged::default();
+        merged.observe("a", 10, None);
+        merged.observe("a", 11, Some("a back"));
+        assert_eq!(merged.into_members(), vec!["a back"]);
+    }
+}
