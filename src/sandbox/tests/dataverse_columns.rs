@@ -138,8 +138,16 @@ async fn writes_of_the_wrong_type_length_choice_or_date_are_refused_with_the_rea
     let api = Api::new(&sb).await;
     let refused = [
         (json!({"donotphone": "yes"}), "0x80048d19", "'Edm.Boolean'"),
-        (json!({"numberofchildren": "2"}), "0x80048d19", "'Edm.Int32'"),
-        (json!({"birthdate": "1990-13-01"}), "0x80048d19", "'Edm.Date'"),
+        (
+            json!({"numberofchildren": "2"}),
+            "0x80048d19",
+            "'Edm.Int32'",
+        ),
+        (
+            json!({"birthdate": "1990-13-01"}),
+            "0x80048d19",
+            "'Edm.Date'",
+        ),
         (
             json!({"birthdate": "1990-05-01T00:00:00Z"}),
             "0x80048d19",
@@ -160,7 +168,11 @@ async fn writes_of_the_wrong_type_length_choice_or_date_are_refused_with_the_rea
             "0x80044331",
             "maximum allowed length of '20'",
         ),
-        (json!({"gendercode": 3}), "0x80044331", "outside the valid range"),
+        (
+            json!({"gendercode": 3}),
+            "0x80044331",
+            "outside the valid range",
+        ),
         (
             json!({"numberofchildren": -1}),
             "0x80044331",
@@ -179,9 +191,10 @@ async fn writes_of_the_wrong_type_length_choice_or_date_are_refused_with_the_rea
         .await;
     let (_, message) = error_of(&answer);
     assert!(
-        message.starts_with(
-            "Error identified in Payload provided by the user for Entity :'contacts'"
-        ) && message.contains("Cannot convert the literal 'yes' to the expected type 'Edm.Boolean'"),
+        message
+            .starts_with("Error identified in Payload provided by the user for Entity :'contacts'")
+            && message
+                .contains("Cannot convert the literal 'yes' to the expected type 'Edm.Boolean'"),
         "{message}"
     );
     assert_eq!(sb.dataverse.count("contact"), 0, "nothing was written");
