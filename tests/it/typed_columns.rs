@@ -210,7 +210,7 @@ async fn an_unsubscribe_is_recorded_when_a_mapped_column_is_refused() {
     let env = start("Tess", "12345", members).await;
     let report = env.apply().await;
     assert_eq!(failed(&report), 0, "{report}");
-    assert_ne!(env.contact(QUITTER).await["donotbulkemail"], true);
+    assert_eq!(env.contact(QUITTER).await["donotbulkemail"], false);
 
     let mc = &env.sandbox.mailchimp;
     mc.set_status("7e57ed0001", QUITTER, MemberStatus::Unsubscribed)

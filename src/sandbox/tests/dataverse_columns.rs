@@ -213,6 +213,8 @@ async fn writes_of_the_wrong_type_length_choice_or_date_are_refused_with_the_rea
     assert_eq!(row["birthdate"], "1990-05-01");
     assert_eq!(row["lastusedincampaign"], "2024-01-02T08:00:00Z");
     assert_eq!(row["gendercode"], 2);
+    // Yes/No columns not given start at their documented default (DefaultValue 0), not null.
+    assert_eq!(row["donotbulkemail"], false);
 }
 
 /// A seed adds custom columns of any type; a plug-in stand-in refuses one value with 400

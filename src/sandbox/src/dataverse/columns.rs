@@ -289,6 +289,22 @@ pub fn label_states(meta: &mut EntityMeta, lead: bool) {
     }
 }
 
+/// Fill what a create leaves unset with the column's default: the documented Yes/No columns
+/// (`donot*`, `DefaultValue` 0 in the table references) start as `false`, never null.
+pub fn fill_defaults(meta: &EntityMeta, row: &mut super::store::Row) {
+    for (pos, attr) in meta.attributes.iter().enumerate() {
+        let Ok(pos) = u16::try_from(pos) else {
+            continue;
+        };
+        if matches!(attr.kind, AttrType::Boolean)
+            && !attr.details.options.is_empty()
+            && row.get(pos).is_null()
+        {
+            row.set(pos, Val::Bool(false));
+        }
+    }
+}
+
 /// The label of an option value, in the metadata's `Label` shape.
 #[must_use]
 pub fn option_label(attr: &AttributeMeta, value: i64) -> Option<&str> {

@@ -121,6 +121,7 @@ pub(super) fn row_from_body(
         row.set(pos, val);
     }
     if is_create {
+        columns::fill_defaults(&t.meta, &mut row);
         for attr in t.meta.attributes.iter().filter(|a| a.system_required) {
             let pos = t.meta.position(&attr.logical_name).unwrap_or_default();
             if row.get(pos).is_null() {
