@@ -49,24 +49,27 @@ pub fn write_key(column: &str, column_type: Option<&ColumnType>) -> String {
 /// Convert a member value (as read from Mailchimp) for a column of type `ty`.
 ///
 /// # Errors
-/// Why the value cannot go into the column, for a person.
+/// Why the value cannot go into the column, for a person; never quoting the value, which is
+/// member data in a plan that may be shared.
 pub fn member_value(ty: &ColumnType, text: &str) -> Result<Converted, String> {
     let trimmed = text.trim();
     match ty {
         ColumnType::Text { max_len } => Ok(fit_text(text, *max_len as usize)),
         ColumnType::Boolean => boolean(trimmed)
             .map(|b| Converted::exact(Value::Bool(b)))
-            .ok_or_else(|| format!("`{text}` is not Yes/No (write true/false, yes/no or 1/0)")),
+            .ok_or_else(|| "the value is not Yes/No (write true/false, yes/no or 1/0)".to_owned()),
         ColumnType::Integer { min, max } => {
-            let n = integer(trimmed).ok_or_else(|| format!("`{text}` is not a whole number"))?;
+            let n = integer(trimmed).ok_or_else(|| "the value is not a whole number".to_owned())?;
             if n < *min || n > *max {
-                return Err(format!("{n} is outside the column's range {min} to {max}"));
+                return Err(format!(
+                    "the value is outside the column's range {min} to {max}"
+                ));
             }
             Ok(Converted::exact(Value::Number(n)))
         }
         ColumnType::Decimal { precision } => decimal(trimmed, *precision)
             .map(|n| Converted::exact(Value::Decimal(n)))
-            .ok_or_else(|| format!("`{text}` is not a number")),
+            .ok_or_else(|| "the value is not a number".to_owned()),
         ColumnType::Choice { options } => {
             let by_value = integer(trimmed).filter(|n| options.iter().any(|o| o.value == *n));
             let by_label = || {
@@ -86,7 +89,7 @@ pub fn member_value(ty: &ColumnType, text: &str) -> Result<Converted, String> {
                         .filter_map(|o| o.labels.first().map(String::as_str))
                         .collect();
                     Err(format!(
-                        "`{text}` is not one of the column's choices ({})",
+                        "the value is not one of the column's choices ({})",
                         labels.join(", ")
                     ))
                 },
@@ -97,15 +100,15 @@ pub fn member_value(ty: &ColumnType, text: &str) -> Result<Converted, String> {
             .map(|d| Converted::exact(Value::Text(d.format("%Y-%m-%d").to_string())))
             .ok_or_else(|| {
                 format!(
-                    "`{text}` is not a date with a year (write YYYY-MM-DD) for a date-only column"
+                    "the value is not a date with a year (write YYYY-MM-DD) for a date-only column"
                 )
             }),
         ColumnType::DateTime => date_time(trimmed)
             .map(|t| Converted::exact(Value::Text(utc_text(t))))
-            .ok_or_else(|| format!("`{text}` is not a date and time (RFC 3339)")),
+            .ok_or_else(|| "the value is not a date and time (RFC 3339)".to_owned()),
         ColumnType::Lookup { target_set, .. } => Uuid::parse_str(trimmed)
             .map(|id| Converted::exact(Value::Text(format!("/{target_set}({id})"))))
-            .map_err(|_| format!("`{text}` is not a record id for a lookup")),
+            .map_err(|_| "the value is not a record id for a lookup".to_owned()),
         ColumnType::Unsupported { what } => Err(format!(
             "the column's type, {what}, is not written by this tool"
         )),

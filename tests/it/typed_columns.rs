@@ -84,7 +84,8 @@ async fn start(first_name: &str, postal_code: &str, extra: &str) -> Env {
 }
 
 impl Env {
-    async fn apply(&self) -> Value {
+    /// `apply --format json`: whether it exited 0, and its report.
+    async fn apply_report(&self) -> (bool, Value) {
         let out = common::run_in(
             &self.sandbox,
             &["apply", &self.config, "--auto-approve", "--format", "json"],
@@ -93,7 +94,13 @@ impl Env {
         let (stdout, stderr) = common::texts(&out);
         let report: Value = serde_json::from_str(&stdout)
             .unwrap_or_else(|e| panic!("report is JSON ({e}): {stdout}\n{stderr}"));
-        assert!(out.status.success(), "{report}\n{stderr}");
+        (out.status.success(), report)
+    }
+
+    /// An apply that must succeed.
+    async fn apply(&self) -> Value {
+        let (success, report) = self.apply_report().await;
+        assert!(success, "{report}");
         report
     }
 
@@ -167,6 +174,16 @@ async fn typed_columns_apply_without_failures_and_converge() {
         "the first name and the postal code are cut, and the plan says so: {plan}"
     );
     assert!(!plan.contains("value_not_convertible"), "{plan}");
+    // The warnings of a shared (masked) plan name the field and lengths, never the value.
+    let out = common::run_in(&env.sandbox, &["plan", &env.config, "--format", "markdown"]).await;
+    let (shared, _) = common::texts(&out);
+    assert!(shared.contains("value_trimmed"), "{shared}");
+    for secret in ["Maximiliane", "SW1A"] {
+        assert!(
+            !shared.contains(secret),
+            "the shared plan shows `{secret}`: {shared}"
+        );
+    }
 
     let report = env.apply().await;
     assert_eq!(failed(&report), 0, "{report}");
@@ -226,14 +243,11 @@ async fn an_unsubscribe_is_recorded_when_a_mapped_column_is_refused() {
         message: "Job titles are managed by HR.".into(),
     });
 
-    let out = common::run_in(
-        &env.sandbox,
-        &["apply", &env.config, "--auto-approve", "--format", "json"],
-    )
-    .await;
-    let (stdout, stderr) = common::texts(&out);
-    let report: Value = serde_json::from_str(&stdout)
-        .unwrap_or_else(|e| panic!("report is JSON ({e}): {stdout}\n{stderr}"));
+    let (success, report) = env.apply_report().await;
+    assert!(
+        !success,
+        "a failed record makes the apply exit non-zero: {report}"
+    );
     assert_eq!(
         failed(&report),
         1,

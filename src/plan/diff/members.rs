@@ -371,7 +371,7 @@ impl<'a> Diff<'a> {
         self.plan.warnings.push(Problem {
             code: ProblemCode::ValueTrimmed,
             message: format!(
-                "`{}` of `{}` has {from} characters; column `{}` holds {}, so it is written cut to `{kept}`",
+                "`{}` of `{}` has {from} characters; column `{}` holds {}, so it is written cut to that length",
                 mapping.source,
                 m.email(),
                 mapping.column,
