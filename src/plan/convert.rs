@@ -99,9 +99,8 @@ pub fn member_value(ty: &ColumnType, text: &str) -> Result<Converted, String> {
         ColumnType::DateOnly => date_only(trimmed)
             .map(|d| Converted::exact(Value::Text(d.format("%Y-%m-%d").to_string())))
             .ok_or_else(|| {
-                format!(
-                    "the value is not a date with a year (write YYYY-MM-DD) for a date-only column"
-                )
+                "the value is not a date with a year (write YYYY-MM-DD) for a date-only column"
+                    .to_owned()
             }),
         ColumnType::DateTime => date_time(trimmed)
             .map(|t| Converted::exact(Value::Text(utc_text(t))))

@@ -200,6 +200,9 @@ const LEAD: &[(&str, Spec)] = &[
     ("estimatedclosedate", Spec::DateOnly),
 ];
 
+/// Option values with their labels.
+type Options = &'static [(i64, &'static str)];
+
 fn options(pairs: &[(i64, &str)]) -> Vec<(i64, String)> {
     pairs.iter().map(|(v, l)| (*v, (*l).to_owned())).collect()
 }
@@ -261,7 +264,7 @@ pub fn add_standard(meta: &mut EntityMeta, lead: bool) {
 
 /// Label the state and status options of `contact` (or `lead`), once they exist.
 pub fn label_states(meta: &mut EntityMeta, lead: bool) {
-    let (states, statuses): (&[(i64, &str)], &[(i64, &str)]) = if lead {
+    let (states, statuses): (Options, Options) = if lead {
         (
             &[(0, "Open"), (1, "Qualified"), (2, "Disqualified")],
             &[
