@@ -74,6 +74,7 @@ impl FirstSync {
                 .build()?,
             dataverse: dv.clone(),
             tables: ToolTables::new(dv, dataverse::schema::Schema::new(&loaded.names)),
+            columns: dataverse::columns::ColumnCatalog::default(),
         };
         Ok(Self {
             loaded,

@@ -109,6 +109,8 @@ pub struct Store {
     /// API action: it answers 404 "Resource not found for the segment …" (learn.microsoft.com
     /// `dotnet/api/microsoft.crm.sdk.messages.removememberlistrequest`).
     pub without_remove_member_list: bool,
+    /// Stand-ins for plug-ins that refuse some writes.
+    pub plugin_refusals: Vec<crate::dataverse::columns::PluginRefusal>,
     clock: fn() -> String,
 }
 
@@ -236,6 +238,7 @@ impl Store {
             indexes: std::sync::Mutex::new(HashMap::new()),
             access_rights: FULL_ACCESS.to_owned(),
             without_remove_member_list: false,
+            plugin_refusals: Vec::new(),
             clock: now,
         };
         store
