@@ -12,6 +12,10 @@
 //! ```text
 //! cargo run --release --example bench_server_time -- --members 20000
 //! ```
+//!
+//! Measured (2026-11-29, 2 shared cores): 20,000 members, 45,240 changes, 48,085 operations =
+//! 481 s of server time, bound 120.2 s; apply 131.5 s (1.09 x the bound), 130 counted requests,
+//! 0 answered 429.
 
 use anyhow::bail;
 use api_sandbox::dataverse::Limits;
