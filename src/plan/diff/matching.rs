@@ -1,6 +1,7 @@
 //! Matching members to CRM records. A member matches the record storing its Mailchimp contact
 //! id; failing that, the one record (not claimed by another member's id) with its e-mail,
-//! compared trimmed and case-insensitively. Two candidates are a per-member conflict: the member
+//! compared trimmed and case-insensitively; failing that, the record the tool created for its
+//! address (its id is the person id of the address, see below). Two candidates are a per-member conflict: the member
 //! is skipped, and the records it touches count as claimed (so never removed as leavers).
 //!
 //! Inactive records (`statecode` ≠ 0) are never a match: among the candidates of a member the
@@ -34,16 +35,22 @@
 //! here such a member no longer matches the record, a new record is created for the new address
 //! and the old one leaves that audience's list (where the binding prunes). The owner's change of
 //! address is followed (by id), and the other audiences' members, still at the old address,
-//! then match nothing by e-mail; their create meets the person id of the old address, which is
-//! the existing record's, and counts as done. That case does not converge (the create is planned
-//! again on each run) until the other audience's member changes address too; it is the one
-//! case this design leaves open, and the reason to add the table, whose cost is one more table
-//! to bootstrap and one more write per person and audience.
+//! then match nothing by e-mail, while the person id of their old address is the existing
+//! record's id. So a member that matches nothing by id or e-mail is matched, last, to
+//! the record whose id is the person id of its own address (`ids::person_record`): the record
+//! the tool created for that address, whatever its e-mail is now. The other audiences keep
+//! listing the person (never writing its columns: the record stores the owner's id), and
+//! their plans settle. What a membership table would still add is following a non-owning
+//! member across its own change of address (it then counts as a new person); its cost is one
+//! more table to bootstrap and one more write per person and audience.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hasher as _};
 
+use uuid::Uuid;
+
+use crate::plan::ids;
 use crate::plan::model::ProblemCode;
 use crate::plan::snapshot::{CrmRecord, Member, member_order};
 
@@ -117,11 +124,12 @@ impl Matches {
     }
 }
 
-/// Match `members` to `records`, whose stored Mailchimp id is at `id_col` and e-mail at
-/// `email_col`.
+/// Match `members` to `records` of `table` (a logical name), whose stored Mailchimp id is at
+/// `id_col` and e-mail at `email_col`.
 pub(super) fn match_members(
     members: &[Member],
     records: &[CrmRecord],
+    table: &str,
     id_col: usize,
     email_col: usize,
 ) -> Matches {
@@ -160,10 +168,41 @@ pub(super) fn match_members(
         }));
         out.settle(mi, &found, records, ProblemCode::DuplicateEmail);
     }
+    out.by_person_id(members, records, table);
     out
 }
 
 impl Matches {
+    /// Members still without a record, to the unclaimed record whose id is the person id of
+    /// their address (the record the tool created for it, whose e-mail has changed since). Costs
+    /// memory by the unmatched members, and nothing when there are no records (a first sync).
+    fn by_person_id(&mut self, members: &[Member], records: &[CrmRecord], table: &str) {
+        if records.is_empty() {
+            return;
+        }
+        let mut wanted: HashMap<Uuid, u32> = HashMap::new();
+        for (mi, m) in members.iter().enumerate() {
+            if self.per_member[mi] == NO_MATCH
+                && let Ok(mi) = u32::try_from(mi)
+            {
+                let id = ids::person_record(table, &normalize_email(m.email()));
+                // two members of one address: the first keeps it, as e-mail matching does
+                wanted.entry(id).or_insert(mi);
+            }
+        }
+        if wanted.is_empty() {
+            return;
+        }
+        for (r, rec) in records.iter().enumerate() {
+            if self.claimed[r] {
+                continue;
+            }
+            if let (Some(&mi), Ok(r)) = (wanted.get(&rec.id), u32::try_from(r)) {
+                self.settle(mi, &[r], records, ProblemCode::DuplicateEmail);
+            }
+        }
+    }
+
     /// Record what was found for member `mi`: claim the records, then of the active ones one
     /// is a match and more are a conflict of kind `code`; only inactive ones are a conflict of
     /// kind [`ProblemCode::InactiveRecord`].

@@ -65,7 +65,8 @@ impl<'a> Diff<'a> {
         let snap = self.snapshot;
         let records = &snap.crm.records;
         let members = &snap.mailchimp.members;
-        let matches = match_members(members, records, layout.id_col, layout.email_col);
+        let table = self.binding.list.member_type.logical_name();
+        let matches = match_members(members, records, table, layout.id_col, layout.email_col);
         let mut selected_count = 0_u64;
         for (mi, m) in members.iter().enumerate() {
             let selected = self.binding.statuses.contains(&m.status);

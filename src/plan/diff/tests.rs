@@ -518,3 +518,35 @@ fn a_person_in_two_audiences_is_one_record_and_the_plans_settle() {
         member_changes(&first_plan)
     );
 }
+
+#[test]
+fn a_person_whose_owning_audience_changed_their_address_is_still_one_record() {
+    let (second, names) = crm_case("aud2");
+    // Created for pat@ (so its id is the person id of that address), then the owning audience
+    // (aud1, whose member id it stores) changed the address; aud2 still knows pat@.
+    let record = ids::person_record("contact", "pat@example.com");
+    let columns = [
+        ("emailaddress1", "pat.new@example.com"),
+        (names.contact_mailchimp_id_column.as_str(), "c-pat-in-aud1"),
+        ("lastname", "aud1"),
+    ];
+    let snapshot = |on_list: bool| {
+        Builder::new(&second, &names, ("aud2", "aud2"))
+            .list(uuid(0x11), "List aud2", 2, false, None)
+            .member(
+                "Pat@Example.COM",
+                MemberStatus::Subscribed,
+                &[("merge_fields.LNAME", "aud2")],
+                &[],
+            )
+            .record(record, &columns, false, &[], on_list)
+            .build()
+    };
+    let plan = compute(&second, &names, &snapshot(false));
+    let changes = member_changes(&plan);
+    assert_eq!(changes.len(), 1, "{changes:?}");
+    assert_eq!(changes[0].action, Action::AddListMember);
+    assert_eq!(changes[0].record, record);
+    // Listed: nothing to do, run after run (no create of the old address again).
+    assert!(member_changes(&compute(&second, &names, &snapshot(true))).is_empty());
+}
