@@ -18,6 +18,9 @@ use super::meta::{AttrType, EntityMeta, ManyToMany};
 use super::store::{Row, Store, Table};
 use super::value::{Val, cmp_ci};
 
+mod paged;
+use paged::{sorted_after, unordered_page};
+
 /// The largest page the service returns.
 pub const MAX_PAGE: usize = 5000;
 
@@ -687,6 +690,35 @@ pub fn run(
         .collect::<Result<_, _>>()?;
     let limit = options.top.map_or(page_size, |top| top.min(MAX_PAGE));
     let top_only = options.top.is_some();
+    let (after, page_number) = options.skiptoken.unwrap_or((None, 1));
+    // A page of a list's members or of a row's N:N links is a range of a sorted index.
+    let ranged = match (&scope, pred) {
+        (None, Some(p)) if order.is_empty() && !options.count => {
+            sorted_after(store, table, p, after)
+        }
+        _ => None,
+    };
+    if let Some(ids) = ranged {
+        let mut rows = Vec::with_capacity(limit.min(1024) + 1);
+        for id in ids {
+            if let Some(row) = table.rows.get(&id)
+                && pred.is_none_or(|p| eval(store, id, row, p))
+            {
+                rows.push((id, row.clone()));
+                if rows.len() > limit {
+                    break;
+                }
+            }
+        }
+        return Ok(unordered_page(
+            meta,
+            rows,
+            limit,
+            top_only,
+            page_number,
+            None,
+        ));
+    }
     let scope = match (scope, pred) {
         (Some(ids), _) => Some(ids),
         (None, Some(p)) => candidates(store, table, p),
@@ -705,7 +737,6 @@ pub fn run(
     } else {
         None
     };
-    let (after, page_number) = options.skiptoken.unwrap_or((None, 1));
     if order.is_empty() {
         let mut rows = Vec::with_capacity(limit.min(1024) + 1);
         let mut collect = |id: &Uuid, row: &Row| {
@@ -740,19 +771,14 @@ pub fn run(
                 }
             }
         }
-        let more = rows.len() > limit;
-        rows.truncate(limit);
-        let next = if more && !top_only {
-            match (rows.first(), rows.last()) {
-                (Some((first, _)), Some((last, _))) => {
-                    Some(make_skiptoken(&meta.primary_id, *last, *first, page_number))
-                }
-                _ => None,
-            }
-        } else {
-            None
-        };
-        return Ok(Page { rows, next, count });
+        return Ok(unordered_page(
+            meta,
+            rows,
+            limit,
+            top_only,
+            page_number,
+            count,
+        ));
     }
     let mut all: Vec<(Uuid, &Row)> = match scope {
         Some(ids) => {
