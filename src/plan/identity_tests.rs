@@ -4,8 +4,8 @@
 
 use sha2::{Digest as _, Sha256};
 
-use super::fixture::{Builder, meta, scenario, uuid};
-use super::model::{BindingPlan, Plan};
+use super::fixture::{Builder, plan_of, scenario, uuid};
+use super::model::Plan;
 use super::render;
 use crate::config::MemberStatus::{Archived, Cleaned, Subscribed, Unsubscribed};
 
@@ -96,12 +96,7 @@ fn generated_plan() -> Plan {
         }
     }
     snapshots[0] = builder.build();
-    let plans: Vec<BindingPlan> = bindings
-        .iter()
-        .zip(&snapshots)
-        .map(|(b, s)| super::compute(b, &names, s))
-        .collect();
-    Plan::new(meta(), plans)
+    plan_of(&bindings, &names, &snapshots)
 }
 
 #[test]

@@ -19,7 +19,7 @@ use super::store::{Row, Store, Table};
 use super::value::{Val, cmp_ci};
 
 mod paged;
-use paged::{sorted_after, unordered_page};
+use paged::{linked_to_one, sorted_after, unordered_page};
 
 /// The largest page the service returns.
 pub const MAX_PAGE: usize = 5000;
@@ -611,26 +611,10 @@ pub fn candidates(store: &Store, table: &Table, pred: &Pred) -> Option<Vec<Uuid>
                 })
                 .collect(),
         ),
-        Pred::Lambda {
-            rel,
-            first_side,
-            all: false,
-            body: Some(body),
-        } => {
+        Pred::Lambda { .. } => {
             // `nav/any(x: x/<other pk> eq <id>)`: the rows linked to that one id.
-            let other = store.table(if *first_side {
-                &rel.entity2
-            } else {
-                &rel.entity1
-            })?;
-            match body.as_ref() {
-                Pred::Cmp(Col::Here(pos), Op::Eq, Val::Guid(other_id))
-                    if *pos == other.meta.primary_id_pos() =>
-                {
-                    Some(store.linked(rel, !*first_side, *other_id))
-                }
-                _ => None,
-            }
+            let (rel, side, id) = linked_to_one(store, pred)?;
+            Some(store.linked(rel, side, id))
         }
         Pred::Cmp(Col::Here(pos), Op::Eq, Val::Guid(list))
             if table.meta.logical_name == "listmember" =>

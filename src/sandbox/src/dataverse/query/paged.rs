@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use super::{Col, Page, Pred, make_skiptoken};
 use crate::dataverse::filter::Op;
-use crate::dataverse::meta::EntityMeta;
+use crate::dataverse::meta::{EntityMeta, ManyToMany};
 use crate::dataverse::store::{Row, Store, Table};
 use crate::dataverse::value::Val;
 
@@ -49,25 +49,9 @@ pub(super) fn sorted_after<'a>(
         Pred::And(a, b) => {
             sorted_after(store, table, a, after).or_else(|| sorted_after(store, table, b, after))
         }
-        Pred::Lambda {
-            rel,
-            first_side,
-            all: false,
-            body: Some(body),
-        } => {
-            let other = store.table(if *first_side {
-                &rel.entity2
-            } else {
-                &rel.entity1
-            })?;
-            match body.as_ref() {
-                Pred::Cmp(Col::Here(pos), Op::Eq, Val::Guid(other_id))
-                    if *pos == other.meta.primary_id_pos() =>
-                {
-                    Some(store.linked_after(rel, !*first_side, *other_id, after))
-                }
-                _ => None,
-            }
+        Pred::Lambda { .. } => {
+            let (rel, side, id) = linked_to_one(store, pred)?;
+            Some(store.linked_after(rel, side, id, after))
         }
         Pred::Cmp(Col::Here(pos), Op::Eq, Val::Guid(list))
             if table.meta.logical_name == "listmember"
@@ -75,6 +59,36 @@ pub(super) fn sorted_after<'a>(
         {
             store.many_to_many.iter().find(|r| r.list_backed)?;
             Some(Box::new(store.list_members_after(*list, after)))
+        }
+        _ => None,
+    }
+}
+
+/// `nav/any(x: x/<other pk> eq <id>)`: the relationship, the side the linked rows are read
+/// from, and that one id.
+pub(super) fn linked_to_one<'p>(
+    store: &Store,
+    pred: &'p Pred,
+) -> Option<(&'p ManyToMany, bool, Uuid)> {
+    let Pred::Lambda {
+        rel,
+        first_side,
+        all: false,
+        body: Some(body),
+    } = pred
+    else {
+        return None;
+    };
+    let other = store.table(if *first_side {
+        &rel.entity2
+    } else {
+        &rel.entity1
+    })?;
+    match body.as_ref() {
+        Pred::Cmp(Col::Here(pos), Op::Eq, Val::Guid(other_id))
+            if *pos == other.meta.primary_id_pos() =>
+        {
+            Some((rel, !*first_side, *other_id))
         }
         _ => None,
     }

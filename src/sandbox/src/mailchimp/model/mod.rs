@@ -403,20 +403,9 @@ impl Audience {
     }
 
     /// Positions of the members with `status` (`None`: every status, archived members only
-    /// when `include_archived`), in member order. Cached until the audience changes, so paging
-    /// through a large audience does not scan every member for every page.
-    #[must_use]
-    pub fn positions(
-        &self,
-        status: Option<MemberStatus>,
-        include_archived: bool,
-    ) -> std::sync::Arc<Vec<u32>> {
-        self.listing(status, include_archived, None)
-    }
-
-    /// [`Self::positions`] sorted (stably, ascending) by `sort`: a sorted listing is an index,
-    /// built once per audience version, so a page of it is a slice and not a sort of the whole
-    /// audience.
+    /// when `include_archived`), in member order, or sorted (stably, ascending) by `sort`.
+    /// Cached until the audience changes: a listing is an index, so a page of a large audience
+    /// is a slice of it, not a scan or a sort of every member for every page.
     #[must_use]
     pub fn listing(
         &self,
