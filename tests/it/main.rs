@@ -18,5 +18,6 @@ mod replicas;
 mod saved_plan;
 mod schema;
 mod timeouts;
+mod typed_columns;
 mod watch;
 mod watch_live;
