@@ -10,8 +10,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 
-/// The release binary next to this example (built first when run under cargo).
+/// The release binary next to this example (built first when run under cargo), or the one
+/// `AUDIENCE_SYNC_BIN` names (to measure a copy while the tree is rebuilt).
 pub fn binary() -> anyhow::Result<PathBuf> {
+    if let Some(bin) = std::env::var_os("AUDIENCE_SYNC_BIN") {
+        return Ok(PathBuf::from(bin));
+    }
     let exe = std::env::current_exe()?;
     let dir = exe
         .parent()
