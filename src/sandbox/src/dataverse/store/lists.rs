@@ -116,6 +116,7 @@ impl Store {
         )?;
         self.link(LIST_LINKS, list, member);
         self.member_ids.insert((list, member), id);
+        self.members_by_list.insert((list, id));
         self.bump_member_count(list, 1);
         Ok(id)
     }
@@ -145,6 +146,7 @@ impl Store {
         if let (Val::Guid(list), Val::Guid(entity)) = (row.get(lp).clone(), row.get(ep).clone()) {
             self.unlink(LIST_LINKS, list, entity);
             self.member_ids.remove(&(list, entity));
+            self.members_by_list.remove(&(list, member_id));
             self.bump_member_count(list, -1);
         }
         Ok(())

@@ -11,6 +11,7 @@ mod journal;
 mod links;
 pub(crate) mod lists;
 mod persist;
+mod ranges;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -100,6 +101,8 @@ pub struct Store {
     pub many_to_many: Vec<ManyToMany>,
     links: HashMap<String, LinkSet>,
     member_ids: HashMap<(Uuid, Uuid), Uuid>,
+    /// (list id, listmember id), sorted: a list's members in key order (a page is a range).
+    members_by_list: BTreeSet<(Uuid, Uuid)>,
     version: u64,
     journal: Option<Vec<Undo>>,
     indexes: std::sync::Mutex<HashMap<(String, u16), TextIndex>>,
@@ -233,6 +236,7 @@ impl Store {
             many_to_many: meta::standard_many_to_many(),
             links: HashMap::new(),
             member_ids: HashMap::new(),
+            members_by_list: BTreeSet::new(),
             version: 1_000_000,
             journal: None,
             indexes: std::sync::Mutex::new(HashMap::new()),

@@ -261,8 +261,43 @@ pub struct Member {
     pub source: String,
 }
 
-/// Cached member listings: (status, archived included) → (audience version, positions).
-type Listings = HashMap<(Option<MemberStatus>, bool), (u64, std::sync::Arc<Vec<u32>>)>;
+/// Cached member listings: (status, archived included, sort field) → (audience version,
+/// positions).
+type Listings =
+    HashMap<(Option<MemberStatus>, bool, Option<SortField>), (u64, std::sync::Arc<Vec<u32>>)>;
+
+/// A `sort_field` of the member listing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SortField {
+    /// `timestamp_opt`.
+    TimestampOpt,
+    /// `timestamp_signup`.
+    TimestampSignup,
+    /// `last_changed` (and any other accepted value).
+    LastChanged,
+}
+
+impl SortField {
+    /// The field a `sort_field` value names.
+    #[must_use]
+    pub fn named(field: &str) -> Self {
+        match field {
+            "timestamp_opt" => Self::TimestampOpt,
+            "timestamp_signup" => Self::TimestampSignup,
+            _ => Self::LastChanged,
+        }
+    }
+
+    /// The sort key of a member.
+    #[must_use]
+    pub fn key(self, member: &Member) -> Option<chrono::DateTime<chrono::Utc>> {
+        match self {
+            Self::TimestampOpt => member.timestamp_opt,
+            Self::TimestampSignup => member.timestamp_signup,
+            Self::LastChanged => Some(member.last_changed),
+        }
+    }
+}
 
 /// An audience (Mailchimp list).
 #[derive(Debug, Serialize, Deserialize)]
@@ -368,15 +403,17 @@ impl Audience {
     }
 
     /// Positions of the members with `status` (`None`: every status, archived members only
-    /// when `include_archived`), in member order. Cached until the audience changes, so paging
-    /// through a large audience does not scan every member for every page.
+    /// when `include_archived`), in member order, or sorted (stably, ascending) by `sort`.
+    /// Cached until the audience changes: a listing is an index, so a page of a large audience
+    /// is a slice of it, not a scan or a sort of every member for every page.
     #[must_use]
-    pub fn positions(
+    pub fn listing(
         &self,
         status: Option<MemberStatus>,
         include_archived: bool,
+        sort: Option<SortField>,
     ) -> std::sync::Arc<Vec<u32>> {
-        let key = (status, include_archived);
+        let key = (status, include_archived, sort);
         let mut cache = self
             .listings
             .lock()
@@ -386,7 +423,7 @@ impl Audience {
         {
             return std::sync::Arc::clone(positions);
         }
-        let positions: Vec<u32> = self
+        let mut positions: Vec<u32> = self
             .members
             .iter()
             .enumerate()
@@ -396,6 +433,9 @@ impl Audience {
             })
             .filter_map(|(i, _)| u32::try_from(i).ok())
             .collect();
+        if let Some(field) = sort {
+            positions.sort_by_key(|&i| self.members.get(i as usize).and_then(|m| field.key(m)));
+        }
         let positions = std::sync::Arc::new(positions);
         cache.insert(key, (self.version, std::sync::Arc::clone(&positions)));
         positions

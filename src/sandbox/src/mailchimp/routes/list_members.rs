@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 
 use super::{Answer, Query, collection, json_body, no_content, now, ok, read, write};
 use crate::mailchimp::errors::Problem;
-use crate::mailchimp::model::{Data, Member, MemberInput, MemberStatus, parse_time};
+use crate::mailchimp::model::{Data, Member, MemberInput, MemberStatus, SortField, parse_time};
 use crate::mailchimp::projection::Projection;
 use crate::mailchimp::render::{collection_links, link};
 use crate::mailchimp::{State, render};
@@ -100,14 +100,28 @@ pub(crate) async fn members(
         && !vip_only
         && unique.is_none()
         && email_type.is_none();
-    let (total, page): (usize, Vec<&Member>) = if plain && sort_field.is_none() {
-        let positions = audience.positions(status, archived_by_default);
-        let page = positions
-            .iter()
-            .skip(offset)
-            .take(count)
-            .filter_map(|&i| audience.members.get(i as usize))
-            .collect();
+    let (total, page): (usize, Vec<&Member>) = if plain {
+        // A page of a (sorted) listing is a slice of a cached index; descending is the
+        // ascending listing reversed, as a stable sort then a reversal gives.
+        let sort = sort_field.map(SortField::named);
+        let positions = audience.listing(status, archived_by_default, sort);
+        let at = |&i: &u32| audience.members.get(i as usize);
+        let page = if descending && sort.is_some() {
+            positions
+                .iter()
+                .rev()
+                .skip(offset)
+                .take(count)
+                .filter_map(at)
+                .collect()
+        } else {
+            positions
+                .iter()
+                .skip(offset)
+                .take(count)
+                .filter_map(at)
+                .collect()
+        };
         (positions.len(), page)
     } else if let Some(field) = sort_field {
         let mut chosen: Vec<&Member> = audience.members.iter().filter(keep).collect();
