@@ -205,8 +205,7 @@ impl<'a> Diff<'a> {
 
     fn finish(mut self) -> BindingPlan {
         let plan = &mut self.plan;
-        plan.changes
-            .sort_by_cached_key(|c| (c.action, c.sort_key()));
+        change::sort_changes(&mut plan.changes);
         plan.counts.clear();
         for c in &plan.changes {
             *plan.counts.entry(c.action).or_default() += 1;
