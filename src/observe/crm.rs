@@ -25,7 +25,9 @@ fn read_name(column: &str, types: &BTreeMap<String, ColumnType>) -> String {
 }
 
 fn column_text(row: &Row, column: &str) -> Option<String> {
-    row.get(column).and_then(scalar_text)
+    row.get(column)
+        .and_then(scalar_text)
+        .map(std::borrow::Cow::into_owned)
 }
 
 /// What the CRM holds for the list: the tool's records and the list's members, converted to

@@ -3,6 +3,7 @@
 //! and two cheap reads — the audience's source version (is there new data?) and which members
 //! a saved plan touches changed since its read (only what changed since is read).
 
+use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use futures::StreamExt;
@@ -46,22 +47,23 @@ pub fn member_fields(paths: &[String], with_tags: bool) -> Vec<String> {
 
 /// The text of a member field, by path (`merge_fields.ADDRESS.city`, `location.country_code`):
 /// every field `validate` accepts. Numbers are decimal text, booleans `true`/`false`, times
-/// RFC 3339; the CRM side converts them to each column's type.
+/// RFC 3339; the CRM side converts them to each column's type. Text the member holds is
+/// borrowed, not copied.
 #[must_use]
-pub fn member_value(member: &mailchimp::Member, path: &str) -> Option<String> {
-    let text = |v: Option<&String>| v.cloned();
-    let time = |t: Option<chrono::DateTime<chrono::FixedOffset>>| t.map(|t| t.to_rfc3339());
+pub fn member_value<'m>(member: &'m mailchimp::Member, path: &str) -> Option<Cow<'m, str>> {
+    let text = |v: Option<&'m String>| v.map(|s| Cow::Borrowed(s.as_str()));
+    let time = |t: Option<chrono::DateTime<chrono::FixedOffset>>| t.map(|t| t.to_rfc3339().into());
     match path {
-        "email_address" => Some(member.email_address.clone()),
-        "status" => Some(member.status.as_str().to_owned()),
+        "email_address" => Some(Cow::Borrowed(member.email_address.as_str())),
+        "status" => Some(Cow::Borrowed(member.status.as_str())),
         "contact_id" => text(member.contact_id.as_ref()),
         "unique_email_id" => text(member.unique_email_id.as_ref()),
         "full_name" => text(member.full_name.as_ref()),
         "email_type" => text(member.email_type.as_ref()),
         "language" => text(member.language.as_ref()),
-        "vip" => Some(member.vip.to_string()),
-        "member_rating" => member.member_rating.map(|r| r.to_string()),
-        "web_id" => member.web_id.map(|w| w.to_string()),
+        "vip" => Some(member.vip.to_string().into()),
+        "member_rating" => member.member_rating.map(|r| r.to_string().into()),
+        "web_id" => member.web_id.map(|w| w.to_string().into()),
         "unsubscribe_reason" => text(member.unsubscribe_reason.as_ref()),
         "ip_signup" => text(member.ip_signup.as_ref()),
         "ip_opt" => text(member.ip_opt.as_ref()),
@@ -75,7 +77,8 @@ pub fn member_value(member: &mailchimp::Member, path: &str) -> Option<String> {
                 .iter()
                 .map(|t| t.name.as_str())
                 .collect::<Vec<_>>()
-                .join(", "),
+                .join(", ")
+                .into(),
         ),
         _ => {
             if let Some(rest) = path.strip_prefix("merge_fields.") {
@@ -90,7 +93,10 @@ pub fn member_value(member: &mailchimp::Member, path: &str) -> Option<String> {
             if let Some(part) = path.strip_prefix("location.") {
                 let location = member.location.as_ref()?;
                 let value = serde_json::to_value(location).ok()?;
-                return value.get(part).and_then(scalar_text);
+                return value
+                    .get(part)
+                    .and_then(scalar_text)
+                    .map(|t| Cow::Owned(t.into_owned()));
             }
             None
         }
@@ -144,7 +150,7 @@ pub(super) async fn observe(
 
 /// A member as the snapshot keeps it.
 fn compact(member: &mailchimp::Member, field_paths: &[String]) -> snapshot::Member {
-    let values: Vec<Option<String>> = field_paths
+    let values: Vec<Option<Cow<'_, str>>> = field_paths
         .iter()
         .map(|p| member_value(member, p))
         .collect();

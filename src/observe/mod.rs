@@ -91,11 +91,12 @@ pub async fn observe(
     Ok(Snapshot { mailchimp, crm })
 }
 
-fn scalar_text(value: &Value) -> Option<String> {
+/// The text of a scalar JSON value (borrowed when it is a string; an empty string is none).
+fn scalar_text(value: &Value) -> Option<std::borrow::Cow<'_, str>> {
     match value {
-        Value::String(s) => Some(s.clone()).filter(|s| !s.is_empty()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
+        Value::String(s) => Some(std::borrow::Cow::Borrowed(s.as_str())).filter(|s| !s.is_empty()),
+        Value::Number(n) => Some(n.to_string().into()),
+        Value::Bool(b) => Some(b.to_string().into()),
         Value::Null | Value::Array(_) | Value::Object(_) => None,
     }
 }

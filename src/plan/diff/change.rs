@@ -168,7 +168,11 @@ mod tests {
         expected.sort_by_cached_key(|c| (c.action, c.sort_key()));
         sort_changes(&mut changes);
         assert_eq!(changes, expected);
-        assert_eq!(changes[1].record, Uuid::from_u128(5), "no label sorts first");
+        assert_eq!(
+            changes[1].record,
+            Uuid::from_u128(5),
+            "no label sorts first"
+        );
     }
 
     #[test]
