@@ -564,6 +564,14 @@ impl PartialEq<&str> for Shared<str> {
     }
 }
 
+/// Consistent with `Eq`, `Ord` and `Hash`, which compare the text: a map keyed by shared column
+/// names is searched by `&str`.
+impl std::borrow::Borrow<str> for Shared<str> {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
 impl From<&str> for Shared<str> {
     fn from(value: &str) -> Self {
         Self(Arc::from(value))

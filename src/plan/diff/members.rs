@@ -24,7 +24,7 @@ use crate::domain::{MemberStatus, MemberType};
 use crate::plan::convert::{self, Converted};
 use crate::plan::ids;
 use crate::plan::model::{
-    Action, Change, FieldChange, Problem, ProblemCode, Reason, UnmanagedMember, Value,
+    Action, Change, FieldChange, Problem, ProblemCode, Reason, Shared, UnmanagedMember, Value,
 };
 use crate::plan::snapshot::{CrmRecord, DO_NOT_BULK_EMAIL_COLUMN, EMAIL_COLUMN, Member};
 
@@ -41,6 +41,8 @@ struct Layout {
     path_of: Vec<Option<usize>>,
     /// Per mapping: the column's position.
     col_of: Vec<Option<usize>>,
+    /// Per mapping: the key its column is written under, shared by every change.
+    write_as: Vec<Shared<str>>,
 }
 
 fn is_consent_status(status: MemberStatus) -> bool {
@@ -95,6 +97,10 @@ impl<'a> Diff<'a> {
                 .map(|f| self.snapshot.mailchimp.path_index(&f.source))
                 .collect(),
             col_of: fields.iter().map(|f| crm.column_index(&f.column)).collect(),
+            write_as: fields
+                .iter()
+                .map(|f| self.col(&self.write_key(&f.column)))
+                .collect(),
         })
     }
 
@@ -133,7 +139,7 @@ impl<'a> Diff<'a> {
             && self.binding.on_unsubscribe == UnsubscribePolicy::MarkDoNotEmail;
         let (record_id, rec) = match index {
             None if !selected => return,
-            None => (self.create_record(m, tags, &layout.path_of, consent), None),
+            None => (self.create_record(m, tags, layout, consent), None),
             Some(r) => {
                 let rec = &records[r];
                 let consent_due = consent
@@ -303,20 +309,20 @@ impl<'a> Diff<'a> {
         &mut self,
         m: &'a Member,
         tags: &TagPlan,
-        path_of: &[Option<usize>],
+        layout: &Layout,
         consent: bool,
     ) -> Uuid {
         let table = self.binding.list.member_type.logical_name();
         let id = ids::person_record(table, &normalize_email(m.email()));
-        let mut columns = self.new_record_columns(m, id, path_of);
+        let mut columns = self.new_record_columns(m, id, layout);
         if consent {
             // the consent change writes the status; do not write it twice
-            columns.remove(&self.names.subscriber_status_column);
+            columns.remove(self.names.subscriber_status_column.as_str());
         }
         let fields = columns
             .into_iter()
             .map(|(column, value)| FieldChange {
-                column: self.col(&column),
+                column,
                 before: None,
                 after: Some(value),
             })
@@ -401,32 +407,34 @@ impl<'a> Diff<'a> {
         &mut self,
         m: &'a Member,
         record: Uuid,
-        path_of: &[Option<usize>],
-    ) -> BTreeMap<String, Value> {
-        let mut columns: BTreeMap<String, Value> = BTreeMap::new();
+        layout: &Layout,
+    ) -> BTreeMap<Shared<str>, Value> {
+        let mut columns: BTreeMap<Shared<str>, Value> = BTreeMap::new();
         let binding = self.binding;
-        for (mapping, path) in binding.fields.iter().zip(path_of) {
+        let mappings = binding.fields.iter().zip(&layout.path_of);
+        for ((mapping, path), write_as) in mappings.zip(&layout.write_as) {
             let Some(raw) = path.and_then(|p| m.value(p)) else {
                 continue;
             };
             if let Some(converted) = self.mapped_value(m, mapping, raw, record) {
                 self.trimmed(m, mapping, &converted, record);
-                columns.insert(self.write_key(&mapping.column), converted.value);
+                columns.insert(write_as.clone(), converted.value);
             }
         }
-        columns
-            .entry(EMAIL_COLUMN.to_owned())
-            .or_insert_with(|| Value::Text(m.email().to_owned()));
+        if !columns.contains_key(EMAIL_COLUMN) {
+            columns.insert(self.col(EMAIL_COLUMN), Value::Text(m.email().to_owned()));
+        }
         columns.insert(
-            self.names
-                .mailchimp_id_column(self.binding.list.member_type)
-                .to_owned(),
+            self.col(
+                self.names
+                    .mailchimp_id_column(self.binding.list.member_type),
+            ),
             Value::Text(m.contact_id().to_owned()),
         );
         if self.binding.list.member_type == MemberType::Lead {
             let paths = &self.snapshot.mailchimp;
             for (column, template) in &self.binding.lead_values {
-                if columns.contains_key(column) {
+                if columns.contains_key(column.as_str()) {
                     continue;
                 }
                 let rendered = template.render(|path| {
@@ -436,7 +444,7 @@ impl<'a> Diff<'a> {
                         .map(str::to_owned)
                 });
                 if !rendered.is_empty() {
-                    columns.insert(column.clone(), Value::Text(rendered));
+                    columns.insert(self.col(column), Value::Text(rendered));
                 }
             }
         }
@@ -469,8 +477,9 @@ impl<'a> Diff<'a> {
             .fields
             .iter()
             .zip(&layout.path_of)
-            .zip(&layout.col_of);
-        for ((mapping, path), col) in mappings {
+            .zip(&layout.col_of)
+            .zip(&layout.write_as);
+        for (((mapping, path), col), write_as) in mappings {
             let Some(col) = *col else { continue };
             if skip_status == Some(col) || col == id_col || !seen.insert(col) {
                 continue;
@@ -494,7 +503,7 @@ impl<'a> Diff<'a> {
                 }
                 self.trimmed(m, mapping, &new, rec.id);
                 fields.push(FieldChange {
-                    column: self.col(&self.write_key(&mapping.column)),
+                    column: write_as.clone(),
                     before: old,
                     after: Some(new.value),
                 });
