@@ -27,7 +27,7 @@
 
 mod audiences;
 mod crm;
-mod live;
+pub mod live;
 mod mailchimp;
 
 use serde_json::Value;
