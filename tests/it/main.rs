@@ -10,6 +10,7 @@ mod demo;
 mod examples;
 mod lease;
 mod live_audience;
+mod live_churn;
 mod mailchimp;
 mod pii;
 mod plan;
