@@ -29,6 +29,7 @@ mod audiences;
 mod crm;
 pub mod live;
 mod mailchimp;
+pub mod since;
 
 use serde_json::Value;
 

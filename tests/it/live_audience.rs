@@ -146,9 +146,7 @@ async fn a_convergent_read_satisfies_its_guarantee_under_emulated_churn() {
         )
         .await
         .expect("the read converges");
-        sandbox
-            .mailchimp
-            .set_churn(Churn::default());
+        sandbox.mailchimp.set_churn(Churn::default());
         let journal = sandbox.mailchimp.journal();
         let changes = &journal[before..];
         assert!(

@@ -58,13 +58,19 @@ async fn plan_and_apply_succeed_while_the_audience_churns_and_converge_after() {
     let before = sandbox.mailchimp.journal().len();
     let out = common::run_in(&sandbox, &["apply", config, "--auto-approve"]).await;
     let (stdout, stderr) = common::texts(&out);
-    assert!(out.status.success(), "apply during churn: {stdout}\n{stderr}");
+    assert!(
+        out.status.success(),
+        "apply during churn: {stdout}\n{stderr}"
+    );
     assert!(sandbox.mailchimp.journal().len() > before, "churn ran");
     sandbox.mailchimp.set_churn(Churn::default());
 
     let out = common::run_in(&sandbox, &["apply", config, "--auto-approve"]).await;
     let (stdout, stderr) = common::texts(&out);
-    assert!(out.status.success(), "apply after churn: {stdout}\n{stderr}");
+    assert!(
+        out.status.success(),
+        "apply after churn: {stdout}\n{stderr}"
+    );
     let out = common::run_in(&sandbox, &["plan", config, "--detailed-exitcode"]).await;
     let (stdout, stderr) = common::texts(&out);
     assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
@@ -80,7 +86,10 @@ async fn plan_and_apply_succeed_while_the_audience_churns_and_converge_after() {
     assert!(kinds.len() >= 5, "churn varied: {kinds:?}");
     let on_list = list_emails(&sandbox, &name).await;
     assert!(on_list.len() > 100, "{} on the list", on_list.len());
-    assert_eq!(on_list, subscribed, "the list holds exactly the subscribed members");
+    assert_eq!(
+        on_list, subscribed,
+        "the list holds exactly the subscribed members"
+    );
 }
 
 /// The e-mail addresses of the contacts on the marketing list named `name`, through the Web API.
@@ -94,7 +103,11 @@ async fn list_emails(sandbox: &Sandbox, name: &str) -> HashSet<String> {
         .await
         .expect("lists read");
     let list: Uuid = lists.first().map(|l| l.id).expect("the list exists");
-    let members: Vec<_> = client.list_members(list).try_concat().await.expect("members");
+    let members: Vec<_> = client
+        .list_members(list)
+        .try_concat()
+        .await
+        .expect("members");
     let mut emails = HashSet::new();
     for m in members {
         let row = client

@@ -17,6 +17,7 @@ mod plan;
 mod reliability;
 mod replicas;
 mod saved_plan;
+mod saved_plan_since;
 mod schema;
 mod timeouts;
 mod watch;

@@ -228,7 +228,9 @@ impl ChurnState {
             ChangeKind::SignUp => None,
             ChangeKind::Unsubscribe | ChangeKind::Clean => Some(&[MemberStatus::Subscribed][..]),
             ChangeKind::Resubscribe => Some(&[MemberStatus::Unsubscribed][..]),
-            ChangeKind::Archive => Some(&[MemberStatus::Subscribed, MemberStatus::Unsubscribed][..]),
+            ChangeKind::Archive => {
+                Some(&[MemberStatus::Subscribed, MemberStatus::Unsubscribed][..])
+            }
             ChangeKind::DeletePermanent
             | ChangeKind::EmailChange
             | ChangeKind::MergeField

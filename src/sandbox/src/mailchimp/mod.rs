@@ -45,9 +45,9 @@ use axum::extract::State as AxumState;
 use axum::routing::{get, post};
 use chrono::Utc;
 
+pub use self::churn::{ChangeKind, Churn, JournalEntry};
 use self::model::{Audience, Data, MemberInput};
 pub use self::model::{MemberStatus, md5_hex, subscriber_hash};
-pub use self::churn::{ChangeKind, Churn, JournalEntry};
 pub use self::seed::{AudienceSeed, MemberSeed, MergeFieldSeed, Seed};
 use self::traffic::Traffic;
 pub use self::traffic::{MAX_CONNECTIONS, RequestCounts};
@@ -134,7 +134,9 @@ impl State {
             data: RwLock::new(data),
             traffic: Traffic::default(),
             faults: Mutex::new(FaultState::new(seed.faults.clone().unwrap_or_default())),
-            churn: Mutex::new(churn::ChurnState::new(seed.churn.clone().unwrap_or_default())),
+            churn: Mutex::new(churn::ChurnState::new(
+                seed.churn.clone().unwrap_or_default(),
+            )),
             list_archived_without_status: seed.list_archived_without_status.unwrap_or(false),
             persist,
         })
@@ -310,7 +312,14 @@ impl State {
             |a| {
                 a.members
                     .iter()
-                    .map(|m| (m.contact_id.clone(), m.hash.clone(), m.email.clone(), m.status))
+                    .map(|m| {
+                        (
+                            m.contact_id.clone(),
+                            m.hash.clone(),
+                            m.email.clone(),
+                            m.status,
+                        )
+                    })
                     .collect()
             },
         )
