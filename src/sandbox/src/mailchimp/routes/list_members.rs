@@ -71,7 +71,16 @@ pub(crate) async fn members(
             ),
         ));
     }
-    let descending = query.get("sort_dir") == Some("DESC");
+    let descending = match query.get("sort_dir") {
+        None | Some("ASC") => false,
+        Some("DESC") => true,
+        Some(other) => {
+            return Err(Problem::invalid_field(
+                "sort_dir",
+                format!("The value `{other}` is not one of: ASC, DESC."),
+            ));
+        }
+    };
     let api = state.api_root();
     let archived_by_default = state.list_archived_without_status;
     let data = read(&state);
