@@ -112,18 +112,7 @@ pub(super) async fn observe(
         if !binding.tags.sync {
             return Ok(Vec::new());
         }
-        Ok::<_, mailchimp::Error>(
-            client
-                .tags(&audience.id)
-                .await?
-                .into_iter()
-                .map(|t| snapshot::Tag {
-                    id: t.id,
-                    name: t.name,
-                    member_count: t.member_count,
-                })
-                .collect(),
-        )
+        Ok::<_, mailchimp::Error>(snapshot_tags(client.tags(&audience.id).await?))
     };
     let start = live::read_start(now);
     let members = live::read(client, &audience.id, &statuses, fields, start, |member| {
@@ -140,6 +129,17 @@ pub(super) async fn observe(
         members,
         read_at: Some(start.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
     })
+}
+
+/// Mailchimp's tags as the snapshot keeps them.
+pub(super) fn snapshot_tags(tags: Vec<mailchimp::Tag>) -> Vec<snapshot::Tag> {
+    tags.into_iter()
+        .map(|t| snapshot::Tag {
+            id: t.id,
+            name: t.name,
+            member_count: t.member_count,
+        })
+        .collect()
 }
 
 /// A member as the snapshot keeps it.

@@ -28,7 +28,7 @@ use futures::StreamExt;
 use uuid::Uuid;
 
 use super::crm::{self, ListSide};
-use super::mailchimp::{compact, member_fields, statuses_to_read};
+use super::mailchimp::{compact, member_fields, snapshot_tags, statuses_to_read};
 use super::{Error, live};
 use crate::clients::Clients;
 use crate::config::{Binding, MemberStatus, Names};
@@ -198,14 +198,7 @@ pub async fn observe_since(
             id: audience.id,
             name: audience.name,
         },
-        tags: tags
-            .into_iter()
-            .map(|t| snapshot::Tag {
-                id: t.id,
-                name: t.name,
-                member_count: t.member_count,
-            })
-            .collect(),
+        tags: snapshot_tags(tags),
         field_paths,
         members,
         read_at: Some(live::read_start(now).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),

@@ -13,25 +13,37 @@ use uuid::Uuid;
 
 use super::common;
 
-#[tokio::test]
-async fn plan_and_apply_succeed_while_the_audience_churns_and_converge_after() {
+/// A sandbox with one generated audience of `members` members, and a temporary directory.
+pub(super) async fn generated(members: usize, seed: u64) -> (Sandbox, tempfile::TempDir) {
     let sandbox = Sandbox::start(Options {
         generate: Some(GenerateSpec {
-            members: 400,
+            members,
             tags: 2,
-            seed: 5,
+            seed,
             audiences: 1,
         }),
         ..audience_sync::commands::sandbox::options()
     })
     .await
     .expect("sandbox starts");
+    (sandbox, tempfile::tempdir().expect("temp dir"))
+}
+
+/// The binding `main` of audience `id` to the contact list `name` (created), pruning members.
+pub(super) fn binding(id: &str, name: &str) -> String {
+    format!(
+        "  - name: main\n    audience: {{id: \"{id}\"}}\n    marketing_list: {{name: \"{name}\", member_type: contact, create: true}}\n    prune_members: true\n"
+    )
+}
+
+#[tokio::test]
+async fn plan_and_apply_succeed_while_the_audience_churns_and_converge_after() {
+    let (sandbox, dir) = generated(400, 5).await;
     let (audience, name) = sandbox.mailchimp.audiences().remove(0);
-    let dir = tempfile::tempdir().expect("temp dir");
-    let bindings = format!(
-        "  - name: main\n    audience: {{id: \"{audience}\"}}\n    marketing_list: {{name: \"{name}\", member_type: contact, create: true}}\n    prune_members: true\n    max_removals: \"100%\"\n"
+    let config = common::sandbox_config(
+        dir.path(),
+        &format!("{}    max_removals: \"100%\"\n", binding(&audience, &name)),
     );
-    let config = common::sandbox_config(dir.path(), &bindings);
     let config = config.to_str().expect("utf-8 path");
     // Churn as the sandbox setting does it: a rate per second, plus one change at every
     // request so that every run meets changes whatever the machine's speed.

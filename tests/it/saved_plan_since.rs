@@ -7,8 +7,8 @@
 
 use std::time::Duration;
 
+use api_sandbox::Sandbox;
 use api_sandbox::mailchimp::{MemberSeed, MemberStatus};
-use api_sandbox::{GenerateSpec, Options, Sandbox};
 use serde_json::{Value, json};
 
 use super::common;
@@ -37,23 +37,9 @@ fn member_pages(requests: &api_sandbox::mailchimp::RequestCounts) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn apply_planfile_reads_what_changed_since_the_plan_not_the_audience() {
-    let sandbox = Sandbox::start(Options {
-        generate: Some(GenerateSpec {
-            members: MEMBERS,
-            tags: 2,
-            seed: 3,
-            audiences: 1,
-        }),
-        ..audience_sync::commands::sandbox::options()
-    })
-    .await
-    .expect("sandbox starts");
+    let (sandbox, dir) = super::live_churn::generated(MEMBERS, 3).await;
     let (list_id, name) = sandbox.mailchimp.audiences().remove(0);
-    let dir = tempfile::tempdir().expect("temp dir");
-    let bindings = format!(
-        "  - name: main\n    audience: {{id: \"{list_id}\"}}\n    marketing_list: {{name: \"{name}\", member_type: contact, create: true}}\n    prune_members: true\n"
-    );
-    let config = common::sandbox_config(dir.path(), &bindings);
+    let config = common::sandbox_config(dir.path(), &super::live_churn::binding(&list_id, &name));
     let config = config.to_str().expect("utf-8 path");
     let out = common::run_in(&sandbox, &["apply", config, "--auto-approve"]).await;
     assert!(out.status.success(), "{}", common::texts(&out).1);
