@@ -261,8 +261,42 @@ pub struct Member {
     pub source: String,
 }
 
-/// Cached member listings: (status, archived included) → (audience version, positions).
-type Listings = HashMap<(Option<MemberStatus>, bool), (u64, std::sync::Arc<Vec<u32>>)>;
+/// Cached member listings: (status, archived included, sort field) → (audience version,
+/// positions).
+type Listings =
+    HashMap<(Option<MemberStatus>, bool, Option<SortField>), (u64, std::sync::Arc<Vec<u32>>)>;
+
+/// The member fields a listing can be sorted by (`sort_field`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SortField {
+    /// `timestamp_opt`.
+    TimestampOpt,
+    /// `timestamp_signup`.
+    TimestampSignup,
+    /// `last_changed`.
+    LastChanged,
+}
+
+impl SortField {
+    /// The field named `name`, if it is one a listing sorts by.
+    #[must_use]
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "timestamp_opt" => Some(Self::TimestampOpt),
+            "timestamp_signup" => Some(Self::TimestampSignup),
+            "last_changed" => Some(Self::LastChanged),
+            _ => None,
+        }
+    }
+
+    fn key(self, m: &Member) -> Option<DateTime<Utc>> {
+        match self {
+            Self::TimestampOpt => m.timestamp_opt,
+            Self::TimestampSignup => m.timestamp_signup,
+            Self::LastChanged => Some(m.last_changed),
+        }
+    }
+}
 
 /// An audience (Mailchimp list).
 #[derive(Debug, Serialize, Deserialize)]
@@ -376,7 +410,19 @@ impl Audience {
         status: Option<MemberStatus>,
         include_archived: bool,
     ) -> std::sync::Arc<Vec<u32>> {
-        let key = (status, include_archived);
+        self.listing(status, include_archived, None)
+    }
+
+    /// As [`Self::positions`], in ascending order of `sort` (ties in member order; `None`
+    /// sorts first), or member order without one.
+    #[must_use]
+    pub fn listing(
+        &self,
+        status: Option<MemberStatus>,
+        include_archived: bool,
+        sort: Option<SortField>,
+    ) -> std::sync::Arc<Vec<u32>> {
+        let key = (status, include_archived, sort);
         let mut cache = self
             .listings
             .lock()
@@ -386,7 +432,7 @@ impl Audience {
         {
             return std::sync::Arc::clone(positions);
         }
-        let positions: Vec<u32> = self
+        let mut positions: Vec<u32> = self
             .members
             .iter()
             .enumerate()
@@ -396,6 +442,9 @@ impl Audience {
             })
             .filter_map(|(i, _)| u32::try_from(i).ok())
             .collect();
+        if let Some(field) = sort {
+            positions.sort_by_key(|&i| field.key(&self.members[i as usize]));
+        }
         let positions = std::sync::Arc::new(positions);
         cache.insert(key, (self.version, std::sync::Arc::clone(&positions)));
         positions

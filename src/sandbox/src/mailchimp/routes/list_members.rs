@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 
 use super::{Answer, Query, collection, json_body, no_content, now, ok, read, write};
 use crate::mailchimp::errors::Problem;
-use crate::mailchimp::model::{Data, Member, MemberInput, MemberStatus, parse_time};
+use crate::mailchimp::model::{Data, Member, MemberInput, MemberStatus, SortField, parse_time};
 use crate::mailchimp::projection::Projection;
 use crate::mailchimp::render::{collection_links, link};
 use crate::mailchimp::{State, render};
@@ -60,17 +60,17 @@ pub(crate) async fn members(
     let vip_only = query.flag("vip_only")?;
     let unique = query.get("unique_email_id");
     let email_type = query.get("email_type");
-    let sort_field = query.get("sort_field");
-    if let Some(field) = sort_field
-        && !matches!(field, "timestamp_opt" | "timestamp_signup" | "last_changed")
-    {
-        return Err(Problem::invalid_field(
-            "sort_field",
-            format!(
-                "The value `{field}` is not one of: timestamp_opt, timestamp_signup, last_changed."
-            ),
-        ));
-    }
+    let sort_field = match query.get("sort_field") {
+        None => None,
+        Some(field) => Some(SortField::parse(field).ok_or_else(|| {
+            Problem::invalid_field(
+                "sort_field",
+                format!(
+                    "The value `{field}` is not one of: timestamp_opt, timestamp_signup, last_changed."
+                ),
+            )
+        })?),
+    };
     let descending = match query.get("sort_dir") {
         None | Some("ASC") => false,
         Some("DESC") => true,
@@ -118,20 +118,25 @@ pub(crate) async fn members(
             .filter_map(|&i| audience.members.get(i as usize))
             .collect();
         (positions.len(), page)
-    } else if let Some(field) = sort_field {
-        let mut chosen: Vec<&Member> = audience.members.iter().filter(keep).collect();
-        chosen.sort_by_key(|m| match field {
-            "timestamp_opt" => m.timestamp_opt,
-            "timestamp_signup" => m.timestamp_signup,
-            _ => Some(m.last_changed),
-        });
-        if descending {
-            chosen.reverse();
+    } else if sort_field.is_some() {
+        // The sorted listing is cached until the audience changes; filters apply on top.
+        let sorted = audience.listing(status, archived_by_default, sort_field);
+        let order: Box<dyn Iterator<Item = &u32>> = if descending {
+            Box::new(sorted.iter().rev())
+        } else {
+            Box::new(sorted.iter())
+        };
+        let mut total = 0;
+        let mut page = Vec::with_capacity(count.min(sorted.len()));
+        for m in order.filter_map(|&i| audience.members.get(i as usize)) {
+            if keep(&m) {
+                if total >= offset && page.len() < count {
+                    page.push(m);
+                }
+                total += 1;
+            }
         }
-        (
-            chosen.len(),
-            chosen.into_iter().skip(offset).take(count).collect(),
-        )
+        (total, page)
     } else {
         let mut total = 0;
         let mut page = Vec::with_capacity(count.min(audience.members.len()));
