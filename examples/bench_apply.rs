@@ -101,6 +101,7 @@ async fn main() -> anyhow::Result<()> {
         mailchimp: mc,
         dataverse: dv.clone(),
         tables: ToolTables::new(dv, dataverse::schema::Schema::new(&loaded.names)),
+        columns: dataverse::columns::ColumnCatalog::default(),
     };
 
     let t = Instant::now();

@@ -259,6 +259,7 @@ fn generate(
                 })
                 .collect(),
             columns,
+            column_types: std::collections::BTreeMap::new(),
             records,
         },
     }

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use secrecy::SecretString;
 
 use crate::config;
+use crate::dataverse::columns::ColumnCatalog;
 use crate::dataverse::tables::ToolTables;
 use crate::{dataverse, mailchimp};
 
@@ -81,6 +82,8 @@ pub struct Clients {
     pub dataverse: dataverse::Client,
     /// The tool's own CRM tables.
     pub tables: ToolTables,
+    /// Column metadata of mapped columns, read once per run.
+    pub columns: ColumnCatalog,
 }
 
 impl Clients {
@@ -104,6 +107,7 @@ impl Clients {
             mailchimp,
             dataverse,
             tables,
+            columns: ColumnCatalog::default(),
         })
     }
 

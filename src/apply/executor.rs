@@ -10,9 +10,11 @@
 //! - Tag records: `$batch` of `POST` (deterministic ids) and `PATCH` with `If-Match`.
 //! - contacts / leads: creates with `CreateMultiple` chunks of 1,000 where the table supports it
 //!   (else `$batch`); updates as `$batch` `PATCH` with `If-Match` on the plan's ETag (a 412 is
-//!   *stale*: reported, never retried without the condition). The consent flag of a record is
-//!   written in the same request as its other columns (create or update), so no record is
-//!   written twice and no second `If-Match` can fail on our own first write.
+//!   *stale*: reported, never retried without the condition).
+//! - consent (do-not-bulk-e-mail and the subscriber status): never in the same request as mapped
+//!   columns, so a mapped value the CRM refuses can never block an unsubscribe; a `PATCH` of its
+//!   own after the creates and updates, with `If-Match` on the plan's version, or `*` when this
+//!   run wrote the record first (the flag only ever adds a restriction).
 //! - list membership: `AddListMembersList` of up to 1,000 members; a chunk the service refuses
 //!   is redone as `$batch` of `AddMemberList` so that each member gets its own outcome;
 //!   removals as `$batch` of `RemoveMemberList` (a member already gone counts as done).
@@ -24,7 +26,7 @@
 //! failed, is *skipped* rather than sent; a request that cannot be sent at all (after the
 //! clients' retries) fails the changes it carried, and the next kinds still run.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 
 use futures::StreamExt;
 use serde_json::{Map, Value, json};
@@ -212,6 +214,7 @@ fn json_value(value: Option<&PlanValue>) -> Value {
         Some(PlanValue::Text(t)) => Value::String(t.clone()),
         Some(PlanValue::Bool(b)) => Value::Bool(*b),
         Some(PlanValue::Number(n)) => Value::from(*n),
+        Some(PlanValue::Decimal(n)) => Value::Number(n.clone()),
         None => Value::Null,
     }
 }
@@ -422,27 +425,23 @@ impl Run<'_, '_> {
 
     async fn records(&mut self, creates: Vec<&Change>, updates: Vec<&Change>, flags: Vec<&Change>) {
         let kind = self.kind;
-        let created_ids: HashSet<Uuid> = creates.iter().map(|c| c.record).collect();
-        // The consent flag goes with the record's other columns: into its create, or its update.
-        let mut flags_of: HashMap<Uuid, Vec<&Change>> = HashMap::new();
-        for change in flags {
-            flags_of.entry(change.record).or_default().push(change);
-        }
+        // Records written in this run before their consent: the consent write must not trip
+        // over the version our own write made.
+        let mut written: HashSet<Uuid> = creates.iter().map(|c| c.record).collect();
+        written.extend(updates.iter().map(|c| c.record));
 
         if !creates.is_empty() {
-            let mut targets = Vec::with_capacity(creates.len());
-            let mut groups: Vec<Vec<&Change>> = Vec::with_capacity(creates.len());
-            for change in &creates {
-                let mut group = vec![*change];
-                group.extend(flags_of.remove(&change.record).unwrap_or_default());
-                let mut body = columns_of(group.iter().copied());
-                body.insert(
-                    kind.id_column().to_owned(),
-                    Value::String(change.record.to_string()),
-                );
-                targets.push(body);
-                groups.push(group);
-            }
+            let targets = creates
+                .iter()
+                .map(|change| {
+                    let mut body = columns_of([*change]);
+                    body.insert(
+                        kind.id_column().to_owned(),
+                        Value::String(change.record.to_string()),
+                    );
+                    body
+                })
+                .collect();
             let results = self
                 .dv()
                 .write_many(
@@ -455,74 +454,79 @@ impl Run<'_, '_> {
                 .await;
             match results {
                 Ok(results) => {
-                    for (group, failure) in groups.iter().zip(results) {
+                    for (change, failure) in creates.iter().zip(results) {
                         let outcome = match failure {
                             None => Outcome::Done,
                             Some(reason) => {
-                                self.failed_records.insert(group[0].record);
+                                self.failed_records.insert(change.record);
                                 Outcome::Failed(reason)
                             }
                         };
-                        for change in group {
-                            self.report.record(change, outcome.clone());
-                        }
+                        self.report.record(change, outcome);
                     }
                 }
                 Err(err) => {
-                    let all: Vec<&Change> = groups.iter().flatten().copied().collect();
-                    self.failed_records.extend(all.iter().map(|c| c.record));
-                    self.fail_all(&all, &err);
+                    self.failed_records.extend(creates.iter().map(|c| c.record));
+                    self.fail_all(&creates, &err);
                 }
             }
         }
 
-        let mut groups: Vec<Vec<&Change>> = Vec::new();
-        for change in updates {
-            let mut group = vec![change];
-            group.extend(flags_of.remove(&change.record).unwrap_or_default());
-            groups.push(group);
-        }
-        let mut rest: Vec<(Uuid, Vec<&Change>)> = flags_of.into_iter().collect();
-        rest.sort_by_key(|(id, _)| *id);
-        for (record, group) in rest {
-            if created_ids.contains(&record) {
-                // Unreachable with plans from `diff` (flags of created records join the create).
-                for change in group {
-                    self.report.record(
-                        change,
-                        Outcome::Skipped("its record's create carried the flag".to_owned()),
-                    );
-                }
+        let updates = updates
+            .into_iter()
+            .map(|change| {
+                let etag = change.precondition.etag.clone();
+                (change, etag)
+            })
+            .collect();
+        self.patch_each(updates).await;
+
+        // Consent on its own, after the mapped columns: a refused mapped value never blocks it.
+        // Setting do-not-bulk-e-mail only ever adds a restriction, so after our own write it goes
+        // with `If-Match: *` (the record must exist); otherwise with the plan's version.
+        let mut consent = Vec::with_capacity(flags.len());
+        for change in flags {
+            if self.failed_records.contains(&change.record) {
+                self.report.record(
+                    change,
+                    Outcome::Skipped("its record could not be created".to_owned()),
+                );
                 continue;
             }
-            groups.push(group);
+            let etag = if written.contains(&change.record) {
+                None
+            } else {
+                change.precondition.etag.clone()
+            };
+            consent.push((change, etag));
         }
-        if groups.is_empty() {
+        self.patch_each(consent).await;
+    }
+
+    /// One `PATCH` per change, with `If-Match` on its version (`*`: the record must exist).
+    async fn patch_each(&mut self, changes: Vec<(&Change, Option<String>)>) {
+        if changes.is_empty() {
             return;
         }
-        let mut items: Vec<(Vec<&Change>, Operation)> = Vec::with_capacity(groups.len());
-        for group in groups {
-            let etag = group[0].precondition.etag.clone();
-            let op = Operation::patch(
-                record_path(kind.entity_set(), group[0].record),
-                Value::Object(columns_of(group.iter().copied())),
-            )
-            .header("If-Match", etag.as_deref().unwrap_or("*"));
-            items.push((group, op));
-        }
-        let (groups, ops): (Vec<Vec<&Change>>, Vec<Operation>) = items.into_iter().unzip();
+        let kind = self.kind;
+        let (changes, ops): (Vec<&Change>, Vec<Operation>) = changes
+            .into_iter()
+            .map(|(change, etag)| {
+                let op = Operation::patch(
+                    record_path(kind.entity_set(), change.record),
+                    Value::Object(columns_of([change])),
+                )
+                .header("If-Match", etag.as_deref().unwrap_or("*"));
+                (change, op)
+            })
+            .unzip();
         match self.dv().run_batched(ops, updated).await {
             Ok(outcomes) => {
-                for (group, outcome) in groups.iter().zip(outcomes) {
-                    for change in group {
-                        self.report.record(change, outcome.clone());
-                    }
+                for (change, outcome) in changes.iter().zip(outcomes) {
+                    self.report.record(change, outcome);
                 }
             }
-            Err(err) => {
-                let all: Vec<&Change> = groups.iter().flatten().copied().collect();
-                self.fail_all(&all, &err);
-            }
+            Err(err) => self.fail_all(&changes, &err),
         }
     }
 

@@ -9,11 +9,13 @@
 use anyhow::Context as _;
 
 use crate::cli::{CrmArgs, CrmCommand};
-use crate::config::Names;
+use crate::config::{Loaded, Names};
 use crate::dataverse::Client;
+use crate::dataverse::columns::ColumnCatalog;
 use crate::dataverse::metadata;
 use crate::dataverse::schema::Schema;
 use crate::exit::ExitStatus;
+use crate::observe::mapping_problems;
 use crate::output::Context;
 
 pub(super) async fn run(command: CrmCommand, _ctx: &Context) -> anyhow::Result<ExitStatus> {
@@ -66,9 +68,11 @@ async fn bootstrap(args: &CrmArgs) -> anyhow::Result<ExitStatus> {
 }
 
 async fn check(args: &CrmArgs) -> anyhow::Result<ExitStatus> {
-    let Some((client, names)) = connection(args)? else {
+    let Some(loaded) = super::load_config(&args.config)? else {
         return Ok(ExitStatus::Failure);
     };
+    let client = Client::from_settings(loaded.dataverse()?)?;
+    let names = loaded.names.clone();
     let schema = Schema::new(&names);
     println!("Dataverse environment: {}", client.env_url());
     let report = metadata::check(&client, &schema)
@@ -96,9 +100,48 @@ async fn check(args: &CrmArgs) -> anyhow::Result<ExitStatus> {
             (None, None) => println!("  ok {}", finding.what),
         }
     }
-    Ok(if report.healthy() {
+    let mapping_ok = check_mappings(&client, &loaded).await?;
+    Ok(if report.healthy() && mapping_ok {
         ExitStatus::Success
     } else {
         ExitStatus::Failure
     })
+}
+
+/// Every binding's field mapping against the live column metadata: columns that are missing,
+/// read-only or of a type the tool does not write, each with where the config maps it.
+async fn check_mappings(client: &Client, loaded: &Loaded) -> anyhow::Result<bool> {
+    let catalog = ColumnCatalog::default();
+    let mut ok = true;
+    for (index, binding) in loaded.bindings.iter().enumerate() {
+        let table = binding.list.member_type.logical_name();
+        let columns: Vec<&str> = binding.fields.iter().map(|f| f.column.as_str()).collect();
+        let infos = catalog
+            .columns(client, table, &columns)
+            .await
+            .context("cannot read the column metadata")?;
+        let problems = mapping_problems(binding, table, &infos);
+        if problems.is_empty() {
+            println!(
+                "  ok mapping of `{}`: {} column(s) of `{table}`",
+                binding.name,
+                binding.fields.len()
+            );
+            for f in &binding.fields {
+                if let Some(ty) = infos.get(&f.column).and_then(|i| i.column_type()) {
+                    println!("       {} → {} ({ty})", f.source, f.column);
+                }
+            }
+            continue;
+        }
+        ok = false;
+        for (f, problem) in problems {
+            let at = loaded
+                .mapping_position(index, &f.source)
+                .map(|p| format!("{p}: "))
+                .unwrap_or_default();
+            println!("  FAILED {at}mapping of `{}`: {problem}", binding.name);
+        }
+    }
+    Ok(ok)
 }

@@ -6,6 +6,7 @@
 //! and `plan` of a saved file never need secrets they do not use.
 
 pub mod binding;
+pub mod column_kinds;
 pub mod env;
 pub mod model;
 pub mod schema;
@@ -212,6 +213,37 @@ impl Loaded {
                 .transpose()?,
             api_version: dv.api_version.clone().unwrap_or_else(|| "v9.2".to_owned()),
         })
+    }
+
+    /// Where binding `index` maps member field `source`: `file:line:column` of its key in the
+    /// binding's `fields.map`, else in `defaults.fields.map`; `None` for a built-in mapping.
+    #[must_use]
+    pub fn mapping_position(&self, index: usize, source: &str) -> Option<String> {
+        let in_map = |fields: Option<&model::FieldsConfig>| {
+            fields
+                .and_then(|f| f.map.as_ref())
+                .is_some_and(|m| m.contains_key(source))
+        };
+        let binding = self.config.bindings.get(index)?;
+        let pointer = if in_map(binding.fields.as_ref()) {
+            format!("/bindings/{index}/fields/map/{}", yaml::escape(source))
+        } else if in_map(
+            self.config
+                .defaults
+                .as_ref()
+                .and_then(|d| d.fields.as_ref()),
+        ) {
+            format!("/defaults/fields/map/{}", yaml::escape(source))
+        } else {
+            return None;
+        };
+        let pos = self.positions.key(&pointer);
+        Some(format!(
+            "{}:{}:{}",
+            self.path.display(),
+            pos.line,
+            pos.column
+        ))
     }
 
     /// The bindings named (all when `only` is empty).

@@ -8,7 +8,7 @@
 //! - [`lists`], [`people`]: marketing lists and membership; contacts and leads.
 //! - [`schema`]: the tool's CRM schema (one definition); [`tables`]: its Audience, Tag and Sync
 //!   Run records and the lease; [`tag_links`]: Tag ↔ Contact/Lead links (and why they are N:N).
-//! - [`metadata`]: `crm bootstrap` and `crm check`.
+//! - [`metadata`]: `crm bootstrap` and `crm check`; [`columns`]: column types of mapped columns.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), audience_sync::dataverse::Error> {
@@ -31,6 +31,7 @@
 pub mod auth;
 pub mod batch;
 pub mod client;
+pub mod columns;
 pub mod error;
 pub mod lists;
 pub mod metadata;

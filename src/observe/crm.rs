@@ -1,7 +1,7 @@
 //! The CRM side of a binding: the Audience record, the marketing list and its members, the
 //! records that may match a member but are not on the list, the Tag records and their links.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use futures::StreamExt;
 use serde_json::Value;
@@ -9,11 +9,20 @@ use uuid::Uuid;
 
 use super::{Error, scalar_text};
 use crate::clients::Clients;
-use crate::config::{Binding, ListSelector, Names};
+use crate::config::{Binding, FieldMapping, ListSelector, Names};
+use crate::dataverse::columns::{ColumnInfo, ColumnType};
 use crate::dataverse::people::Person;
 use crate::dataverse::query::Literal;
 use crate::dataverse::records::Row;
 use crate::plan::snapshot::{self, CrmRecord, CrmSide, MailchimpSide};
+
+/// The name a column is selected and read under: `_<column>_value` for a lookup.
+fn read_name(column: &str, types: &BTreeMap<String, ColumnType>) -> String {
+    match types.get(column) {
+        Some(ColumnType::Lookup { .. }) => format!("_{column}_value"),
+        _ => column.to_owned(),
+    }
+}
 
 fn column_text(row: &Row, column: &str) -> Option<String> {
     row.get(column).and_then(scalar_text)
@@ -26,6 +35,9 @@ pub(super) struct ListSide {
     list: Option<snapshot::MarketingList>,
     tags: Vec<snapshot::TagRecord>,
     columns: Vec<String>,
+    /// Names to select and read, one per column (see [`read_name`]).
+    read_names: Vec<String>,
+    column_types: BTreeMap<String, ColumnType>,
     records: Records,
 }
 
@@ -105,7 +117,12 @@ pub(super) async fn observe_list(
         audience_record: l.audience,
     });
     let columns = snapshot::crm_columns(binding, names);
-    let select = select_columns(&columns);
+    let column_types = mapped_column_types(binding, clients).await?;
+    let read_names: Vec<String> = columns
+        .iter()
+        .map(|c| read_name(c, &column_types))
+        .collect();
+    let select = select_columns(&read_names);
     let mut records = Records::default();
     // Only a static list of the binding's member type is read further: the diff refuses the
     // binding otherwise, and reading an account list as contacts would be wrong.
@@ -123,7 +140,7 @@ pub(super) async fn observe_list(
         let mut pages = std::pin::pin!(dv.people_in_list(kind, list.id, &select));
         while let Some(page) = pages.next().await {
             for person in page? {
-                let mut record = to_record(&person, &columns, true);
+                let mut record = to_record(&person, &read_names, true);
                 record.list_member_id = list_member_ids.get(&person.id).copied();
                 records.insert_if_absent(record);
             }
@@ -134,8 +151,63 @@ pub(super) async fn observe_list(
         list,
         tags: Vec::new(),
         columns,
+        read_names,
+        column_types,
         records,
     })
+}
+
+/// The types of the binding's mapped columns that exist (the diff reports the others).
+async fn mapped_column_types(
+    binding: &Binding,
+    clients: &Clients,
+) -> Result<BTreeMap<String, ColumnType>, Error> {
+    let mapped: BTreeSet<&str> = binding.fields.iter().map(|f| f.column.as_str()).collect();
+    let mapped: Vec<&str> = mapped.into_iter().collect();
+    let table = binding.list.member_type.logical_name();
+    let infos = clients
+        .columns
+        .columns(&clients.dataverse, table, &mapped)
+        .await?;
+    let problems = mapping_problems(binding, table, &infos);
+    if !problems.is_empty() {
+        return Err(Error::Mapping(
+            problems.into_iter().map(|(_, p)| p).collect(),
+        ));
+    }
+    Ok(infos
+        .into_iter()
+        .filter_map(|(c, info)| info.column_type().cloned().map(|t| (c, t)))
+        .collect())
+}
+
+/// What is wrong with the binding's mapping against the CRM's metadata: missing, read-only or
+/// unsupported columns (values that do not convert are per-member problems of the plan).
+#[must_use]
+pub fn mapping_problems<'b>(
+    binding: &'b Binding,
+    table: &str,
+    infos: &BTreeMap<String, ColumnInfo>,
+) -> Vec<(&'b FieldMapping, String)> {
+    let mut problems = Vec::new();
+    for f in &binding.fields {
+        let what = format!("`{}` → `{table}.{}`", f.source, f.column);
+        let problem = match infos.get(&f.column) {
+            None | Some(ColumnInfo::Missing) => {
+                format!("{what}: the table has no column `{}`", f.column)
+            }
+            Some(ColumnInfo::Found {
+                writable: false, ..
+            }) => format!("{what}: the column is read-only"),
+            Some(ColumnInfo::Found {
+                column_type: ColumnType::Unsupported { what: kind },
+                ..
+            }) => format!("{what}: the column's type, {kind}, is not supported"),
+            Some(ColumnInfo::Found { .. }) => continue,
+        };
+        problems.push((f, problem));
+    }
+    problems
 }
 
 fn select_columns(columns: &[String]) -> Vec<&str> {
@@ -220,7 +292,7 @@ pub(super) async fn complete(
             })
             .collect();
     }
-    let columns = side.columns.clone();
+    let columns = side.read_names.clone();
     let select = select_columns(&columns);
     let id_index = side
         .columns
@@ -316,6 +388,7 @@ pub(super) async fn complete(
         list: side.list,
         tags: side.tags,
         columns: side.columns,
+        column_types: side.column_types,
         records,
     })
 }

@@ -34,6 +34,7 @@ pub mod since;
 use serde_json::Value;
 
 pub use audiences::{AudienceSummary, AudiencesError, audiences};
+pub use crm::mapping_problems;
 pub use mailchimp::{
     audience_id, member_fields, member_value, source_version, stale_members, statuses_to_read,
 };
@@ -52,6 +53,9 @@ pub enum Error {
     /// Reading the CRM failed.
     #[error("reading the CRM failed")]
     Dataverse(#[from] dataverse::Error),
+    /// Mapped columns the CRM does not have, or cannot take values in (from its metadata).
+    #[error("the field mapping does not fit the CRM: {}", .0.join("; "))]
+    Mapping(Vec<String>),
     /// The binding names a marketing list by a name that several lists have.
     #[error("{count} marketing lists are named `{name}`; name the list by its id instead")]
     AmbiguousList {

@@ -51,6 +51,7 @@ impl Builder {
                     list: None,
                     tags: Vec::new(),
                     columns: crm_columns(binding, names),
+                    column_types: std::collections::BTreeMap::new(),
                     records: Vec::new(),
                 },
             },

@@ -16,6 +16,7 @@
 //!    `-out`; `--detailed-exitcode` from [`Plan::has_changes`] and [`Plan::has_errors`];
 //! 4. `apply FILE` reads it back with [`Plan::from_json`] and honours each binding's `guard`.
 
+pub mod convert;
 pub mod diff;
 pub mod ids;
 pub mod model;

@@ -21,8 +21,8 @@ use crate::config::{MemberStatus, MemberType};
 
 /// The version of the plan format this build writes. 2.0: changes name real CRM columns only
 /// (`mcsync_name` of the Audience and Tag records, `createdfromcode` as a number), where 1.x
-/// showed `name` and `"2"`/`"4"`.
-/// 2.1 adds `mailchimp_read_at`.
+/// showed `name` and `"2"`/`"4"`. 2.1: `mailchimp_read_at`, typed column values (decimal
+/// numbers), the problems `value_not_convertible` and `value_trimmed`.
 pub const FORMAT_VERSION: &str = "2.1";
 
 /// The flag that overrides a removal guard.
@@ -651,6 +651,9 @@ pub enum Value {
     Text(String),
     /// A whole number (e.g. a choice column's code).
     Number(i64),
+    /// A decimal number (decimal, floating point and currency columns).
+    #[schemars(with = "f64")]
+    Decimal(serde_json::Number),
 }
 
 impl std::fmt::Display for Value {
@@ -659,6 +662,7 @@ impl std::fmt::Display for Value {
             Self::Bool(b) => write!(f, "{b}"),
             Self::Text(t) => write!(f, "{t:?}"),
             Self::Number(n) => write!(f, "{n}"),
+            Self::Decimal(n) => write!(f, "{n}"),
         }
     }
 }
@@ -735,6 +739,10 @@ pub enum ProblemCode {
     DoNotEmailKept,
     /// Warning: two Tag records stand for one Mailchimp tag; only the first is used.
     DuplicateTagRecord,
+    /// Per member: a mapped value cannot go into its column's type (that column is not written).
+    ValueNotConvertible,
+    /// Warning: a mapped text value is longer than its column and is written cut to its length.
+    ValueTrimmed,
 }
 
 /// Why a binding is refused, and how to override.

@@ -8,15 +8,17 @@
 //! made up (`W/"sim-N"`): only their change matters. The guard is not looked at: this is apply
 //! with `--allow-removals`.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use uuid::Uuid;
 
+use super::convert;
 use super::model::{Action, BindingPlan, Change, Value};
 use super::snapshot::{
     AudienceRecord, CrmRecord, CrmSide, DO_NOT_BULK_EMAIL_COLUMN, MarketingList, Snapshot,
     TagRecord,
 };
+use crate::dataverse::columns::ColumnType;
 use crate::dataverse::lists as list_cols;
 use crate::dataverse::schema::{audience as audience_cols, tag as tag_cols};
 
@@ -114,14 +116,14 @@ pub fn apply_to_snapshot(plan: &BindingPlan, snapshot: &mut Snapshot) {
                     Vec::new(),
                     false,
                 );
-                write_fields(&crm.columns, &mut record, change);
+                write_fields(&crm.columns, &crm.column_types, &mut record, change);
                 index.insert(record.id, crm.records.len());
                 crm.records.push(record);
             }
             Action::UpdateRecord | Action::SetDoNotEmail => {
                 if let Some(&i) = index.get(&change.record) {
                     let r = &mut crm.records[i];
-                    write_fields(&crm.columns, r, change);
+                    write_fields(&crm.columns, &crm.column_types, r, change);
                     r.set_etag(&next_etag());
                 }
             }
@@ -174,27 +176,28 @@ fn lookup_after(change: &Change) -> Option<Uuid> {
     })
 }
 
-fn write_fields(columns: &[String], record: &mut CrmRecord, change: &Change) {
+/// Write a change's columns into `record` as the observer would read them back: typed values as
+/// text, a lookup's `<navigation>@odata.bind` into its column.
+fn write_fields(
+    columns: &[String],
+    types: &BTreeMap<String, ColumnType>,
+    record: &mut CrmRecord,
+    change: &Change,
+) {
     for f in &change.fields {
         if f.column == DO_NOT_BULK_EMAIL_COLUMN {
             record.do_not_bulk_email = matches!(f.after, Some(Value::Bool(true)));
             continue;
         }
-        if let Some(i) = columns.iter().position(|c| **c == *f.column) {
-            let owned;
-            let value = match &f.after {
-                Some(Value::Text(t)) => Some(t.as_str()),
-                Some(Value::Bool(b)) => {
-                    owned = b.to_string();
-                    Some(owned.as_str())
-                }
-                Some(Value::Number(n)) => {
-                    owned = n.to_string();
-                    Some(owned.as_str())
-                }
-                None => None,
-            };
-            record.set_value(i, value);
+        let column = f.column.strip_suffix("@odata.bind").map_or(&*f.column, |nav| {
+            types
+                .iter()
+                .find(|(_, t)| matches!(t, ColumnType::Lookup { navigation, .. } if navigation == nav))
+                .map_or(nav, |(c, _)| c.as_str())
+        });
+        if let Some(i) = columns.iter().position(|c| c == column) {
+            let value = f.after.as_ref().map(convert::as_text);
+            record.set_value(i, value.as_deref());
         }
     }
 }

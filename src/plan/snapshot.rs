@@ -20,7 +20,7 @@
 //!   contact or lead that may match a Mailchimp member (same stored Mailchimp id or e-mail);
 //! - [`CrmRecord::tag_links`] holds only Tag records of this audience.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -28,6 +28,7 @@ use uuid::Uuid;
 use super::model::ReadSummary;
 use super::row::Row;
 use crate::config::{Binding, MemberStatus, MemberType, Names};
+use crate::dataverse::columns::ColumnType;
 
 /// The CRM column both contacts and leads keep their main e-mail address in.
 pub const EMAIL_COLUMN: &str = "emailaddress1";
@@ -205,6 +206,9 @@ pub struct CrmSide {
     pub tags: Vec<TagRecord>,
     /// The columns the records' `values` hold, see [`crm_columns`].
     pub columns: Vec<String>,
+    /// The types of the mapped columns, from the CRM's metadata (a column not here is text, kept
+    /// as read). Values are converted to these types before they are compared or written.
+    pub column_types: BTreeMap<String, ColumnType>,
     /// The list's members and every other contact or lead that may match a member.
     pub records: Vec<CrmRecord>,
 }

@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 use std::process::Output;
 
+use api_sandbox::dataverse::columns::PluginRefusal;
 use api_sandbox::mailchimp::{MemberSeed, MemberStatus};
 use api_sandbox::{GenerateSpec, Options, Sandbox};
 use serde_json::Value;
@@ -333,10 +334,13 @@ async fn a_failing_record_is_reported_with_its_email_and_the_rest_goes_on() {
     let env = start(60).await;
     let emails = planned_emails(&env.plan_json().await);
     let bad = emails[3].clone();
-    env.sandbox
-        .mailchimp
-        .set_merge_field(&env.audience, &bad, "FNAME", Value::String("x".repeat(150)))
-        .expect("merge field set");
+    // A plug-in on the CRM refuses this member's record (400 0x80040265) on every run.
+    env.sandbox.dataverse.add_plugin_refusal(PluginRefusal {
+        table: "contact".into(),
+        column: "emailaddress1".into(),
+        value: Value::String(bad.clone()),
+        message: "This address is blocked by a compliance plug-in.".into(),
+    });
     let (out, report) = env.apply_json(&[]).await;
     assert_eq!(out.status.code(), Some(1), "{report}");
     let binding = &report["bindings"][0];
@@ -356,7 +360,7 @@ async fn a_failing_record_is_reported_with_its_email_and_the_rest_goes_on() {
         failure["reason"]
             .as_str()
             .unwrap_or_default()
-            .contains("maximum allowed length"),
+            .contains("blocked by a compliance plug-in"),
         "{failure}"
     );
     // Only the failed member is left to do.

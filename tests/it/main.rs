@@ -20,5 +20,6 @@ mod saved_plan;
 mod saved_plan_since;
 mod schema;
 mod timeouts;
+mod typed_columns;
 mod watch;
 mod watch_live;

@@ -62,9 +62,11 @@ async fn shared_plans_mask_member_data_and_never_carry_its_markdown() {
     hostile
         .merge_fields
         .insert("FNAME".into(), json!(format!("{IMAGE} {MENTION}")));
+    // Each value within its column's length (last name 50, phone 50), so none is cut.
     hostile
         .merge_fields
-        .insert("LNAME".into(), json!(format!("{LINK} {HTML} | x")));
+        .insert("LNAME".into(), json!(format!("{LINK} | x")));
+    hostile.merge_fields.insert("PHONE".into(), json!(HTML));
     for member in [&plain, &hostile] {
         sandbox
             .mailchimp

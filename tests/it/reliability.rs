@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use std::process::{Child, Output, Stdio};
 use std::time::Duration;
 
+use api_sandbox::dataverse::columns::PluginRefusal;
 use api_sandbox::{GenerateSpec, Options, Sandbox, Seed};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -611,8 +612,8 @@ async fn a_first_sync_killed_at_ten_points_converges_on_each_rerun() {
 /// Dataverse throttles its next four). The run either finishes or names every record it did
 /// not write (each member missing from the CRM, or from the list, is among its failures), or,
 /// when it could not even read, writes nothing; a record it reports failed is indeed absent. One
-/// member the CRM always refuses (an over-long first name) makes sure failures are named. A
-/// rerun without faults (and with that member repaired) converges, with no duplicate.
+/// member the CRM always refuses (a plug-in refusing its address) makes sure failures are named. A
+/// rerun without faults (and without that plug-in) converges, with no duplicate.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn under_faults_on_both_emulators_apply_names_what_failed_and_a_rerun_converges() {
     use api_sandbox::dataverse::Faults as DvFaults;
@@ -620,14 +621,16 @@ async fn under_faults_on_both_emulators_apply_names_what_failed_and_a_rerun_conv
     let env = start(MEMBERS).await;
     let expected = env.expected().await;
     let untouched = env.untouched();
-    // One member the CRM refuses whatever the faults (a first name over its 50 characters), so
-    // the naming of failures is always exercised; it is repaired before the rerun.
+    // One member the CRM refuses whatever the faults (a plug-in refuses its e-mail address), so
+    // the naming of failures is always exercised; the plug-in is removed before the rerun.
     let (bad_id, bad) = expected.records.iter().next().expect("a member");
     let (bad_id, bad) = (bad_id.clone(), bad.clone());
-    let long = Value::String("x".repeat(150));
-    (env.sandbox.mailchimp)
-        .set_merge_field(&env.audience, &bad, "FNAME", long)
-        .expect("merge field set");
+    env.sandbox.dataverse.add_plugin_refusal(PluginRefusal {
+        table: "contact".into(),
+        column: "emailaddress1".into(),
+        value: Value::String(bad.clone()),
+        message: "This address is blocked by a compliance plug-in.".into(),
+    });
     env.sandbox.mailchimp.set_faults(McFaults {
         rate_500: 0.05,
         rate_503: 0.05,
@@ -751,14 +754,7 @@ async fn under_faults_on_both_emulators_apply_names_what_failed_and_a_rerun_conv
         }
     }
 
-    (env.sandbox.mailchimp)
-        .set_merge_field(
-            &env.audience,
-            &bad,
-            "FNAME",
-            Value::String("Repaired".into()),
-        )
-        .expect("merge field set");
+    dv.with_store(|store| store.plugin_refusals.clear());
     let (out, report) = env.apply_json().await;
     assert!(out.status.success(), "the rerun failed: {report}");
     env.assert_converged(&expected, &untouched, "after the faulted run and a rerun")

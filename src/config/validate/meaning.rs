@@ -316,10 +316,15 @@ fn check_settings(base: &str, settings: &Settings<'_>, out: &mut Findings<'_>) {
             FieldTarget::Detailed(d) => Some((d.column.as_str(), format!("{path}/column"))),
             FieldTarget::Unmapped => None,
         };
-        if let Some((column, column_path)) = column
+        if let Some((column, column_path)) = &column
             && let Some((message, help)) = column_problem(column, "column")
         {
-            out.error(&column_path, &message, &help);
+            out.error(column_path, &message, &help);
+        }
+        if let Some((column, column_path)) = &column
+            && let Some((message, help)) = crate::config::column_kinds::mismatch(source, column)
+        {
+            out.error(column_path, &message, &help);
         }
         if source == "email_address" && matches!(target, FieldTarget::Unmapped) {
             out.warning(&path, "without an `email_address` mapping, records the tool creates have no e-mail address", None);

@@ -143,3 +143,20 @@ fn sources_are_checked_with_suggestions() {
     );
     assert!(check_source("merge_fields.fname").is_err());
 }
+
+#[test]
+fn a_member_field_that_cannot_go_into_a_standard_column_is_an_error_at_the_column() {
+    let text = format!(
+        "{VALID}    fields:\n      map:\n        vip: donotphone\n        timestamp_signup: donotemail\n"
+    );
+    let checked = run(&text);
+    let errors: Vec<(usize, usize, &str)> = checked
+        .diagnostics
+        .iter()
+        .map(|d| (d.line, d.column, d.message.as_str()))
+        .collect();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!((errors[0].0, errors[0].1), (16, 27));
+    assert!(errors[0].2.contains("`timestamp_signup`"), "{errors:?}");
+    assert!(checked.diagnostics[0].help.is_some());
+}

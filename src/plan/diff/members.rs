@@ -19,8 +19,9 @@ use uuid::Uuid;
 use super::matching::{Found, Matches, is_valid_email, match_members};
 use super::tags::TagPlan;
 use super::{Diff, member_ref, opt_text, text};
-use crate::config::{FieldPolicy, UnsubscribePolicy};
+use crate::config::{FieldMapping, FieldPolicy, UnsubscribePolicy};
 use crate::domain::{MemberStatus, MemberType};
+use crate::plan::convert::{self, Converted};
 use crate::plan::ids;
 use crate::plan::model::{
     Action, Change, FieldChange, Problem, ProblemCode, Reason, UnmanagedMember, Value,
@@ -298,7 +299,7 @@ impl<'a> Diff<'a> {
         consent: bool,
     ) -> Uuid {
         let id = ids::member_record(self.audience_id, m.contact_id());
-        let mut columns = self.new_record_columns(m, path_of);
+        let mut columns = self.new_record_columns(m, id, path_of);
         if consent {
             // the consent change writes the status; do not write it twice
             columns.remove(&self.names.subscriber_status_column);
@@ -308,7 +309,7 @@ impl<'a> Diff<'a> {
             .map(|(column, value)| FieldChange {
                 column: self.col(&column),
                 before: None,
-                after: Some(Value::Text(value)),
+                after: Some(value),
             })
             .collect();
         let create = self
@@ -322,26 +323,96 @@ impl<'a> Diff<'a> {
         id
     }
 
+    /// The member's value of `mapping` converted to its column's type (text where the type is
+    /// not known); `None` when empty or not convertible (then an error of the plan).
+    fn mapped_value(
+        &mut self,
+        m: &'a Member,
+        mapping: &FieldMapping,
+        raw: &str,
+        record: Uuid,
+    ) -> Option<Converted> {
+        let Some(ty) = self.snapshot.crm.column_types.get(&mapping.column) else {
+            return Some(Converted {
+                value: Value::Text(raw.to_owned()),
+                trimmed_from: None,
+            });
+        };
+        match convert::member_value(ty, raw) {
+            Ok(converted) => Some(converted),
+            Err(reason) => {
+                self.plan.errors.push(Problem {
+                    code: ProblemCode::ValueNotConvertible,
+                    message: format!(
+                        "`{}` of `{}` cannot go into column `{}` ({ty}): {reason}; that column is not written for this member",
+                        mapping.source,
+                        m.email(),
+                        mapping.column
+                    ),
+                    member: Some(member_ref(m)),
+                    records: vec![record],
+                });
+                None
+            }
+        }
+    }
+
+    /// Note that `mapping`'s value of `m` is written cut to its column's length.
+    fn trimmed(
+        &mut self,
+        m: &'a Member,
+        mapping: &FieldMapping,
+        converted: &Converted,
+        record: Uuid,
+    ) {
+        let (Some(from), Value::Text(kept)) = (converted.trimmed_from, &converted.value) else {
+            return;
+        };
+        self.plan.warnings.push(Problem {
+            code: ProblemCode::ValueTrimmed,
+            message: format!(
+                "`{}` of `{}` has {from} characters; column `{}` holds {}, so it is written cut to that length",
+                mapping.source,
+                m.email(),
+                mapping.column,
+                kept.encode_utf16().count()
+            ),
+            member: Some(member_ref(m)),
+            records: vec![record],
+        });
+    }
+
+    /// The key a mapped column is written under (`<navigation>@odata.bind` for a lookup).
+    fn write_key(&self, column: &str) -> String {
+        convert::write_key(column, self.snapshot.crm.column_types.get(column))
+    }
+
     /// The columns of a new record: mapped fields, the e-mail, the stored id, lead templates.
     fn new_record_columns(
-        &self,
-        m: &Member,
+        &mut self,
+        m: &'a Member,
+        record: Uuid,
         path_of: &[Option<usize>],
-    ) -> BTreeMap<String, String> {
-        let mut columns: BTreeMap<String, String> = BTreeMap::new();
-        for (mapping, path) in self.binding.fields.iter().zip(path_of) {
-            if let Some(v) = path.and_then(|p| m.value(p)) {
-                columns.insert(mapping.column.clone(), v.to_owned());
+    ) -> BTreeMap<String, Value> {
+        let mut columns: BTreeMap<String, Value> = BTreeMap::new();
+        let binding = self.binding;
+        for (mapping, path) in binding.fields.iter().zip(path_of) {
+            let Some(raw) = path.and_then(|p| m.value(p)) else {
+                continue;
+            };
+            if let Some(converted) = self.mapped_value(m, mapping, raw, record) {
+                self.trimmed(m, mapping, &converted, record);
+                columns.insert(self.write_key(&mapping.column), converted.value);
             }
         }
         columns
             .entry(EMAIL_COLUMN.to_owned())
-            .or_insert_with(|| m.email().to_owned());
+            .or_insert_with(|| Value::Text(m.email().to_owned()));
         columns.insert(
             self.names
                 .mailchimp_id_column(self.binding.list.member_type)
                 .to_owned(),
-            m.contact_id().to_owned(),
+            Value::Text(m.contact_id().to_owned()),
         );
         if self.binding.list.member_type == MemberType::Lead {
             let paths = &self.snapshot.mailchimp;
@@ -356,15 +427,16 @@ impl<'a> Diff<'a> {
                         .map(str::to_owned)
                 });
                 if !rendered.is_empty() {
-                    columns.insert(column.clone(), rendered);
+                    columns.insert(column.clone(), Value::Text(rendered));
                 }
             }
         }
         columns
     }
 
-    /// The mapped columns of `rec` that differ, by policy, and the stored id when it was
-    /// matched by e-mail (`skip_status`: the consent change writes the status column).
+    /// The mapped columns of `rec` that differ, compared as typed values, by policy, and the
+    /// stored id when it was matched by e-mail (`skip_status`: the consent change writes the
+    /// status column).
     fn update_record(
         &mut self,
         m: &'a Member,
@@ -376,8 +448,8 @@ impl<'a> Diff<'a> {
         let mut fields: Vec<FieldChange> = Vec::new();
         let mut reason = Reason::FieldEmptyInCrm;
         let mut seen: BTreeSet<usize> = BTreeSet::new();
-        let mappings = self
-            .binding
+        let binding = self.binding;
+        let mappings = binding
             .fields
             .iter()
             .zip(&layout.path_of)
@@ -387,22 +459,28 @@ impl<'a> Diff<'a> {
             if skip_status == Some(col) || col == id_col || !seen.insert(col) {
                 continue;
             }
-            let old = rec.value(col);
-            let Some(new) = path.and_then(|p| m.value(p)) else {
+            let Some(raw) = path.and_then(|p| m.value(p)) else {
+                continue;
+            };
+            let old = rec
+                .value(col)
+                .map(|old| self.crm_value(&mapping.column, old));
+            let Some(new) = self.mapped_value(m, mapping, raw, rec.id) else {
                 continue;
             };
             let write = match mapping.policy {
-                FieldPolicy::Overwrite => old != Some(new),
+                FieldPolicy::Overwrite => old.as_ref() != Some(&new.value),
                 FieldPolicy::FillEmpty => old.is_none(),
             };
             if write {
                 if old.is_some() {
                     reason = Reason::FieldChangedInMailchimp;
                 }
+                self.trimmed(m, mapping, &new, rec.id);
                 fields.push(FieldChange {
-                    column: self.col(&mapping.column),
-                    before: opt_text(old),
-                    after: text(new),
+                    column: self.col(&self.write_key(&mapping.column)),
+                    before: old,
+                    after: Some(new.value),
                 });
             }
         }
@@ -427,6 +505,17 @@ impl<'a> Diff<'a> {
             .fields(fields)
             .if_match(Some(rec.etag().to_owned()));
         self.push(change);
+    }
+
+    /// The CRM's value of `column` as read, typed as the column is (text as read when the type
+    /// is unknown or the value does not read as the type).
+    fn crm_value(&self, column: &str, old: &str) -> Value {
+        self.snapshot
+            .crm
+            .column_types
+            .get(column)
+            .and_then(|ty| convert::crm_value(ty, old))
+            .unwrap_or_else(|| Value::Text(old.to_owned()))
     }
 }
 
@@ -538,5 +627,69 @@ mod tests {
         let fields: Vec<&str> = plan.changes[0].fields.iter().map(|f| &*f.column).collect();
         assert_eq!(fields, vec!["lastname"]);
         assert_eq!(plan.changes[0].reason, Reason::FieldEmptyInCrm);
+    }
+
+    #[test]
+    fn typed_columns_compare_as_typed_values_and_long_text_is_cut_with_a_note() {
+        use crate::dataverse::columns::ColumnType;
+        use crate::plan::model::{ProblemCode, Value};
+        let (bindings, names) = fixture::bindings(
+            "bindings:\n  - {name: b, audience: {id: a1}, marketing_list: {name: L, member_type: contact}, fields: {map: {timestamp_signup: lastusedincampaign, vip: donotphone}}}\n",
+        );
+        let col = names.contact_mailchimp_id_column.as_str();
+        let long = "Bartholomew-Maximilian Alexander-Christophe Featherstone"; // 56
+        let mut snapshot = Builder::new(&bindings[0], &names, ("a1", "A"))
+            .audience_record(uuid(1), "A")
+            .list(uuid(2), "L", 2, false, Some(uuid(1)))
+            .member(
+                "s@example.com",
+                MemberStatus::Subscribed,
+                &[
+                    ("timestamp_signup", "2024-03-01T10:20:30+00:00"),
+                    ("vip", "true"),
+                    ("merge_fields.FNAME", long),
+                ],
+                &[],
+            )
+            .record(
+                uuid(11),
+                &[
+                    ("emailaddress1", "s@example.com"),
+                    (col, "c-s"),
+                    ("lastusedincampaign", "2024-03-01T10:20:30Z"),
+                    ("donotphone", "false"),
+                    ("mcsync_mailchimpstatus", "subscribed"),
+                ],
+                false,
+                &[],
+                true,
+            )
+            .build();
+        snapshot.crm.column_types = [
+            ("lastusedincampaign", ColumnType::DateTime),
+            ("donotphone", ColumnType::Boolean),
+            ("firstname", ColumnType::Text { max_len: 50 }),
+        ]
+        .into_iter()
+        .map(|(c, t)| (c.to_owned(), t))
+        .collect();
+        let plan = compute(&bindings[0], &names, &snapshot);
+        assert_eq!(plan.changes.len(), 1, "{:#?}", plan.changes);
+        let fields: Vec<(&str, Option<&Value>)> = plan.changes[0]
+            .fields
+            .iter()
+            .map(|f| (&*f.column, f.after.as_ref()))
+            .collect();
+        // the time is the same instant (`+00:00` = `Z`): not written
+        assert_eq!(
+            fields,
+            vec![
+                ("donotphone", Some(&Value::Bool(true))),
+                ("firstname", Some(&Value::Text(long[..50].to_owned()))),
+            ]
+        );
+        assert_eq!(plan.warnings.len(), 1);
+        assert_eq!(plan.warnings[0].code, ProblemCode::ValueTrimmed);
+        assert!(plan.warnings[0].message.contains("56 characters"));
     }
 }

@@ -11,6 +11,7 @@ use std::collections::BTreeSet;
 use uuid::Uuid;
 
 use super::*;
+use crate::dataverse::columns::{ChoiceOption, ColumnType};
 use crate::domain::MemberStatus;
 use crate::plan::fixture::{self, Builder, uuid};
 use crate::plan::model::ProblemCode;
@@ -171,6 +172,11 @@ fn random_case(seed: u64, yaml: &str) -> (Binding, Names, Snapshot) {
                 fields.push((path, *pick(&mut rng, &VALUES)));
             }
         }
+        for (path, values) in TYPED_MEMBER_VALUES {
+            if rng.random_bool(0.6) {
+                fields.push((path, *pick(&mut rng, values)));
+            }
+        }
         let tags: Vec<u64> = (1..=6).filter(|_| rng.random_bool(0.4)).collect();
         b = b.member(email, status, &fields, &tags);
     }
@@ -205,6 +211,11 @@ fn random_case(seed: u64, yaml: &str) -> (Binding, Names, Snapshot) {
                 columns.push((column.to_owned(), value.to_owned()));
             }
         }
+        for (column, values) in TYPED_CRM_VALUES {
+            if rng.random_bool(0.4) {
+                columns.push((column.to_owned(), (*pick(&mut rng, values)).to_owned()));
+            }
+        }
         let links: Vec<Uuid> = tag_records
             .iter()
             .copied()
@@ -222,7 +233,67 @@ fn random_case(seed: u64, yaml: &str) -> (Binding, Names, Snapshot) {
             rng.random_bool(0.6),
         );
     }
-    (binding, names, b.build())
+    let mut snapshot = b.build();
+    snapshot.crm.column_types = typed_columns();
+    (binding, names, snapshot)
+}
+
+/// Member values for the typed mappings, some of which do not convert.
+const TYPED_MEMBER_VALUES: [(&str, &[&str]); 5] = [
+    ("vip", &["true", "false", "maybe"]),
+    (
+        "timestamp_signup",
+        &[
+            "2024-03-01T10:20:30+00:00",
+            "2024-03-01T12:20:30+02:00",
+            "soon",
+        ],
+    ),
+    ("member_rating", &["1", "5", "4.0", "lots"]),
+    ("merge_fields.BIRTHDAY", &["1990-04-12", "04/12"]),
+    ("merge_fields.GENDER", &["Male", "female", "2", "Robot"]),
+];
+
+/// CRM values of the typed columns, as the observer reads them.
+const TYPED_CRM_VALUES: [(&str, &[&str]); 5] = [
+    ("donotphone", &["true", "false"]),
+    (
+        "lastusedincampaign",
+        &["2024-03-01T10:20:30Z", "2020-01-01T00:00:00Z"],
+    ),
+    ("numberofchildren", &["1", "5"]),
+    ("birthdate", &["1990-04-12"]),
+    ("gendercode", &["1", "2"]),
+];
+
+/// The column types of the typed mappings (and a short first name, so text is trimmed).
+fn typed_columns() -> std::collections::BTreeMap<String, ColumnType> {
+    let choice = |value: i64, label: &str| ChoiceOption {
+        value,
+        labels: vec![label.to_owned()],
+    };
+    [
+        ("firstname", ColumnType::Text { max_len: 5 }),
+        ("donotphone", ColumnType::Boolean),
+        ("lastusedincampaign", ColumnType::DateTime),
+        (
+            "numberofchildren",
+            ColumnType::Integer {
+                min: 0,
+                max: 1_000_000_000,
+            },
+        ),
+        ("birthdate", ColumnType::DateOnly),
+        (
+            "gendercode",
+            ColumnType::Choice {
+                options: vec![choice(1, "Male"), choice(2, "Female")],
+            },
+        ),
+    ]
+    .into_iter()
+    .map(|(c, t)| (c.to_owned(), t))
+    .collect()
 }
 
 fn yaml_strategy() -> impl Strategy<Value = String> {
@@ -238,7 +309,7 @@ fn yaml_strategy() -> impl Strategy<Value = String> {
     )
         .prop_map(|(kind, prune_members, prune_tags, unsub, statuses, policy, sync, create)| {
             format!(
-                "bindings:\n  - name: p\n    audience: {{id: aud1}}\n    marketing_list: {{name: L, member_type: {kind}, create: {create}}}\n    prune_members: {prune_members}\n    members: {{statuses: {statuses}, on_unsubscribe: {unsub}}}\n    tags: {{sync: {sync}, prune: {prune_tags}, exclude: [\"internal-*\"]}}\n    fields: {{policy: {policy}, map: {{merge_fields.NOTES: description, merge_fields.COMPANY: {{column: company, policy: fill_empty}}}}}}\n    lead_values: {{subject: \"Sign-up {{{{ merge_fields.FNAME }}}}\"}}\n"
+                "bindings:\n  - name: p\n    audience: {{id: aud1}}\n    marketing_list: {{name: L, member_type: {kind}, create: {create}}}\n    prune_members: {prune_members}\n    members: {{statuses: {statuses}, on_unsubscribe: {unsub}}}\n    tags: {{sync: {sync}, prune: {prune_tags}, exclude: [\"internal-*\"]}}\n    fields: {{policy: {policy}, map: {{merge_fields.NOTES: description, merge_fields.COMPANY: {{column: company, policy: fill_empty}}, vip: donotphone, timestamp_signup: lastusedincampaign, member_rating: numberofchildren, merge_fields.BIRTHDAY: birthdate, merge_fields.GENDER: gendercode}}}}\n    lead_values: {{subject: \"Sign-up {{{{ merge_fields.FNAME }}}}\"}}\n"
             )
         })
 }
@@ -267,6 +338,8 @@ fn random_cases_cover_every_action() {
         ProblemCode::DuplicateMailchimpId,
         ProblemCode::InvalidEmail,
         ProblemCode::DoNotEmailKept,
+        ProblemCode::ValueNotConvertible,
+        ProblemCode::ValueTrimmed,
     ] {
         assert!(problems.contains(&code), "never reached: {code:?}");
     }

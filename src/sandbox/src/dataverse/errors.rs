@@ -38,6 +38,19 @@ impl DvError {
         Self::new(400, "0x80044331", message)
     }
 
+    /// 400 from the OData reader: a literal of the wrong type in a write body, as the real
+    /// service words it (`docs/dataverse.md` §11: mautic/mautic#4467, MarcusRisanger/Dataverse-API#30).
+    #[must_use]
+    pub fn payload(entity_set: &str, inner: &str) -> Self {
+        Self::new(
+            400,
+            "0x80048d19",
+            format!(
+                "Error identified in Payload provided by the user for Entity :'{entity_set}', For more information on this error please follow this help link https://go.microsoft.com/fwlink/?linkid=2195293  ---->  InnerException : Microsoft.OData.ODataException: {inner}"
+            ),
+        )
+    }
+
     /// 404: the record does not exist.
     #[must_use]
     pub fn not_found(entity: &str, id: &uuid::Uuid) -> Self {

@@ -1,8 +1,8 @@
 //! Table metadata of the emulated environment: tables (`EntityDefinitions`), their columns
 //! (`Attributes`), alternate keys and relationships (`RelationshipDefinitions`), with the
 //! standard tables the tool touches (`contact`, `lead`, `account`, `list`, `listmember`,
-//! `sdkmessage`, `sdkmessagefilter`, `systemuser`); the tool's own schema comes from
-//! [`super::tool_schema`].
+//! `sdkmessage`, `sdkmessagefilter`, `systemuser`; the columns of contact and lead people map
+//! onto come from [`super::columns`]); the tool's own schema comes from [`super::tool_schema`].
 //!
 //! Invariants: attribute positions in [`EntityMeta::attributes`] never change once assigned
 //! (records store values by position); logical names are lower case; every table has exactly one
@@ -33,8 +33,11 @@ pub enum AttrType {
     State(Vec<i64>),
     /// `statuscode`, with its allowed values.
     Status(Vec<i64>),
-    /// Date and time (ISO 8601 text, UTC).
+    /// Date and time (ISO 8601 text, UTC): `DateTimeBehavior` `UserLocal` or
+    /// `TimeZoneIndependent`, `Edm.DateTimeOffset` (the `Format` may still be `DateOnly`).
     DateTime,
+    /// Date only (`DateTimeBehavior` `DateOnly`): `Edm.Date`, written and read as `YYYY-MM-DD`.
+    Date,
     /// Decimal number.
     Decimal,
     /// A reference to a row of one of these tables.
@@ -55,7 +58,7 @@ impl AttrType {
             AttrType::Picklist(_) => "Picklist",
             AttrType::State(_) => "State",
             AttrType::Status(_) => "Status",
-            AttrType::DateTime => "DateTime",
+            AttrType::DateTime | AttrType::Date => "DateTime",
             AttrType::Decimal => "Decimal",
             AttrType::Lookup(targets) if targets.len() > 1 => "Customer",
             AttrType::Lookup(_) => "Lookup",
@@ -77,7 +80,9 @@ impl AttrType {
             AttrType::Picklist(_) => "#Microsoft.Dynamics.CRM.PicklistAttributeMetadata",
             AttrType::State(_) => "#Microsoft.Dynamics.CRM.StateAttributeMetadata",
             AttrType::Status(_) => "#Microsoft.Dynamics.CRM.StatusAttributeMetadata",
-            AttrType::DateTime => "#Microsoft.Dynamics.CRM.DateTimeAttributeMetadata",
+            AttrType::DateTime | AttrType::Date => {
+                "#Microsoft.Dynamics.CRM.DateTimeAttributeMetadata"
+            }
             AttrType::Decimal => "#Microsoft.Dynamics.CRM.DecimalAttributeMetadata",
             AttrType::Lookup(_) => "#Microsoft.Dynamics.CRM.LookupAttributeMetadata",
         }
@@ -96,6 +101,7 @@ impl AttrType {
             AttrType::BigInt => "Edm.Int64",
             AttrType::Boolean => "Edm.Boolean",
             AttrType::DateTime => "Edm.DateTimeOffset",
+            AttrType::Date => "Edm.Date",
             AttrType::Decimal => "Edm.Decimal",
         }
     }
@@ -120,6 +126,9 @@ pub struct AttributeMeta {
     pub system_required: bool,
     /// The display label.
     pub display_name: String,
+    /// Type details beyond [`AttrType`] (format, option labels, ranges).
+    #[serde(default)]
+    pub details: super::columns::Details,
 }
 
 /// An alternate key.
@@ -223,6 +232,7 @@ impl EntityMeta {
             read_only: false,
             system_required: false,
             display_name: logical_name.to_owned(),
+            details: super::columns::Details::default(),
         })
     }
 
@@ -357,36 +367,13 @@ pub mod tool {
 }
 
 fn contact_like(meta: &mut EntityMeta, lead: bool) {
-    for col in [
-        "firstname",
-        "lastname",
-        "middlename",
-        "jobtitle",
-        "emailaddress1",
-        "emailaddress2",
-        "telephone1",
-        "mobilephone",
-        "address1_line1",
-        "address1_line2",
-        "address1_city",
-        "address1_stateorprovince",
-        "address1_postalcode",
-        "address1_country",
-    ] {
-        meta.add(col, AttrType::String(100));
-    }
+    super::columns::add_standard(meta, lead);
     let pos = meta.add("fullname", AttrType::String(160));
     if let Some(attr) = meta.attributes.get_mut(usize::from(pos)) {
         attr.read_only = true;
     }
     meta.primary_name = Some("fullname".to_owned());
-    meta.add("description", AttrType::Memo(2000));
-    meta.add("birthdate", AttrType::DateTime);
-    meta.add("donotbulkemail", AttrType::Boolean);
-    meta.add("donotemail", AttrType::Boolean);
     if lead {
-        meta.add("subject", AttrType::String(300));
-        meta.add("companyname", AttrType::String(100));
         meta.add("statecode", AttrType::State(vec![0, 1, 2]));
         meta.add("statuscode", AttrType::Status(vec![1, 2, 3, 4, 5, 6, 7]));
     } else {
@@ -397,6 +384,7 @@ fn contact_like(meta: &mut EntityMeta, lead: bool) {
             AttrType::Lookup(vec!["account".to_owned(), "contact".to_owned()]),
         );
     }
+    super::columns::label_states(meta, lead);
     meta.bulk = true;
 }
 

@@ -8,7 +8,8 @@
 //! (OData errors), [`seed`] (seed and generator); and for this API: [`meta`] (tables, columns,
 //! relationships), [`tool_schema`] (the custom schema `bootstrapped` installs), [`value`] (typed
 //! values), [`filter`] (the `$filter` parser), [`metadata`] (metadata API and CSDL), [`batch`]
-//! (`$batch`), [`auth`] (tokens), [`limits`] (service protection and counters, with the sources
+//! (`$batch`), [`columns`] (the documented contact and lead columns, write checks, seeded
+//! custom columns, plug-in refusals), [`auth`] (tokens), [`limits`] (service protection and counters, with the sources
 //! of how the real service counts; faults come from [`crate::faults`]).
 //!
 //! Sandbox-only endpoints (no auth): `GET /_sandbox/dataverse/requests` (counters),
@@ -26,6 +27,7 @@
 
 pub mod auth;
 pub mod batch;
+pub mod columns;
 pub mod errors;
 pub mod filter;
 pub mod limits;
@@ -334,6 +336,11 @@ impl State {
     /// Change the service-protection settings.
     pub fn set_limits(&self, limits: Limits) {
         lock(&self.protection).limits = limits;
+    }
+
+    /// Refuse some writes from now on as a plug-in would (400 `0x80040265`).
+    pub fn add_plugin_refusal(&self, refusal: columns::PluginRefusal) {
+        self.with_store(|store| store.plugin_refusals.push(refusal));
     }
 
     /// Change the faults.

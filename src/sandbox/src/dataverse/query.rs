@@ -448,7 +448,10 @@ fn lit_val(kind: &AttrType, lit: &Lit) -> Result<Val, DvError> {
         (AttrType::Uniqueidentifier | AttrType::Lookup(_), Val::Str(s)) => {
             Uuid::parse_str(s).is_ok()
         }
-        (AttrType::String(_) | AttrType::Memo(_) | AttrType::DateTime, Val::Str(_)) => true,
+        (
+            AttrType::String(_) | AttrType::Memo(_) | AttrType::DateTime | AttrType::Date,
+            Val::Str(_),
+        ) => true,
         (AttrType::Boolean, Val::Bool(_)) => true,
         (
             AttrType::Integer

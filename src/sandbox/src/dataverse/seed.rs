@@ -11,6 +11,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
+use super::columns::{PluginRefusal, SeedColumn};
 use super::limits::{Faults, Limits};
 use super::meta;
 use super::routes::{self, Ctx};
@@ -123,6 +124,12 @@ pub struct Seed {
     /// Faults.
     #[serde(default)]
     pub faults: Option<Faults>,
+    /// Custom columns of any type added to existing tables before the rows are written.
+    #[serde(default)]
+    pub columns: Vec<SeedColumn>,
+    /// Writes refused as a plug-in would refuse them (400 `0x80040265`).
+    #[serde(default)]
+    pub plugin_refusals: Vec<PluginRefusal>,
     /// Accounts.
     #[serde(default)]
     pub accounts: Vec<Map<String, Value>>,
@@ -177,6 +184,15 @@ pub fn apply(store: &mut Store, seed: &Seed) -> Result<(), String> {
     if let Some(rights) = &seed.access_rights {
         rights.clone_into(&mut store.access_rights);
     }
+    for column in &seed.columns {
+        let table = store
+            .table_mut(&column.table)
+            .ok_or_else(|| format!("seed column `{}`: no table `{}`", column.name, column.table))?;
+        column.install(&mut table.meta);
+    }
+    store
+        .plugin_refusals
+        .extend(seed.plugin_refusals.iter().cloned());
     for (set, rows) in [
         ("accounts", &seed.accounts),
         ("contacts", &seed.contacts),

@@ -100,9 +100,18 @@ pub fn cmp_ci(a: &str, b: &str) -> Ordering {
     }
 }
 
-/// Why a JSON value does not fit a column.
+/// Which step refuses a value that does not fit a column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// The OData reader: the literal is not of the property's Edm type (`0x80048d19`).
+    Payload,
+    /// Platform validation: length, option set, range (`0x80044331`).
+    Validation,
+}
+
+/// Why a JSON value does not fit a column: the message and the step that refuses it.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Mismatch(pub String);
+pub struct Mismatch(pub String, pub Stage);
 
 /// Convert the JSON of a write body to the stored value of a column of this type.
 ///
@@ -113,11 +122,14 @@ pub fn from_json(kind: &AttrType, name: &str, value: &Value) -> Result<Val, Mism
         return Ok(Val::Null);
     }
     let wrong = || {
-        Mismatch(format!(
-            "Cannot convert the literal '{}' to the expected type '{}'.",
-            literal(value),
-            kind.edm()
-        ))
+        Mismatch(
+            format!(
+                "Cannot convert the literal '{}' to the expected type '{}'.",
+                literal(value),
+                kind.edm()
+            ),
+            Stage::Payload,
+        )
     };
     match kind {
         AttrType::Uniqueidentifier | AttrType::Lookup(_) => value
@@ -129,10 +141,13 @@ pub fn from_json(kind: &AttrType, name: &str, value: &Value) -> Result<Val, Mism
             let text = value.as_str().ok_or_else(wrong)?;
             let len = text.chars().count();
             if len > *max as usize {
-                return Err(Mismatch(format!(
-                    "A validation error occurred.  The length of the '{name}' attribute of the \
-                     '{{entity}}' entity exceeded the maximum allowed length of '{max}'."
-                )));
+                return Err(Mismatch(
+                    format!(
+                        "A validation error occurred.  The length of the '{name}' attribute of \
+                         the '{{entity}}' entity exceeded the maximum allowed length of '{max}'."
+                    ),
+                    Stage::Validation,
+                ));
             }
             Ok(Val::Str(text.into()))
         }
@@ -142,15 +157,18 @@ pub fn from_json(kind: &AttrType, name: &str, value: &Value) -> Result<Val, Mism
             if allowed.contains(&n) {
                 Ok(Val::Int(n))
             } else {
-                Err(Mismatch(format!(
-                    "A validation error occurred. The value {n} of '{name}' on record of type '{{entity}}' \
-                     is outside the valid range. Accepted Values: {}",
-                    allowed
-                        .iter()
-                        .map(i64::to_string)
-                        .collect::<Vec<_>>()
-                        .join(",")
-                )))
+                Err(Mismatch(
+                    format!(
+                        "A validation error occurred. The value {n} of '{name}' on record of type \
+                         '{{entity}}' is outside the valid range. Accepted Values: {}",
+                        allowed
+                            .iter()
+                            .map(i64::to_string)
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    ),
+                    Stage::Validation,
+                ))
             }
         }
         AttrType::Boolean => value.as_bool().map(Val::Bool).ok_or_else(wrong),
@@ -169,6 +187,14 @@ pub fn from_json(kind: &AttrType, name: &str, value: &Value) -> Result<Val, Mism
             } else {
                 Err(wrong())
             }
+        }
+        AttrType::Date => {
+            let text = value.as_str().ok_or_else(wrong)?;
+            chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+                .ok()
+                .filter(|_| text.len() == 10)
+                .map(|_| Val::Str(text.into()))
+                .ok_or_else(wrong)
         }
     }
 }

@@ -5,6 +5,7 @@
 use serde_json::{Map, Value};
 
 use super::read::label_text;
+use crate::dataverse::columns::Details;
 use crate::dataverse::errors::DvError;
 use crate::dataverse::meta;
 use crate::dataverse::meta::{AttrType, AttributeMeta, EntityMeta, KeyMeta};
@@ -63,12 +64,20 @@ fn attribute_from(body: &Map<String, Value>, entity: &str) -> Result<AttributeMe
             .and_then(|n| u32::try_from(n).ok())
             .unwrap_or(default)
     };
+    let text = |key: &str| {
+        body.get(key)
+            .and_then(|v| v.get("Value").or(Some(v)))
+            .and_then(Value::as_str)
+    };
     let kind = match odata_type {
         "StringAttributeMetadata" => AttrType::String(max(100)),
         "MemoAttributeMetadata" => AttrType::Memo(max(2000)),
         "IntegerAttributeMetadata" => AttrType::Integer,
         "BigIntAttributeMetadata" => AttrType::BigInt,
         "BooleanAttributeMetadata" => AttrType::Boolean,
+        "DateTimeAttributeMetadata" if text("DateTimeBehavior") == Some("DateOnly") => {
+            AttrType::Date
+        }
         "DateTimeAttributeMetadata" => AttrType::DateTime,
         "DecimalAttributeMetadata" | "MoneyAttributeMetadata" | "DoubleAttributeMetadata" => {
             AttrType::Decimal
@@ -97,6 +106,27 @@ fn attribute_from(body: &Map<String, Value>, entity: &str) -> Result<AttributeMe
             )));
         }
     };
+    let details = Details {
+        format: text("Format")
+            .or_else(|| text("FormatName"))
+            .map(str::to_owned),
+        behavior: text("DateTimeBehavior").map(str::to_owned),
+        options: body
+            .get("OptionSet")
+            .and_then(|o| o.get("Options"))
+            .and_then(Value::as_array)
+            .map(|opts| {
+                opts.iter()
+                    .filter_map(|o| {
+                        let value = o.get("Value").and_then(Value::as_i64)?;
+                        Some((value, label_text(o.get("Label")).unwrap_or_default()))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+        min: body.get("MinValue").and_then(Value::as_i64),
+        max: body.get("MaxValue").and_then(Value::as_i64),
+    };
     let logical = schema_name.to_ascii_lowercase();
     let required = body
         .get("RequiredLevel")
@@ -112,6 +142,7 @@ fn attribute_from(body: &Map<String, Value>, entity: &str) -> Result<AttributeMe
         read_only: false,
         system_required: required,
         display_name: label_text(body.get("DisplayName")).unwrap_or_else(|| schema_name.to_owned()),
+        details,
     })
 }
 
@@ -371,6 +402,7 @@ pub(super) fn create_relationship(
                 system_required: false,
                 display_name: label_text(lookup.get("DisplayName"))
                     .unwrap_or_else(|| lookup_schema.to_owned()),
+                details: Details::default(),
             });
             let mut rel = meta::lookup_rel(
                 &schema_name,

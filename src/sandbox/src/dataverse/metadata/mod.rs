@@ -9,7 +9,6 @@ mod create;
 mod csdl;
 mod read;
 
-use serde_json::Value;
 use uuid::Uuid;
 
 use super::errors::DvError;
@@ -18,9 +17,21 @@ use super::store::Store;
 use create::{create_attribute, create_entity, create_key};
 pub use csdl::csdl;
 use read::{
-    attribute_json, collection, entity_json, entity_relationships, find_entity, key_json,
-    meta_query, one, relationships, with_expands,
+    MetaQuery, cast_attribute_json, collection, entity_json, entity_relationships, find_entity,
+    key_json, meta_query, one, relationships, with_expands,
 };
+
+/// The derived-type cast after `Attributes` (`Microsoft.Dynamics.CRM.PicklistAttributeMetadata`),
+/// which `$expand=OptionSet` needs: `OptionSet` is not a property of `AttributeMetadata`.
+fn attribute_cast<'a>(segs: &'a [Segment], q: &MetaQuery) -> Result<Option<&'a str>, DvError> {
+    let cast = segs.get(2).map(|s| s.name.as_str());
+    if cast.is_none() && q.expand.iter().any(|(nav, _)| nav == "OptionSet") {
+        return Err(DvError::bad_request(
+            "Could not find a property named 'OptionSet' on type 'Microsoft.Dynamics.CRM.AttributeMetadata'.",
+        ));
+    }
+    Ok(cast)
+}
 
 /// Answer a request under `EntityDefinitions` or `RelationshipDefinitions`.
 ///
@@ -59,16 +70,11 @@ pub fn handle(
             let context = format!("EntityDefinitions({})/{}", entity.metadata_id, sub.name);
             match (method, sub.name.as_str(), sub.key.as_deref()) {
                 ("GET", "Attributes", None) => {
-                    let cast = segs.get(2).map(|s| format!("#{}", s.name));
+                    let cast = attribute_cast(segs, &q)?;
                     let items = entity
                         .attributes
                         .iter()
-                        .map(|a| attribute_json(&entity, a))
-                        .filter(|a| {
-                            cast.as_deref().is_none_or(|c| {
-                                a.get("@odata.type").and_then(Value::as_str) == Some(c)
-                            })
-                        })
+                        .filter_map(|a| cast_attribute_json(&entity, a, cast, &q))
                         .collect();
                     collection(ctx, &context, items, &q)
                 }
@@ -93,12 +99,14 @@ pub fn handle(
                                 ),
                             )
                         })?;
-                    Ok(one(
-                        ctx,
-                        &format!("{context}/$entity"),
-                        attribute_json(&entity, attr),
-                        &q,
-                    ))
+                    let cast = attribute_cast(segs, &q)?;
+                    let obj = cast_attribute_json(&entity, attr, cast, &q).ok_or_else(|| {
+                        DvError::bad_request(format!(
+                            "The attribute {name} is not of the type {}.",
+                            cast.unwrap_or_default()
+                        ))
+                    })?;
+                    Ok(one(ctx, &format!("{context}/$entity"), obj, &q))
                 }
                 ("POST", "Attributes", None) => {
                     create_attribute(ctx, store, req, &entity.logical_name)

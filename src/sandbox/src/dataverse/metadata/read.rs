@@ -11,7 +11,7 @@ use crate::dataverse::filter::{Expr, Lit, Op, Operand};
 use crate::dataverse::meta::{AttrType, AttributeMeta, EntityMeta, KeyMeta, ManyToMany, OneToMany};
 use crate::dataverse::routes::{ApiRequest, ApiResponse, Ctx, Segment};
 use crate::dataverse::store::Store;
-use crate::dataverse::{filter, meta};
+use crate::dataverse::{columns, filter, meta};
 
 fn label(text: &str) -> Value {
     let localized = json!({
@@ -76,7 +76,7 @@ fn type_name_value(kind: &AttrType) -> &'static str {
         AttrType::Picklist(_) => "PicklistType",
         AttrType::State(_) => "StateType",
         AttrType::Status(_) => "StatusType",
-        AttrType::DateTime => "DateTimeType",
+        AttrType::DateTime | AttrType::Date => "DateTimeType",
         AttrType::Decimal => "DecimalType",
         AttrType::Lookup(t) if t.len() > 1 => "CustomerType",
         AttrType::Lookup(_) => "LookupType",
@@ -129,21 +129,106 @@ pub(super) fn attribute_json(entity: &EntityMeta, attr: &AttributeMeta) -> Map<S
         json!({"Value": if attr.system_required { "SystemRequired" } else { "None" }, "CanBeChanged": true, "ManagedPropertyLogicalName": "canmodifyrequirementlevelsettings"}),
     );
     out.insert("DisplayName".into(), label(&attr.display_name));
+    let details = &attr.details;
     match &attr.kind {
         AttrType::String(max) | AttrType::Memo(max) => {
+            let format = details.format.as_deref().unwrap_or("Text");
             out.insert("MaxLength".into(), Value::from(*max));
-            out.insert("Format".into(), Value::String("Text".into()));
+            out.insert("Format".into(), Value::String(format.into()));
+            out.insert("FormatName".into(), json!({"Value": format}));
         }
         AttrType::Lookup(targets) => {
             out.insert("Targets".into(), json!(targets));
         }
         AttrType::Integer => {
-            out.insert("MinValue".into(), Value::from(-2_147_483_648_i64));
-            out.insert("MaxValue".into(), Value::from(2_147_483_647_i64));
+            let min = details.min.unwrap_or(-2_147_483_648);
+            let max = details.max.unwrap_or(2_147_483_647);
+            out.insert("MinValue".into(), Value::from(min));
+            out.insert("MaxValue".into(), Value::from(max));
+            out.insert(
+                "Format".into(),
+                Value::String(details.format.as_deref().unwrap_or("None").into()),
+            );
+        }
+        AttrType::Decimal => {
+            out.insert("Precision".into(), Value::from(2));
+        }
+        AttrType::DateTime | AttrType::Date => {
+            let date_only = matches!(attr.kind, AttrType::Date);
+            let format = details.format.as_deref().unwrap_or(if date_only {
+                "DateOnly"
+            } else {
+                "DateAndTime"
+            });
+            let behavior = details.behavior.as_deref().unwrap_or(if date_only {
+                "DateOnly"
+            } else {
+                "UserLocal"
+            });
+            out.insert("Format".into(), Value::String(format.into()));
+            out.insert("DateTimeBehavior".into(), json!({"Value": behavior}));
         }
         _ => {}
     }
     out
+}
+
+/// The `OptionSet` of a choice, state or status column (and the two options of a Yes/No),
+/// as `$expand=OptionSet` on the derived type's cast answers it.
+pub(super) fn option_set_json(entity: &EntityMeta, attr: &AttributeMeta) -> Option<Value> {
+    let values: Vec<i64> = match &attr.kind {
+        AttrType::Picklist(v) | AttrType::State(v) | AttrType::Status(v) => v.clone(),
+        AttrType::Boolean => vec![1, 0],
+        _ => return None,
+    };
+    let option = |value: i64| {
+        let text = columns::option_label(attr, value)
+            .map(str::to_owned)
+            .unwrap_or_else(|| value.to_string());
+        json!({"Value": value, "Label": label(&text), "Description": label(""), "Color": null, "IsManaged": !attr.is_custom})
+    };
+    let name = format!("{}_{}", entity.logical_name, attr.logical_name);
+    let mut set = json!({
+        "MetadataId": meta::name_uuid("optionset", &name).to_string(),
+        "Name": name,
+        "IsGlobal": false,
+        "IsCustomOptionSet": attr.is_custom,
+        "OptionSetType": if matches!(attr.kind, AttrType::Boolean) { "Boolean" } else { "Picklist" },
+    });
+    if let Value::Object(map) = &mut set {
+        if matches!(attr.kind, AttrType::Boolean) {
+            map.insert("TrueOption".into(), option(1));
+            map.insert("FalseOption".into(), option(0));
+        } else {
+            map.insert(
+                "Options".into(),
+                Value::Array(values.into_iter().map(option).collect()),
+            );
+        }
+    }
+    Some(set)
+}
+
+/// An attribute as answered under a cast (`…/Microsoft.Dynamics.CRM.PicklistAttributeMetadata`),
+/// with `OptionSet` when the query expands it; `None` when the cast does not fit the column.
+pub(super) fn cast_attribute_json(
+    entity: &EntityMeta,
+    attr: &AttributeMeta,
+    cast: Option<&str>,
+    q: &MetaQuery,
+) -> Option<Map<String, Value>> {
+    let mut obj = attribute_json(entity, attr);
+    if let Some(cast) = cast
+        && obj.get("@odata.type").and_then(Value::as_str) != Some(&format!("#{cast}"))
+    {
+        return None;
+    }
+    if q.expand.iter().any(|(nav, _)| nav == "OptionSet")
+        && let Some(set) = option_set_json(entity, attr)
+    {
+        obj.insert("OptionSet".into(), set);
+    }
+    Some(obj)
 }
 
 pub(super) fn key_json(entity: &EntityMeta, key: &KeyMeta) -> Map<String, Value> {
@@ -247,7 +332,7 @@ fn json_matches(obj: &Map<String, Value>, expr: &Expr) -> Result<bool, DvError> 
 pub(super) struct MetaQuery {
     select: Vec<String>,
     filter: Option<Expr>,
-    expand: Vec<(String, Vec<String>)>,
+    pub(super) expand: Vec<(String, Vec<String>)>,
 }
 
 pub(super) fn meta_query(req: &ApiRequest) -> Result<MetaQuery, DvError> {
@@ -304,7 +389,9 @@ fn project(mut obj: Map<String, Value>, select: &[String]) -> Map<String, Value>
     if select.is_empty() {
         return obj;
     }
-    obj.retain(|k, _| k == "@odata.type" || k == "MetadataId" || select.iter().any(|s| s == k));
+    obj.retain(|k, _| {
+        k == "@odata.type" || k == "MetadataId" || k == "OptionSet" || select.iter().any(|s| s == k)
+    });
     obj
 }
 

@@ -11,8 +11,8 @@ use super::{ApiRequest, ApiResponse, Ctx};
 use crate::dataverse::errors::DvError;
 use crate::dataverse::meta::{AttrType, ManyToMany};
 use crate::dataverse::store::{Row, Store};
-use crate::dataverse::value::Val;
-use crate::dataverse::{query, value};
+use crate::dataverse::value::{Stage, Val};
+use crate::dataverse::{columns, query, value};
 
 /// Collection-valued binds to apply after a create: (relationship, this side is entity1, ids).
 type CollectionBinds = Vec<(ManyToMany, bool, Vec<Uuid>)>;
@@ -106,11 +106,22 @@ pub(super) fn row_from_body(
         if pos == t.meta.primary_id_pos() && !is_create {
             continue;
         }
-        let val = value::from_json(&attr.kind, key, value)
-            .map_err(|m| DvError::validation(m.0.replace("{entity}", table)))?;
+        let val = value::from_json(&attr.kind, key, value).map_err(|m| match m.1 {
+            Stage::Payload => DvError::payload(&t.meta.entity_set, &m.0),
+            Stage::Validation => DvError::validation(m.0.replace("{entity}", table)),
+        })?;
+        columns::validate(attr, table, &val)?;
+        if let Some(refused) = store
+            .plugin_refusals
+            .iter()
+            .find_map(|p| p.check(table, key, &val))
+        {
+            return Err(refused);
+        }
         row.set(pos, val);
     }
     if is_create {
+        columns::fill_defaults(&t.meta, &mut row);
         for attr in t.meta.attributes.iter().filter(|a| a.system_required) {
             let pos = t.meta.position(&attr.logical_name).unwrap_or_default();
             if row.get(pos).is_null() {

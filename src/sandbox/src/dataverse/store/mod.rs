@@ -105,6 +105,8 @@ pub struct Store {
     indexes: std::sync::Mutex<HashMap<(String, u16), TextIndex>>,
     /// What `RetrievePrincipalAccess` answers for the application user on any row.
     pub access_rights: String,
+    /// Stand-ins for plug-ins that refuse some writes.
+    pub plugin_refusals: Vec<crate::dataverse::columns::PluginRefusal>,
     clock: fn() -> String,
 }
 
@@ -228,6 +230,7 @@ impl Store {
             journal: None,
             indexes: std::sync::Mutex::new(HashMap::new()),
             access_rights: FULL_ACCESS.to_owned(),
+            plugin_refusals: Vec::new(),
             clock: now,
         };
         store
