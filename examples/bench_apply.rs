@@ -11,51 +11,21 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use anyhow::{Context as _, bail};
+use anyhow::bail;
 use api_sandbox::{GenerateSpec, Options as SandboxOptions, Sandbox};
-use audience_sync::apply::{self, Options, lease};
-use audience_sync::clients::Clients;
-use audience_sync::dataverse::tables::ToolTables;
-use audience_sync::observe;
-use audience_sync::plan::{self, Action};
-use audience_sync::{config, dataverse, mailchimp};
+use audience_sync::plan::Action;
+
+#[path = "support/first_sync.rs"]
+mod first_sync;
+use first_sync::FirstSync;
 
 /// The largest batch of each kind: `$batch`, `CreateMultiple` and `AddListMembersList` all
 /// take 1,000.
 const LARGEST_BATCH: u64 = 1000;
 
-fn members_arg() -> anyhow::Result<usize> {
-    let mut args = std::env::args().skip(1);
-    let mut members = 100_000;
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--members" => {
-                members = args
-                    .next()
-                    .context("--members needs a number")?
-                    .replace('_', "")
-                    .parse()
-                    .context("--members needs a number")?;
-            }
-            other => bail!("unknown argument `{other}` (use --members N)"),
-        }
-    }
-    Ok(members)
-}
-
-fn env_of(sandbox: &Sandbox) -> impl Fn(&str) -> String {
-    let env = sandbox.env();
-    move |k: &str| {
-        env.iter()
-            .find(|(key, _)| key == k)
-            .map(|(_, v)| v.clone())
-            .unwrap_or_default()
-    }
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let members = members_arg()?;
+    let members = first_sync::members_arg(100_000)?;
     let started = Instant::now();
     let sandbox = Sandbox::start(SandboxOptions {
         generate: Some(GenerateSpec {
@@ -63,6 +33,7 @@ async fn main() -> anyhow::Result<()> {
             tags: 5,
             seed: 1,
             audiences: 1,
+            shared: 0,
         }),
         ..audience_sync::commands::sandbox::options()
     })
@@ -71,48 +42,9 @@ async fn main() -> anyhow::Result<()> {
         "sandbox with {members} members generated in {:.1} s",
         started.elapsed().as_secs_f64()
     );
-    let get = env_of(&sandbox);
-    let (audience, name) = sandbox.mailchimp.audiences().remove(0);
-    let dir = tempfile::tempdir()?;
-    let path = dir.path().join("audience-sync.yaml");
-    std::fs::write(
-        &path,
-        format!(
-            "version: 1\nmailchimp: {{api_key: \"${{MAILCHIMP_API_KEY}}\"}}\ndataverse: {{url: \"{}\", tenant_id: \"{}\", client_id: \"{}\", client_secret: \"${{S}}\"}}\nbindings:\n  - name: bench\n    audience: {{id: \"{audience}\"}}\n    marketing_list: {{name: \"{name}\", member_type: contact, create: true}}\n",
-            get("DATAVERSE_URL"),
-            get("DATAVERSE_TENANT_ID"),
-            get("DATAVERSE_CLIENT_ID"),
-        ),
-    )?;
-    let loaded = config::load(&path).map_err(|e| anyhow::anyhow!("config: {e}"))?;
-    let binding = loaded.bindings.first().context("one binding")?.clone();
-    let mc = mailchimp::Client::builder()
-        .api_key(get("MAILCHIMP_API_KEY").into())
-        .base_url(Some(get("MAILCHIMP_BASE_URL")))
-        .build()?;
-    let dv = dataverse::Client::builder()
-        .url(get("DATAVERSE_URL"))
-        .tenant_id(get("DATAVERSE_TENANT_ID"))
-        .client_id(get("DATAVERSE_CLIENT_ID"))
-        .client_secret(get("DATAVERSE_CLIENT_SECRET").into())
-        .token_url(Some(get("DATAVERSE_TOKEN_URL")))
-        .build()?;
-    let clients = Clients {
-        mailchimp: mc,
-        dataverse: dv.clone(),
-        tables: ToolTables::new(dv, dataverse::schema::Schema::new(&loaded.names)),
-        columns: dataverse::columns::ColumnCatalog::default(),
-    };
+    let sync = FirstSync::new(&sandbox)?;
 
-    let t = Instant::now();
-    let snapshot = observe::observe(&binding, &loaded.names, &clients).await?;
-    let plan = plan::compute(&binding, &loaded.names, &snapshot);
-    drop(snapshot);
-    println!(
-        "observe + plan: {:.1} s, {} changes",
-        t.elapsed().as_secs_f64(),
-        plan.changes.len()
-    );
+    let plan = sync.plan().await?;
     let links: u64 = plan
         .changes
         .iter()
@@ -121,19 +53,7 @@ async fn main() -> anyhow::Result<()> {
         .sum();
 
     sandbox.dataverse.reset_counters();
-    let options = Options {
-        claim: lease::Claim {
-            owner: "bench".to_owned(),
-            operation: "apply".to_owned(),
-            wait: std::time::Duration::ZERO,
-            term: lease::DEFAULT_TERM,
-        },
-        plan_id: "bench".to_owned(),
-        stale_members: std::collections::HashSet::new(),
-    };
-    let t = Instant::now();
-    let report = apply::apply_binding(&clients, &loaded.names, &plan, &options, &|_, _| {}).await;
-    let apply_secs = t.elapsed().as_secs_f64();
+    let (report, apply_secs) = sync.apply(&plan).await;
     let counters = sandbox.dataverse.counters();
     println!("apply: {apply_secs:.1} s, {}", report.summary());
 
@@ -187,14 +107,8 @@ async fn main() -> anyhow::Result<()> {
         route_sum("$batch")
     );
 
-    let t = Instant::now();
-    let snapshot = observe::observe(&binding, &loaded.names, &clients).await?;
-    let again = plan::compute(&binding, &loaded.names, &snapshot);
-    println!(
-        "\nplan after apply: {} changes ({:.1} s)",
-        again.changes.len(),
-        t.elapsed().as_secs_f64()
-    );
+    println!("\nplan after apply:");
+    let again = sync.plan().await?;
     if !again.changes.is_empty() {
         bail!("the plan after apply is not empty");
     }

@@ -241,6 +241,7 @@ fn generate(
                 dynamic: false,
                 member_type_code: 2,
                 statecode: 0,
+                locked: false,
                 etag: "W/\"1\"".into(),
                 audience_record: Some(plan::ids::audience_record("a1b2c3d4e5")),
             }),

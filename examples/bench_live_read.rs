@@ -65,6 +65,7 @@ async fn main() -> anyhow::Result<()> {
             tags: 5,
             seed: 1,
             audiences: 1,
+            shared: 0,
         }),
         ..audience_sync::commands::sandbox::options()
     })

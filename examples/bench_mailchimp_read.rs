@@ -101,6 +101,7 @@ async fn main() -> anyhow::Result<()> {
                     tags: args.tags,
                     seed: args.seed,
                     audiences: 1,
+                    shared: 0,
                 }),
                 ..audience_sync::commands::sandbox::options()
             })

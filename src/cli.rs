@@ -268,7 +268,8 @@ pub struct SandboxArgs {
     /// Seed both emulators from this file (YAML or JSON).
     #[arg(long, conflicts_with = "generate")]
     pub seed: Option<PathBuf>,
-    /// Generate data: `members=N,tags=T,seed=S[,audiences=K]`.
+    /// Generate data: `members=N,tags=T,seed=S[,audiences=K][,shared=P]` (`shared`: percent of
+    /// each further audience's members that are people of the first, some in other letter case).
     #[arg(long)]
     pub generate: Option<String>,
     /// Where to listen; port 0 picks a free port.

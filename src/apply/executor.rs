@@ -17,7 +17,9 @@
 //!   run wrote the record first (the flag only ever adds a restriction).
 //! - list membership: `AddListMembersList` of up to 1,000 members; a chunk the service refuses
 //!   is redone as `$batch` of `AddMemberList` so that each member gets its own outcome;
-//!   removals as `$batch` of `RemoveMemberList` (a member already gone counts as done).
+//!   removals as `$batch` of `DELETE listmembers(<listmemberid>)` (the documented route; the
+//!   ids are read from the list at apply time, and only the real "already gone" answers count
+//!   as done: see [`lists::already_gone`]).
 //! - tag links: `$ref` associate / disassociate in `$batch` (see `dataverse::tag_links`).
 //! - Tag record removals: `$batch` `DELETE` with `If-Match`.
 //!
@@ -202,7 +204,7 @@ fn updated(o: &OpOutcome) -> Outcome {
 fn removed(o: &OpOutcome) -> Outcome {
     match o {
         OpOutcome::Ok(_) => Outcome::Done,
-        OpOutcome::Failed(r) if r.status == 404 => Outcome::Done,
+        gone if lists::already_gone(gone) => Outcome::Done,
         other if other.is_stale() => Outcome::Stale(STALE.to_owned()),
         other => Outcome::Failed(other.failure().unwrap_or_default()),
     }
@@ -670,6 +672,8 @@ impl Run<'_, '_> {
         }
     }
 
+    /// Removals as `DELETE listmembers(<listmemberid>)`, the ids read from the list now (a
+    /// record no longer on the list is already gone: done).
     async fn remove_list_members(&mut self, changes: Vec<&Change>) {
         let changes = self.runnable(changes, true);
         if changes.is_empty() {
@@ -678,17 +682,20 @@ impl Run<'_, '_> {
         let Some(list) = self.list_id(&changes) else {
             return;
         };
-        let path = format!(
-            "{}/Microsoft.Dynamics.CRM.RemoveMemberList",
-            record_path("lists", list)
-        );
-        let items = changes
-            .into_iter()
-            .map(|change| {
-                let op = Operation::post(path.clone(), json!({ "EntityId": change.record }), true);
-                (change, op)
-            })
-            .collect();
+        let wanted: HashSet<Uuid> = changes.iter().map(|c| c.record).collect();
+        let rows = match self.dv().list_member_ids(list, &wanted).await {
+            Ok(rows) => rows,
+            Err(err) => return self.fail_all(&changes, &err),
+        };
+        let mut items = Vec::with_capacity(rows.len());
+        for change in changes {
+            match rows.get(&change.record) {
+                Some(row) => {
+                    items.push((change, Operation::delete(record_path("listmembers", *row))))
+                }
+                None => self.report.record(change, Outcome::Done),
+            }
+        }
         self.run_ops(items, removed).await;
     }
 

@@ -73,16 +73,66 @@ pub enum Stale {
 /// # Errors
 /// The plan cannot be written as JSON.
 pub fn content_id(plan: &Plan) -> serde_json::Result<String> {
-    let canonical = serde_json::json!({
-        "config_digest": plan.config_digest,
-        "bindings": plan.bindings.iter().map(|b| serde_json::json!({
-            "name": b.name,
-            "audience": b.audience.id,
-            "list": b.list,
-            "changes": b.changes,
-        })).collect::<Vec<_>>(),
-    });
-    Ok(plan_id(&serde_json::to_string(&canonical)?))
+    /// The canonical form, serialized straight into the digest (field order is the identity).
+    #[derive(serde::Serialize)]
+    struct Canonical<'a> {
+        config_digest: &'a str,
+        bindings: Vec<CanonicalBinding<'a>>,
+    }
+    #[derive(serde::Serialize)]
+    struct CanonicalBinding<'a> {
+        name: &'a str,
+        audience: &'a str,
+        list: &'a crate::plan::model::ListRef,
+        changes: &'a [Change],
+    }
+    let canonical = Canonical {
+        config_digest: &plan.config_digest,
+        bindings: plan
+            .bindings
+            .iter()
+            .map(|b| CanonicalBinding {
+                name: &b.name,
+                audience: &b.audience.id,
+                list: &b.list,
+                changes: &b.changes,
+            })
+            .collect(),
+    };
+    let mut digest = DigestWriter(Sha256::new());
+    serde_json::to_writer(&mut digest, &canonical)?;
+    Ok(digest.id())
+}
+
+/// `sha256:<hex>` of a plan's JSON text ([`crate::plan::render::json`]), streamed through the
+/// digest instead of written out first.
+///
+/// # Errors
+/// The plan cannot be written as JSON.
+pub fn plan_id_of(plan: &Plan) -> serde_json::Result<String> {
+    let mut digest = DigestWriter(Sha256::new());
+    crate::plan::render::write_json(plan, &mut digest)?;
+    Ok(digest.id())
+}
+
+/// A writer into a SHA-256.
+struct DigestWriter(Sha256);
+
+impl DigestWriter {
+    fn id(self) -> String {
+        format!("sha256:{}", hex::encode(self.0.finalize()))
+    }
+}
+
+impl std::io::Write for DigestWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// `sha256:<hex>` of a plan's text.
@@ -573,6 +623,24 @@ mod tests {
             .guard
             .expect("the guard is recomputed, not read");
         assert_eq!(guard.reason, GuardReason::TooManyRemovals);
+    }
+
+    #[test]
+    fn streamed_ids_are_the_digests_of_the_written_documents() {
+        let plan = crate::plan::fixture::scenario_plan();
+        let json = crate::plan::render::json(&plan).expect("serializes");
+        assert_eq!(plan_id_of(&plan).expect("streams"), plan_id(&json));
+        let canonical = serde_json::json!({
+            "config_digest": plan.config_digest,
+            "bindings": plan.bindings.iter().map(|b| serde_json::json!({
+                "name": b.name,
+                "audience": b.audience.id,
+                "list": b.list,
+                "changes": b.changes,
+            })).collect::<Vec<_>>(),
+        });
+        let text = serde_json::to_string(&canonical).expect("serializes");
+        assert_eq!(content_id(&plan).expect("streams"), plan_id(&text));
     }
 
     #[test]

@@ -14,6 +14,7 @@ use crate::dataverse::Client;
 use crate::dataverse::columns::ColumnCatalog;
 use crate::dataverse::metadata;
 use crate::dataverse::schema::Schema;
+use crate::dataverse::solution;
 use crate::exit::ExitStatus;
 use crate::observe::mapping_problems;
 use crate::output::Context;
@@ -44,8 +45,30 @@ async fn bootstrap(args: &CrmArgs) -> anyhow::Result<ExitStatus> {
     let report = metadata::bootstrap(&client, &schema, args.dry_run, &mut print)
         .await
         .context("bootstrap stopped")?;
-    if report.plan.steps.is_empty() {
+    let target = solution::Target::for_schema(&schema);
+    let verb = if report.dry_run {
+        "would create"
+    } else {
+        "created"
+    };
+    if report.solution.publisher_missing {
+        println!(
+            "  + {verb} publisher `{}` (customization prefix `{}`)",
+            target.publisher, target.prefix
+        );
+    }
+    if report.solution.solution_missing {
+        println!("  + {verb} solution `{}`", report.solution.solution);
+    }
+    println!(
+        "Solution: `{}` (publisher prefix `{}`); every metadata write names it.",
+        report.solution.solution, target.prefix
+    );
+    let solution_changed = report.solution.publisher_missing || report.solution.solution_missing;
+    if report.plan.steps.is_empty() && !solution_changed {
         println!("Nothing to do: the tool's tables, columns and relationships are all there.");
+    } else if report.plan.steps.is_empty() {
+        println!("The tool's tables, columns and relationships are all there.");
     } else if report.dry_run {
         println!(
             "Would create {} item(s) (dry run, nothing created):",
@@ -92,6 +115,17 @@ async fn check(args: &CrmArgs) -> anyhow::Result<ExitStatus> {
     }
     for problem in &report.plan.problems {
         println!("  ! {problem}");
+    }
+    for (table, holding) in &report.solutions {
+        let own: Vec<&String> = holding.iter().filter(|s| *s != "Default").collect();
+        if own.is_empty() {
+            println!(
+                "  ?? table `{table}` is only in the Default Solution (created outside a solution; it cannot be exported with the tool's solution)"
+            );
+        } else {
+            let names: Vec<String> = own.iter().map(|s| format!("`{s}`")).collect();
+            println!("  ok table `{table}` is in solution {}", names.join(", "));
+        }
     }
     for finding in &report.findings {
         match (&finding.problem, &finding.note) {

@@ -26,7 +26,7 @@ pub(super) async fn run(args: DemoArgs, ctx: &Context) -> anyhow::Result<ExitSta
         .map_err(anyhow::Error::msg)
         .context("the demo seed is invalid")?;
     let sandbox = Sandbox::start(api_sandbox::Options {
-        seed,
+        seed: super::sandbox::realistic(seed),
         ..super::sandbox::options()
     })
     .await?;

@@ -24,30 +24,7 @@ pub(super) async fn run(args: PlanArgs, ctx: &Context) -> anyhow::Result<ExitSta
     let planned = pre.session(&reporter).plan_all(&pre.bindings()).await;
     let plan = planned.plan;
 
-    let rendered = match args.format {
-        PlanFormat::Text => render::text(
-            &plan,
-            &TextOptions {
-                color: ctx.color,
-                full: args.full,
-                show_pii: args.show_pii,
-                ..TextOptions::default()
-            },
-        ),
-        PlanFormat::Markdown => render::markdown(
-            &plan,
-            &MarkdownOptions {
-                show_pii: args.show_pii,
-            },
-        ),
-        PlanFormat::Json => render::json(&plan)?,
-    };
-    let mut stdout = std::io::stdout().lock();
-    stdout.write_all(rendered.as_bytes())?;
-    if !rendered.ends_with('\n') {
-        writeln!(stdout)?;
-    }
-    drop(stdout);
+    print_plan(&plan, &args, ctx)?;
 
     if let Some(out) = &args.out {
         save(&plan, out)?;
@@ -66,11 +43,44 @@ pub(super) async fn run(args: PlanArgs, ctx: &Context) -> anyhow::Result<ExitSta
     })
 }
 
+/// The plan to stdout in the chosen format (JSON streamed: a large plan is never one string).
+fn print_plan(plan: &Plan, args: &PlanArgs, ctx: &Context) -> anyhow::Result<()> {
+    let rendered = match args.format {
+        PlanFormat::Text => render::text(
+            plan,
+            &TextOptions {
+                color: ctx.color,
+                full: args.full,
+                show_pii: args.show_pii,
+                ..TextOptions::default()
+            },
+        ),
+        PlanFormat::Markdown => render::markdown(
+            plan,
+            &MarkdownOptions {
+                show_pii: args.show_pii,
+            },
+        ),
+        PlanFormat::Json => {
+            let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
+            render::write_json(plan, &mut stdout)?;
+            stdout.flush()?;
+            return Ok(());
+        }
+    };
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(rendered.as_bytes())?;
+    if !rendered.ends_with('\n') {
+        writeln!(stdout)?;
+    }
+    drop(stdout);
+    Ok(())
+}
+
 /// Write the plan atomically, readable by its owner only (`0600`: it holds personal data): a
 /// temporary file with a unique name created exclusively (`O_EXCL`, never another file) next to
 /// `path`, then renamed onto `path`, so that a killed run never leaves half a plan behind.
 fn save(plan: &Plan, path: &Path) -> anyhow::Result<()> {
-    let json = render::json(plan)?;
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
@@ -81,7 +91,11 @@ fn save(plan: &Plan, path: &Path) -> anyhow::Result<()> {
         .suffix(".tmp")
         .tempfile_in(dir)
         .with_context(cannot)?;
-    tmp.write_all(json.as_bytes()).with_context(cannot)?;
+    {
+        let mut writer = std::io::BufWriter::new(tmp.as_file_mut());
+        render::write_json(plan, &mut writer).with_context(cannot)?;
+        writer.flush().with_context(cannot)?;
+    }
     tmp.as_file().sync_all().with_context(cannot)?;
     tmp.persist(path)
         .map_err(|e| e.error)

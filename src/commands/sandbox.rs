@@ -83,6 +83,21 @@ pub fn tool_schema_from(schema: &Schema) -> sandbox_schema::ToolSchema {
     }
 }
 
+/// A seed that spends the Dataverse emulator's server time for real (answers delayed by their
+/// operations' cost, see `api_sandbox::dataverse::limits`), unless the seed sets limits itself:
+/// what a user of `sandbox` and `demo` should meet. Tests of the library keep the cost charged
+/// to the window only.
+#[must_use]
+pub fn realistic(mut seed: Seed) -> Seed {
+    if seed.dataverse.limits.is_none() {
+        seed.dataverse.limits = Some(api_sandbox::dataverse::Limits {
+            sleep_server_time: true,
+            ..api_sandbox::dataverse::Limits::default()
+        });
+    }
+    seed
+}
+
 /// Sandbox options with the tool's schema (default names) for `bootstrapped` seeds.
 #[must_use]
 pub fn options() -> Options {
@@ -203,7 +218,7 @@ pub(super) async fn run(args: SandboxArgs, _ctx: &Context) -> anyhow::Result<Exi
     let shutdown = Shutdown::listen();
     let sandbox = Sandbox::start(Options {
         listen: Some(args.listen),
-        seed,
+        seed: realistic(seed),
         generate,
         state_dir: args.state.clone(),
         tool_schema: Some(tool_schema()),

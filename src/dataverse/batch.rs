@@ -13,6 +13,56 @@ use super::error::{ApiError, Error, excerpt, parse_api_error};
 /// The service's limit of operations in one `$batch`.
 pub const MAX_OPERATIONS: usize = 1000;
 
+/// How many operations the next write request carries: it starts small and adapts to the
+/// service's answers, as Microsoft's service-protection guidance asks ("start with a small batch
+/// size of 10 and increase", "let the server tell you": PD `api-limits.md`,
+/// `optimize-performance-create-update.md`; `docs/dataverse.md` §7, §11). The limit that bites
+/// is *execution time* (20 minutes of server time per 5-minute window per server), so a request
+/// is sized by how long the last ones took:
+/// - a request answered within [`Sizer::FAST`] doubles the size (up to [`MAX_OPERATIONS`]);
+/// - one slower than [`Sizer::SLOW`], or throttled (429) on the way, halves it (down to
+///   [`Sizer::MIN`]); in between it stays.
+///
+/// [`Sizer::SLOW`] is a sixth of the client's default 120 s timeout, so even a doubled request
+/// that takes twice as long per operation finishes well within the timeout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sizer {
+    size: usize,
+}
+
+impl Default for Sizer {
+    fn default() -> Self {
+        Self { size: Self::START }
+    }
+}
+
+impl Sizer {
+    /// The first requests' size (Microsoft's suggested start).
+    pub const START: usize = 10;
+    /// Never fewer operations per request.
+    pub const MIN: usize = 1;
+    /// Answers faster than this grow the size.
+    pub const FAST: std::time::Duration = std::time::Duration::from_secs(5);
+    /// Answers slower than this shrink it.
+    pub const SLOW: std::time::Duration = std::time::Duration::from_secs(20);
+
+    /// Operations for the next request.
+    #[must_use]
+    pub fn next(&self) -> usize {
+        self.size
+    }
+
+    /// Learn from a request of `ops` operations that took `elapsed`, `throttled` on the way.
+    pub fn observe(&mut self, ops: usize, elapsed: std::time::Duration, throttled: bool) {
+        if throttled || elapsed > Self::SLOW {
+            self.size = (self.size / 2).max(Self::MIN);
+        } else if elapsed < Self::FAST && ops >= self.size / 2 {
+            // Only a request near the current size is evidence that the size is fast.
+            self.size = (self.size * 2).min(MAX_OPERATIONS);
+        }
+    }
+}
+
 /// One request inside a batch.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Operation {
@@ -574,6 +624,31 @@ HTTP/1.1 412 Precondition Failed\nContent-Type: application/json\n\n\
         assert!(matches!(outcomes[2], OpOutcome::RolledBack(_)));
         assert_eq!(outcomes[3], OpOutcome::NotExecuted);
         assert!(outcomes[0].failure().unwrap().contains("rolled back"));
+    }
+
+    #[test]
+    fn the_batch_size_starts_small_grows_while_fast_and_shrinks_on_throttling_or_slowness() {
+        use std::time::Duration;
+        let mut sizer = Sizer::default();
+        assert_eq!(sizer.next(), 10);
+        for _ in 0..10 {
+            let n = sizer.next();
+            sizer.observe(n, Duration::from_millis(300), false);
+        }
+        assert_eq!(sizer.next(), MAX_OPERATIONS);
+        sizer.observe(MAX_OPERATIONS, Duration::from_secs(30), false);
+        assert_eq!(sizer.next(), 500);
+        sizer.observe(500, Duration::from_secs(1), true);
+        assert_eq!(sizer.next(), 250);
+        sizer.observe(250, Duration::from_secs(10), false);
+        assert_eq!(sizer.next(), 250, "in between: kept");
+        // A small tail request says nothing about the size.
+        sizer.observe(3, Duration::from_millis(10), false);
+        assert_eq!(sizer.next(), 250);
+        for _ in 0..20 {
+            sizer.observe(1, Duration::from_secs(60), false);
+        }
+        assert_eq!(sizer.next(), Sizer::MIN);
     }
 
     #[test]

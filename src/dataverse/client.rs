@@ -190,6 +190,7 @@ impl Builder {
                 policy,
                 stats: Arc::new(HttpStats::default()),
                 limiter: Limiter::new(INITIAL_PARALLEL.min(max_parallel), max_parallel),
+                sizer: std::sync::Mutex::new(super::batch::Sizer::default()),
                 bulk: super::records::BulkSupport::default(),
             }),
         })
@@ -220,6 +221,8 @@ pub(super) struct Inner {
     policy: RetryPolicy,
     stats: Arc<HttpStats>,
     limiter: Limiter,
+    /// The size of the next write request, learnt across the client's requests.
+    pub(super) sizer: std::sync::Mutex<super::batch::Sizer>,
     pub(super) bulk: super::records::BulkSupport,
 }
 
@@ -328,6 +331,28 @@ impl Client {
         }
     }
 
+    /// Operations for the next write request (see [`super::batch::Sizer`]).
+    pub(super) fn batch_size(&self) -> usize {
+        self.inner
+            .sizer
+            .lock()
+            .map_or(super::batch::Sizer::START, |s| s.next())
+    }
+
+    /// Learn from a write request of `ops` operations sent at `started`; `throttled_before` is
+    /// [`HttpStats::throttled`] when it was sent.
+    pub(super) fn batch_done(
+        &self,
+        ops: usize,
+        started: std::time::Instant,
+        throttled_before: u64,
+    ) {
+        let throttled = self.inner.stats.throttled() > throttled_before;
+        if let Ok(mut sizer) = self.inner.sizer.lock() {
+            sizer.observe(ops, started.elapsed(), throttled);
+        }
+    }
+
     /// Get a token now (checks the credentials without touching data).
     ///
     /// # Errors
@@ -350,12 +375,16 @@ impl Client {
         let mut refreshed = false;
         loop {
             let token = self.inner.auth.token().await?;
+            let throttled_before = self.inner.stats.throttled();
             let response = self
                 .inner
                 .policy
-                .send(&self.inner.stats, req.idempotency, || {
-                    self.build(req, &token)
-                })
+                .send_classified(
+                    &self.inner.stats,
+                    req.idempotency,
+                    || self.build(req, &token),
+                    &super::error::is_deterministic_body,
+                )
                 .await
                 .map_err(|source| Error::Transport {
                     url: strip_query(&req.url),
@@ -368,6 +397,11 @@ impl Client {
                 .and_then(|v| v.trim().parse::<usize>().ok())
             {
                 self.inner.limiter.set_limit(hint);
+            } else if self.inner.stats.throttled() > throttled_before {
+                // Throttled on the way (429): fewer requests in flight until the server says
+                // more (`x-ms-dop-hint`).
+                let current = self.inner.limiter.limit.load(Ordering::Acquire);
+                self.inner.limiter.set_limit(current / 2);
             }
             if response.status() == StatusCode::UNAUTHORIZED && !refreshed {
                 refreshed = true;

@@ -85,17 +85,63 @@ pub enum Error {
 }
 
 fn code_suffix(code: &str) -> String {
-    if code.is_empty() {
-        String::new()
-    } else {
-        format!(" (code `{code}`)")
+    match (code.is_empty(), meaning(code)) {
+        (true, _) => String::new(),
+        (false, Some(meaning)) => format!(" (code `{code}`: {meaning})"),
+        (false, None) => format!(" (code `{code}`)"),
     }
+}
+
+/// Codes whose answer is the same however often the request is sent: sending again does not
+/// help, so they fail at once. `0x80040216` "An unexpected error occurred." is *not* here: the
+/// service answers it to passing failures as well. Sources: PD `webapi/compose-http-requests-handle-errors.md`,
+/// `reference/web-service-error-codes`, `api-limits.md` (see `docs/dataverse.md` §7, §11).
+const DETERMINISTIC: &[(&str, &str)] = &[
+    ("0x80040333", "a duplicate detection rule matched"),
+    (
+        "0x80040265",
+        "a plug-in or custom workflow refused the operation",
+    ),
+    ("0x80048d19", "the payload does not fit the column types"),
+    (
+        "0x80044331",
+        "a validation error (e.g. a value longer than the column allows)",
+    ),
+    (
+        "0x80040237",
+        "a record with matching key values already exists",
+    ),
+    ("0x80040217", "the record does not exist"),
+    ("0x80040220", "the caller lacks a privilege"),
+    ("0x80048458", "the record is not a member of the list"),
+];
+
+/// What a deterministic Dataverse error code means; `None` for codes that may be transient
+/// (or unknown).
+#[must_use]
+pub fn meaning(code: &str) -> Option<&'static str> {
+    DETERMINISTIC
+        .iter()
+        .find(|(c, _)| c.eq_ignore_ascii_case(code.trim()))
+        .map(|(_, m)| *m)
+}
+
+/// Whether an error body names a deterministic code (see [`meaning`]): sending it again would
+/// get the same answer.
+#[must_use]
+pub fn is_deterministic_body(body: &[u8]) -> bool {
+    std::str::from_utf8(body)
+        .ok()
+        .is_some_and(|text| meaning(&parse_api_error(text).code).is_some())
 }
 
 /// Dataverse's hex code for "a record with matching key values already exists".
 pub const DUPLICATE_RECORD: &str = "0x80040237";
 /// Dataverse's hex code for "record does not exist".
 pub const NOT_FOUND: &str = "0x80040217";
+/// `CannotRemoveNonListMember`: "Specified Item not a member of the specified List." (PD
+/// `reference/web-service-error-codes`).
+pub const NOT_A_LIST_MEMBER: &str = "0x80048458";
 
 impl Error {
     /// The HTTP status, when Dataverse or Entra answered.
@@ -278,6 +324,28 @@ mod tests {
             r#"{"error":"unauthorized_client","error_description":"AADSTS700016: Application with identifier 'x' was not found"}"#,
         );
         assert!(unknown_app.to_string().contains("`dataverse.client_id`"));
+    }
+
+    #[test]
+    fn deterministic_codes_are_named_and_not_retried() {
+        let body = br#"{"error":{"code":"0x80040333","message":"A record was not created or updated because a duplicate of the current record already exists."}}"#;
+        assert!(is_deterministic_body(body));
+        assert!(!is_deterministic_body(
+            br#"{"error":{"code":"0x80072321","message":"Combined execution time of incoming requests exceeded limit"}}"#
+        ));
+        assert!(!is_deterministic_body(b"<html>gateway</html>"));
+        let err = Error::Api {
+            status: 500,
+            code: "0x80040265".to_owned(),
+            message: "plug-in said no".to_owned(),
+            method: "POST".to_owned(),
+            path: "contacts".to_owned(),
+        };
+        assert!(
+            err.to_string()
+                .contains("a plug-in or custom workflow refused"),
+            "{err}"
+        );
     }
 
     #[test]

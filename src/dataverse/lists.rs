@@ -3,8 +3,11 @@
 //!
 //! Invariants: membership is read as `listmembers` rows filtered by `_listid_value`, selecting
 //! only `_entityid_value` and `listmemberid`, streamed 5000 per page; members are added in
-//! unbound `AddListMembersList` calls of at most [`ADD_CHUNK`] and removed with
+//! unbound `AddListMembersList` calls of at most [`ADD_CHUNK`] (sized by the client's
+//! [`super::batch::Sizer`]) and removed with
 //! `DELETE listmembers(id)` inside `$batch` requests.
+
+use std::collections::{HashMap, HashSet};
 
 use futures::{Stream, StreamExt};
 use serde_json::{Value, json};
@@ -12,7 +15,7 @@ use uuid::Uuid;
 
 use super::batch::{OpOutcome, Operation};
 use super::client::Client;
-use super::error::Error;
+use super::error::{Error, NOT_A_LIST_MEMBER, NOT_FOUND};
 use super::query::{Filter, Query};
 use super::records::{Created, Row, etag, guid, record_path, text};
 use crate::domain::MemberType;
@@ -214,7 +217,9 @@ impl Client {
     ) -> Result<(), Error> {
         let odata_type = format!("Microsoft.Dynamics.CRM.{}", member_type.logical_name());
         let id_column = member_type.id_column();
-        for chunk in ids.chunks(ADD_CHUNK) {
+        let odata_type = odata_type.as_str();
+        // Chunks in flight at once, as for every write (see `Client::in_chunks`).
+        self.in_chunks(ids.to_vec(), ADD_CHUNK, |chunk| async move {
             let members: Vec<Value> = chunk
                 .iter()
                 .map(|id| json!({ "@odata.type": odata_type, id_column: id }))
@@ -223,10 +228,15 @@ impl Client {
                 "List": { "@odata.type": "Microsoft.Dynamics.CRM.list", "listid": list_id },
                 "Members": members,
             });
-            self.post_action("AddListMembersList", &body, Idempotency::Idempotent)
-                .await?;
-        }
-        Ok(())
+            let (started, throttled_before) = (std::time::Instant::now(), self.stats().throttled());
+            let answer = self
+                .post_action("AddListMembersList", &body, Idempotency::Idempotent)
+                .await;
+            self.batch_done(chunk.len(), started, throttled_before);
+            answer.map(|_| Vec::<()>::new())
+        })
+        .await
+        .map(|_| ())
     }
 
     /// Add one member with the list-bound `AddMemberList`; returns the new `listmemberid`
@@ -265,8 +275,10 @@ impl Client {
         self.delete("listmembers", list_member_id).await
     }
 
-    /// Remove many list member rows in `$batch` requests; a row already gone counts as removed.
-    /// Returns each one's failure (`None` when removed), in the order given.
+    /// Remove many list member rows with `DELETE listmembers(<id>)` (the route the
+    /// `listmember` table reference documents) in `$batch` requests. A row already gone counts
+    /// as removed (see [`already_gone`]). Returns each one's failure (`None` when removed), in
+    /// the order given.
     ///
     /// # Errors
     /// A batch could not be sent or read.
@@ -277,12 +289,54 @@ impl Client {
         let ops = list_member_ids
             .iter()
             .map(|id| Operation::delete(record_path("listmembers", *id)));
-        self.run_batched(ops, |o| match o {
-            OpOutcome::Failed(r) if r.status == 404 => None,
-            other => other.failure(),
+        self.run_batched(ops, |o| {
+            if o.is_ok() || already_gone(o) {
+                None
+            } else {
+                o.failure()
+            }
         })
         .await
     }
+
+    /// The `listmemberid` of each of `entities` on list `list_id` (those not on it are absent).
+    ///
+    /// # Errors
+    /// The list's members could not be read.
+    pub async fn list_member_ids(
+        &self,
+        list_id: Uuid,
+        entities: &HashSet<Uuid>,
+    ) -> Result<HashMap<Uuid, Uuid>, Error> {
+        let mut found = HashMap::new();
+        let mut pages = std::pin::pin!(self.list_members(list_id));
+        while let Some(page) = pages.next().await {
+            for member in page? {
+                if entities.contains(&member.entity_id) {
+                    found.insert(member.entity_id, member.id);
+                }
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// Whether a removal failed only because the member is already gone: the real answers are
+/// `404` with `0x80040217` "listmember With Id = … Does Not Exist" for `DELETE listmembers(id)`
+/// and `0x80048458` CannotRemoveNonListMember "Specified Item not a member of the specified
+/// List." for `RemoveMemberList` (PD `reference/web-service-error-codes`). Any other 404 (a
+/// "Resource not found for the segment …" of a missing route) is a failure.
+#[must_use]
+pub fn already_gone(outcome: &OpOutcome) -> bool {
+    let OpOutcome::Failed(r) = outcome else {
+        return false;
+    };
+    let e = r.error();
+    let code = e.code.trim();
+    code.eq_ignore_ascii_case(NOT_A_LIST_MEMBER)
+        || (r.status == 404
+            && (code.eq_ignore_ascii_case(NOT_FOUND)
+                || (code.is_empty() && e.message.contains("Does Not Exist"))))
 }
 
 /// How to write a lookup to an Audience record: `"<lookup>@odata.bind": "/<set>(<id>)"`.
@@ -308,6 +362,37 @@ impl AudienceBinding<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dataverse::batch::OpResponse;
+
+    fn failed(status: u16, body: &str) -> OpOutcome {
+        OpOutcome::Failed(OpResponse {
+            status,
+            headers: Vec::new(),
+            body: body.to_owned(),
+            content_id: None,
+        })
+    }
+
+    #[test]
+    fn only_the_real_already_gone_answers_count_as_removed() {
+        assert!(already_gone(&failed(
+            404,
+            r#"{"error":{"code":"0x80040217","message":"listmember With Id = 1 Does Not Exist"}}"#
+        )));
+        assert!(already_gone(&failed(
+            400,
+            r#"{"error":{"code":"0x80048458","message":"Specified Item not a member of the specified List."}}"#
+        )));
+        // A missing route is not a removal.
+        assert!(!already_gone(&failed(
+            404,
+            r#"{"error":{"code":"0x8006088a","message":"Resource not found for the segment 'RemoveMemberList'."}}"#
+        )));
+        assert!(!already_gone(&failed(
+            403,
+            r#"{"error":{"code":"0x80040220","message":"no privilege"}}"#
+        )));
+    }
 
     #[test]
     fn list_rows_are_read_with_their_lookup() {

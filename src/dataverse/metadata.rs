@@ -4,7 +4,9 @@
 //!
 //! Invariants: bootstrap only ever creates, never alters or deletes; [`plan`] is a pure function
 //! of the [`Schema`] and the [`Observed`] metadata, so running bootstrap again after success
-//! plans nothing.
+//! plans nothing. Bootstrap first finds or creates the tool's publisher and solution
+//! ([`super::solution`]) and sends `MSCRM.SolutionUniqueName` on every metadata write, so the
+//! components land in a solution that can be exported.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -13,11 +15,14 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::client::Client;
+use reqwest::Method;
+
+use super::client::{Client, Req};
 use super::error::Error;
 use super::query::Query;
 use super::records::Row;
 use super::schema::{Column, ColumnKind, Lookup, ManyToMany, Schema, Table, sync_run};
+use super::solution::{Prepared, Target};
 use crate::http::Idempotency;
 
 /// Tables outside the tool that it reads or extends.
@@ -392,11 +397,12 @@ impl Client {
         Ok(observed)
     }
 
-    /// Create one missing item.
+    /// Create one missing item in `solution` (`MSCRM.SolutionUniqueName`; the Default Solution
+    /// only when `None`).
     ///
     /// # Errors
     /// The service refused.
-    pub async fn create_metadata(&self, step: &Step) -> Result<(), Error> {
+    pub async fn create_metadata(&self, step: &Step, solution: Option<&str>) -> Result<(), Error> {
         let (path, body) = match step {
             Step::CreateTable(t) => ("EntityDefinitions".to_owned(), entity_body(t)),
             Step::CreateColumn { table, column } => (
@@ -409,9 +415,11 @@ impl Client {
             }
         };
         // Creating metadata twice fails rather than duplicates, so a retry is safe.
-        self.post_action(&path, &body, Idempotency::Idempotent)
-            .await
-            .map(|_| ())
+        let mut req = Req::new(Method::POST, self.url(&path), Idempotency::Idempotent).json(&body);
+        if let Some(solution) = solution {
+            req = req.header(super::solution::SOLUTION_HEADER, solution);
+        }
+        self.send_ok(&req).await.map(|_| ())
     }
 
     /// The calling user's id (`WhoAmI`).
@@ -599,14 +607,16 @@ fn query_encode(value: &str) -> String {
 /// What `crm bootstrap` did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BootstrapReport {
+    /// The publisher and solution: what was missing (and, unless a dry run, is now created).
+    pub solution: Prepared,
     /// What was missing (and, unless a dry run, is now created), and what cannot be fixed.
     pub plan: Plan,
     /// Whether it only planned.
     pub dry_run: bool,
 }
 
-/// Observe, plan, and (unless `dry_run`) create every missing item in order, calling
-/// `on_created` after each one.
+/// Find or create the publisher and solution, then observe, plan, and (unless `dry_run`) create
+/// every missing item in order in that solution, calling `on_created` after each one.
 ///
 /// # Errors
 /// Metadata could not be read, or a creation was refused (the items before it stay created).
@@ -616,15 +626,24 @@ pub async fn bootstrap(
     dry_run: bool,
     on_created: &mut (dyn FnMut(&Step) + Send),
 ) -> Result<BootstrapReport, Error> {
+    let solution = client
+        .prepare_solution(&Target::for_schema(schema), dry_run)
+        .await?;
     let observed = client.observe_schema(schema).await?;
     let plan = plan(schema, &observed);
     if !dry_run {
         for step in &plan.steps {
-            client.create_metadata(step).await?;
+            client
+                .create_metadata(step, Some(&solution.solution))
+                .await?;
             on_created(step);
         }
     }
-    Ok(BootstrapReport { plan, dry_run })
+    Ok(BootstrapReport {
+        solution,
+        plan,
+        dry_run,
+    })
 }
 
 /// What `crm check` found.
@@ -636,6 +655,8 @@ pub struct CheckReport {
     pub plan: Plan,
     /// What the user can and cannot do.
     pub findings: Vec<Finding>,
+    /// The solutions holding each existing tool table (by logical name), `Default` included.
+    pub solutions: BTreeMap<String, Vec<String>>,
 }
 
 impl CheckReport {
@@ -658,10 +679,18 @@ pub async fn check(client: &Client, schema: &Schema) -> Result<CheckReport, Erro
     let observed = client.observe_schema(schema).await?;
     let plan = plan(schema, &observed);
     let findings = probe_access(client, schema, &observed, user).await?;
+    let mut solutions = BTreeMap::new();
+    for table in &schema.tables {
+        if observed.tables.contains_key(&table.logical_name) {
+            let holding = client.solutions_holding(&table.logical_name).await?;
+            solutions.insert(table.logical_name.clone(), holding);
+        }
+    }
     Ok(CheckReport {
         user,
         plan,
         findings,
+        solutions,
     })
 }
 

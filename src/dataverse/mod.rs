@@ -39,6 +39,7 @@ pub mod people;
 pub mod query;
 pub mod records;
 pub mod schema;
+pub mod solution;
 pub mod tables;
 pub mod tag_links;
 

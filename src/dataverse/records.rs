@@ -338,7 +338,11 @@ impl Client {
         if continue_on_error {
             req = req.header("Prefer", "odata.continue-on-error");
         }
-        let response = self.send(&req).await?;
+        let started = std::time::Instant::now();
+        let throttled_before = self.stats().throttled();
+        let response = self.send(&req).await;
+        self.batch_done(batch::operation_count(parts), started, throttled_before);
+        let response = response?;
         let status = response.status().as_u16();
         let content_type = response
             .headers()
@@ -385,12 +389,13 @@ impl Client {
     {
         use futures::StreamExt;
         let mut operations = operations.into_iter().peekable();
+        let max = self.spread(operations.size_hint().0);
         let chunks = std::iter::from_fn(move || {
             operations.peek()?;
             Some(
                 operations
                     .by_ref()
-                    .take(batch::MAX_OPERATIONS)
+                    .take(self.batch_size().min(max))
                     .map(Part::Single)
                     .collect::<Vec<Part>>(),
             )
@@ -406,6 +411,46 @@ impl Client {
             summaries.extend(outcomes?.iter().map(&summarise));
         }
         Ok(summaries)
+    }
+
+    /// The largest request that still spreads `total` operations over every request the
+    /// client may have in flight: a few long requests would leave the others idle while the
+    /// last ones run ("prefer parallel requests over large batches", PD `api-limits.md`).
+    fn spread(&self, total: usize) -> usize {
+        total.div_ceil(self.parallelism().max(1)).max(1)
+    }
+
+    /// Send `items` in chunks of the size the sizer gives (at most `max`), up to the client's
+    /// parallelism in flight at once, and return `send`'s results in the order given. The
+    /// first error stops the call (chunks in flight finish; later ones are not sent).
+    ///
+    /// # Errors
+    /// The first chunk `send` failed.
+    pub(super) async fn in_chunks<T, R, F, Fut>(
+        &self,
+        items: Vec<T>,
+        max: usize,
+        send: F,
+    ) -> Result<Vec<R>, Error>
+    where
+        F: Fn(Vec<T>) -> Fut,
+        Fut: std::future::Future<Output = Result<Vec<R>, Error>>,
+    {
+        use futures::StreamExt;
+        let parallel = self.parallelism().max(1);
+        let max = max.min(self.spread(items.len()));
+        let mut results = Vec::with_capacity(items.len());
+        let mut items = items.into_iter().peekable();
+        let chunks = std::iter::from_fn(move || {
+            items.peek()?;
+            let size = self.batch_size().min(max).max(1);
+            Some(items.by_ref().take(size).collect::<Vec<T>>())
+        });
+        let mut sent = std::pin::pin!(futures::stream::iter(chunks).map(send).buffered(parallel));
+        while let Some(chunk) = sent.next().await {
+            results.extend(chunk?);
+        }
+        Ok(results)
     }
 
     /// Write many records of one table the cheapest way the table allows: the bulk action in
@@ -426,71 +471,80 @@ impl Client {
         id_column: &str,
         targets: Vec<Map<String, Value>>,
     ) -> Result<Vec<Option<String>>, Error> {
-        let mut results = Vec::with_capacity(targets.len());
         let use_bulk = self.supports_bulk(logical_name, action).await?;
-        let mut targets = targets.into_iter().peekable();
-        while targets.peek().is_some() {
-            let chunk: Vec<Map<String, Value>> = targets.by_ref().take(BULK_CHUNK).collect();
-            if use_bulk {
-                match self
-                    .bulk(action, entity_set, logical_name, chunk.clone())
-                    .await
-                {
-                    Ok(_) => {
-                        results.extend(chunk.iter().map(|_| None));
-                        continue;
-                    }
-                    Err(err @ Error::Api { .. }) => {
-                        tracing::debug!(error = %err, "bulk chunk refused, redoing it as a batch");
-                    }
-                    Err(err) => return Err(err),
+        // Several chunks in flight: the execution-time window is filled by parallel requests,
+        // not by one long one (the sizer keeps each request well inside the timeout).
+        self.in_chunks(targets, usize::MAX, |chunk| {
+            self.write_chunk(action, entity_set, logical_name, id_column, use_bulk, chunk)
+        })
+        .await
+    }
+
+    /// One chunk of [`Client::write_many`]: the bulk action, or a `$batch` of single operations
+    /// when the table has none or the service refused the bulk request.
+    async fn write_chunk(
+        &self,
+        action: BulkAction,
+        entity_set: &str,
+        logical_name: &str,
+        id_column: &str,
+        use_bulk: bool,
+        chunk: Vec<Map<String, Value>>,
+    ) -> Result<Vec<Option<String>>, Error> {
+        if use_bulk {
+            match self
+                .bulk(action, entity_set, logical_name, chunk.clone())
+                .await
+            {
+                Ok(_) => return Ok(chunk.iter().map(|_| None).collect()),
+                Err(err @ Error::Api { .. }) => {
+                    tracing::debug!(error = %err, "bulk chunk refused, redoing it as a batch");
                 }
+                Err(err) => return Err(err),
             }
-            let mut ops = Vec::with_capacity(chunk.len());
-            let mut missing_id = Vec::new();
-            for (i, mut target) in chunk.into_iter().enumerate() {
-                let Some(id) = target
-                    .get(id_column)
-                    .and_then(Value::as_str)
-                    .and_then(|s| Uuid::parse_str(s).ok())
-                else {
-                    missing_id.push(i);
-                    continue;
-                };
-                let op = match action {
-                    BulkAction::Create => {
-                        batch::Operation::post(entity_set, Value::Object(target), true)
-                    }
-                    BulkAction::Update => {
-                        target.remove(id_column);
-                        batch::Operation::patch(record_path(entity_set, id), Value::Object(target))
-                            .header("If-Match", "*")
-                    }
-                    BulkAction::Upsert => {
-                        target.remove(id_column);
-                        batch::Operation::patch(record_path(entity_set, id), Value::Object(target))
-                    }
-                };
-                ops.push((i, op));
-            }
-            let positions: Vec<usize> = ops.iter().map(|(i, _)| *i).collect();
-            let outcomes = self
-                .run_batched(ops.into_iter().map(|(_, op)| op), |o| match action {
-                    BulkAction::Create if o.is_duplicate() => None,
-                    _ => o.failure(),
-                })
-                .await?;
-            let mut chunk_results: Vec<Option<String>> =
-                vec![None; positions.len() + missing_id.len()];
-            for i in missing_id {
-                chunk_results[i] = Some(format!("the record has no `{id_column}`"));
-            }
-            for (position, outcome) in positions.into_iter().zip(outcomes) {
-                chunk_results[position] = outcome;
-            }
-            results.extend(chunk_results);
         }
-        Ok(results)
+        let mut ops = Vec::with_capacity(chunk.len());
+        let mut missing_id = Vec::new();
+        for (i, mut target) in chunk.into_iter().enumerate() {
+            let Some(id) = target
+                .get(id_column)
+                .and_then(Value::as_str)
+                .and_then(|s| Uuid::parse_str(s).ok())
+            else {
+                missing_id.push(i);
+                continue;
+            };
+            let op = match action {
+                BulkAction::Create => {
+                    batch::Operation::post(entity_set, Value::Object(target), true)
+                }
+                BulkAction::Update => {
+                    target.remove(id_column);
+                    batch::Operation::patch(record_path(entity_set, id), Value::Object(target))
+                        .header("If-Match", "*")
+                }
+                BulkAction::Upsert => {
+                    target.remove(id_column);
+                    batch::Operation::patch(record_path(entity_set, id), Value::Object(target))
+                }
+            };
+            ops.push((i, op));
+        }
+        let positions: Vec<usize> = ops.iter().map(|(i, _)| *i).collect();
+        let outcomes = self
+            .run_batched(ops.into_iter().map(|(_, op)| op), |o| match action {
+                BulkAction::Create if o.is_duplicate() => None,
+                _ => o.failure(),
+            })
+            .await?;
+        let mut chunk_results: Vec<Option<String>> = vec![None; positions.len() + missing_id.len()];
+        for i in missing_id {
+            chunk_results[i] = Some(format!("the record has no `{id_column}`"));
+        }
+        for (position, outcome) in positions.into_iter().zip(outcomes) {
+            chunk_results[position] = outcome;
+        }
+        Ok(chunk_results)
     }
 
     /// Whether `action` is available on table `logical_name` (asked once through
@@ -557,9 +611,16 @@ impl Client {
                     Idempotency::Idempotent
                 }
             };
+            let (ops, started, throttled_before) = (
+                chunk.len(),
+                std::time::Instant::now(),
+                self.stats().throttled(),
+            );
             let answer = self
                 .post_action(&path, &serde_json::json!({ "Targets": chunk }), idempotency)
-                .await?;
+                .await;
+            self.batch_done(ops, started, throttled_before);
+            let answer = answer?;
             if action == BulkAction::Create {
                 let parsed: CreateMultipleResponse =
                     serde_json::from_value(answer).map_err(|err| Error::Response {

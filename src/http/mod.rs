@@ -7,6 +7,9 @@
 //! - A request that is not idempotent is retried only when the server certainly did not act on it:
 //!   a 429 (refused before processing) or a connection that could not be made. A 5xx or a timeout
 //!   on such a request is returned to the caller, which must re-read before trying again.
+//! - A 5xx whose body the caller's classifier calls *permanent* (a deterministic error code such
+//!   as duplicate detection or a plug-in error) is returned at once: sending it again would get
+//!   the same answer ([`RetryPolicy::send_classified`]).
 //! - Every request and every 429 is counted in [`HttpStats`] (for `/metrics` and benchmarks).
 
 pub mod gate;
@@ -128,6 +131,25 @@ impl RetryPolicy {
     where
         F: Fn() -> RequestBuilder,
     {
+        self.send_classified(stats, idempotency, make, &|_| false)
+            .await
+    }
+
+    /// [`Self::send`], where a 5xx answer whose body `permanent` accepts is returned at once
+    /// instead of retried (its body is read and handed back unchanged).
+    ///
+    /// # Errors
+    /// The transport error of the last try when no response came at all.
+    pub async fn send_classified<F>(
+        &self,
+        stats: &Arc<HttpStats>,
+        idempotency: Idempotency,
+        make: F,
+        permanent: &(dyn Fn(&[u8]) -> bool + Sync),
+    ) -> Result<Response, reqwest::Error>
+    where
+        F: Fn() -> RequestBuilder,
+    {
         let mut attempt = 1;
         loop {
             stats.requests.fetch_add(1, Ordering::Relaxed);
@@ -144,6 +166,23 @@ impl RetryPolicy {
                     if !may_retry || last || !gate::open() {
                         return Ok(response);
                     }
+                    let response = if status.is_server_error() {
+                        match Buffered::read(response).await {
+                            Ok(read) if permanent(&read.body) => {
+                                return Ok(read.into_response());
+                            }
+                            Ok(read) => read.into_response(),
+                            Err(err) if last => return Err(err),
+                            Err(_) => {
+                                stats.retries.fetch_add(1, Ordering::Relaxed);
+                                attempt += 1;
+                                tokio::time::sleep(self.backoff(attempt, None)).await;
+                                continue;
+                            }
+                        }
+                    } else {
+                        response
+                    };
                     let asked = retry_after(response.headers());
                     if asked.is_some_and(|d| d > self.max_retry_after) {
                         return Ok(response);
@@ -175,6 +214,44 @@ impl RetryPolicy {
             }
             stats.retries.fetch_add(1, Ordering::Relaxed);
             attempt += 1;
+        }
+    }
+}
+
+/// A response whose body has been read.
+struct Buffered {
+    status: StatusCode,
+    version: reqwest::Version,
+    headers: HeaderMap,
+    url: reqwest::Url,
+    body: bytes::Bytes,
+}
+
+impl Buffered {
+    async fn read(response: Response) -> Result<Self, reqwest::Error> {
+        Ok(Self {
+            status: response.status(),
+            version: response.version(),
+            headers: response.headers().clone(),
+            url: response.url().clone(),
+            body: response.bytes().await?,
+        })
+    }
+
+    /// The response again, body included (its URL kept for messages).
+    fn into_response(self) -> Response {
+        use reqwest::ResponseBuilderExt as _;
+        let mut builder = http::Response::builder()
+            .status(self.status)
+            .version(self.version)
+            .url(self.url);
+        if let Some(headers) = builder.headers_mut() {
+            *headers = self.headers;
+        }
+        match builder.body(self.body.clone()) {
+            Ok(rebuilt) => Response::from(rebuilt),
+            // Unreachable: every part came from a valid response.
+            Err(_) => Response::from(http::Response::new(self.body)),
         }
     }
 }
@@ -236,6 +313,66 @@ mod tests {
             policy.backoff(1, Some(Duration::from_secs(9999))),
             policy.max_retry_after
         );
+    }
+
+    /// A server answering every request with `500` and `body`; returns its URL and a counter.
+    async fn failing_server(body: &'static str) -> (String, Arc<AtomicU64>) {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/x", listener.local_addr().unwrap());
+        let hits = Arc::new(AtomicU64::new(0));
+        let counter = hits.clone();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                counter.fetch_add(1, Ordering::Relaxed);
+                let mut buf = [0u8; 4096];
+                let _ = socket.read(&mut buf).await;
+                let answer = format!(
+                    "HTTP/1.1 500 Internal Server Error\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = socket.write_all(answer.as_bytes()).await;
+            }
+        });
+        (url, hits)
+    }
+
+    #[tokio::test]
+    async fn permanent_server_errors_are_returned_at_once_with_their_body() {
+        let policy = RetryPolicy {
+            max_attempts: 3,
+            base_delay: Duration::from_millis(1),
+            ..RetryPolicy::default()
+        };
+        let http = reqwest::Client::new();
+        let stats = Arc::new(HttpStats::default());
+        let body = r#"{"error":{"code":"0x80040333","message":"duplicate"}}"#;
+        let (url, hits) = failing_server(body).await;
+        let permanent = |b: &[u8]| b.windows(10).any(|w| w == b"0x80040333");
+        let send = |url: String| {
+            let (policy, stats, http) = (&policy, &stats, &http);
+            async move {
+                policy
+                    .send_classified(
+                        stats,
+                        Idempotency::Idempotent,
+                        || http.get(&url),
+                        &permanent,
+                    )
+                    .await
+                    .unwrap()
+            }
+        };
+        let response = send(url).await;
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(response.url().as_str().ends_with("/x"));
+        assert_eq!(response.text().await.unwrap(), body);
+        assert_eq!(hits.load(Ordering::Relaxed), 1);
+        // A transient one is tried again, up to the limit.
+        let (url, hits) = failing_server(r#"{"error":{"code":"","message":"busy"}}"#).await;
+        let response = send(url).await;
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(hits.load(Ordering::Relaxed), 3);
     }
 
     #[test]

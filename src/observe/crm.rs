@@ -113,6 +113,7 @@ pub(super) async fn observe_list(
         dynamic: l.dynamic,
         member_type_code: u8::try_from(l.member_type_code).unwrap_or(0),
         statecode: i32::from(!l.active),
+        locked: l.locked,
         etag: l.etag.unwrap_or_default().into(),
         audience_record: l.audience,
     });
@@ -213,8 +214,12 @@ pub fn mapping_problems<'b>(
 fn select_columns(columns: &[String]) -> Vec<&str> {
     let mut select: Vec<&str> = columns.iter().map(String::as_str).collect();
     select.push(snapshot::DO_NOT_BULK_EMAIL_COLUMN);
+    select.push(STATE_COLUMN);
     select
 }
+
+/// `statecode` of contact and lead: 0 active, 1 inactive.
+const STATE_COLUMN: &str = "statecode";
 
 fn to_record(person: &Person, columns: &[String], on_list: bool) -> CrmRecord {
     let values: Vec<Option<String>> = columns
@@ -226,14 +231,20 @@ fn to_record(person: &Person, columns: &[String], on_list: bool) -> CrmRecord {
         .get(snapshot::DO_NOT_BULK_EMAIL_COLUMN)
         .and_then(Value::as_bool)
         .unwrap_or(false);
-    CrmRecord::new(
+    let mut record = CrmRecord::new(
         person.id,
         person.etag.as_deref().unwrap_or_default(),
         values.iter().map(Option::as_deref),
         do_not_bulk_email,
         Vec::new(),
         on_list,
-    )
+    );
+    record.inactive = person
+        .row
+        .get(STATE_COLUMN)
+        .and_then(Value::as_i64)
+        .is_some_and(|state| state != 0);
+    record
 }
 
 /// Add to `found` the people of `pages` that are not among `records` yet (not on the list).

@@ -82,6 +82,7 @@ impl Builder {
             dynamic,
             member_type_code: code,
             statecode: 0,
+            locked: false,
             etag: "W/\"200\"".into(),
             audience_record: audience,
         });
@@ -437,10 +438,15 @@ pub(crate) fn meta() -> PlanMeta {
 /// The fixed scenario's plan.
 pub(crate) fn scenario_plan() -> Plan {
     let (bindings, names, snapshots) = scenario();
+    plan_of(&bindings, &names, &snapshots)
+}
+
+/// The plan of these bindings and their snapshots, with the fixed metadata.
+pub(crate) fn plan_of(bindings: &[Binding], names: &Names, snapshots: &[Snapshot]) -> Plan {
     let plans: Vec<BindingPlan> = bindings
         .iter()
-        .zip(&snapshots)
-        .map(|(b, s)| super::compute(b, &names, s))
+        .zip(snapshots)
+        .map(|(b, s)| super::compute(b, names, s))
         .collect();
     Plan::new(meta(), plans)
 }

@@ -9,7 +9,8 @@
 //! plan format):
 //! - the namespace is [`NAMESPACE`], itself `uuid_v5(NAMESPACE_URL, "https://audience-sync.dev/ids/v1")`;
 //! - the name hashed is ASCII text `"<kind>:<audience id>:<mailchimp id>"` with the kinds
-//!   `audience`, `list`, `member`, `tag` below; ids are used exactly as Mailchimp spells them.
+//!   `audience`, `list`, `member`, `tag` below; ids are used exactly as Mailchimp spells them;
+//!   `person` hashes `"person:<table>:<normalised e-mail>"` instead (one record per person).
 
 use uuid::Uuid;
 
@@ -37,6 +38,15 @@ pub fn list(audience_id: &str, list_name: &str) -> Uuid {
 #[must_use]
 pub fn member_record(audience_id: &str, contact_id: &str) -> Uuid {
     v5("member", audience_id, contact_id)
+}
+
+/// The id of the contact or lead (`table`: its logical name) created for the person with the
+/// normalised (trimmed, lower-cased) e-mail `email`: the same in every audience, so bindings of
+/// audiences that share a person create one record, even within one run (the second create
+/// meets the first's id and counts as done).
+#[must_use]
+pub fn person_record(table: &str, email: &str) -> Uuid {
+    v5("person", table, email)
 }
 
 /// The id of the Tag record of Mailchimp tag `tag_id` of `audience_id`.

@@ -38,6 +38,9 @@ pub use simulate::apply_to_snapshot;
 pub use snapshot::Snapshot;
 
 #[cfg(test)]
+mod identity_tests;
+
+#[cfg(test)]
 mod tests {
     use super::fixture::scenario_plan;
     use super::render::{MarkdownOptions, TextOptions};

@@ -727,6 +727,8 @@ pub enum ProblemCode {
     DynamicList,
     /// Per binding: an inactive (read-only) list.
     InactiveList,
+    /// Per binding: a locked list (`lockstatus`), which refuses adds and removals.
+    LockedList,
     /// Per binding: the snapshot was not read for this binding (internal error).
     SnapshotMismatch,
     /// Per member: two or more CRM records for one e-mail address.
@@ -735,6 +737,9 @@ pub enum ProblemCode {
     DuplicateMailchimpId,
     /// Per member: the e-mail address is not valid.
     InvalidEmail,
+    /// Per member: its only matching CRM record is inactive (never reactivated, listed or
+    /// duplicated).
+    InactiveRecord,
     /// Warning: the record is flagged do-not-bulk-e-mail and a subscribed member does not unflag it.
     DoNotEmailKept,
     /// Warning: two Tag records stand for one Mailchimp tag; only the first is used.

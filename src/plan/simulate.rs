@@ -62,6 +62,7 @@ pub fn apply_to_snapshot(plan: &BindingPlan, snapshot: &mut Snapshot) {
                     dynamic: false,
                     member_type_code: code,
                     statecode: 0,
+                    locked: false,
                     etag: next_etag(),
                     audience_record: lookup_after(change),
                 });

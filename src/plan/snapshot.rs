@@ -239,6 +239,8 @@ pub struct MarketingList {
     pub member_type_code: u8,
     /// `statecode`: 0 active, 1 inactive.
     pub statecode: i32,
+    /// `lockstatus`: a locked list refuses adds and removals.
+    pub locked: bool,
     /// Its ETag.
     pub etag: Box<str>,
     /// The Audience record its lookup points at.
@@ -277,6 +279,8 @@ pub struct CrmRecord {
     pub on_list: bool,
     /// The `listmember` row, when known.
     pub list_member_id: Option<Uuid>,
+    /// `statecode` is not 0: the record is deactivated (never matched, listed or reactivated).
+    pub inactive: bool,
     /// Tag records of this audience it is linked to, sorted.
     pub tag_links: Box<[Uuid]>,
     /// `[etag, values…]`.
@@ -301,6 +305,7 @@ impl CrmRecord {
             do_not_bulk_email,
             on_list,
             list_member_id: None,
+            inactive: false,
             tag_links: tag_links.into(),
             row: Row::new(std::iter::once(Some(etag)).chain(values)),
         }
@@ -530,7 +535,11 @@ impl CrmSide {
             let bytes = r.row.as_bytes();
             f.u64(bytes.len() as u64);
             f.bytes(bytes);
-            f.bytes(&[u8::from(r.do_not_bulk_email), u8::from(r.on_list)]);
+            f.bytes(&[
+                u8::from(r.do_not_bulk_email),
+                u8::from(r.on_list),
+                u8::from(r.inactive),
+            ]);
             f.bytes(r.list_member_id.unwrap_or_default().as_bytes());
             f.u64(r.tag_links.len() as u64);
             for t in &r.tag_links {

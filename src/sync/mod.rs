@@ -92,7 +92,7 @@ pub fn meta(config_digest: &str) -> PlanMeta {
 /// # Errors
 /// The plan cannot be written as JSON.
 pub fn plan_id(plan: &Plan) -> serde_json::Result<String> {
-    Ok(apply::saved::plan_id(&plan::render::json(plan)?))
+    apply::saved::plan_id_of(plan)
 }
 
 impl Session<'_> {

@@ -31,6 +31,7 @@ async fn start_with(members: usize, extra: &str) -> Env {
             tags: 3,
             seed: 11,
             audiences: 1,
+            shared: 0,
         }),
         ..audience_sync::commands::sandbox::options()
     })

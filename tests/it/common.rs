@@ -111,3 +111,10 @@ pub fn crm_tables(sandbox: &api_sandbox::Sandbox) -> audience_sync::dataverse::t
         audience_sync::dataverse::schema::Schema::default(),
     )
 }
+
+/// `plan CONFIG --detailed-exitcode` against the sandbox: the exit code and stdout + stderr.
+pub async fn plan_code(sandbox: &api_sandbox::Sandbox, config: &str) -> (i32, String) {
+    let out = run_in(sandbox, &["plan", config, "--detailed-exitcode"]).await;
+    let (stdout, stderr) = texts(&out);
+    (out.status.code().unwrap_or(-1), format!("{stdout}{stderr}"))
+}

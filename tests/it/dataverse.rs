@@ -405,10 +405,13 @@ async fn list_membership_is_added_read_and_removed() {
         .add_list_members(list_id, MemberType::Contact, &people[..2499])
         .await
         .unwrap();
-    assert_eq!(
-        counted(&counters(&sandbox).await),
-        3,
-        "AddListMembersList in chunks of 1000"
+    // Adaptive sizing (`dataverse::batch::Sizer`): the requests double while fast, and are
+    // spread over the requests in flight (at most ceil(2,499 / parallelism) each), so a few
+    // more than the 3 that 1,000 each would take, never one per member.
+    let requests = counted(&counters(&sandbox).await);
+    assert!(
+        (3..=16).contains(&requests),
+        "AddListMembersList in requests growing and spread: {requests}"
     );
     let single = client.add_list_member(list_id, people[2499]).await.unwrap();
     client
@@ -503,7 +506,10 @@ async fn tag_links_cost_one_counted_request_per_thousand() {
         failures.iter().flatten().next()
     );
     let c = counters(&sandbox).await;
-    assert_eq!(counted(&c), 3, "2,500 links in three $batch requests: {c}");
+    assert!(
+        (3..=9).contains(&counted(&c)),
+        "2,500 links in $batch requests growing to 1000: {c}"
+    );
     assert_eq!(c["operations"].as_u64(), Some(2500), "{c}");
     let members: Vec<Uuid> = tables
         .tag_members(MemberType::Contact, tag)
@@ -603,6 +609,12 @@ async fn bootstrap_twice_creates_once_and_check_then_passes() {
     .await
     .unwrap();
     assert!(first.plan.problems.is_empty(), "{:?}", first.plan.problems);
+    assert!(
+        dry.solution.publisher_missing && dry.solution.solution_missing,
+        "a bare environment has neither the publisher nor the solution: {:?}",
+        dry.solution
+    );
+    assert!(first.solution.publisher_missing && first.solution.solution_missing);
     assert_eq!(created.len(), first.plan.steps.len());
     assert!(
         created.iter().any(|s| s.contains("mcsync_tag_contact")),
@@ -614,8 +626,18 @@ async fn bootstrap_twice_creates_once_and_check_then_passes() {
     .await
     .unwrap();
     assert!(second.plan.steps.is_empty(), "{:?}", second.plan.steps);
+    assert!(
+        !second.solution.publisher_missing && !second.solution.solution_missing,
+        "{:?}",
+        second.solution
+    );
     let after = metadata::check(&client, &schema).await.unwrap();
     assert!(after.healthy(), "{after:?}");
+    // Every tool table is in the tool's solution (and, as everything, in the Default Solution).
+    assert_eq!(after.solutions.len(), schema.tables.len(), "{after:?}");
+    for holding in after.solutions.values() {
+        assert_eq!(holding, &["AudienceSync", "Default"], "{after:?}");
+    }
     // The tables bootstrap made are usable at once.
     let tables = ToolTables::new(client, schema);
     let audience = Uuid::new_v4();
@@ -670,8 +692,20 @@ async fn the_crm_commands_run_from_the_command_line() {
         "{}",
         text(1)
     );
+    assert!(
+        text(1).contains("+ created publisher `mcsync`")
+            && text(1).contains("+ created solution `AudienceSync`"),
+        "{}",
+        text(1)
+    );
     assert!(text(2).contains("Nothing to do"), "{}", text(2));
+    assert!(!text(2).contains("+ created"), "{}", text(2));
     assert!(output[3].status.success(), "{}", text(3));
+    assert!(
+        text(3).contains("ok table `mcsync_audience` is in solution `AudienceSync`"),
+        "{}",
+        text(3)
+    );
     assert!(text(3).contains("ok create and delete"), "{}", text(3));
 }
 

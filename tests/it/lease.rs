@@ -34,6 +34,7 @@ async fn start(members: usize) -> Env {
             tags: 2,
             seed: 5,
             audiences: 1,
+            shared: 0,
         }),
         ..audience_sync::commands::sandbox::options()
     })

@@ -21,6 +21,7 @@ pub(super) async fn generated(members: usize, seed: u64) -> (Sandbox, tempfile::
             tags: 2,
             seed,
             audiences: 1,
+            shared: 0,
         }),
         ..audience_sync::commands::sandbox::options()
     })

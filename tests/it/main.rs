@@ -5,6 +5,7 @@ mod cli;
 mod common;
 mod config_catalogue;
 mod config_fuzz;
+mod crm_semantics;
 mod dataverse;
 mod demo;
 mod examples;

@@ -39,6 +39,7 @@ async fn shared_plans_mask_member_data_and_never_carry_its_markdown() {
             tags: 0,
             seed: 3,
             audiences: 1,
+            shared: 0,
         }),
         ..audience_sync::commands::sandbox::options()
     })

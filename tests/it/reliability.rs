@@ -85,6 +85,7 @@ async fn start(members: usize) -> Env {
             tags: 4,
             seed: 23,
             audiences: 1,
+            shared: 0,
         }),
         ..audience_sync::commands::sandbox::options()
     })

@@ -143,6 +143,7 @@ async fn two_replicas_share_four_bindings_and_a_killed_one_hands_its_binding_ove
             tags: 2,
             seed: 41,
             audiences: 4,
+            shared: 0,
         }),
         ..audience_sync::commands::sandbox::options()
     })

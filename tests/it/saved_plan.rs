@@ -36,6 +36,7 @@ impl Env {
                 tags: 2,
                 seed: 11,
                 audiences: 2,
+                shared: 0,
             }),
             ..audience_sync::commands::sandbox::options()
         })

@@ -16,6 +16,7 @@ async fn a_token_endpoint_that_never_answers_fails_plan_within_a_minute() {
             tags: 1,
             seed: 3,
             audiences: 1,
+            shared: 0,
         }),
         ..audience_sync::commands::sandbox::options()
     })

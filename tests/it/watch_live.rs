@@ -41,6 +41,7 @@ async fn start(members: usize) -> Env {
             tags: 3,
             seed: 23,
             audiences: 2,
+            shared: 0,
         }),
         ..audience_sync::commands::sandbox::options()
     })

@@ -1,5 +1,5 @@
 //! Binding checks: a snapshot not read with the binding's mappings, or a list that is missing
-//! (and not created), of accounts, dynamic, of the wrong member type or inactive, is a binding
+//! (and not created), of accounts, dynamic, of the wrong member type, inactive or locked, is a binding
 //! error; the binding then gets no changes at all.
 
 use crate::config::{Binding, ListSelector};
@@ -97,6 +97,14 @@ pub(super) fn check_list(binding: &Binding, snapshot: &Snapshot) -> Option<Probl
             ProblemCode::InactiveList,
             format!(
                 "marketing list `{}` is inactive (read-only); activate it in the CRM",
+                list.name
+            ),
+        )
+    } else if list.locked {
+        (
+            ProblemCode::LockedList,
+            format!(
+                "marketing list `{}` is locked (`lockstatus`): the CRM refuses to add or remove its members; unlock it in the CRM or bind another list",
                 list.name
             ),
         )

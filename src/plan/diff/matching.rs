@@ -1,15 +1,56 @@
 //! Matching members to CRM records. A member matches the record storing its Mailchimp contact
 //! id; failing that, the one record (not claimed by another member's id) with its e-mail,
-//! compared trimmed and case-insensitively. Two candidates are a per-member conflict: the member
+//! compared trimmed and case-insensitively; failing that, the record the tool created for its
+//! address (its id is the person id of the address, see below). Two candidates are a per-member conflict: the member
 //! is skipped, and the records it touches count as claimed (so never removed as leavers).
+//!
+//! Inactive records (`statecode` ≠ 0) are never a match: among the candidates of a member the
+//! active ones decide; a member whose only candidates are inactive is a conflict of kind
+//! [`ProblemCode::InactiveRecord`] (skipped, so the record is neither reactivated, listed nor
+//! duplicated by a create).
 //!
 //! Stored-id matching goes in read order (it does not depend on the order); e-mail matching goes
 //! by subscriber hash, because it does when records compete.
+//!
+//! # One person in several audiences (DESIGN's open question), and why no link table
+//! Mailchimp keeps one member, with its own contact id, per audience; the CRM keeps one record
+//! per person. The design chosen keeps the per-audience identity without a second table:
+//! - the record the tool creates for a person gets the id `ids::person_record(table, normalised
+//!   e-mail)`, the same from every audience, so two bindings planned and applied in one run (or
+//!   two replicas) that both create the person make one record: the second create meets the
+//!   first's id and counts as done;
+//! - the record stores the Mailchimp id of **one** audience, its owner (the first to create or
+//!   claim it). That audience matches it by id, as above, and alone writes its mapped columns
+//!   and its stored id; every other audience matches it by e-mail (case-insensitively, which
+//!   is how Mailchimp itself compares addresses within an audience), lists it and tags it, and
+//!   never writes its columns (`members.rs`, `update_record`). So no two bindings write the
+//!   same column, and every plan settles (tested with the real binary: `crm_semantics` in
+//!   `tests/it`, two audiences sharing people, one in other letter case, four applies);
+//! - the identity of the other audiences is their e-mail address: what Mailchimp uses as a
+//!   member's key within an audience (the subscriber hash is the MD5 of the lower-cased
+//!   address), so matching a non-owning audience by address is matching it by its own key.
+//!
+//! What a per-audience membership table (audience, record, Mailchimp id, e-mail) would add is
+//! following a non-owning audience's member across a change of e-mail address in that audience:
+//! here such a member no longer matches the record, a new record is created for the new address
+//! and the old one leaves that audience's list (where the binding prunes). The owner's change of
+//! address is followed (by id), and the other audiences' members, still at the old address,
+//! then match nothing by e-mail, while the person id of their old address is the existing
+//! record's id. So a member that matches nothing by id or e-mail is matched, last, to
+//! the record whose id is the person id of its own address (`ids::person_record`): the record
+//! the tool created for that address, whatever its e-mail is now. The other audiences keep
+//! listing the person (never writing its columns: the record stores the owner's id), and
+//! their plans settle. What a membership table would still add is following a non-owning
+//! member across its own change of address (it then counts as a new person); its cost is one
+//! more table to bootstrap and one more write per person and audience.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hasher as _};
 
+use uuid::Uuid;
+
+use crate::plan::ids;
 use crate::plan::model::ProblemCode;
 use crate::plan::snapshot::{CrmRecord, Member, member_order};
 
@@ -83,11 +124,12 @@ impl Matches {
     }
 }
 
-/// Match `members` to `records`, whose stored Mailchimp id is at `id_col` and e-mail at
-/// `email_col`.
+/// Match `members` to `records` of `table` (a logical name), whose stored Mailchimp id is at
+/// `id_col` and e-mail at `email_col`.
 pub(super) fn match_members(
     members: &[Member],
     records: &[CrmRecord],
+    table: &str,
     id_col: usize,
     email_col: usize,
 ) -> Matches {
@@ -110,7 +152,7 @@ pub(super) fn match_members(
                 .candidates(hash_id(contact_id))
                 .filter(|&r| records[r as usize].value(id_col) == Some(contact_id)),
         );
-        out.settle(mi, &found, ProblemCode::DuplicateMailchimpId);
+        out.settle(mi, &found, records, ProblemCode::DuplicateMailchimpId);
     }
     for mi in member_order(members) {
         if out.per_member[mi as usize] != NO_MATCH {
@@ -124,26 +166,66 @@ pub(super) fn match_members(
                     .value(email_col)
                     .is_some_and(|e| same_email(e, email))
         }));
-        out.settle(mi, &found, ProblemCode::DuplicateEmail);
+        out.settle(mi, &found, records, ProblemCode::DuplicateEmail);
     }
+    out.by_person_id(members, records, table);
     out
 }
 
 impl Matches {
-    /// Record what was found for member `mi`: claim the records, then one is a match and more
-    /// are a conflict of kind `code`.
-    fn settle(&mut self, mi: u32, found: &[u32], code: ProblemCode) {
+    /// Members still without a record, to the unclaimed record whose id is the person id of
+    /// their address (the record the tool created for it, whose e-mail has changed since). Costs
+    /// memory by the unmatched members, and nothing when there are no records (a first sync).
+    fn by_person_id(&mut self, members: &[Member], records: &[CrmRecord], table: &str) {
+        if records.is_empty() {
+            return;
+        }
+        let mut wanted: HashMap<Uuid, u32> = HashMap::new();
+        for (mi, m) in members.iter().enumerate() {
+            if self.per_member[mi] == NO_MATCH
+                && let Ok(mi) = u32::try_from(mi)
+            {
+                let id = ids::person_record(table, &normalize_email(m.email()));
+                // two members of one address: the first keeps it, as e-mail matching does
+                wanted.entry(id).or_insert(mi);
+            }
+        }
+        if wanted.is_empty() {
+            return;
+        }
+        for (r, rec) in records.iter().enumerate() {
+            if self.claimed[r] {
+                continue;
+            }
+            if let (Some(&mi), Ok(r)) = (wanted.get(&rec.id), u32::try_from(r)) {
+                self.settle(mi, &[r], records, ProblemCode::DuplicateEmail);
+            }
+        }
+    }
+
+    /// Record what was found for member `mi`: claim the records, then of the active ones one
+    /// is a match and more are a conflict of kind `code`; only inactive ones are a conflict of
+    /// kind [`ProblemCode::InactiveRecord`].
+    fn settle(&mut self, mi: u32, found: &[u32], records: &[CrmRecord], code: ProblemCode) {
         for &r in found {
             self.claimed[r as usize] = true;
         }
-        match found {
-            [] => {}
-            [only] => self.per_member[mi as usize] = *only,
-            _ => {
-                self.per_member[mi as usize] = CONFLICT;
-                self.conflicts.insert(mi, (code, found.to_vec()));
-            }
+        let active: Vec<u32> = found
+            .iter()
+            .copied()
+            .filter(|&r| !records[r as usize].inactive)
+            .collect();
+        match (active.as_slice(), found) {
+            (_, []) => {}
+            ([only], _) => self.per_member[mi as usize] = *only,
+            ([], _) => self.conflict(mi, ProblemCode::InactiveRecord, found.to_vec()),
+            (_, _) => self.conflict(mi, code, active),
         }
+    }
+
+    fn conflict(&mut self, mi: u32, code: ProblemCode, records: Vec<u32>) {
+        self.per_member[mi as usize] = CONFLICT;
+        self.conflicts.insert(mi, (code, records));
     }
 }
 

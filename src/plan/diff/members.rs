@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use uuid::Uuid;
 
-use super::matching::{Found, Matches, is_valid_email, match_members};
+use super::matching::{Found, Matches, is_valid_email, match_members, normalize_email};
 use super::tags::TagPlan;
 use super::{Diff, member_ref, opt_text, text};
 use crate::config::{FieldMapping, FieldPolicy, UnsubscribePolicy};
@@ -65,7 +65,8 @@ impl<'a> Diff<'a> {
         let snap = self.snapshot;
         let records = &snap.crm.records;
         let members = &snap.mailchimp.members;
-        let matches = match_members(members, records, layout.id_col, layout.email_col);
+        let table = self.binding.list.member_type.logical_name();
+        let matches = match_members(members, records, table, layout.id_col, layout.email_col);
         let mut selected_count = 0_u64;
         for (mi, m) in members.iter().enumerate() {
             let selected = self.binding.statuses.contains(&m.status);
@@ -155,22 +156,29 @@ impl<'a> Diff<'a> {
         }
     }
 
-    /// Two or more records for one member: an error, and the member is skipped.
+    /// Two or more records for one member, or only an inactive one: an error, and the member
+    /// is skipped.
     fn conflict(&mut self, m: &'a Member, code: ProblemCode, rs: &[u32]) {
         let records = &self.snapshot.crm.records;
-        let what = if code == ProblemCode::DuplicateEmail {
-            format!("{} CRM records have the e-mail address of", rs.len())
-        } else {
-            format!("{} CRM records store the Mailchimp id of", rs.len())
+        let email = m.email();
+        let message = match code {
+            ProblemCode::InactiveRecord => format!(
+                "the only CRM record matching member `{email}` is inactive; it is not reactivated, put on the list or duplicated: reactivate or delete it in the CRM to sync this member (this member is skipped)"
+            ),
+            ProblemCode::DuplicateEmail => format!(
+                "{} CRM records have the e-mail address of member `{email}`; merge or fix them in the CRM (this member is skipped)",
+                rs.len()
+            ),
+            _ => format!(
+                "{} CRM records store the Mailchimp id of member `{email}`; merge or fix them in the CRM (this member is skipped)",
+                rs.len()
+            ),
         };
         let mut ids: Vec<Uuid> = rs.iter().map(|&r| records[r as usize].id).collect();
         ids.sort_unstable();
         self.plan.errors.push(Problem {
             code,
-            message: format!(
-                "{what} member `{}`; merge or fix them in the CRM (this member is skipped)",
-                m.email()
-            ),
+            message,
             member: Some(member_ref(m)),
             records: ids,
         });
@@ -298,7 +306,8 @@ impl<'a> Diff<'a> {
         path_of: &[Option<usize>],
         consent: bool,
     ) -> Uuid {
-        let id = ids::member_record(self.audience_id, m.contact_id());
+        let table = self.binding.list.member_type.logical_name();
+        let id = ids::person_record(table, &normalize_email(m.email()));
         let mut columns = self.new_record_columns(m, id, path_of);
         if consent {
             // the consent change writes the status; do not write it twice
@@ -445,6 +454,13 @@ impl<'a> Diff<'a> {
         skip_status: Option<usize>,
     ) {
         let id_col = layout.id_col;
+        let stored = rec.value(id_col);
+        if stored.is_some_and(|s| !s.trim().is_empty() && s != m.contact_id()) {
+            // Matched by e-mail, and the record already holds another member's Mailchimp id
+            // (the same person in another bound audience): that audience owns its columns, so
+            // this one only lists and tags it, and the bindings never take it in turn.
+            return;
+        }
         let mut fields: Vec<FieldChange> = Vec::new();
         let mut reason = Reason::FieldEmptyInCrm;
         let mut seen: BTreeSet<usize> = BTreeSet::new();
@@ -484,7 +500,6 @@ impl<'a> Diff<'a> {
                 });
             }
         }
-        let stored = rec.value(id_col);
         if stored != Some(m.contact_id()) {
             reason = Reason::MatchedByEmail;
             fields.push(FieldChange {

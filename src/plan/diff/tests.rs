@@ -70,7 +70,13 @@ fn deterministic_ids_for_created_records() {
         .iter()
         .find(|c| c.action == Action::CreateRecord)
         .expect("a create");
-    assert_eq!(create.record, ids::member_record("a1b2c3d4e5", "c-alice"));
+    let email = create
+        .member
+        .as_ref()
+        .expect("a member")
+        .email
+        .to_lowercase();
+    assert_eq!(create.record, ids::person_record("contact", &email));
     assert!(create.precondition.absent);
 }
 
@@ -372,4 +378,175 @@ proptest! {
         let b = plan_json(&compute(&binding, &names, &snapshot.clone()));
         prop_assert_eq!(a, b);
     }
+}
+
+/// One contact-list binding of audience `aud`, for the CRM-semantics cases below.
+fn crm_case(aud: &str) -> (Binding, Names) {
+    let yaml = format!(
+        "bindings:\n  - name: b-{aud}\n    audience: {{id: {aud}}}\n    marketing_list: {{name: List {aud}, member_type: contact}}\n"
+    );
+    let (mut bindings, names) = fixture::bindings(&yaml);
+    (bindings.remove(0), names)
+}
+
+/// The changes of a plan that come from members (not the Audience record or the list's link).
+fn member_changes(plan: &BindingPlan) -> Vec<&Change> {
+    plan.changes.iter().filter(|c| c.member.is_some()).collect()
+}
+
+#[test]
+fn a_member_whose_only_match_is_inactive_is_a_conflict_and_nothing_is_written() {
+    let (binding, names) = crm_case("aud1");
+    let mut snapshot = Builder::new(&binding, &names, ("aud1", "A"))
+        .list(uuid(0x11), "List aud1", 2, false, None)
+        .member("gone@example.com", MemberStatus::Subscribed, &[], &[])
+        .record(
+            uuid(0x21),
+            &[("emailaddress1", "Gone@Example.com")],
+            false,
+            &[],
+            false,
+        )
+        .build();
+    snapshot.crm.records[0].inactive = true;
+    let plan = compute(&binding, &names, &snapshot);
+    assert!(member_changes(&plan).is_empty(), "{:?}", plan.changes);
+    let problem = plan
+        .errors
+        .iter()
+        .find(|p| p.code == ProblemCode::InactiveRecord)
+        .expect("an inactive-record conflict");
+    assert_eq!(problem.records, vec![uuid(0x21)]);
+    assert!(problem.message.contains("gone@example.com") && problem.message.contains("inactive"));
+    // An active record with the same address is matched instead of the inactive one.
+    let mut with_active = snapshot.clone();
+    with_active.crm.records.push(
+        Builder::new(&binding, &names, ("aud1", "A"))
+            .record(
+                uuid(0x22),
+                &[("emailaddress1", "gone@example.com")],
+                false,
+                &[],
+                false,
+            )
+            .build()
+            .crm
+            .records
+            .remove(0),
+    );
+    let plan = compute(&binding, &names, &with_active);
+    assert!(plan.errors.is_empty(), "{:?}", plan.errors);
+    assert!(!member_changes(&plan).is_empty());
+    assert!(member_changes(&plan).iter().all(|c| c.record == uuid(0x22)));
+}
+
+#[test]
+fn a_locked_list_is_refused_at_plan_time() {
+    let (binding, names) = crm_case("aud1");
+    let mut snapshot = Builder::new(&binding, &names, ("aud1", "A"))
+        .list(uuid(0x11), "List aud1", 2, false, None)
+        .member("new@example.com", MemberStatus::Subscribed, &[], &[])
+        .build();
+    if let Some(list) = snapshot.crm.list.as_mut() {
+        list.locked = true;
+    }
+    let plan = compute(&binding, &names, &snapshot);
+    assert!(plan.changes.is_empty());
+    assert_eq!(plan.errors.len(), 1);
+    assert_eq!(plan.errors[0].code, ProblemCode::LockedList);
+    assert!(plan.errors[0].message.contains("locked"));
+}
+
+#[test]
+fn a_person_in_two_audiences_is_one_record_and_the_plans_settle() {
+    let (first, names) = crm_case("aud1");
+    let (second, _) = crm_case("aud2");
+    let side = |b: &Binding, aud: &str, email: &str| {
+        Builder::new(b, &names, (aud, aud))
+            .list(uuid(0x11), &format!("List {aud}"), 2, false, None)
+            .member(
+                email,
+                MemberStatus::Subscribed,
+                &[("merge_fields.LNAME", aud)],
+                &[],
+            )
+    };
+    // Both plans, made before either is applied, create the same record.
+    let one = compute(
+        &first,
+        &names,
+        &side(&first, "aud1", "pat@example.com").build(),
+    );
+    let two = compute(
+        &second,
+        &names,
+        &side(&second, "aud2", "Pat@Example.COM").build(),
+    );
+    let created = |p: &BindingPlan| {
+        p.changes
+            .iter()
+            .find(|c| c.action == Action::CreateRecord)
+            .map(|c| c.record)
+    };
+    assert!(created(&one).is_some());
+    assert_eq!(created(&one), created(&two));
+    // Applied: the first audience's member id is stored; the second audience only lists it.
+    let record = uuid(0x31);
+    let columns = [
+        ("emailaddress1", "pat@example.com"),
+        (names.contact_mailchimp_id_column.as_str(), "c-pat"),
+        ("lastname", "aud1"),
+        (names.subscriber_status_column.as_str(), "subscribed"),
+    ];
+    let after = side(&second, "aud2", "Pat@Example.COM")
+        .record(record, &columns, false, &[], false)
+        .build();
+    let plan = compute(&second, &names, &after);
+    let changes = member_changes(&plan);
+    assert_eq!(changes.len(), 1, "{changes:?}");
+    assert_eq!(changes[0].action, Action::AddListMember);
+    let mut listed = after.clone();
+    listed.crm.records[0].on_list = true;
+    assert!(member_changes(&compute(&second, &names, &listed)).is_empty());
+    let first_after = side(&first, "aud1", "pat@example.com")
+        .record(record, &columns, false, &[], true)
+        .build();
+    let first_plan = compute(&first, &names, &first_after);
+    assert!(
+        member_changes(&first_plan).is_empty(),
+        "{:?}",
+        member_changes(&first_plan)
+    );
+}
+
+#[test]
+fn a_person_whose_owning_audience_changed_their_address_is_still_one_record() {
+    let (second, names) = crm_case("aud2");
+    // Created for pat@ (so its id is the person id of that address), then the owning audience
+    // (aud1, whose member id it stores) changed the address; aud2 still knows pat@.
+    let record = ids::person_record("contact", "pat@example.com");
+    let columns = [
+        ("emailaddress1", "pat.new@example.com"),
+        (names.contact_mailchimp_id_column.as_str(), "c-pat-in-aud1"),
+        ("lastname", "aud1"),
+    ];
+    let snapshot = |on_list: bool| {
+        Builder::new(&second, &names, ("aud2", "aud2"))
+            .list(uuid(0x11), "List aud2", 2, false, None)
+            .member(
+                "Pat@Example.COM",
+                MemberStatus::Subscribed,
+                &[("merge_fields.LNAME", "aud2")],
+                &[],
+            )
+            .record(record, &columns, false, &[], on_list)
+            .build()
+    };
+    let plan = compute(&second, &names, &snapshot(false));
+    let changes = member_changes(&plan);
+    assert_eq!(changes.len(), 1, "{changes:?}");
+    assert_eq!(changes[0].action, Action::AddListMember);
+    assert_eq!(changes[0].record, record);
+    // Listed: nothing to do, run after run (no create of the old address again).
+    assert!(member_changes(&compute(&second, &names, &snapshot(true))).is_empty());
 }

@@ -1,5 +1,6 @@
 //! Renderers of a plan: [`text()`] for a terminal, [`markdown()`] for a pull-request comment,
-//! [`json()`] for machines (the versioned format). All pure: plan in, `String` out.
+//! [`json()`] for machines (the versioned format; [`write_json`] streams it). All pure: plan
+//! in, `String` (or bytes to a writer) out.
 //!
 //! Text and Markdown are meant to be shared (CI logs, pull requests): every member value (the
 //! e-mail, names, phones, addresses, any mapped column of a contact or lead) is masked there
@@ -11,7 +12,7 @@ mod json;
 mod markdown;
 mod text;
 
-pub use json::json;
+pub use json::{json, write_json};
 pub use markdown::{MARKDOWN_LIMIT, MarkdownOptions, markdown};
 pub use text::{TextOptions, text};
 

@@ -425,10 +425,11 @@ async fn lists_accept_members_of_their_type_only_and_expose_membership() {
             .unwrap()
             .to_owned()
     };
-    for (list, code) in [
-        (id_of("Accounts"), "0x8004F6DC"),
-        (id_of("Dynamic"), "0x8004F6E0"),
-        (id_of("Locked"), "0x8004F6DF"),
+    // No published code exists for these refusals: the code is empty and the words say why.
+    for (list, words) in [
+        (id_of("Accounts"), "does not match the list member type"),
+        (id_of("Dynamic"), "dynamic marketing list"),
+        (id_of("Locked"), "marketing list is locked"),
     ] {
         let (status, _, body) = api
             .send(
@@ -438,7 +439,9 @@ async fn lists_accept_members_of_their_type_only_and_expose_membership() {
             )
             .await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
-        assert_eq!(body["error"]["code"], code);
+        assert_eq!(body["error"]["code"], "");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains(words), "{message}");
     }
     let (status, _, body) = api
         .send(
@@ -602,4 +605,70 @@ async fn bootstrap_through_the_metadata_api_then_tag_links_by_ref() {
         .unwrap();
     assert_eq!(resp.status(), StatusCode::NO_CONTENT);
     assert!(sb.dataverse.linked("new_tag_contact", tag).is_empty());
+}
+
+#[tokio::test]
+async fn metadata_needs_a_publisher_of_its_prefix_and_lands_in_the_named_solution() {
+    let sb = start(json!({"schema": "bare"})).await;
+    let api = Api::new(&sb).await;
+    let label = |text: &str| json!({"@odata.type": "Microsoft.Dynamics.CRM.Label", "LocalizedLabels": [{"@odata.type": "Microsoft.Dynamics.CRM.LocalizedLabel", "Label": text, "LanguageCode": 1033}]});
+    let entity = json!({
+        "@odata.type": "Microsoft.Dynamics.CRM.EntityMetadata", "SchemaName": "zz_Thing", "DisplayName": label("Thing"),
+        "DisplayCollectionName": label("Things"), "OwnershipType": "UserOwned",
+        "Attributes": [{"@odata.type": "Microsoft.Dynamics.CRM.StringAttributeMetadata", "SchemaName": "zz_Name",
+                        "IsPrimaryName": true, "MaxLength": 100, "DisplayName": label("Name")}]
+    });
+    let (status, _, body) = api
+        .send(reqwest::Method::POST, "EntityDefinitions", &entity)
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("'zz'"));
+
+    let (_, defaults) = api
+        .get("solutions?$select=uniquename&$filter=uniquename eq 'Default'")
+        .await;
+    assert_eq!(defaults["value"].as_array().unwrap().len(), 1);
+    let (status, headers, _) = api
+        .send(
+            reqwest::Method::POST,
+            "publishers",
+            &json!({"uniquename": "zz", "friendlyname": "ZZ", "customizationprefix": "zz", "customizationoptionvalueprefix": 12345}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let publisher = headers["odata-entityid"].to_str().unwrap().to_owned();
+    let publisher = &publisher[publisher.find("publishers(").unwrap()..];
+    let (status, _, body) = api
+        .send(
+            reqwest::Method::POST,
+            "solutions",
+            &json!({"uniquename": "Things", "friendlyname": "Things", "version": "1.0.0.0",
+                    "publisherid@odata.bind": format!("/{publisher}")}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+
+    let post_in = |solution: &'static str| {
+        api.req(reqwest::Method::POST, "EntityDefinitions")
+            .header("MSCRM.SolutionUniqueName", solution)
+            .json(&entity)
+    };
+    let unknown = post_in("Nope").send().await.unwrap();
+    assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+    let created = post_in("Things").send().await.unwrap();
+    assert_eq!(created.status(), StatusCode::NO_CONTENT);
+    let (_, def) = api
+        .get("EntityDefinitions(LogicalName='zz_thing')?$select=MetadataId")
+        .await;
+    let (_, solution) = api
+        .get("solutions?$select=solutionid&$filter=uniquename eq 'Things'")
+        .await;
+    let (_, components) = api
+        .get(&format!(
+            "solutioncomponents?$select=componenttype&$filter=objectid eq {} and _solutionid_value eq {}",
+            def["MetadataId"].as_str().unwrap(),
+            solution["value"][0]["solutionid"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(components["value"][0]["componenttype"], 1, "{components}");
 }

@@ -36,6 +36,7 @@ pub mod metadata;
 pub mod query;
 pub mod routes;
 pub mod seed;
+pub mod solutions;
 pub mod store;
 pub mod tool_schema;
 pub mod value;
@@ -677,6 +678,10 @@ async fn data(
         }
     };
     guard.ops = answer.ops;
+    let server_time = lock(&state.protection).delay_for(answer.ops);
+    if !server_time.is_zero() {
+        tokio::time::sleep(server_time).await;
+    }
     if method != Method::GET && answer.status < 300 {
         state.changed();
     }

@@ -18,6 +18,9 @@ use super::meta::{AttrType, EntityMeta, ManyToMany};
 use super::store::{Row, Store, Table};
 use super::value::{Val, cmp_ci};
 
+mod paged;
+use paged::{linked_to_one, sorted_after, unordered_page};
+
 /// The largest page the service returns.
 pub const MAX_PAGE: usize = 5000;
 
@@ -611,26 +614,10 @@ pub fn candidates(store: &Store, table: &Table, pred: &Pred) -> Option<Vec<Uuid>
                 })
                 .collect(),
         ),
-        Pred::Lambda {
-            rel,
-            first_side,
-            all: false,
-            body: Some(body),
-        } => {
+        Pred::Lambda { .. } => {
             // `nav/any(x: x/<other pk> eq <id>)`: the rows linked to that one id.
-            let other = store.table(if *first_side {
-                &rel.entity2
-            } else {
-                &rel.entity1
-            })?;
-            match body.as_ref() {
-                Pred::Cmp(Col::Here(pos), Op::Eq, Val::Guid(other_id))
-                    if *pos == other.meta.primary_id_pos() =>
-                {
-                    Some(store.linked(rel, !*first_side, *other_id))
-                }
-                _ => None,
-            }
+            let (rel, side, id) = linked_to_one(store, pred)?;
+            Some(store.linked(rel, side, id))
         }
         Pred::Cmp(Col::Here(pos), Op::Eq, Val::Guid(list))
             if table.meta.logical_name == "listmember" =>
@@ -690,6 +677,35 @@ pub fn run(
         .collect::<Result<_, _>>()?;
     let limit = options.top.map_or(page_size, |top| top.min(MAX_PAGE));
     let top_only = options.top.is_some();
+    let (after, page_number) = options.skiptoken.unwrap_or((None, 1));
+    // A page of a list's members or of a row's N:N links is a range of a sorted index.
+    let ranged = match (&scope, pred) {
+        (None, Some(p)) if order.is_empty() && !options.count => {
+            sorted_after(store, table, p, after)
+        }
+        _ => None,
+    };
+    if let Some(ids) = ranged {
+        let mut rows = Vec::with_capacity(limit.min(1024) + 1);
+        for id in ids {
+            if let Some(row) = table.rows.get(&id)
+                && pred.is_none_or(|p| eval(store, id, row, p))
+            {
+                rows.push((id, row.clone()));
+                if rows.len() > limit {
+                    break;
+                }
+            }
+        }
+        return Ok(unordered_page(
+            meta,
+            rows,
+            limit,
+            top_only,
+            page_number,
+            None,
+        ));
+    }
     let scope = match (scope, pred) {
         (Some(ids), _) => Some(ids),
         (None, Some(p)) => candidates(store, table, p),
@@ -708,7 +724,6 @@ pub fn run(
     } else {
         None
     };
-    let (after, page_number) = options.skiptoken.unwrap_or((None, 1));
     if order.is_empty() {
         let mut rows = Vec::with_capacity(limit.min(1024) + 1);
         let mut collect = |id: &Uuid, row: &Row| {
@@ -743,19 +758,14 @@ pub fn run(
                 }
             }
         }
-        let more = rows.len() > limit;
-        rows.truncate(limit);
-        let next = if more && !top_only {
-            match (rows.first(), rows.last()) {
-                (Some((first, _)), Some((last, _))) => {
-                    Some(make_skiptoken(&meta.primary_id, *last, *first, page_number))
-                }
-                _ => None,
-            }
-        } else {
-            None
-        };
-        return Ok(Page { rows, next, count });
+        return Ok(unordered_page(
+            meta,
+            rows,
+            limit,
+            top_only,
+            page_number,
+            count,
+        ));
     }
     let mut all: Vec<(Uuid, &Row)> = match scope {
         Some(ids) => {

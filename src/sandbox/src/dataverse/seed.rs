@@ -152,6 +152,9 @@ pub struct Seed {
     /// `"ReadAccess, WriteAccess"` to test `crm check` against a user without some rights.
     #[serde(default)]
     pub access_rights: Option<String>,
+    /// The environment lacks the `RemoveMemberList` Web API action (no Dynamics 365 apps).
+    #[serde(default)]
+    pub without_remove_member_list: bool,
 }
 
 fn post(store: &mut Store, path: &str, body: &Value) -> Result<(), String> {
@@ -184,6 +187,7 @@ pub fn apply(store: &mut Store, seed: &Seed) -> Result<(), String> {
     if let Some(rights) = &seed.access_rights {
         rights.clone_into(&mut store.access_rights);
     }
+    store.without_remove_member_list |= seed.without_remove_member_list;
     for column in &seed.columns {
         let table = store
             .table_mut(&column.table)

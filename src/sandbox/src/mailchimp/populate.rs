@@ -214,11 +214,12 @@ pub fn generate(data: &mut Data, spec: GenerateSpec) {
         for i in 0..spec.members {
             let first = FIRST[rng.random_range(0..FIRST.len())];
             let last = LAST[rng.random_range(0..LAST.len())];
-            let email = format!(
+            let own = format!(
                 "{}.{}.{a}.{i}@example.com",
                 first.to_lowercase(),
                 last.to_lowercase().replace('-', "")
             );
+            let email = shared_email(data, &spec, a, i).unwrap_or(own);
             let roll: f64 = rng.random();
             let status = match roll {
                 r if r < 0.85 => MemberStatus::Subscribed,
@@ -276,6 +277,22 @@ pub fn generate(data: &mut Data, spec: GenerateSpec) {
     }
 }
 
+/// The first generated audience's address of member `i` when audience `a` shares it (see
+/// [`GenerateSpec::shared`]); every third shared address is in upper case, so a matcher that
+/// compares addresses case-sensitively is seen to fail.
+fn shared_email(data: &Data, spec: &GenerateSpec, a: usize, i: usize) -> Option<String> {
+    if a < 2 || i.saturating_mul(100) >= spec.shared.saturating_mul(spec.members) {
+        return None;
+    }
+    let first = data.audiences.len().checked_sub(a - 1)?;
+    let email = &data.audiences.get(first)?.members.get(i)?.email;
+    Some(if i % 3 == 0 {
+        email.to_uppercase()
+    } else {
+        email.clone()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -286,6 +303,7 @@ mod tests {
             tags: 4,
             seed,
             audiences: 2,
+            shared: 0,
         }
     }
 
@@ -350,6 +368,42 @@ mod tests {
             a.members
                 .iter()
                 .all(|m| m.merge_fields["FNAME"].is_string())
+        );
+    }
+
+    #[test]
+    fn shared_audiences_hold_the_first_audiences_people_some_in_other_case() {
+        let mut data = Data::default();
+        generate(
+            &mut data,
+            GenerateSpec {
+                members: 300,
+                shared: 20,
+                ..spec(5)
+            },
+        );
+        let first: std::collections::HashSet<String> = data.audiences[0]
+            .members
+            .iter()
+            .map(|m| m.email.to_lowercase())
+            .collect();
+        let second = &data.audiences[1].members;
+        let shared: Vec<&str> = second
+            .iter()
+            .map(|m| m.email.as_str())
+            .filter(|e| first.contains(&e.to_lowercase()))
+            .collect();
+        assert_eq!(shared.len(), 60, "20 % of 300");
+        assert!(shared.iter().any(|e| e.chars().any(char::is_uppercase)));
+        assert!(shared.iter().any(|e| !e.chars().any(char::is_uppercase)));
+        let ids: std::collections::HashSet<&str> = data.audiences[0]
+            .members
+            .iter()
+            .map(|m| m.contact_id.as_str())
+            .collect();
+        assert!(
+            second.iter().all(|m| !ids.contains(m.contact_id.as_str())),
+            "each audience keeps its own Mailchimp ids"
         );
     }
 }

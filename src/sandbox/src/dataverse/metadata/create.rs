@@ -1,8 +1,11 @@
 //! Creating metadata as a client's bootstrap does: tables (`POST EntityDefinitions` with the
 //! primary name attribute), columns, alternate keys, one-to-many relationships with their lookup,
-//! and many-to-many relationships; names must carry a customization prefix.
+//! and many-to-many relationships; names must carry the customization prefix of a publisher, and
+//! each new table, column and relationship is recorded in the solution `MSCRM.SolutionUniqueName`
+//! names (see [`crate::dataverse::solutions`]).
 
 use serde_json::{Map, Value};
+use uuid::Uuid;
 
 use super::read::label_text;
 use crate::dataverse::columns::Details;
@@ -10,6 +13,7 @@ use crate::dataverse::errors::DvError;
 use crate::dataverse::meta;
 use crate::dataverse::meta::{AttrType, AttributeMeta, EntityMeta, KeyMeta};
 use crate::dataverse::routes::{ApiRequest, ApiResponse, Ctx};
+use crate::dataverse::solutions;
 use crate::dataverse::store::Store;
 
 fn body_of(req: &ApiRequest) -> Result<Map<String, Value>, DvError> {
@@ -154,6 +158,8 @@ pub(super) fn create_entity(
     let body = body_of(req)?;
     let schema_name = text_field(&body, "SchemaName")?;
     check_prefix(schema_name)?;
+    solutions::check_publisher_prefix(store, schema_name)?;
+    let solution = solutions::target_solution(store, req)?;
     let logical = schema_name.to_ascii_lowercase();
     if store.table(&logical).is_some() {
         return Err(DvError::new(
@@ -211,8 +217,18 @@ pub(super) fn create_entity(
     entity.display_collection_name =
         label_text(body.get("DisplayCollectionName")).unwrap_or_else(|| format!("{schema_name}s"));
     let id = entity.metadata_id;
+    let columns: Vec<Uuid> = entity
+        .attributes
+        .iter()
+        .filter(|a| a.is_custom)
+        .map(|a| a.metadata_id)
+        .collect();
     store.add_table(entity);
     store.register_messages(&logical);
+    solutions::add_component(store, solution, id, solutions::ENTITY);
+    for column in columns {
+        solutions::add_component(store, solution, column, solutions::ATTRIBUTE);
+    }
     Ok(ApiResponse::no_content().with_header(
         "OData-EntityId",
         format!("{}EntityDefinitions({id})", ctx.root()),
@@ -227,6 +243,8 @@ pub(super) fn create_attribute(
 ) -> Result<ApiResponse, DvError> {
     let body = body_of(req)?;
     let attr = attribute_from(&body, entity)?;
+    solutions::check_publisher_prefix(store, &attr.schema_name)?;
+    let solution = solutions::target_solution(store, req)?;
     let table = store
         .table_mut(entity)
         .ok_or_else(|| DvError::no_resource(entity))?;
@@ -243,6 +261,7 @@ pub(super) fn create_attribute(
     let entity_id = table.meta.metadata_id;
     let id = attr.metadata_id;
     table.meta.add_attribute(attr);
+    solutions::add_component(store, solution, id, solutions::ATTRIBUTE);
     Ok(ApiResponse::no_content().with_header(
         "OData-EntityId",
         format!(
@@ -306,6 +325,8 @@ pub(super) fn create_relationship(
     let body = body_of(req)?;
     let schema_name = text_field(&body, "SchemaName")?.to_owned();
     check_prefix(&schema_name)?;
+    solutions::check_publisher_prefix(store, &schema_name)?;
+    let solution = solutions::target_solution(store, req)?;
     if store.has_relationship(&schema_name) {
         return Err(DvError::new(
             400,
@@ -375,6 +396,7 @@ pub(super) fn create_relationship(
                 })?;
             let lookup_schema = text_field(lookup, "SchemaName")?;
             check_prefix(lookup_schema)?;
+            solutions::check_publisher_prefix(store, lookup_schema)?;
             let lookup_logical = lookup_schema.to_ascii_lowercase();
             let table = store.table_mut(&referencing).ok_or_else(|| {
                 DvError::new(
@@ -392,8 +414,9 @@ pub(super) fn create_relationship(
                     ),
                 ));
             }
+            let lookup_id = meta::name_uuid(&referencing, &lookup_logical);
             table.meta.add_attribute(AttributeMeta {
-                metadata_id: meta::name_uuid(&referencing, &lookup_logical),
+                metadata_id: lookup_id,
                 logical_name: lookup_logical.clone(),
                 schema_name: lookup_schema.to_owned(),
                 kind: AttrType::Lookup(vec![referenced.clone()]),
@@ -426,6 +449,7 @@ pub(super) fn create_relationship(
             rel.metadata_id = id;
             rel.is_custom = true;
             store.one_to_many.push(rel);
+            solutions::add_component(store, solution, lookup_id, solutions::ATTRIBUTE);
         }
         other => {
             return Err(DvError::bad_request(format!(
@@ -433,6 +457,7 @@ pub(super) fn create_relationship(
             )));
         }
     }
+    solutions::add_component(store, solution, id, solutions::RELATIONSHIP);
     Ok(ApiResponse::no_content().with_header(
         "OData-EntityId",
         format!("{}RelationshipDefinitions({id})", ctx.root()),

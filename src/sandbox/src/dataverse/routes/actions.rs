@@ -10,6 +10,7 @@ use super::writes::row_from_body;
 use super::{ApiRequest, ApiResponse, Ctx, Segment, segments};
 use crate::dataverse::errors::DvError;
 use crate::dataverse::store::Store;
+use crate::dataverse::store::lists::NOT_A_LIST_MEMBER;
 
 /// The table holding a member id among account, contact and lead.
 fn member_table(store: &Store, id: Uuid) -> Option<&'static str> {
@@ -48,11 +49,19 @@ pub(super) fn bound_action(
                 }),
             ))
         }
-        ("list", "RemoveMemberList") => {
+        ("list", "RemoveMemberList") if !store.without_remove_member_list => {
             let member = guid_param(&body, "EntityId")?;
-            let member_id = store
-                .list_member_id(id, member)
-                .ok_or_else(|| DvError::not_found("listmember", &member))?;
+            if store.get("list", id).is_none() {
+                return Err(DvError::not_found("list", &id));
+            }
+            // PD `reference/web-service-error-codes`: CannotRemoveNonListMember.
+            let member_id = store.list_member_id(id, member).ok_or_else(|| {
+                DvError::new(
+                    400,
+                    NOT_A_LIST_MEMBER,
+                    "Specified Item not a member of the specified List.",
+                )
+            })?;
             store.remove_list_member(member_id)?;
             Ok(ApiResponse::no_content())
         }

@@ -98,6 +98,7 @@ impl Store {
                 _ => None,
             })
             .collect();
+        self.members_by_list = self.member_ids.iter().map(|((l, _), m)| (*l, *m)).collect();
     }
 
     pub(super) fn journal_row(&mut self, table: &str, id: Uuid, old: Option<Row>) {

@@ -9,8 +9,9 @@
 
 mod journal;
 mod links;
-mod lists;
+pub(crate) mod lists;
 mod persist;
+mod ranges;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -100,11 +101,17 @@ pub struct Store {
     pub many_to_many: Vec<ManyToMany>,
     links: HashMap<String, LinkSet>,
     member_ids: HashMap<(Uuid, Uuid), Uuid>,
+    /// (list id, listmember id), sorted: a list's members in key order (a page is a range).
+    members_by_list: BTreeSet<(Uuid, Uuid)>,
     version: u64,
     journal: Option<Vec<Undo>>,
     indexes: std::sync::Mutex<HashMap<(String, u16), TextIndex>>,
     /// What `RetrievePrincipalAccess` answers for the application user on any row.
     pub access_rights: String,
+    /// The environment was created without Dynamics 365 apps, so `RemoveMemberList` is no Web
+    /// API action: it answers 404 "Resource not found for the segment …" (learn.microsoft.com
+    /// `dotnet/api/microsoft.crm.sdk.messages.removememberlistrequest`).
+    pub without_remove_member_list: bool,
     /// Stand-ins for plug-ins that refuse some writes.
     pub plugin_refusals: Vec<crate::dataverse::columns::PluginRefusal>,
     clock: fn() -> String,
@@ -222,23 +229,32 @@ impl Store {
         let mut store = Self {
             tables: BTreeMap::new(),
             by_set: HashMap::new(),
-            one_to_many: meta::standard_one_to_many(),
+            one_to_many: meta::standard_one_to_many()
+                .into_iter()
+                .chain(super::solutions::one_to_many())
+                .collect(),
             many_to_many: meta::standard_many_to_many(),
             links: HashMap::new(),
             member_ids: HashMap::new(),
+            members_by_list: BTreeSet::new(),
             version: 1_000_000,
             journal: None,
             indexes: std::sync::Mutex::new(HashMap::new()),
             access_rights: FULL_ACCESS.to_owned(),
+            without_remove_member_list: false,
             plugin_refusals: Vec::new(),
             clock: now,
         };
         store
             .links
             .insert(LIST_LINKS.to_owned(), LinkSet::default());
-        for entity in meta::standard_entities() {
+        for entity in meta::standard_entities()
+            .into_iter()
+            .chain(super::solutions::entities())
+        {
             store.add_table(entity);
         }
+        super::solutions::seed_defaults(&mut store);
         let messages: Vec<&str> = ROW_MESSAGES
             .iter()
             .chain(BULK_MESSAGES.iter())
@@ -267,6 +283,15 @@ impl Store {
     /// Create a custom schema (what a client's bootstrap would do), skipping what exists.
     pub fn install(&mut self, schema: &ToolSchema) {
         let schema = schema.install();
+        // A bootstrapped environment has a publisher of the schema's prefix.
+        let prefixes: BTreeSet<String> = schema
+            .entities
+            .iter()
+            .filter_map(|e| e.logical_name.split_once('_').map(|(p, _)| p.to_owned()))
+            .collect();
+        for prefix in prefixes {
+            super::solutions::add_publisher(self, &prefix, &prefix, &prefix, 10_001);
+        }
         for entity in schema.entities {
             if !self.tables.contains_key(&entity.logical_name) {
                 let logical = entity.logical_name.clone();

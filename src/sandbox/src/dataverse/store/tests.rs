@@ -114,3 +114,54 @@ fn lists_refuse_wrong_member_types() {
     store.delete("contact", c).unwrap();
     assert!(store.get("listmember", m).is_none());
 }
+
+#[test]
+fn a_locked_list_refuses_removals_and_a_removed_member_is_gone_with_the_real_code() {
+    let mut store = Store::new(Some(&crate::dataverse::tool_schema::fixture()));
+    let contacts = list(&mut store, 2);
+    let c = contact(&mut store, "a@x");
+    let m = store.add_list_member(contacts, "contact", c).unwrap();
+    let lock = store
+        .table("list")
+        .unwrap()
+        .meta
+        .position("lockstatus")
+        .unwrap();
+    let mut locked = Row::default();
+    locked.set(lock, Val::Bool(true));
+    store.update("list", contacts, locked).unwrap();
+    let refused = store.remove_list_member(m).unwrap_err();
+    assert_eq!(
+        (refused.status, refused.message.as_str()),
+        (400, lists::LOCKED)
+    );
+    assert!(store.get("listmember", m).is_some());
+    let mut unlocked = Row::default();
+    unlocked.set(lock, Val::Bool(false));
+    store.update("list", contacts, unlocked).unwrap();
+    store.remove_list_member(m).unwrap();
+    let gone = store.remove_list_member(m).unwrap_err();
+    assert_eq!((gone.status, gone.code.as_str()), (404, "0x80040217"));
+}
+
+#[test]
+fn an_inactive_contact_or_lead_is_never_added_to_a_list() {
+    let mut store = Store::new(Some(&crate::dataverse::tool_schema::fixture()));
+    let contacts = list(&mut store, 2);
+    let c = contact(&mut store, "a@x");
+    let state = store
+        .table("contact")
+        .unwrap()
+        .meta
+        .position("statecode")
+        .unwrap();
+    let mut inactive = Row::default();
+    inactive.set(state, Val::Int(1));
+    store.update("contact", c, inactive).unwrap();
+    let refused = store.add_list_member(contacts, "contact", c).unwrap_err();
+    assert_eq!(
+        (refused.status, refused.message.as_str()),
+        (400, lists::INACTIVE_MEMBER)
+    );
+    assert!(store.member_ids.is_empty());
+}

@@ -266,34 +266,35 @@ pub struct Member {
 type Listings =
     HashMap<(Option<MemberStatus>, bool, Option<SortField>), (u64, std::sync::Arc<Vec<u32>>)>;
 
-/// The member fields a listing can be sorted by (`sort_field`).
+/// A `sort_field` of the member listing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SortField {
     /// `timestamp_opt`.
     TimestampOpt,
     /// `timestamp_signup`.
     TimestampSignup,
-    /// `last_changed`.
+    /// `last_changed` (and any other accepted value).
     LastChanged,
 }
 
 impl SortField {
-    /// The field named `name`, if it is one a listing sorts by.
+    /// The field a `sort_field` value names.
     #[must_use]
-    pub fn parse(name: &str) -> Option<Self> {
-        match name {
-            "timestamp_opt" => Some(Self::TimestampOpt),
-            "timestamp_signup" => Some(Self::TimestampSignup),
-            "last_changed" => Some(Self::LastChanged),
-            _ => None,
+    pub fn named(field: &str) -> Self {
+        match field {
+            "timestamp_opt" => Self::TimestampOpt,
+            "timestamp_signup" => Self::TimestampSignup,
+            _ => Self::LastChanged,
         }
     }
 
-    fn key(self, m: &Member) -> Option<DateTime<Utc>> {
+    /// The sort key of a member.
+    #[must_use]
+    pub fn key(self, member: &Member) -> Option<chrono::DateTime<chrono::Utc>> {
         match self {
-            Self::TimestampOpt => m.timestamp_opt,
-            Self::TimestampSignup => m.timestamp_signup,
-            Self::LastChanged => Some(m.last_changed),
+            Self::TimestampOpt => member.timestamp_opt,
+            Self::TimestampSignup => member.timestamp_signup,
+            Self::LastChanged => Some(member.last_changed),
         }
     }
 }
@@ -402,19 +403,9 @@ impl Audience {
     }
 
     /// Positions of the members with `status` (`None`: every status, archived members only
-    /// when `include_archived`), in member order. Cached until the audience changes, so paging
-    /// through a large audience does not scan every member for every page.
-    #[must_use]
-    pub fn positions(
-        &self,
-        status: Option<MemberStatus>,
-        include_archived: bool,
-    ) -> std::sync::Arc<Vec<u32>> {
-        self.listing(status, include_archived, None)
-    }
-
-    /// As [`Self::positions`], in ascending order of `sort` (ties in member order; `None`
-    /// sorts first), or member order without one.
+    /// when `include_archived`), in member order, or sorted (stably, ascending) by `sort`.
+    /// Cached until the audience changes: a listing is an index, so a page of a large audience
+    /// is a slice of it, not a scan or a sort of every member for every page.
     #[must_use]
     pub fn listing(
         &self,
@@ -443,7 +434,7 @@ impl Audience {
             .filter_map(|(i, _)| u32::try_from(i).ok())
             .collect();
         if let Some(field) = sort {
-            positions.sort_by_key(|&i| field.key(&self.members[i as usize]));
+            positions.sort_by_key(|&i| self.members.get(i as usize).and_then(|m| field.key(m)));
         }
         let positions = std::sync::Arc::new(positions);
         cache.insert(key, (self.version, std::sync::Arc::clone(&positions)));

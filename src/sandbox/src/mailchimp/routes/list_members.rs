@@ -62,14 +62,17 @@ pub(crate) async fn members(
     let email_type = query.get("email_type");
     let sort_field = match query.get("sort_field") {
         None => None,
-        Some(field) => Some(SortField::parse(field).ok_or_else(|| {
-            Problem::invalid_field(
+        Some(field @ ("timestamp_opt" | "timestamp_signup" | "last_changed")) => {
+            Some(SortField::named(field))
+        }
+        Some(field) => {
+            return Err(Problem::invalid_field(
                 "sort_field",
                 format!(
                     "The value `{field}` is not one of: timestamp_opt, timestamp_signup, last_changed."
                 ),
-            )
-        })?),
+            ));
+        }
     };
     let descending = match query.get("sort_dir") {
         None | Some("ASC") => false,
@@ -109,14 +112,28 @@ pub(crate) async fn members(
         && !vip_only
         && unique.is_none()
         && email_type.is_none();
-    let (total, page): (usize, Vec<&Member>) = if plain && sort_field.is_none() {
-        let positions = audience.positions(status, archived_by_default);
-        let page = positions
-            .iter()
-            .skip(offset)
-            .take(count)
-            .filter_map(|&i| audience.members.get(i as usize))
-            .collect();
+    let (total, page): (usize, Vec<&Member>) = if plain {
+        // A page of a (sorted) listing is a slice of a cached index; descending is the
+        // ascending listing reversed, as a stable sort then a reversal gives.
+        let sort = sort_field;
+        let positions = audience.listing(status, archived_by_default, sort);
+        let at = |&i: &u32| audience.members.get(i as usize);
+        let page = if descending && sort.is_some() {
+            positions
+                .iter()
+                .rev()
+                .skip(offset)
+                .take(count)
+                .filter_map(at)
+                .collect()
+        } else {
+            positions
+                .iter()
+                .skip(offset)
+                .take(count)
+                .filter_map(at)
+                .collect()
+        };
         (positions.len(), page)
     } else if sort_field.is_some() {
         // The sorted listing is cached until the audience changes; filters apply on top.

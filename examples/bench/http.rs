@@ -1,0 +1,124 @@
+//! The benchmark's own HTTP calls to the sandbox: its request counters (`/_sandbox/…`) and the
+//! five new Mailchimp members of the steady-state step.
+
+use std::collections::BTreeMap;
+
+use anyhow::Context as _;
+use serde_json::{Value, json};
+
+/// Requests the emulators answered since the last reset.
+#[derive(Debug, Default, Clone)]
+pub struct Requests {
+    /// Mailchimp API requests.
+    pub mailchimp: u64,
+    /// Dataverse requests counted by service protection (a `$batch` is one).
+    pub dataverse: u64,
+    /// Dataverse counted requests per route.
+    pub dataverse_routes: BTreeMap<String, u64>,
+    /// Dataverse operations inside `$batch` requests, per route.
+    pub batch_parts: BTreeMap<String, u64>,
+}
+
+impl Requests {
+    pub fn total(&self) -> u64 {
+        self.mailchimp + self.dataverse
+    }
+}
+
+pub struct SandboxApi {
+    http: reqwest::Client,
+    root: String,
+    env: BTreeMap<String, String>,
+}
+
+impl SandboxApi {
+    pub fn new(root: String, env: BTreeMap<String, String>) -> Self {
+        Self {
+            http: reqwest::Client::new(),
+            root,
+            env,
+        }
+    }
+
+    async fn get_json(&self, url: &str) -> anyhow::Result<Value> {
+        Ok(self
+            .http
+            .get(url)
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?)
+    }
+
+    pub async fn reset(&self) -> anyhow::Result<()> {
+        self.http
+            .delete(format!("{}/_sandbox/mailchimp/requests", self.root))
+            .send()
+            .await?
+            .error_for_status()?;
+        self.http
+            .post(format!("{}/_sandbox/dataverse/requests/reset", self.root))
+            .send()
+            .await?
+            .error_for_status()?;
+        Ok(())
+    }
+
+    pub async fn requests(&self) -> anyhow::Result<Requests> {
+        let mc = self
+            .get_json(&format!("{}/_sandbox/mailchimp/requests", self.root))
+            .await?;
+        let dv = self
+            .get_json(&format!("{}/_sandbox/dataverse/requests", self.root))
+            .await?;
+        let map = |v: &Value| -> BTreeMap<String, u64> {
+            v.as_object()
+                .map(|o| {
+                    o.iter()
+                        .map(|(k, v)| (k.clone(), v.as_u64().unwrap_or(0)))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        Ok(Requests {
+            mailchimp: mc["total"].as_u64().unwrap_or(0),
+            dataverse: dv["counted_requests"].as_u64().unwrap_or(0),
+            dataverse_routes: map(&dv["routes"]),
+            batch_parts: map(&dv["batch_parts"]),
+        })
+    }
+
+    /// Subscribe `count` new members to the first audience.
+    pub async fn add_members(&self, count: usize) -> anyhow::Result<()> {
+        let base = self.env.get("MAILCHIMP_BASE_URL").context("no base url")?;
+        let key = self.env.get("MAILCHIMP_API_KEY").context("no api key")?;
+        let lists = self
+            .http
+            .get(format!("{base}/lists?count=10"))
+            .basic_auth("bench", Some(key))
+            .send()
+            .await?
+            .error_for_status()?
+            .json::<Value>()
+            .await?;
+        let list = lists["lists"][0]["id"]
+            .as_str()
+            .context("no audience")?
+            .to_owned();
+        for n in 0..count {
+            self.http
+                .post(format!("{base}/lists/{list}/members"))
+                .basic_auth("bench", Some(key))
+                .json(&json!({
+                    "email_address": format!("bench-new-{n}@example.com"),
+                    "status": "subscribed",
+                    "merge_fields": { "FNAME": "New", "LNAME": format!("Member {n}") },
+                }))
+                .send()
+                .await?
+                .error_for_status()?;
+        }
+        Ok(())
+    }
+}

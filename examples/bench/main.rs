@@ -1,0 +1,343 @@
+//! The performance suite of issue 17 in one command, against the real release binary with the
+//! emulators in their own process (`audience-sync sandbox --generate …`), so the client's CPU
+//! (user + system) and peak RSS are its own (GNU `time`, from `wait4`) and the emulator's CPU is
+//! read from `/proc` separately:
+//!
+//! ```text
+//! cargo run --release --example bench -- --members 1000000
+//! cargo run --release --example bench -- --members 20000        # a quick run
+//! ```
+//!
+//! Steps: the first-sync `plan` of `--members` (empty CRM) in text, Markdown, JSON and JSON with
+//! `-out FILE`; `apply` of it (peak RSS, Dataverse requests by route; `--apply-members 0` skips
+//! it and the steady state at that size); five new Mailchimp members and the steady-state
+//! `plan`; the same first-sync plan / apply / five new / steady plan at `--steady` members
+//! (default 300,000, at most `--members`); emulator CPU per request at both sizes (it must not
+//! grow with the table size). Each figure is printed next to its goal; goals stated for
+//! 1,000,000 members scale linearly for CPU (RSS has a 64 MiB floor). The steady-state ratio is
+//! given in wall time and in CPU (client + emulator), the latter being what a shared machine
+//! can measure.
+
+mod http;
+mod proc;
+
+use anyhow::{Context as _, bail};
+
+use http::{Requests, SandboxApi};
+use proc::{SandboxProcess, Usage};
+
+const MIB: f64 = 1024.0 * 1024.0;
+const GIB: f64 = 1024.0 * MIB;
+
+struct Args {
+    members: usize,
+    steady: usize,
+    /// Whether to apply at `--members` too (`--apply-members 0` skips it: on a shared machine
+    /// a million-member apply runs for many minutes).
+    apply_members: bool,
+}
+
+fn parse_args() -> anyhow::Result<Args> {
+    let mut members = 1_000_000;
+    let mut steady = None;
+    let mut apply_members = true;
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let value: usize = it
+            .next()
+            .with_context(|| format!("{flag} needs a number"))?
+            .replace('_', "")
+            .parse()
+            .with_context(|| format!("{flag} needs a number"))?;
+        match flag.as_str() {
+            "--members" => members = value,
+            "--steady" => steady = Some(value),
+            "--apply-members" => apply_members = value != 0,
+            other => {
+                bail!("unknown flag {other} (use --members N, --steady N, --apply-members 0|1)")
+            }
+        }
+    }
+    Ok(Args {
+        members,
+        steady: steady.unwrap_or(300_000).min(members),
+        apply_members,
+    })
+}
+
+/// One line of the final table.
+struct Figure {
+    name: String,
+    measured: String,
+    goal: String,
+    met: Option<bool>,
+}
+
+struct Suite {
+    bin: std::path::PathBuf,
+    dir: tempfile::TempDir,
+    figures: Vec<Figure>,
+}
+
+/// One measured client run and what the emulators did meanwhile.
+#[derive(Clone, Copy)]
+struct Run {
+    usage: Usage,
+    emulator_cpu: f64,
+    requests: u64,
+}
+
+impl Suite {
+    fn record(&mut self, name: String, measured: String, goal: String, met: Option<bool>) {
+        let mark = match met {
+            Some(true) => "met",
+            Some(false) => "NOT MET",
+            None => "",
+        };
+        println!("  {name:<52} {measured:>24}   goal {goal:<22} {mark}");
+        self.figures.push(Figure {
+            name,
+            measured,
+            goal,
+            met,
+        });
+    }
+
+    async fn run(
+        &self,
+        sandbox: &SandboxProcess,
+        api: &SandboxApi,
+        args: &[&str],
+    ) -> anyhow::Result<Run> {
+        api.reset().await?;
+        let cpu_before = sandbox.cpu()?;
+        let usage = proc::measure(&self.bin, args, &sandbox.env, None, self.dir.path())?;
+        let emulator_cpu = sandbox.cpu()? - cpu_before;
+        let counts = api.requests().await?;
+        print_routes(args, &counts);
+        let requests = counts.total();
+        Ok(Run {
+            usage,
+            emulator_cpu,
+            requests,
+        })
+    }
+
+    /// Record the client's CPU and RSS of a first-sync plan against the scaled goals.
+    fn record_plan(&mut self, label: &str, members: usize, run: &Run) {
+        let scale = members as f64 / 1e6;
+        let cpu_goal = 12.0 * scale;
+        let rss_goal = (GIB * scale).max(64.0 * MIB);
+        self.record(
+            format!("first-sync plan {label}: client CPU"),
+            format!(
+                "{:.2} s ({:.1} µs/member)",
+                run.usage.cpu,
+                run.usage.cpu * 1e6 / members as f64
+            ),
+            format!("≤ {cpu_goal:.2} s"),
+            Some(run.usage.cpu <= cpu_goal),
+        );
+        self.record(
+            format!("first-sync plan {label}: client peak RSS"),
+            format!("{:.0} MiB", run.usage.peak_rss as f64 / MIB),
+            format!("< {:.0} MiB", rss_goal / MIB),
+            Some((run.usage.peak_rss as f64) < rss_goal),
+        );
+        println!(
+            "  {:<52} {:>24}",
+            "  (wall, emulator CPU, requests)",
+            format!(
+                "{:.1} s, {:.1} s, {}",
+                run.usage.wall.as_secs_f64(),
+                run.emulator_cpu,
+                run.requests
+            )
+        );
+    }
+
+    /// First-sync plan (unless given), apply, five new members, steady-state plan; returns the
+    /// first-sync text plan run and the steady one.
+    async fn steady(
+        &mut self,
+        sandbox: &SandboxProcess,
+        api: &SandboxApi,
+        members: usize,
+        first: Option<&Run>,
+    ) -> anyhow::Result<(Run, Run)> {
+        let config = sandbox.config.to_string_lossy().into_owned();
+        let first = match first {
+            Some(run) => *run,
+            None => {
+                let run = self.run(sandbox, api, &["plan", &config]).await?;
+                self.record_plan(&format!("text, {members}"), members, &run);
+                run
+            }
+        };
+        let apply = self
+            .run(sandbox, api, &["apply", &config, "--auto-approve"])
+            .await?;
+        self.record_apply(members, &apply);
+        api.add_members(5).await?;
+        let steady = self.run(sandbox, api, &["plan", &config]).await?;
+        let ratio = steady.usage.wall.as_secs_f64() / first.usage.wall.as_secs_f64();
+        self.record(
+            format!("steady-state plan {members} (+5) / first-sync: wall"),
+            format!(
+                "{:.1} s / {:.1} s = {ratio:.2}",
+                steady.usage.wall.as_secs_f64(),
+                first.usage.wall.as_secs_f64()
+            ),
+            "≤ 1.50".into(),
+            Some(ratio <= 1.5),
+        );
+        // On a shared machine wall time measures the neighbours too: CPU of both processes.
+        let cpu = |run: &Run| run.usage.cpu + run.emulator_cpu;
+        let ratio = cpu(&steady) / cpu(&first);
+        self.record(
+            format!("steady-state plan {members} (+5) / first-sync: CPU"),
+            format!("{:.1} s / {:.1} s = {ratio:.2}", cpu(&steady), cpu(&first)),
+            "≤ 1.50".into(),
+            Some(ratio <= 1.5),
+        );
+        Ok((first, steady))
+    }
+
+    /// Emulator CPU per request at two table sizes: it must not grow with the size.
+    fn record_per_request(&mut self, label: &str, small: &Run, big: &Run) {
+        let per = |run: &Run| run.emulator_cpu * 1e3 / run.requests.max(1) as f64;
+        let ratio = per(big) / per(small);
+        self.record(
+            format!("emulator CPU per request, {label}"),
+            format!("{:.2} / {:.2} ms = {ratio:.2}", per(small), per(big)),
+            "≤ 1.50 (flat)".into(),
+            Some(ratio <= 1.5),
+        );
+    }
+
+    fn record_apply(&mut self, members: usize, run: &Run) {
+        self.record(
+            format!("apply {members} (first sync): client peak RSS"),
+            format!("{:.0} MiB", run.usage.peak_rss as f64 / MIB),
+            format!("< {:.0} MiB", (1.5 * GIB / MIB)),
+            Some((run.usage.peak_rss as f64) < 1.5 * GIB),
+        );
+        println!(
+            "  {:<52} {:>24}",
+            "  (wall, client CPU, emulator CPU)",
+            format!(
+                "{:.1} s, {:.1} s, {:.1} s",
+                run.usage.wall.as_secs_f64(),
+                run.usage.cpu,
+                run.emulator_cpu
+            )
+        );
+        let lower = members.div_ceil(1000);
+        println!("      lower bound per bulk kind (1,000 a request): {lower}");
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = parse_args()?;
+    let mut suite = Suite {
+        bin: proc::binary()?,
+        dir: tempfile::tempdir()?,
+        figures: Vec::new(),
+    };
+    println!(
+        "audience-sync benchmark: {} members (steady state at {}), binary {}",
+        args.members,
+        args.steady,
+        suite.bin.display()
+    );
+    let n = args.members;
+    let big = SandboxProcess::start(&suite.bin, n, suite.dir.path())?;
+    let big_api = SandboxApi::new(big.root(), big.env.clone());
+    println!(
+        "sandbox with {n} members up (emulator peak RSS {:.0} MiB)",
+        big.peak_rss()? as f64 / MIB
+    );
+    let config = big.config.to_string_lossy().into_owned();
+    let saved = suite.dir.path().join("plan.json");
+    let saved_arg = saved.to_string_lossy().into_owned();
+    let text = suite.run(&big, &big_api, &["plan", &config]).await?;
+    suite.record_plan(&format!("text, {n}"), n, &text);
+    for (label, extra) in [
+        ("markdown", vec!["--format", "markdown"]),
+        ("json", vec!["--format", "json"]),
+        ("json -out", vec!["--format", "json", "--out", &saved_arg]),
+    ] {
+        let mut argv = vec!["plan", config.as_str()];
+        argv.extend(extra);
+        let run = suite.run(&big, &big_api, &argv).await?;
+        suite.record_plan(&format!("{label}, {n}"), n, &run);
+    }
+    let _ = std::fs::remove_file(&saved);
+    let big_runs = if args.steady == n {
+        Some(suite.steady(&big, &big_api, n, Some(&text)).await?)
+    } else if args.apply_members {
+        let apply = suite
+            .run(&big, &big_api, &["apply", &config, "--auto-approve"])
+            .await?;
+        suite.record_apply(n, &apply);
+        big_api.add_members(5).await?;
+        Some((text, suite.run(&big, &big_api, &["plan", &config]).await?))
+    } else {
+        None
+    };
+    drop(big);
+    if args.steady != n {
+        let small = SandboxProcess::start(&suite.bin, args.steady, suite.dir.path())?;
+        let small_api = SandboxApi::new(small.root(), small.env.clone());
+        let (first, steady) = suite.steady(&small, &small_api, args.steady, None).await?;
+        let s = args.steady;
+        suite.record_per_request(&format!("first-sync plan, {s} vs {n} rows"), &first, &text);
+        if let Some((_, big_steady)) = &big_runs {
+            suite.record_per_request(
+                &format!("steady-state plan, {s} vs {n} rows"),
+                &steady,
+                big_steady,
+            );
+        }
+    }
+    if let Some((_, steady)) = &big_runs {
+        println!(
+            "  steady-state plan {n}: {:.1} s wall, {:.1} s client CPU, emulator {:.1} s CPU over {} requests",
+            steady.usage.wall.as_secs_f64(),
+            steady.usage.cpu,
+            steady.emulator_cpu,
+            steady.requests
+        );
+    }
+    summary(&suite.figures);
+    Ok(())
+}
+
+/// The Dataverse requests of an `apply` (by route, and the operations inside `$batch`).
+fn print_routes(args: &[&str], counts: &Requests) {
+    if args.first() != Some(&"apply") {
+        return;
+    }
+    for (route, count) in &counts.dataverse_routes {
+        println!("      {route:<60} {count:>8}");
+    }
+    for (route, count) in &counts.batch_parts {
+        println!("      in $batch: {route:<50} {count:>8}");
+    }
+}
+
+fn summary(figures: &[Figure]) {
+    println!("\nsummary");
+    for figure in figures {
+        let mark = match figure.met {
+            Some(true) => "met",
+            Some(false) => "NOT MET",
+            None => "-",
+        };
+        println!(
+            "  {:<52} {:>24}   goal {:<22} {mark}",
+            figure.name, figure.measured, figure.goal
+        );
+    }
+}

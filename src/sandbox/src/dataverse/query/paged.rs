@@ -1,0 +1,95 @@
+//! Pages read as ranges of sorted indexes: a static list's `listmember` rows and the rows
+//! linked to one row through a many-to-many relationship come from sorted sets in key order
+//! (as the real service pages from an index), so a page costs the same whatever the table's
+//! size; and the page (with its `$skiptoken`) built from rows collected in key order.
+
+use uuid::Uuid;
+
+use super::{Col, Page, Pred, make_skiptoken};
+use crate::dataverse::filter::Op;
+use crate::dataverse::meta::{EntityMeta, ManyToMany};
+use crate::dataverse::store::{Row, Store, Table};
+use crate::dataverse::value::Val;
+
+/// A page in key order from rows collected up to one past the limit (that one says whether
+/// there is a next page).
+pub(super) fn unordered_page(
+    meta: &EntityMeta,
+    mut rows: Vec<(Uuid, Row)>,
+    limit: usize,
+    top_only: bool,
+    page_number: usize,
+    count: Option<usize>,
+) -> Page {
+    let more = rows.len() > limit;
+    rows.truncate(limit);
+    let next = if more && !top_only {
+        match (rows.first(), rows.last()) {
+            (Some((first, _)), Some((last, _))) => {
+                Some(make_skiptoken(&meta.primary_id, *last, *first, page_number))
+            }
+            _ => None,
+        }
+    } else {
+        None
+    };
+    Page { rows, next, count }
+}
+
+/// The ids a filter can only match among, ascending after `after`, when a sorted index holds
+/// them: a static list's `listmember` rows (`_listid_value eq X`) or the rows linked to one row
+/// (`nav/any(x: x/<pk> eq X)`). `None`: no such index, use [`candidates`].
+pub(super) fn sorted_after<'a>(
+    store: &'a Store,
+    table: &Table,
+    pred: &Pred,
+    after: Option<Uuid>,
+) -> Option<Box<dyn Iterator<Item = Uuid> + 'a>> {
+    match pred {
+        Pred::And(a, b) => {
+            sorted_after(store, table, a, after).or_else(|| sorted_after(store, table, b, after))
+        }
+        Pred::Lambda { .. } => {
+            let (rel, side, id) = linked_to_one(store, pred)?;
+            Some(store.linked_after(rel, side, id, after))
+        }
+        Pred::Cmp(Col::Here(pos), Op::Eq, Val::Guid(list))
+            if table.meta.logical_name == "listmember"
+                && table.meta.position("listid") == Some(*pos) =>
+        {
+            store.many_to_many.iter().find(|r| r.list_backed)?;
+            Some(Box::new(store.list_members_after(*list, after)))
+        }
+        _ => None,
+    }
+}
+
+/// `nav/any(x: x/<other pk> eq <id>)`: the relationship, the side the linked rows are read
+/// from, and that one id.
+pub(super) fn linked_to_one<'p>(
+    store: &Store,
+    pred: &'p Pred,
+) -> Option<(&'p ManyToMany, bool, Uuid)> {
+    let Pred::Lambda {
+        rel,
+        first_side,
+        all: false,
+        body: Some(body),
+    } = pred
+    else {
+        return None;
+    };
+    let other = store.table(if *first_side {
+        &rel.entity2
+    } else {
+        &rel.entity1
+    })?;
+    match body.as_ref() {
+        Pred::Cmp(Col::Here(pos), Op::Eq, Val::Guid(other_id))
+            if *pos == other.meta.primary_id_pos() =>
+        {
+            Some((rel, !*first_side, *other_id))
+        }
+        _ => None,
+    }
+}
