@@ -250,6 +250,23 @@ impl MemberQuery {
     /// The `fields=` value for a members page.
     #[must_use]
     pub fn fields_param(&self) -> String {
+        let mut out: Vec<String> = self
+            .field_names()
+            .iter()
+            .map(|f| format!("members.{f}"))
+            .collect();
+        out.push("total_items".to_owned());
+        out.join(",")
+    }
+
+    /// The `fields=` value for one member (`GET …/members/{subscriber_hash}`).
+    #[must_use]
+    pub fn member_fields_param(&self) -> String {
+        self.field_names().join(",")
+    }
+
+    /// The member fields asked for, each once.
+    fn field_names(&self) -> Vec<&str> {
         let mut fields: Vec<&str> = vec!["id", "email_address", "status", "contact_id"];
         match &self.fields {
             None => fields.extend(MEMBER_FIELDS),
@@ -262,9 +279,7 @@ impl MemberQuery {
         }
         let mut seen = std::collections::HashSet::new();
         fields.retain(|f| seen.insert(*f));
-        let mut out: Vec<String> = fields.iter().map(|f| format!("members.{f}")).collect();
-        out.push("total_items".to_owned());
-        out.join(",")
+        fields
     }
 
     /// Whether tags are read (and so must be completed beyond 50).

@@ -68,6 +68,25 @@ impl Records {
     }
 }
 
+impl ListSide {
+    /// The stored Mailchimp id (`id_column`) and e-mail of each of `ids` read on the list.
+    pub(super) fn keys_of(
+        &self,
+        ids: &HashSet<Uuid>,
+        id_column: &str,
+    ) -> Vec<(Option<String>, Option<String>)> {
+        let column = |name: &str| self.columns.iter().position(|c| c == name);
+        let (id_col, email_col) = (column(id_column), column(snapshot::EMAIL_COLUMN));
+        let value =
+            |r: &CrmRecord, col: Option<usize>| col.and_then(|i| r.value(i)).map(str::to_owned);
+        self.records
+            .values()
+            .filter(|r| ids.contains(&r.id))
+            .map(|r| (value(r, id_col), value(r, email_col)))
+            .collect()
+    }
+}
+
 pub(super) async fn observe_list(
     binding: &Binding,
     names: &Names,

@@ -4,13 +4,13 @@
 //! a saved plan touches changed since its read (only what changed since is read).
 
 use std::borrow::Cow;
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashSet};
 
 use futures::StreamExt;
 
-use super::{Error, live, scalar_text};
+use super::{Error, live, scalar_text, since};
 use crate::config::{AudienceSelector, Binding, MemberStatus, UnsubscribePolicy};
-use crate::mailchimp::{self, ALL_STATUSES, MemberOrder, MemberQuery};
+use crate::mailchimp::{self, MemberOrder, MemberQuery};
 use crate::plan::BindingPlan;
 use crate::plan::snapshot::{self, MailchimpSide};
 
@@ -118,18 +118,7 @@ pub(super) async fn observe(
         if !binding.tags.sync {
             return Ok(Vec::new());
         }
-        Ok::<_, mailchimp::Error>(
-            client
-                .tags(&audience.id)
-                .await?
-                .into_iter()
-                .map(|t| snapshot::Tag {
-                    id: t.id,
-                    name: t.name,
-                    member_count: t.member_count,
-                })
-                .collect(),
-        )
+        Ok::<_, mailchimp::Error>(snapshot_tags(client.tags(&audience.id).await?))
     };
     let start = live::read_start(now);
     let members = live::read(client, &audience.id, &statuses, fields, start, |member| {
@@ -148,8 +137,19 @@ pub(super) async fn observe(
     })
 }
 
+/// Mailchimp's tags as the snapshot keeps them.
+pub(super) fn snapshot_tags(tags: Vec<mailchimp::Tag>) -> Vec<snapshot::Tag> {
+    tags.into_iter()
+        .map(|t| snapshot::Tag {
+            id: t.id,
+            name: t.name,
+            member_count: t.member_count,
+        })
+        .collect()
+}
+
 /// A member as the snapshot keeps it.
-fn compact(member: &mailchimp::Member, field_paths: &[String]) -> snapshot::Member {
+pub(super) fn compact(member: &mailchimp::Member, field_paths: &[String]) -> snapshot::Member {
     let values: Vec<Option<Cow<'_, str>>> = field_paths
         .iter()
         .map(|p| member_value(member, p))
@@ -223,11 +223,10 @@ pub async fn source_version(
 /// was made, or who are no longer read for the binding, by subscriber hash.
 ///
 /// Cheap when the plan says when its read began (`mailchimp_read_at`): only the members
-/// changed since then are read (`since_last_changed`, every status, so that members who were
-/// unsubscribed, archived or cleaned are seen), usually one page per status. A member
-/// permanently deleted since the plan has no `last_changed` left to read: the check cannot see
-/// it, and the next plan removes it. Plans without the time fall back to one paged read of the
-/// binding's statuses.
+/// changed since then are read ([`super::since::changed_since`]), usually one page per status.
+/// A member permanently deleted since the plan has no `last_changed` left to read: the check
+/// cannot see it, and the next plan removes it. Plans without the time fall back to one paged
+/// read of the binding's statuses.
 ///
 /// # Errors
 /// Mailchimp could not be read.
@@ -236,58 +235,36 @@ pub async fn stale_members(
     binding: &Binding,
     plan: &BindingPlan,
 ) -> Result<HashSet<String>, Error> {
-    let seen: HashMap<&str, &str> = plan
-        .changes
-        .iter()
-        .filter_map(|c| {
-            let m = c.member.as_ref()?;
-            Some((
-                m.id.as_str(),
-                c.precondition.member_last_changed.as_deref()?,
-            ))
-        })
-        .collect();
-    if seen.is_empty() {
+    let planned = since::planned_versions(plan);
+    if planned.is_empty() {
         return Ok(HashSet::new());
     }
-    let since = plan
-        .mailchimp_read_at
-        .as_deref()
-        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
-        .map(|t| t.with_timezone(&chrono::Utc));
+    let statuses = statuses_to_read(binding);
+    let fields = vec!["last_changed".to_owned()];
+    if let Some(at) = since::read_at(plan) {
+        let changed = since::changed_since(client, &plan.audience.id, at, fields).await?;
+        return Ok(since::stale_of(&planned, &statuses, &changed));
+    }
     let query = MemberQuery {
-        statuses: match since {
-            Some(_) => ALL_STATUSES.to_vec(),
-            None => statuses_to_read(binding),
-        },
-        since_last_changed: since,
-        fields: Some(vec!["last_changed".to_owned()]),
+        statuses: statuses.clone(),
+        since_last_changed: None,
+        fields: Some(fields),
         order: MemberOrder::LastChanged,
     };
-    let statuses = statuses_to_read(binding);
-    let mut now: HashMap<String, Option<String>> = HashMap::new();
+    let mut read: HashSet<String> = HashSet::new();
+    let mut stale = HashSet::new();
     let mut pages = client.members(&plan.audience.id, query);
     while let Some(page) = pages.next().await {
-        for member in page? {
-            if seen.contains_key(member.id.as_str()) {
-                let changed = statuses.contains(&member.status).then(|| {
-                    member
-                        .last_changed
-                        .map(|t| t.to_rfc3339())
-                        .unwrap_or_default()
-                });
-                now.insert(member.id, changed);
-            }
-        }
+        let page = page?;
+        read.extend(page.iter().map(|m| m.id.clone()));
+        stale.extend(since::stale_of(&planned, &statuses, &page));
     }
-    Ok(seen
-        .into_iter()
-        .filter(|(id, before)| match now.get(*id) {
-            // Read since the plan: stale unless its version is the plan's.
-            Some(changed) => changed.as_deref() != Some(*before),
-            // Not changed since the plan (or, in a full read, no longer read).
-            None => since.is_none(),
-        })
-        .map(|(id, _)| id.to_owned())
-        .collect())
+    // A member the full read no longer finds left the statuses read: stale too.
+    stale.extend(
+        planned
+            .keys()
+            .filter(|id| !read.contains(**id))
+            .map(|id| (*id).to_owned()),
+    );
+    Ok(stale)
 }

@@ -27,8 +27,9 @@
 
 mod audiences;
 mod crm;
-mod live;
+pub mod live;
 mod mailchimp;
+pub mod since;
 
 use serde_json::Value;
 

@@ -1,7 +1,9 @@
 //! Checking a saved plan (`plan -out FILE`, then `apply FILE`) against the config and both
 //! services, before it is applied: every binding it names is in the config (and not suspended),
-//! it was not applied already (its Sync Run record), each binding is planned again now, and every
-//! saved change is checked against that fresh plan and the config
+//! it was not applied already (its Sync Run record), each binding is planned again now — from the
+//! CRM read in full and, on the Mailchimp side, only the members changed since the plan's read
+//! and those its changes depend on ([`observe::since`]; a full read when that is not cheaper) —
+//! and every saved change is checked against that fresh plan and the config
 //! ([`crate::apply::saved::check_binding`]): what is applied is at most what was reviewed and
 //! what the config demands now. The whole-plan check that needs nothing but the config is
 //! [`crate::apply::saved::check_plan`].
@@ -11,7 +13,8 @@ use std::collections::{HashMap, HashSet};
 use super::{Event, Session};
 use crate::apply::saved::{self, Stale};
 use crate::apply::{BindingReport, Outcome, Report};
-use crate::plan::{Change, Plan};
+use crate::config::Binding;
+use crate::plan::{BindingPlan, Change, Plan};
 use crate::{dataverse, observe};
 
 /// Stale members (subscriber hashes) by binding.
@@ -76,6 +79,29 @@ fn add(report: &mut BindingReport, not_applied: &[(Change, Outcome)]) {
 }
 
 impl Session<'_> {
+    /// `binding` planned now for checking the saved `b`, with the members of `b` that are
+    /// stale: from the members changed since `b`'s read and those `b` names
+    /// ([`observe::since`]), or, when that is not possible or not cheaper, a full plan.
+    async fn fresh(
+        &self,
+        binding: &Binding,
+        b: &BindingPlan,
+    ) -> Result<(BindingPlan, HashSet<String>), observe::Error> {
+        let names = &self.loaded.names;
+        if let Some(since) = observe::since::observe_since(binding, names, self.clients, b).await? {
+            let mut fresh = crate::plan::compute(binding, names, &since.snapshot);
+            since.settle(&mut fresh, b);
+            return Ok((fresh, since.stale));
+        }
+        let fresh = self.plan_one(binding).await?;
+        let stale = if b.changes.is_empty() || b.audience.id != fresh.audience.id {
+            HashSet::new()
+        } else {
+            observe::stale_members(&self.clients.mailchimp, binding, b).await?
+        };
+        Ok((fresh, stale))
+    }
+
     /// Check a saved plan (identified by `plan_id`, its content) against the config and both
     /// services; stale members are reported as [`Event::StaleMembers`].
     ///
@@ -111,14 +137,7 @@ impl Session<'_> {
                 binding: b.name.clone(),
                 source,
             };
-            let fresh = self.plan_one(binding).await.map_err(read)?;
-            let stale = if b.changes.is_empty() || b.audience.id != fresh.audience.id {
-                HashSet::new()
-            } else {
-                observe::stale_members(&self.clients.mailchimp, binding, b)
-                    .await
-                    .map_err(read)?
-            };
+            let (fresh, stale) = self.fresh(binding, b).await.map_err(read)?;
             if !stale.is_empty() {
                 self.reporter
                     .event(&b.name, &Event::StaleMembers(stale.len()));

@@ -58,6 +58,9 @@ await call('GET', `${L}/members`, { expect: 200 });
 await call('GET', `${L}/members?count=1000&offset=0`, { expect: 200 });
 await call('GET', `${L}/members?count=2&offset=1&exclude_fields=members._links,_links`, { expect: 200 });
 await call('GET', `${L}/members?status=subscribed&since_last_changed=${since}&sort_field=last_changed&sort_dir=ASC&count=1000`, { expect: 200 });
+await call('GET', `${L}/members?before_last_changed=${since}&sort_field=timestamp_opt&sort_dir=DESC`, { expect: 200 });
+await call('GET', `${L}/members?sort_field=timestamp_signup&sort_dir=ASC&count=1000&offset=0`, { expect: 200 });
+await call('GET', `${L}/members/${md5('ada@example.com')}?fields=id,email_address,contact_id,status,last_changed,timestamp_signup,merge_fields`, { expect: 200 });
 for (const status of ['unsubscribed', 'cleaned', 'pending', 'archived']) {
   await call('GET', `${L}/members?status=${status}`, { expect: 200 });
 }

@@ -13,17 +13,20 @@
 //! (or Bearer) auth against the configured key; at most 10 simultaneous requests per key.
 //!
 //! Sandbox-only, under `/_sandbox/mailchimp/`: `GET|DELETE requests` (counters per route, the
-//! largest concurrency seen), `GET|PUT faults` (fault injection at run time).
+//! largest concurrency seen), `GET|PUT faults` (fault injection at run time), `GET|PUT churn`
+//! (a live audience: members change while requests are served, see [`churn`]) and
+//! `GET journal` (every change churn made).
 //!
 //! Layout (the same words as the Dataverse half): `routes` (handlers by area: audiences and merge
 //! fields, list members, tags), `model` (the account's data and its rules: members, tags),
 //! `render` and `projection` (JSON shapes, `fields`), `errors` (problem+json), `seed` and
-//! `populate` (seed and generator), `persist` (state directory), `traffic` (counters,
+//! `populate` (seed and generator), `churn` (live changes and their journal), `persist` (state directory), `traffic` (counters,
 //! connection limit, auth; faults come from [`crate::faults`]).
 //!
 //! Not emulated: campaigns, interests, saved segments (`options`), batches, webhooks. Tag
 //! changes do not move a member's `last_changed` (as far as is known, nor do they in Mailchimp).
 
+mod churn;
 mod errors;
 mod model;
 mod persist;
@@ -42,6 +45,7 @@ use axum::extract::State as AxumState;
 use axum::routing::{get, post};
 use chrono::Utc;
 
+pub use self::churn::{ChangeKind, Churn, JournalEntry};
 use self::model::{Audience, Data, MemberInput};
 pub use self::model::{MemberStatus, md5_hex, subscriber_hash};
 pub use self::seed::{AudienceSeed, MemberSeed, MergeFieldSeed, Seed};
@@ -62,6 +66,7 @@ pub struct State {
     data: RwLock<Data>,
     traffic: Traffic,
     faults: Mutex<FaultState>,
+    churn: Mutex<churn::ChurnState>,
     list_archived_without_status: bool,
     persist: Option<persist::Persist>,
 }
@@ -129,6 +134,9 @@ impl State {
             data: RwLock::new(data),
             traffic: Traffic::default(),
             faults: Mutex::new(FaultState::new(seed.faults.clone().unwrap_or_default())),
+            churn: Mutex::new(churn::ChurnState::new(
+                seed.churn.clone().unwrap_or_default(),
+            )),
             list_archived_without_status: seed.list_archived_without_status.unwrap_or(false),
             persist,
         })
@@ -249,6 +257,72 @@ impl State {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .faults()
+    }
+
+    /// Replace the churn settings (the clock and the generator restart; the journal stays).
+    pub fn set_churn(&self, settings: Churn) {
+        self.churn
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .set(settings);
+    }
+
+    /// The churn settings now.
+    #[must_use]
+    pub fn churn(&self) -> Churn {
+        self.churn
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .settings()
+            .clone()
+    }
+
+    /// Every change churn made so far, oldest first.
+    #[must_use]
+    pub fn journal(&self) -> Vec<JournalEntry> {
+        self.churn
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .journal()
+            .to_vec()
+    }
+
+    /// Apply the churn changes due now (at the start of an API request).
+    fn churn_tick(self: &Arc<Self>) {
+        let mut churn = self.churn.lock().unwrap_or_else(PoisonError::into_inner);
+        if !churn.active() {
+            return;
+        }
+        let applied = {
+            let mut data = self.data.write().unwrap_or_else(PoisonError::into_inner);
+            churn.tick(&mut data, Utc::now())
+        };
+        drop(churn);
+        if applied > 0 {
+            self.changed();
+        }
+    }
+
+    /// `(contact id, subscriber hash, e-mail, status)` of every member of an audience now.
+    #[must_use]
+    pub fn members_now(&self, list_id: &str) -> Vec<(String, String, String, MemberStatus)> {
+        let data = self.data.read().unwrap_or_else(PoisonError::into_inner);
+        data.audience(list_id).map_or_else(
+            |_| Vec::new(),
+            |a| {
+                a.members
+                    .iter()
+                    .map(|m| {
+                        (
+                            m.contact_id.clone(),
+                            m.hash.clone(),
+                            m.email.clone(),
+                            m.status,
+                        )
+                    })
+                    .collect()
+            },
+        )
     }
 
     // ----- direct changes, for tests ("changes on the Mailchimp side") --------------------------
@@ -458,6 +532,22 @@ impl State {
     }
 }
 
+async fn get_churn(AxumState(state): AxumState<Arc<State>>) -> Json<Churn> {
+    Json(state.churn())
+}
+
+async fn put_churn(
+    AxumState(state): AxumState<Arc<State>>,
+    Json(churn): Json<Churn>,
+) -> Json<Churn> {
+    state.set_churn(churn);
+    Json(state.churn())
+}
+
+async fn get_journal(AxumState(state): AxumState<Arc<State>>) -> Json<Vec<JournalEntry>> {
+    Json(state.journal())
+}
+
 async fn get_requests(AxumState(state): AxumState<Arc<State>>) -> Json<RequestCounts> {
     Json(state.requests())
 }
@@ -557,6 +647,8 @@ pub fn router(state: Arc<State>) -> axum::Router {
         .route(
             "/_sandbox/mailchimp/faults",
             get(get_faults).put(put_faults),
-        );
+        )
+        .route("/_sandbox/mailchimp/churn", get(get_churn).put(put_churn))
+        .route("/_sandbox/mailchimp/journal", get(get_journal));
     api.merge(sandbox).with_state(state)
 }

@@ -1,6 +1,8 @@
 //! The JSON shapes of the spec: member, segment member, list, segment (tag), merge field, member
 //! tag, with `_links` (`rel`, `href`, `method`, `targetSchema`, `schema`). Date-time fields are
-//! left out rather than sent empty, so every value matches its schema's format. Renderers take a
+//! left out rather than sent empty, so every value matches its schema's format, except a
+//! member's `timestamp_signup`, which the real API sends as `""` when unset (imported members)
+//! and clients must read. A member's `merge_fields` hold every merge field of the audience. Renderers take a
 //! [`Projection`] and build only what it keeps.
 
 use serde_json::{Map, Value, json};
@@ -64,6 +66,25 @@ fn status_str(status: MemberStatus) -> &'static str {
     status.as_str()
 }
 
+/// A member's `merge_fields`: every merge field of the audience, `""` when empty (an unset
+/// `ADDRESS` too, which is an object when set), as the real API answers (the merge-fields
+/// guide, /work/shared/docs); values stored for tags the audience no longer has are not shown.
+fn merge_fields(audience: &Audience, m: &Member) -> Value {
+    Value::Object(
+        audience
+            .merge_fields
+            .iter()
+            .map(|f| {
+                let value = match m.merge_fields.get(&f.tag) {
+                    None | Some(Value::Null) => Value::String(String::new()),
+                    Some(v) => v.clone(),
+                };
+                (f.tag.clone(), value)
+            })
+            .collect(),
+    )
+}
+
 /// A member as `GET /lists/{list_id}/members/{subscriber_hash}` returns it.
 #[must_use]
 pub fn member(api: &str, audience: &Audience, m: &Member, proj: Projection<'_>) -> Value {
@@ -86,9 +107,7 @@ pub fn member(api: &str, audience: &Audience, m: &Member, proj: Projection<'_>) 
     put(&mut map, proj, "consents_to_one_to_one_messaging", || {
         true.into()
     });
-    put(&mut map, proj, "merge_fields", || {
-        Value::Object(m.merge_fields.clone())
-    });
+    put(&mut map, proj, "merge_fields", || merge_fields(audience, m));
     put(
         &mut map,
         proj,
@@ -96,9 +115,10 @@ pub fn member(api: &str, audience: &Audience, m: &Member, proj: Projection<'_>) 
         || json!({"avg_open_rate": 0, "avg_click_rate": 0}),
     );
     put(&mut map, proj, "ip_signup", || "".into());
-    if let Some(t) = m.timestamp_signup {
-        put(&mut map, proj, "timestamp_signup", || format_time(t).into());
-    }
+    put(&mut map, proj, "timestamp_signup", || {
+        m.timestamp_signup
+            .map_or_else(|| "".into(), |t| format_time(t).into())
+    });
     put(&mut map, proj, "ip_opt", || "".into());
     if let Some(t) = m.timestamp_opt {
         put(&mut map, proj, "timestamp_opt", || format_time(t).into());
@@ -188,9 +208,7 @@ pub fn segment_member(api: &str, audience: &Audience, m: &Member, proj: Projecti
     });
     put(&mut map, proj, "email_type", || m.email_type.clone().into());
     put(&mut map, proj, "status", || status_str(m.status).into());
-    put(&mut map, proj, "merge_fields", || {
-        Value::Object(m.merge_fields.clone())
-    });
+    put(&mut map, proj, "merge_fields", || merge_fields(audience, m));
     put(
         &mut map,
         proj,
@@ -198,9 +216,10 @@ pub fn segment_member(api: &str, audience: &Audience, m: &Member, proj: Projecti
         || json!({"avg_open_rate": 0, "avg_click_rate": 0}),
     );
     put(&mut map, proj, "ip_signup", || "".into());
-    if let Some(t) = m.timestamp_signup {
-        put(&mut map, proj, "timestamp_signup", || format_time(t).into());
-    }
+    put(&mut map, proj, "timestamp_signup", || {
+        m.timestamp_signup
+            .map_or_else(|| "".into(), |t| format_time(t).into())
+    });
     put(&mut map, proj, "ip_opt", || "".into());
     if let Some(t) = m.timestamp_opt {
         put(&mut map, proj, "timestamp_opt", || format_time(t).into());

@@ -34,6 +34,10 @@ pub struct Seed {
     /// Fault injection from the start (also settable at run time).
     #[serde(default)]
     pub faults: Option<Faults>,
+    /// Churn from the start: members change while requests are served (also settable at run
+    /// time, `PUT /_sandbox/mailchimp/churn`).
+    #[serde(default)]
+    pub churn: Option<super::churn::Churn>,
     /// Whether `GET …/members` without `status` lists archived members too. Mailchimp does not
     /// document it; users report needing a way to list contacts "including archived" ones
     /// (MailChimp.Net#529), so the default is false: archived members come with `status=archived`.

@@ -1,6 +1,6 @@
 //! What happens to every API request before its handler: counting per route, the per-key limit of
 //! 10 simultaneous connections (the 11th gets 429, as Mailchimp answers), authentication, the
-//! `X-Trigger-Error` header, and injected faults (drawn by [`crate::faults`], answered here as
+//! `X-Trigger-Error` header, churn (the changes due, [`super::churn`]), and injected faults (drawn by [`crate::faults`], answered here as
 //! Mailchimp's problem+json).
 //!
 //! # Invariants
@@ -182,6 +182,7 @@ pub(super) async fn guard(
         });
         return problem.into_response();
     }
+    state.churn_tick();
     let (latency, fault) = {
         let mut faults = state.faults.lock().unwrap_or_else(PoisonError::into_inner);
         (faults.latency(), faults.draw())

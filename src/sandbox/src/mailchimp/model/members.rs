@@ -123,8 +123,7 @@ impl Audience {
             .unwrap_or_else(|| md5_hex(&format!("contact:{}:{}", self.id, email.to_lowercase())));
         let signup = input.timestamp_signup.unwrap_or(now);
         let mut member = Member {
-            unique_email_id: md5_hex(&format!("unique:{}:{}", self.id, email.to_lowercase()))[..10]
-                .to_owned(),
+            unique_email_id: unique_email_id(&self.id, &email),
             contact_id,
             web_id: ids.web(),
             hash: hash.clone(),
@@ -276,6 +275,8 @@ impl Audience {
             }
             member.email.clone_from(email);
             member.hash = hash;
+            // `unique_email_id` belongs to the address, not the contact.
+            member.unique_email_id = unique_email_id(&self.id, email);
         } else if let Some(email) = &input.email {
             member.email.clone_from(email);
         }
@@ -372,4 +373,9 @@ impl Audience {
         }
         Ok(())
     }
+}
+
+/// The `unique_email_id` of an address in an audience: fixed per address (10 hex characters).
+fn unique_email_id(list_id: &str, email: &str) -> String {
+    md5_hex(&format!("unique:{list_id}:{}", email.to_lowercase()))[..10].to_owned()
 }

@@ -60,18 +60,30 @@ pub(crate) async fn members(
     let vip_only = query.flag("vip_only")?;
     let unique = query.get("unique_email_id");
     let email_type = query.get("email_type");
-    let sort_field = query.get("sort_field");
-    if let Some(field) = sort_field
-        && !matches!(field, "timestamp_opt" | "timestamp_signup" | "last_changed")
-    {
-        return Err(Problem::invalid_field(
-            "sort_field",
-            format!(
-                "The value `{field}` is not one of: timestamp_opt, timestamp_signup, last_changed."
-            ),
-        ));
-    }
-    let descending = query.get("sort_dir") == Some("DESC");
+    let sort_field = match query.get("sort_field") {
+        None => None,
+        Some(field @ ("timestamp_opt" | "timestamp_signup" | "last_changed")) => {
+            Some(SortField::named(field))
+        }
+        Some(field) => {
+            return Err(Problem::invalid_field(
+                "sort_field",
+                format!(
+                    "The value `{field}` is not one of: timestamp_opt, timestamp_signup, last_changed."
+                ),
+            ));
+        }
+    };
+    let descending = match query.get("sort_dir") {
+        None | Some("ASC") => false,
+        Some("DESC") => true,
+        Some(other) => {
+            return Err(Problem::invalid_field(
+                "sort_dir",
+                format!("The value `{other}` is not one of: ASC, DESC."),
+            ));
+        }
+    };
     let api = state.api_root();
     let archived_by_default = state.list_archived_without_status;
     let data = read(&state);
@@ -103,7 +115,7 @@ pub(crate) async fn members(
     let (total, page): (usize, Vec<&Member>) = if plain {
         // A page of a (sorted) listing is a slice of a cached index; descending is the
         // ascending listing reversed, as a stable sort then a reversal gives.
-        let sort = sort_field.map(SortField::named);
+        let sort = sort_field;
         let positions = audience.listing(status, archived_by_default, sort);
         let at = |&i: &u32| audience.members.get(i as usize);
         let page = if descending && sort.is_some() {
@@ -123,20 +135,25 @@ pub(crate) async fn members(
                 .collect()
         };
         (positions.len(), page)
-    } else if let Some(field) = sort_field {
-        let mut chosen: Vec<&Member> = audience.members.iter().filter(keep).collect();
-        chosen.sort_by_key(|m| match field {
-            "timestamp_opt" => m.timestamp_opt,
-            "timestamp_signup" => m.timestamp_signup,
-            _ => Some(m.last_changed),
-        });
-        if descending {
-            chosen.reverse();
+    } else if sort_field.is_some() {
+        // The sorted listing is cached until the audience changes; filters apply on top.
+        let sorted = audience.listing(status, archived_by_default, sort_field);
+        let order: Box<dyn Iterator<Item = &u32>> = if descending {
+            Box::new(sorted.iter().rev())
+        } else {
+            Box::new(sorted.iter())
+        };
+        let mut total = 0;
+        let mut page = Vec::with_capacity(count.min(sorted.len()));
+        for m in order.filter_map(|&i| audience.members.get(i as usize)) {
+            if keep(&m) {
+                if total >= offset && page.len() < count {
+                    page.push(m);
+                }
+                total += 1;
+            }
         }
-        (
-            chosen.len(),
-            chosen.into_iter().skip(offset).take(count).collect(),
-        )
+        (total, page)
     } else {
         let mut total = 0;
         let mut page = Vec::with_capacity(count.min(audience.members.len()));
