@@ -1,6 +1,7 @@
 //! `audience-sync plan [CONFIG]`: plan every selected binding ([`crate::sync`]), and show the
 //! plan as text, Markdown or JSON; `-out FILE` saves it for `apply FILE`;
-//! `--detailed-exitcode` says whether there are changes (0 none, 2 some, 1 error). Text and
+//! `--detailed-exitcode` says whether there are changes (0 none, 2 some, 1 error: a service not
+//! read, or a binding whose list cannot be written, such as a locked or missing list). Text and
 //! Markdown mask member data unless `--show-pii`; the saved plan keeps it, so it is `0600`.
 
 use std::io::Write as _;
@@ -34,7 +35,15 @@ pub(super) async fn run(args: PlanArgs, ctx: &Context) -> anyhow::Result<ExitSta
             out.display()
         );
     }
-    if planned.failed > 0 {
+    let mut stopped = false;
+    for (binding, error) in plan.binding_errors() {
+        eprintln!(
+            "error: binding `{binding}` cannot be applied: {}",
+            error.message
+        );
+        stopped = true;
+    }
+    if planned.failed > 0 || stopped {
         return Ok(ExitStatus::Failure);
     }
     Ok(match (args.detailed_exitcode, plan.has_changes()) {

@@ -147,6 +147,17 @@ impl Plan {
     pub fn refused(&self) -> bool {
         !self.summary.refused_bindings.is_empty()
     }
+
+    /// The errors that stop a whole binding (its list cannot be written), with the binding's
+    /// name: a plan with any is an error, not "no changes".
+    pub fn binding_errors(&self) -> impl Iterator<Item = (&str, &Problem)> {
+        self.bindings.iter().flat_map(|b| {
+            b.errors
+                .iter()
+                .filter(|e| e.code.stops_binding())
+                .map(move |e| (b.name.as_str(), e))
+        })
+    }
 }
 
 /// Totals over all bindings.
@@ -756,6 +767,23 @@ pub enum ProblemCode {
     ValueNotConvertible,
     /// Warning: a mapped text value is longer than its column and is written cut to its length.
     ValueTrimmed,
+}
+
+impl ProblemCode {
+    /// A problem of the whole binding (the list cannot be written), not of one member.
+    #[must_use]
+    pub fn stops_binding(self) -> bool {
+        matches!(
+            self,
+            Self::ListNotFound
+                | Self::WrongMemberType
+                | Self::AccountList
+                | Self::DynamicList
+                | Self::InactiveList
+                | Self::LockedList
+                | Self::SnapshotMismatch
+        )
+    }
 }
 
 /// Why a binding is refused, and how to override.

@@ -306,7 +306,11 @@ async fn a_locked_list_is_refused_at_plan_time() {
       member_type: contact
 ";
     let env = Env::start(&seed, bindings).await;
-    let (_, text) = env.plan_code().await;
+    let (code, text) = env.plan_code().await;
+    assert_eq!(
+        code, 1,
+        "a plan with a list it cannot write is an error:\n{text}"
+    );
     assert!(
         text.contains("locked_list") && text.contains("no changes"),
         "the plan refuses the locked list and promises nothing:\n{text}"

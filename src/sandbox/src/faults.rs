@@ -21,7 +21,9 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Faults {
-    /// Delay before every API answer, in milliseconds.
+    /// Slow answers, in milliseconds. Mailchimp: every answer's response time (the emulator's
+    /// own work counts toward it, as the real service's does); Dataverse: a delay before every
+    /// answer, on top of the server time it charges.
     pub latency_ms: u64,
     /// Share of requests answered 429 Too Many Requests.
     pub rate_429: f64,

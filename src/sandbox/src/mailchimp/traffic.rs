@@ -187,14 +187,17 @@ pub(super) async fn guard(
         let mut faults = state.faults.lock().unwrap_or_else(PoisonError::into_inner);
         (faults.latency(), faults.draw())
     };
-    if !latency.is_zero() {
-        tokio::time::sleep(latency).await;
-    }
-    match fault {
+    // The injected latency is the service's response time: the emulator's own work counts
+    // toward it, so an answer comes `latency` after its request, however long the emulator took
+    // (at most that), and requests in flight together overlap as they do on the real service.
+    let due = tokio::time::Instant::now() + latency;
+    let response = match fault {
         None => next.run(request).await,
         Some(Fault::Status(status)) => Problem::for_status(status).into_response(),
         Some(Fault::Drop) => dropped_connection(),
-    }
+    };
+    tokio::time::sleep_until(due).await;
+    response
 }
 
 #[cfg(test)]
