@@ -19,8 +19,12 @@ use std::time::Instant;
 use anyhow::{Context as _, bail};
 use api_sandbox::mailchimp::{Churn, Faults};
 use api_sandbox::{GenerateSpec, Options, Sandbox};
-use audience_sync::clients::Clients;
-use audience_sync::{config, observe, plan};
+use audience_sync::{observe, plan};
+
+#[path = "support/first_sync.rs"]
+#[allow(dead_code)]
+mod first_sync;
+use first_sync::FirstSync;
 
 struct Args {
     members: usize,
@@ -75,43 +79,8 @@ async fn main() -> anyhow::Result<()> {
         args.members,
         started.elapsed().as_secs_f64()
     );
-    let (audience, name) = sandbox
-        .mailchimp
-        .audiences()
-        .into_iter()
-        .next()
-        .context("no audience")?;
-    let env = sandbox.env();
-    let get = |k: &str| {
-        env.iter()
-            .find(|(key, _)| key == k)
-            .map(|(_, v)| v.clone())
-            .unwrap_or_default()
-    };
-    let config_text = format!(
-        "version: 1
-mailchimp: {{ api_key: '{}', base_url: '{}', max_connections: {} }}
-dataverse: {{ url: '{}', tenant_id: '{}', client_id: '{}', client_secret: '{}', token_url: '{}' }}
-bindings:
-  - name: bench
-    audience: {{ id: '{audience}' }}
-    marketing_list: {{ name: '{name}', member_type: contact, create: true }}
-    prune_members: true
-    max_removals: 100%
-",
-        get("MAILCHIMP_API_KEY"),
-        get("MAILCHIMP_BASE_URL"),
-        args.connections,
-        get("DATAVERSE_URL"),
-        get("DATAVERSE_TENANT_ID"),
-        get("DATAVERSE_CLIENT_ID"),
-        get("DATAVERSE_CLIENT_SECRET"),
-        get("DATAVERSE_TOKEN_URL"),
-    );
-    let loaded = config::load_str(std::path::Path::new("bench.yaml"), &config_text)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let binding = &loaded.bindings[0];
-    let clients = Clients::connect(&loaded)?;
+    let sync = FirstSync::with(&sandbox, args.connections, true)?;
+    let (binding, loaded, clients) = (&sync.binding, &sync.loaded, &sync.clients);
 
     sandbox.mailchimp.set_faults(Faults {
         latency_ms: args.latency_ms,
@@ -124,7 +93,7 @@ bindings:
     });
     sandbox.mailchimp.reset_requests();
     let t0 = Instant::now();
-    let snapshot = observe::observe(binding, &loaded.names, &clients).await?;
+    let snapshot = observe::observe(binding, &loaded.names, clients).await?;
     let planned = plan::compute(binding, &loaded.names, &snapshot);
     let wall = t0.elapsed().as_secs_f64();
     sandbox.mailchimp.set_churn(Churn::default());

@@ -7,8 +7,7 @@ use api_sandbox::Sandbox;
 use audience_sync::apply::{Options, lease};
 use audience_sync::clients::Clients;
 use audience_sync::config::{Binding, Loaded};
-use audience_sync::dataverse::tables::ToolTables;
-use audience_sync::{config, dataverse, mailchimp};
+use audience_sync::{config, mailchimp};
 
 /// `--members N` (with `_` separators allowed), else `default`.
 pub fn members_arg(default: usize) -> anyhow::Result<usize> {
@@ -44,38 +43,48 @@ pub struct FirstSync {
 impl FirstSync {
     /// Bind the sandbox's first audience to a new contact list named after it.
     pub fn new(sandbox: &Sandbox) -> anyhow::Result<Self> {
+        Self::with(sandbox, mailchimp::DEFAULT_CONNECTIONS, false)
+    }
+
+    /// [`FirstSync::new`] with `mailchimp.max_connections` = `connections` and, with `prune`,
+    /// `prune_members` (so archived members are read too); the clients are the product's,
+    /// built from the config ([`Clients::connect`]).
+    pub fn with(sandbox: &Sandbox, connections: usize, prune: bool) -> anyhow::Result<Self> {
         let env: std::collections::HashMap<String, String> = sandbox.env().into_iter().collect();
         let get = |k: &str| env.get(k).cloned().unwrap_or_default();
-        let (audience, name) = sandbox.mailchimp.audiences().remove(0);
+        let (audience, name) = sandbox
+            .mailchimp
+            .audiences()
+            .into_iter()
+            .next()
+            .context("no audience")?;
         let dir = tempfile::tempdir()?;
         let path = dir.path().join("audience-sync.yaml");
         std::fs::write(
             &path,
             format!(
-                "version: 1\nmailchimp: {{api_key: \"${{MAILCHIMP_API_KEY}}\"}}\ndataverse: {{url: \"{}\", tenant_id: \"{}\", client_id: \"{}\", client_secret: \"${{S}}\"}}\nbindings:\n  - name: bench\n    audience: {{id: \"{audience}\"}}\n    marketing_list: {{name: \"{name}\", member_type: contact, create: true}}\n",
+                "version: 1
+mailchimp: {{ api_key: '{}', base_url: '{}', max_connections: {connections} }}
+dataverse: {{ url: '{}', tenant_id: '{}', client_id: '{}', client_secret: '{}', token_url: '{}' }}
+bindings:
+  - name: bench
+    audience: {{ id: '{audience}' }}
+    marketing_list: {{ name: '{name}', member_type: contact, create: true }}
+    prune_members: {prune}
+    max_removals: 100%
+",
+                get("MAILCHIMP_API_KEY"),
+                get("MAILCHIMP_BASE_URL"),
                 get("DATAVERSE_URL"),
                 get("DATAVERSE_TENANT_ID"),
                 get("DATAVERSE_CLIENT_ID"),
+                get("DATAVERSE_CLIENT_SECRET"),
+                get("DATAVERSE_TOKEN_URL"),
             ),
         )?;
         let loaded = config::load(&path).map_err(|e| anyhow::anyhow!("config: {e}"))?;
         let binding = loaded.bindings.first().context("one binding")?.clone();
-        let dv = dataverse::Client::builder()
-            .url(get("DATAVERSE_URL"))
-            .tenant_id(get("DATAVERSE_TENANT_ID"))
-            .client_id(get("DATAVERSE_CLIENT_ID"))
-            .client_secret(get("DATAVERSE_CLIENT_SECRET").into())
-            .token_url(Some(get("DATAVERSE_TOKEN_URL")))
-            .build()?;
-        let clients = Clients {
-            mailchimp: mailchimp::Client::builder()
-                .api_key(get("MAILCHIMP_API_KEY").into())
-                .base_url(Some(get("MAILCHIMP_BASE_URL")))
-                .build()?,
-            dataverse: dv.clone(),
-            tables: ToolTables::new(dv, dataverse::schema::Schema::new(&loaded.names)),
-            columns: dataverse::columns::ColumnCatalog::default(),
-        };
+        let clients = Clients::connect(&loaded)?;
         Ok(Self {
             loaded,
             binding,

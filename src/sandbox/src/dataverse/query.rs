@@ -685,16 +685,21 @@ pub fn run(
         }
         _ => None,
     };
+    let matches = |id: &Uuid, row: &Row| pred.is_none_or(|p| eval(store, *id, row, p));
+    // The rows of an unordered page, one more than the limit to tell whether a next page exists.
+    let mut rows = Vec::with_capacity(limit.min(1024) + 1);
+    let mut collect = |id: &Uuid, row: &Row| {
+        if matches(id, row) {
+            rows.push((*id, row.clone()));
+        }
+        rows.len() > limit
+    };
     if let Some(ids) = ranged {
-        let mut rows = Vec::with_capacity(limit.min(1024) + 1);
         for id in ids {
             if let Some(row) = table.rows.get(&id)
-                && pred.is_none_or(|p| eval(store, id, row, p))
+                && collect(&id, row)
             {
-                rows.push((id, row.clone()));
-                if rows.len() > limit {
-                    break;
-                }
+                break;
             }
         }
         return Ok(unordered_page(
@@ -711,7 +716,6 @@ pub fn run(
         (None, Some(p)) => candidates(store, table, p),
         (None, None) => None,
     };
-    let matches = |id: &Uuid, row: &Row| pred.is_none_or(|p| eval(store, *id, row, p));
     let count = if options.count {
         let n = match &scope {
             Some(ids) => ids
@@ -725,13 +729,6 @@ pub fn run(
         None
     };
     if order.is_empty() {
-        let mut rows = Vec::with_capacity(limit.min(1024) + 1);
-        let mut collect = |id: &Uuid, row: &Row| {
-            if matches(id, row) {
-                rows.push((*id, row.clone()));
-            }
-            rows.len() > limit
-        };
         match scope {
             Some(mut ids) => {
                 ids.sort_unstable();

@@ -107,29 +107,7 @@ pub fn member(api: &str, audience: &Audience, m: &Member, proj: Projection<'_>) 
     put(&mut map, proj, "consents_to_one_to_one_messaging", || {
         true.into()
     });
-    put(&mut map, proj, "merge_fields", || merge_fields(audience, m));
-    put(
-        &mut map,
-        proj,
-        "stats",
-        || json!({"avg_open_rate": 0, "avg_click_rate": 0}),
-    );
-    put(&mut map, proj, "ip_signup", || "".into());
-    put(&mut map, proj, "timestamp_signup", || {
-        m.timestamp_signup
-            .map_or_else(|| "".into(), |t| format_time(t).into())
-    });
-    put(&mut map, proj, "ip_opt", || "".into());
-    if let Some(t) = m.timestamp_opt {
-        put(&mut map, proj, "timestamp_opt", || format_time(t).into());
-    }
-    put(&mut map, proj, "member_rating", || 2.into());
-    put(&mut map, proj, "last_changed", || {
-        format_time(m.last_changed).into()
-    });
-    put(&mut map, proj, "language", || m.language.clone().into());
-    put(&mut map, proj, "vip", || m.vip.into());
-    put(&mut map, proj, "email_client", || "".into());
+    put_profile(&mut map, proj, audience, m);
     put(&mut map, proj, "location", || location(m));
     put(&mut map, proj, "source", || m.source.clone().into());
     put(&mut map, proj, "tags_count", || m.tags.len().into());
@@ -197,6 +175,39 @@ pub fn member(api: &str, audience: &Audience, m: &Member, proj: Projection<'_>) 
     Value::Object(map)
 }
 
+/// The fields both member shapes share, from `merge_fields` to `email_client`, in the spec's
+/// order.
+fn put_profile(
+    map: &mut Map<String, Value>,
+    proj: Projection<'_>,
+    audience: &Audience,
+    m: &Member,
+) {
+    put(map, proj, "merge_fields", || merge_fields(audience, m));
+    put(
+        map,
+        proj,
+        "stats",
+        || json!({"avg_open_rate": 0, "avg_click_rate": 0}),
+    );
+    put(map, proj, "ip_signup", || "".into());
+    put(map, proj, "timestamp_signup", || {
+        m.timestamp_signup
+            .map_or_else(|| "".into(), |t| format_time(t).into())
+    });
+    put(map, proj, "ip_opt", || "".into());
+    if let Some(t) = m.timestamp_opt {
+        put(map, proj, "timestamp_opt", || format_time(t).into());
+    }
+    put(map, proj, "member_rating", || 2.into());
+    put(map, proj, "last_changed", || {
+        format_time(m.last_changed).into()
+    });
+    put(map, proj, "language", || m.language.clone().into());
+    put(map, proj, "vip", || m.vip.into());
+    put(map, proj, "email_client", || "".into());
+}
+
 /// A member as the segment-members collection returns it (a smaller shape, no tags).
 #[must_use]
 pub fn segment_member(api: &str, audience: &Audience, m: &Member, proj: Projection<'_>) -> Value {
@@ -208,29 +219,7 @@ pub fn segment_member(api: &str, audience: &Audience, m: &Member, proj: Projecti
     });
     put(&mut map, proj, "email_type", || m.email_type.clone().into());
     put(&mut map, proj, "status", || status_str(m.status).into());
-    put(&mut map, proj, "merge_fields", || merge_fields(audience, m));
-    put(
-        &mut map,
-        proj,
-        "stats",
-        || json!({"avg_open_rate": 0, "avg_click_rate": 0}),
-    );
-    put(&mut map, proj, "ip_signup", || "".into());
-    put(&mut map, proj, "timestamp_signup", || {
-        m.timestamp_signup
-            .map_or_else(|| "".into(), |t| format_time(t).into())
-    });
-    put(&mut map, proj, "ip_opt", || "".into());
-    if let Some(t) = m.timestamp_opt {
-        put(&mut map, proj, "timestamp_opt", || format_time(t).into());
-    }
-    put(&mut map, proj, "member_rating", || 2.into());
-    put(&mut map, proj, "last_changed", || {
-        format_time(m.last_changed).into()
-    });
-    put(&mut map, proj, "language", || m.language.clone().into());
-    put(&mut map, proj, "vip", || m.vip.into());
-    put(&mut map, proj, "email_client", || "".into());
+    put_profile(&mut map, proj, audience, m);
     put(&mut map, proj, "location", || {
         let mut loc = location(m);
         if let Some(obj) = loc.as_object_mut() {

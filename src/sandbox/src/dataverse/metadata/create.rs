@@ -25,6 +25,13 @@ fn body_of(req: &ApiRequest) -> Result<Map<String, Value>, DvError> {
     }
 }
 
+/// `field` = the text of `body[name]`, when the body gives one (else it keeps its default).
+fn set_if_given(body: &Map<String, Value>, name: &str, field: &mut String) {
+    if let Some(text) = body.get(name).and_then(Value::as_str) {
+        text.clone_into(field);
+    }
+}
+
 fn text_field<'a>(body: &'a Map<String, Value>, name: &str) -> Result<&'a str, DvError> {
     body.get(name)
         .and_then(Value::as_str)
@@ -361,18 +368,8 @@ pub(super) fn create_relationship(
                 .and_then(Value::as_str)
                 .map_or_else(|| schema_name.to_ascii_lowercase(), str::to_ascii_lowercase);
             let mut rel = meta::many_to_many(&schema_name, &entity1, &entity2, &intersect);
-            if let Some(nav) = body
-                .get("Entity1NavigationPropertyName")
-                .and_then(Value::as_str)
-            {
-                rel.entity1_nav = nav.to_owned();
-            }
-            if let Some(nav) = body
-                .get("Entity2NavigationPropertyName")
-                .and_then(Value::as_str)
-            {
-                rel.entity2_nav = nav.to_owned();
-            }
+            set_if_given(&body, "Entity1NavigationPropertyName", &mut rel.entity1_nav);
+            set_if_given(&body, "Entity2NavigationPropertyName", &mut rel.entity2_nav);
             rel.metadata_id = id;
             store.add_many_to_many(rel);
         }
@@ -434,18 +431,16 @@ pub(super) fn create_relationship(
                 &lookup_logical,
                 &lookup_logical,
             );
-            if let Some(nav) = body
-                .get("ReferencingEntityNavigationPropertyName")
-                .and_then(Value::as_str)
-            {
-                rel.referencing_nav = nav.to_owned();
-            }
-            if let Some(nav) = body
-                .get("ReferencedEntityNavigationPropertyName")
-                .and_then(Value::as_str)
-            {
-                rel.referenced_nav = nav.to_owned();
-            }
+            set_if_given(
+                &body,
+                "ReferencingEntityNavigationPropertyName",
+                &mut rel.referencing_nav,
+            );
+            set_if_given(
+                &body,
+                "ReferencedEntityNavigationPropertyName",
+                &mut rel.referenced_nav,
+            );
             rel.metadata_id = id;
             rel.is_custom = true;
             store.one_to_many.push(rel);
