@@ -43,7 +43,7 @@ use crate::dataverse::schema::{audience as audience_cols, tag as tag_cols};
 use crate::dataverse::tag_links::TagLink;
 use crate::dataverse::{self, Error};
 use crate::domain::{MemberType, Names};
-use crate::plan::{Action, BindingPlan, Change, Value as PlanValue};
+use crate::plan::{Action, BindingPlan, Change, Value as PlanValue, ValueRef};
 
 /// The Audience record as the apply holds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -211,12 +211,15 @@ fn removed(o: &OpOutcome) -> Outcome {
 }
 
 /// A plan value as JSON.
-fn json_value(value: Option<&PlanValue>) -> Value {
+fn json_value(value: Option<ValueRef<'_>>) -> Value {
     match value {
-        Some(PlanValue::Text(t)) => Value::String(t.clone()),
-        Some(PlanValue::Bool(b)) => Value::Bool(*b),
-        Some(PlanValue::Number(n)) => Value::from(*n),
-        Some(PlanValue::Decimal(n)) => Value::Number(n.clone()),
+        Some(ValueRef::Text(t)) => Value::String(t.to_owned()),
+        Some(ValueRef::Bool(b)) => Value::Bool(b),
+        Some(ValueRef::Number(n)) => Value::from(n),
+        Some(decimal @ ValueRef::Decimal(_)) => match decimal.to_value() {
+            PlanValue::Decimal(n) => Value::Number(n),
+            other => Value::String(other.to_string()),
+        },
         None => Value::Null,
     }
 }
@@ -224,10 +227,10 @@ fn json_value(value: Option<&PlanValue>) -> Value {
 fn after_text<'c>(change: &'c Change, column: &str) -> Option<&'c str> {
     change
         .fields
-        .iter()
-        .find(|f| f.column == column)
-        .and_then(|f| match &f.after {
-            Some(PlanValue::Text(t)) => Some(t.as_str()),
+        .get(column)
+        .and_then(|f| f.after)
+        .and_then(|v| match v {
+            ValueRef::Text(t) => Some(t),
             _ => None,
         })
 }
@@ -237,7 +240,7 @@ fn columns_of<'c>(changes: impl IntoIterator<Item = &'c Change>) -> Map<String, 
     let mut body = Map::new();
     for change in changes {
         for f in &change.fields {
-            body.insert(f.column.to_string(), json_value(f.after.as_ref()));
+            body.insert(f.column.to_string(), json_value(f.after));
         }
     }
     body
@@ -292,7 +295,8 @@ impl Run<'_, '_> {
     }
 
     async fn update_audience(&mut self, change: &Change) {
-        if change.precondition.etag.is_some() && change.precondition.etag != self.audience.seen_etag
+        if change.precondition.etag.is_some()
+            && change.precondition.etag.as_deref() != self.audience.seen_etag.as_deref()
         {
             self.report.record(
                 change,
@@ -477,7 +481,7 @@ impl Run<'_, '_> {
         let updates = updates
             .into_iter()
             .map(|change| {
-                let etag = change.precondition.etag.clone();
+                let etag = change.precondition.etag.as_deref().map(str::to_owned);
                 (change, etag)
             })
             .collect();
@@ -498,7 +502,7 @@ impl Run<'_, '_> {
             let etag = if written.contains(&change.record) {
                 None
             } else {
-                change.precondition.etag.clone()
+                change.precondition.etag.as_deref().map(str::to_owned)
             };
             consent.push((change, etag));
         }
@@ -743,8 +747,9 @@ mod tests {
                     before: None,
                     after: Some(PlanValue::Text("unsubscribed".into())),
                 },
-            ],
-            tags: Vec::new(),
+            ]
+            .into(),
+            tags: Box::default(),
             precondition: Precondition::default(),
         };
         let body = columns_of([&change]);

@@ -259,7 +259,7 @@ fn label_of(change: &Change) -> Option<String> {
         .member
         .as_ref()
         .map(|m| m.email.clone())
-        .or_else(|| change.name.clone())
+        .or_else(|| change.name.as_deref().map(str::to_owned))
 }
 
 /// What one apply did, over every binding.
@@ -358,8 +358,8 @@ mod tests {
                 status: crate::config::MemberStatus::Subscribed,
             }))),
             name: None,
-            fields: Vec::new(),
-            tags: Vec::new(),
+            fields: crate::plan::Fields::default(),
+            tags: Box::default(),
             precondition: Precondition::default(),
         }
     }

@@ -316,10 +316,10 @@ impl<'a> Checker<'a> {
         for c in &fresh.changes {
             by_key.insert((c.record, c.action), c);
             if let Some(etag) = &c.precondition.etag {
-                etags.insert(c.record, etag.as_str());
+                etags.insert(c.record, &**etag);
             }
             let allowed = columns.entry(c.action).or_default();
-            allowed.extend(c.fields.iter().map(|f| &*f.column));
+            allowed.extend(c.fields.iter().map(|f| f.column.as_str()));
         }
         Self {
             binding,
@@ -380,7 +380,7 @@ impl<'a> Checker<'a> {
         if let (Some(saved), Some(now)) =
             (&change.precondition.etag, self.etags.get(&change.record))
         {
-            if saved != now {
+            if **saved != **now {
                 return Verdict::Stale("the record changed in the CRM since the plan".to_owned());
             }
         }
@@ -551,13 +551,12 @@ mod tests {
             (
                 "does not map",
                 Box::new(|p: &mut BindingPlan| {
-                    p.changes[index(Action::UpdateRecord)]
-                        .fields
-                        .push(crate::plan::FieldChange {
-                            column: "jobtitle".into(),
-                            before: None,
-                            after: Some(crate::plan::Value::Text("CEO".into())),
-                        });
+                    let c = &mut p.changes[index(Action::UpdateRecord)];
+                    c.fields = std::mem::take(&mut c.fields).with(&crate::plan::FieldChange {
+                        column: "jobtitle".into(),
+                        before: None,
+                        after: Some(crate::plan::Value::Text("CEO".into())),
+                    });
                 }),
             ),
             (

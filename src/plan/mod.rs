@@ -18,6 +18,7 @@
 
 pub mod convert;
 pub mod diff;
+pub mod fields;
 pub mod ids;
 pub mod model;
 pub mod render;
@@ -31,8 +32,9 @@ pub(crate) mod fixture;
 
 pub use diff::compute;
 pub use model::{
-    Action, BindingPlan, Change, Error, FORMAT_VERSION, FieldChange, Guard, GuardReason, MemberRef,
-    Plan, PlanMeta, Precondition, Problem, ProblemCode, Reason, Shared, Summary, Value,
+    Action, BindingPlan, Change, Column, Error, FORMAT_VERSION, FieldChange, FieldRef, Fields,
+    Guard, GuardReason, MemberRef, Plan, PlanMeta, Precondition, Problem, ProblemCode, Reason,
+    Shared, Summary, Value, ValueRef,
 };
 pub use simulate::apply_to_snapshot;
 pub use snapshot::Snapshot;

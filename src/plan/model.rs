@@ -17,6 +17,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+pub use super::fields::{Column, FieldRef, Fields, FieldsBuilder, ValueRef};
 use crate::config::{MemberStatus, MemberType};
 
 /// The version of the plan format this build writes. 2.0: changes name real CRM columns only
@@ -606,14 +607,15 @@ pub struct Change {
     pub member: Option<Shared<MemberRef>>,
     /// The display name of an Audience record, list or Tag record.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
+    #[schemars(with = "Option<String>")]
+    pub name: Option<Box<str>>,
     /// Columns written, with the value before and after (`before` absent on creates).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub fields: Vec<FieldChange>,
+    #[serde(default, skip_serializing_if = "Fields::is_empty")]
+    pub fields: Fields,
     /// Tag records linked or unlinked (see `BindingPlan::tags` for their names).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "<[Uuid]>::is_empty")]
     #[schemars(with = "Vec<String>")]
-    pub tags: Vec<Uuid>,
+    pub tags: Box<[Uuid]>,
     /// What must still hold when the change is applied.
     pub precondition: Precondition,
 }
@@ -651,7 +653,7 @@ pub struct MemberRef {
 #[serde(deny_unknown_fields)]
 pub struct FieldChange {
     /// The column's logical name.
-    pub column: Shared<str>,
+    pub column: Column,
     /// The value before (absent: empty).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub before: Option<Value>,
@@ -692,7 +694,8 @@ impl std::fmt::Display for Value {
 pub struct Precondition {
     /// The record's ETag (sent as `If-Match`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub etag: Option<String>,
+    #[schemars(with = "Option<String>")]
+    pub etag: Option<Box<str>>,
     /// The Mailchimp member's `last_changed` at plan time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub member_last_changed: Option<Shared<str>>,

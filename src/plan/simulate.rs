@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, HashMap};
 use uuid::Uuid;
 
 use super::convert;
-use super::model::{Action, BindingPlan, Change, Value};
+use super::model::{Action, BindingPlan, Change, ValueRef};
 use super::snapshot::{
     AudienceRecord, CrmRecord, CrmSide, DO_NOT_BULK_EMAIL_COLUMN, MarketingList, Snapshot,
     TagRecord,
@@ -162,19 +162,15 @@ fn record_mut<'a>(
 fn after_text(change: &Change, column: &str) -> Option<String> {
     change
         .fields
-        .iter()
-        .find(|f| f.column == column)
-        .and_then(|f| match &f.after {
-            Some(Value::Text(t)) => Some(t.clone()),
-            _ => None,
-        })
+        .get(column)
+        .and_then(|f| f.after?.as_text().map(str::to_owned))
 }
 
 fn lookup_after(change: &Change) -> Option<Uuid> {
-    change.fields.iter().find_map(|f| match &f.after {
-        Some(Value::Text(t)) => Uuid::parse_str(t).ok(),
-        _ => None,
-    })
+    change
+        .fields
+        .iter()
+        .find_map(|f| Uuid::parse_str(f.after?.as_text()?).ok())
 }
 
 /// Write a change's columns into `record` as the observer would read them back: typed values as
@@ -187,17 +183,17 @@ fn write_fields(
 ) {
     for f in &change.fields {
         if f.column == DO_NOT_BULK_EMAIL_COLUMN {
-            record.do_not_bulk_email = matches!(f.after, Some(Value::Bool(true)));
+            record.do_not_bulk_email = matches!(f.after, Some(ValueRef::Bool(true)));
             continue;
         }
-        let column = f.column.strip_suffix("@odata.bind").map_or(&*f.column, |nav| {
+        let column = f.column.strip_suffix("@odata.bind").map_or(f.column.as_str(), |nav| {
             types
                 .iter()
                 .find(|(_, t)| matches!(t, ColumnType::Lookup { navigation, .. } if navigation == nav))
                 .map_or(nav, |(c, _)| c.as_str())
         });
         if let Some(i) = columns.iter().position(|c| c == column) {
-            let value = f.after.as_ref().map(convert::as_text);
+            let value = f.after.map(|v| convert::as_text(&v.to_value()));
             record.set_value(i, value.as_deref());
         }
     }

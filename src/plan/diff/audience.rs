@@ -6,7 +6,7 @@ use super::{Diff, text};
 use crate::dataverse::lists as list_cols;
 use crate::dataverse::schema::audience as audience_cols;
 use crate::plan::ids;
-use crate::plan::model::{Action, Change, FieldChange, Reason, Shared, Value};
+use crate::plan::model::{Action, Change, Column, FieldChange, Reason, Value};
 
 impl Diff<'_> {
     /// Audience record and list.
@@ -14,7 +14,7 @@ impl Diff<'_> {
         let mc = &self.snapshot.mailchimp.audience;
         let crm = &self.snapshot.crm;
         let name_field = |before: Option<&str>| FieldChange {
-            column: Shared::from(audience_cols::NAME),
+            column: Column::new(audience_cols::NAME),
             before: before.and_then(text),
             after: text(&mc.name),
         };
@@ -45,9 +45,9 @@ impl Diff<'_> {
                 a.id
             }
         };
-        let lookup = Shared::from(self.names.list_audience_lookup.as_str());
+        let lookup = Column::new(&self.names.list_audience_lookup);
         let lookup_field = |before: Option<Value>| FieldChange {
-            column: lookup.clone(),
+            column: lookup,
             before,
             after: text(&audience_record.to_string()),
         };
@@ -60,12 +60,12 @@ impl Diff<'_> {
                     Change::new(Action::CreateList, Reason::ListMissingInCrm, id)
                         .named(name.clone())
                         .field(FieldChange {
-                            column: Shared::from(list_cols::MEMBER_TYPE_COLUMN),
+                            column: Column::new(list_cols::MEMBER_TYPE_COLUMN),
                             before: None,
                             after: Some(Value::Number(code)),
                         })
                         .field(FieldChange {
-                            column: Shared::from(list_cols::NAME_COLUMN),
+                            column: Column::new(list_cols::NAME_COLUMN),
                             before: None,
                             after: text(&name),
                         })

@@ -6,7 +6,9 @@ use std::cmp::Ordering;
 
 use uuid::Uuid;
 
-use crate::plan::model::{Action, Change, FieldChange, MemberRef, Precondition, Reason, Shared};
+use crate::plan::model::{
+    Action, Change, FieldChange, Fields, MemberRef, Precondition, Reason, Shared,
+};
 
 impl Change {
     /// A change of `record` with nothing else said: no member, name, columns, tags or
@@ -19,8 +21,8 @@ impl Change {
             record,
             member: None,
             name: None,
-            fields: Vec::new(),
-            tags: Vec::new(),
+            fields: Fields::default(),
+            tags: Box::default(),
             precondition: Precondition::default(),
         }
     }
@@ -28,14 +30,14 @@ impl Change {
     /// The display name of the record.
     #[must_use]
     pub fn named(mut self, name: impl Into<String>) -> Self {
-        self.name = Some(name.into());
+        self.name = Some(name.into().into_boxed_str());
         self
     }
 
     /// The display name, when there is one.
     #[must_use]
     pub fn maybe_named(mut self, name: Option<String>) -> Self {
-        self.name = name;
+        self.name = name.map(String::into_boxed_str);
         self
     }
 
@@ -51,21 +53,21 @@ impl Change {
     /// One more column written.
     #[must_use]
     pub fn field(mut self, field: FieldChange) -> Self {
-        self.fields.push(field);
+        self.fields = std::mem::take(&mut self.fields).with(&field);
         self
     }
 
     /// The columns written.
     #[must_use]
-    pub fn fields(mut self, fields: Vec<FieldChange>) -> Self {
-        self.fields = fields;
+    pub fn fields(mut self, fields: impl Into<Fields>) -> Self {
+        self.fields = fields.into();
         self
     }
 
     /// The Tag records linked or unlinked.
     #[must_use]
     pub fn tags(mut self, tags: Vec<Uuid>) -> Self {
-        self.tags = tags;
+        self.tags = tags.into_boxed_slice();
         self
     }
 
@@ -79,7 +81,7 @@ impl Change {
     /// Only while the record is at this version (`If-Match`).
     #[must_use]
     pub fn if_match(mut self, etag: Option<String>) -> Self {
-        self.precondition.etag = etag;
+        self.precondition.etag = etag.map(String::into_boxed_str);
         self
     }
 }
@@ -194,7 +196,7 @@ mod tests {
         let full = Change::new(Action::CreateTag, Reason::TagMissingInCrm, Uuid::nil())
             .named("VIP")
             .field(FieldChange {
-                column: Shared::from("mcsync_name"),
+                column: "mcsync_name".into(),
                 before: None,
                 after: Some(Value::Text("VIP".into())),
             })

@@ -24,7 +24,8 @@ use crate::domain::{MemberStatus, MemberType};
 use crate::plan::convert::{self, Converted};
 use crate::plan::ids;
 use crate::plan::model::{
-    Action, Change, FieldChange, Problem, ProblemCode, Reason, Shared, UnmanagedMember, Value,
+    Action, Change, Column, FieldChange, Fields, Problem, ProblemCode, Reason, UnmanagedMember,
+    Value,
 };
 use crate::plan::snapshot::{CrmRecord, DO_NOT_BULK_EMAIL_COLUMN, EMAIL_COLUMN, Member};
 
@@ -42,7 +43,7 @@ struct Layout {
     /// Per mapping: the column's position.
     col_of: Vec<Option<usize>>,
     /// Per mapping: the key its column is written under, shared by every change.
-    write_as: Vec<Shared<str>>,
+    write_as: Vec<Column>,
 }
 
 fn is_consent_status(status: MemberStatus) -> bool {
@@ -254,7 +255,7 @@ impl<'a> Diff<'a> {
             ),
             None => (false, None, None),
         };
-        let fields = [
+        let fields: Fields = [
             (!before_flag).then(|| FieldChange {
                 column: self.col(DO_NOT_BULK_EMAIL_COLUMN),
                 before: Some(Value::Bool(false)),
@@ -319,7 +320,7 @@ impl<'a> Diff<'a> {
             // the consent change writes the status; do not write it twice
             columns.remove(self.names.subscriber_status_column.as_str());
         }
-        let fields = columns
+        let fields: Fields = columns
             .into_iter()
             .map(|(column, value)| FieldChange {
                 column,
@@ -408,8 +409,8 @@ impl<'a> Diff<'a> {
         m: &'a Member,
         record: Uuid,
         layout: &Layout,
-    ) -> BTreeMap<Shared<str>, Value> {
-        let mut columns: BTreeMap<Shared<str>, Value> = BTreeMap::new();
+    ) -> BTreeMap<Column, Value> {
+        let mut columns: BTreeMap<Column, Value> = BTreeMap::new();
         let binding = self.binding;
         let mappings = binding.fields.iter().zip(&layout.path_of);
         for ((mapping, path), write_as) in mappings.zip(&layout.write_as) {
@@ -648,7 +649,11 @@ mod tests {
             .build();
         let plan = compute(&bindings[0], &names, &snapshot);
         assert_eq!(plan.changes.len(), 1);
-        let fields: Vec<&str> = plan.changes[0].fields.iter().map(|f| &*f.column).collect();
+        let fields: Vec<&str> = plan.changes[0]
+            .fields
+            .iter()
+            .map(|f| f.column.as_str())
+            .collect();
         assert_eq!(fields, vec!["lastname"]);
         assert_eq!(plan.changes[0].reason, Reason::FieldEmptyInCrm);
     }
@@ -699,17 +704,17 @@ mod tests {
         .collect();
         let plan = compute(&bindings[0], &names, &snapshot);
         assert_eq!(plan.changes.len(), 1, "{:#?}", plan.changes);
-        let fields: Vec<(&str, Option<&Value>)> = plan.changes[0]
+        let fields: Vec<(&str, Option<Value>)> = plan.changes[0]
             .fields
             .iter()
-            .map(|f| (&*f.column, f.after.as_ref()))
+            .map(|f| (f.column.as_str(), f.after.map(|v| v.to_value())))
             .collect();
         // the time is the same instant (`+00:00` = `Z`): not written
         assert_eq!(
             fields,
             vec![
-                ("donotphone", Some(&Value::Bool(true))),
-                ("firstname", Some(&Value::Text(long[..50].to_owned()))),
+                ("donotphone", Some(Value::Bool(true))),
+                ("firstname", Some(Value::Text(long[..50].to_owned()))),
             ]
         );
         assert_eq!(plan.warnings.len(), 1);

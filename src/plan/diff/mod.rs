@@ -43,7 +43,7 @@ mod tags;
 mod tests;
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use uuid::Uuid;
@@ -52,7 +52,7 @@ pub use self::guard::{GuardInput, removal_guard};
 pub use self::matching::{is_valid_email, normalize_email};
 use super::ids;
 use super::model::{
-    Action, AudienceRef, BindingPlan, Change, ListRef, MemberRef, Problem, Reason, Shared,
+    Action, AudienceRef, BindingPlan, Change, Column, ListRef, MemberRef, Problem, Reason, Shared,
     SideDigests, Value,
 };
 use super::snapshot::{Member, Snapshot};
@@ -99,7 +99,6 @@ pub fn compute(binding: &Binding, names: &Names, snapshot: &Snapshot) -> Binding
         audience_id,
         plan,
         current: RefCell::new(None),
-        columns: RefCell::new(HashMap::new()),
     };
     diff.audience_and_list();
     let tags = diff.tags();
@@ -147,8 +146,6 @@ struct Diff<'a> {
     plan: BindingPlan,
     /// The member whose changes are being made, with the values its changes share.
     current: RefCell<Option<Current<'a>>>,
-    /// Column names, shared by the changes.
-    columns: RefCell<HashMap<String, Shared<str>>>,
 }
 
 fn text(value: &str) -> Option<Value> {
@@ -182,15 +179,9 @@ impl<'a> Diff<'a> {
         (member, last_changed)
     }
 
-    /// A column name, shared by every change that writes it.
-    fn col(&self, name: &str) -> Shared<str> {
-        let mut columns = self.columns.borrow_mut();
-        if let Some(shared) = columns.get(name) {
-            return shared.clone();
-        }
-        let shared = Shared::from(name);
-        columns.insert(name.to_owned(), shared.clone());
-        shared
+    /// A column name, interned.
+    fn col(&self, name: &str) -> Column {
+        Column::new(name)
     }
 
     /// A change of `record` made for member `m` (stale once `m` moved on).

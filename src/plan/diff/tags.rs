@@ -12,7 +12,7 @@ use super::{Diff, text};
 use crate::dataverse::schema::tag as tag_cols;
 use crate::plan::ids;
 use crate::plan::model::{
-    Action, Change, FieldChange, Problem, ProblemCode, Reason, Shared, TagRef,
+    Action, Change, Column, FieldChange, Problem, ProblemCode, Reason, TagRef,
 };
 use crate::plan::snapshot::{Member, TagRecord};
 
@@ -179,7 +179,7 @@ impl<'a> Diff<'a> {
 
 fn name_field(before: Option<&str>, after: &str) -> FieldChange {
     FieldChange {
-        column: Shared::from(tag_cols::NAME),
+        column: Column::new(tag_cols::NAME),
         before: before.and_then(text),
         after: text(after),
     }

@@ -14,7 +14,7 @@
 use std::fmt::Write as _;
 
 use super::{Pii, counts_line, groups, summary_line, tag_names, thousands};
-use crate::plan::model::{Action, BindingPlan, Change, Plan, Problem, UnmanagedMember, Value};
+use crate::plan::model::{Action, BindingPlan, Change, Plan, Problem, UnmanagedMember, ValueRef};
 
 /// The rendering is always shorter than this many characters.
 pub const MARKDOWN_LIMIT: usize = 65_000;
@@ -134,7 +134,7 @@ fn code(text: &str) -> String {
 }
 
 /// A column value, cut at 80 characters.
-fn value(pii: Pii, change: &Change, v: Option<&Value>) -> String {
+fn value(pii: Pii, change: &Change, v: Option<ValueRef<'_>>) -> String {
     let mut s = pii.value(change, v);
     if s.chars().count() > 80 {
         s = s.chars().take(77).collect::<String>() + "…";
@@ -150,12 +150,12 @@ fn change_row(binding: &BindingPlan, change: &Change, pii: Pii) -> String {
         .map(|f| {
             let column = cell(&f.column);
             if f.before.is_none() && change.precondition.absent {
-                format!("{column} = {}", value(pii, change, f.after.as_ref()))
+                format!("{column} = {}", value(pii, change, f.after))
             } else {
                 format!(
                     "{column}: {} → {}",
-                    value(pii, change, f.before.as_ref()),
-                    value(pii, change, f.after.as_ref())
+                    value(pii, change, f.before),
+                    value(pii, change, f.after)
                 )
             }
         })

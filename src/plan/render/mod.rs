@@ -16,7 +16,7 @@ pub use json::{json, write_json};
 pub use markdown::{MARKDOWN_LIMIT, MarkdownOptions, markdown};
 pub use text::{TextOptions, text};
 
-use super::model::{Action, BindingPlan, Change, Plan, Value};
+use super::model::{Action, BindingPlan, Change, Plan, ValueRef};
 
 /// `1234567` → `1,234,567`.
 #[must_use]
@@ -105,10 +105,10 @@ impl Pii {
     }
 
     /// A column value of `change`, as `Display` shows it; a text of a contact or lead masked.
-    fn value(self, change: &Change, value: Option<&Value>) -> String {
+    fn value(self, change: &Change, value: Option<ValueRef<'_>>) -> String {
         match value {
             None => "(empty)".to_owned(),
-            Some(Value::Text(t)) if !self.show && is_person(change) && !is_status(t) => {
+            Some(ValueRef::Text(t)) if !self.show && is_person(change) && !is_status(t) => {
                 self.member_text(t)
             }
             Some(v) => printable(&v.to_string()),

@@ -10,7 +10,7 @@ use owo_colors::OwoColorize as _;
 use similar::{ChangeTag, TextDiff};
 
 use super::{Pii, counts_line, groups, heading, summary_line, tag_names, thousands};
-use crate::plan::model::{BindingPlan, Change, FieldChange, Plan, Problem, Value};
+use crate::plan::model::{BindingPlan, Change, FieldRef, Plan, Problem, ValueRef};
 
 /// Values longer than this (or with line breaks) are shown as an inline diff.
 const LONG_VALUE: usize = 60;
@@ -209,15 +209,15 @@ fn render_change(out: &mut Out, binding: &BindingPlan, change: &Change) {
     }
     out.line(2, &line);
     for field in &change.fields {
-        let text = field_text(out, change, field);
+        let text = field_text(out, change, &field);
         out.line(4, &text);
     }
 }
 
-fn field_text(out: &Out, change: &Change, field: &FieldChange) -> String {
+fn field_text(out: &Out, change: &Change, field: &FieldRef<'_>) -> String {
     let unmasked = out.pii.show || !super::is_person(change);
-    if let (Some(Value::Text(old)), Some(Value::Text(new)), true) =
-        (&field.before, &field.after, unmasked)
+    if let (Some(ValueRef::Text(old)), Some(ValueRef::Text(new)), true) =
+        (field.before, field.after, unmasked)
     {
         if old.len() > LONG_VALUE
             || new.len() > LONG_VALUE
@@ -228,7 +228,7 @@ fn field_text(out: &Out, change: &Change, field: &FieldChange) -> String {
             return format!("{}: {}", field.column, inline_diff(out, &old, &new));
         }
     }
-    let value = |v: &Option<Value>| out.pii.value(change, v.as_ref());
+    let value = |v: &Option<ValueRef<'_>>| out.pii.value(change, *v);
     if change.precondition.absent {
         return format!("{}: {}", field.column, value(&field.after));
     }
