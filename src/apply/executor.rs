@@ -96,7 +96,7 @@ pub async fn execute(
         let stale = change
             .member
             .as_ref()
-            .is_some_and(|m| target.stale_members.contains(&m.id));
+            .is_some_and(|m| target.stale_members.contains(m.id()));
         if stale {
             run.report.record(
                 change,

@@ -258,7 +258,7 @@ fn label_of(change: &Change) -> Option<String> {
     change
         .member
         .as_ref()
-        .map(|m| m.email.clone())
+        .map(|m| m.email().to_owned())
         .or_else(|| change.name.as_deref().map(str::to_owned))
 }
 
@@ -351,12 +351,12 @@ mod tests {
             action,
             reason: Reason::MemberMissingInCrm,
             record: Uuid::from_u128(7),
-            member: Some(crate::plan::model::Shared(std::sync::Arc::new(MemberRef {
-                id: "h".into(),
-                contact_id: "c".into(),
-                email: email.into(),
-                status: crate::config::MemberStatus::Subscribed,
-            }))),
+            member: Some(crate::plan::model::Shared(std::sync::Arc::new(MemberRef::new(
+                "h",
+                "c",
+                email,
+                crate::config::MemberStatus::Subscribed,
+            )))),
             name: None,
             fields: crate::plan::Fields::default(),
             tags: Box::default(),

@@ -373,7 +373,7 @@ impl<'a> Checker<'a> {
         if change
             .member
             .as_ref()
-            .is_some_and(|m| self.stale_members.contains(&m.id))
+            .is_some_and(|m| self.stale_members.contains(m.id()))
         {
             return Verdict::Stale("the member changed in Mailchimp since the plan".to_owned());
         }
@@ -543,8 +543,13 @@ mod tests {
                 "member (e-mail",
                 Box::new(|p: &mut BindingPlan| {
                     let c = &mut p.changes[index(Action::CreateRecord)];
-                    let mut m = (*c.member.clone().expect("member").0).clone();
-                    m.email = "attacker@evil.example".into();
+                    let m = c.member.clone().expect("member");
+                    let m = crate::plan::MemberRef::new(
+                        m.id(),
+                        m.contact_id(),
+                        "attacker@evil.example",
+                        m.status,
+                    );
                     c.member = Some(crate::plan::Shared(std::sync::Arc::new(m)));
                 }),
             ),

@@ -110,7 +110,7 @@ pub(super) fn planned_versions(plan: &BindingPlan) -> HashMap<&str, &str> {
         .filter_map(|c| {
             let m = c.member.as_ref()?;
             Some((
-                m.id.as_str(),
+                m.id(),
                 c.precondition.member_last_changed.as_deref()?,
             ))
         })
@@ -237,15 +237,15 @@ fn direct_keys(
     let id_column = names.mailchimp_id_column(binding.list.member_type);
     let mut keys: Vec<String> = Vec::new();
     for m in saved.changes.iter().filter_map(|c| c.member.as_ref()) {
-        if !known.contains(&m.contact_id) {
-            keys.push(m.id.clone());
+        if !known.contains(m.contact_id()) {
+            keys.push(m.id().to_owned());
         }
     }
     // A planned member read by its hash is read with its contact id and address (unchanged
     // since the plan, or it would be among the changed ones): its record needs no other read.
     for m in saved.changes.iter().filter_map(|c| c.member.as_ref()) {
-        known.insert(m.contact_id.clone());
-        known.insert(m.email.to_lowercase());
+        known.insert(m.contact_id().to_owned());
+        known.insert(m.email().to_lowercase());
     }
     for (stored_id, email) in list_side.keys_of(&records, id_column) {
         keys.extend(stored_id);

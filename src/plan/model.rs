@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 pub use super::fields::{Column, FieldRef, Fields, FieldsBuilder, ValueRef};
+use super::row::Row;
 use crate::config::{MemberStatus, MemberType};
 
 /// The version of the plan format this build writes. 2.0: changes name real CRM columns only
@@ -627,25 +628,128 @@ impl Change {
         let label = self
             .member
             .as_ref()
-            .map(|m| m.email.as_str())
+            .map(|m| m.email())
             .or(self.name.as_deref())
             .unwrap_or("");
         (label.to_lowercase(), self.record)
     }
 }
 
-/// A Mailchimp member, as a change refers to it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+/// A Mailchimp member, as a change refers to it: its subscriber hash, contact id and e-mail
+/// address are the first three entries of `row`, which a plan made here shares with the
+/// snapshot's member (no copy per member).
+#[derive(Clone)]
 pub struct MemberRef {
-    /// The subscriber hash.
-    pub id: String,
-    /// Mailchimp's contact id.
-    pub contact_id: String,
-    /// The e-mail address.
-    pub email: String,
+    row: Row,
     /// The member's status.
     pub status: MemberStatus,
+}
+
+// How a `MemberRef` is written in a plan (its doc is the schema's description).
+/// A Mailchimp member, as a change refers to it.
+#[derive(Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename = "MemberRef")]
+struct MemberRefFields<'a> {
+    /// The subscriber hash.
+    #[serde(borrow)]
+    id: Cow<'a, str>,
+    /// Mailchimp's contact id.
+    #[serde(borrow)]
+    contact_id: Cow<'a, str>,
+    /// The e-mail address.
+    #[serde(borrow)]
+    email: Cow<'a, str>,
+    /// The member's status.
+    status: MemberStatus,
+}
+
+impl MemberRef {
+    /// A member reference of these values.
+    #[must_use]
+    pub fn new(id: &str, contact_id: &str, email: &str, status: MemberStatus) -> Self {
+        Self {
+            row: Row::new([Some(id), Some(contact_id), Some(email)]),
+            status,
+        }
+    }
+
+    /// The member whose row starts `[id, contact_id, email, …]`, sharing it.
+    #[must_use]
+    pub fn sharing(row: &Row, status: MemberStatus) -> Self {
+        Self {
+            row: row.clone(),
+            status,
+        }
+    }
+
+    /// The subscriber hash.
+    #[must_use]
+    pub fn id(&self) -> &str {
+        self.row.get(0).unwrap_or_default()
+    }
+
+    /// Mailchimp's contact id.
+    #[must_use]
+    pub fn contact_id(&self) -> &str {
+        self.row.get(1).unwrap_or_default()
+    }
+
+    /// The e-mail address.
+    #[must_use]
+    pub fn email(&self) -> &str {
+        self.row.get(2).unwrap_or_default()
+    }
+
+    fn fields(&self) -> MemberRefFields<'_> {
+        MemberRefFields {
+            id: Cow::Borrowed(self.id()),
+            contact_id: Cow::Borrowed(self.contact_id()),
+            email: Cow::Borrowed(self.email()),
+            status: self.status,
+        }
+    }
+}
+
+impl PartialEq for MemberRef {
+    fn eq(&self, other: &Self) -> bool {
+        (self.id(), self.contact_id(), self.email(), self.status)
+            == (other.id(), other.contact_id(), other.email(), other.status)
+    }
+}
+
+impl Eq for MemberRef {}
+
+impl std::fmt::Debug for MemberRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemberRef")
+            .field("id", &self.id())
+            .field("contact_id", &self.contact_id())
+            .field("email", &self.email())
+            .field("status", &self.status)
+            .finish()
+    }
+}
+
+impl Serialize for MemberRef {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.fields().serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for MemberRef {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let f = MemberRefFields::deserialize(deserializer)?;
+        Ok(Self::new(&f.id, &f.contact_id, &f.email, f.status))
+    }
+}
+
+impl JsonSchema for MemberRef {
+    fn schema_name() -> Cow<'static, str> {
+        MemberRefFields::schema_name()
+    }
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        MemberRefFields::json_schema(generator)
+    }
 }
 
 /// One column's change.

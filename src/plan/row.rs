@@ -5,13 +5,15 @@
 //! count `n` as two bytes, then `n` end offsets of `w` bytes (little-endian; the high bit marks
 //! an entry that is none), then the entries' bytes back to back. Reading an entry is O(1). Only
 //! whole `&str`s go in, so every entry is valid UTF-8. Empty strings are stored as none. A row
-//! holds at most 65,535 entries.
+//! holds at most 65,535 entries. Clones share the allocation (a plan's member references share
+//! the snapshot's member rows).
 
 use std::fmt;
+use std::sync::Arc;
 
 /// Optional strings in one allocation.
 #[derive(Clone, PartialEq, Eq, Hash, Default)]
-pub struct Row(Box<[u8]>);
+pub struct Row(Arc<[u8]>);
 
 const HEADER: usize = 3;
 
@@ -44,7 +46,7 @@ impl Row {
         for s in values.iter().flatten() {
             out.extend_from_slice(s.as_bytes());
         }
-        Self(out.into_boxed_slice())
+        Self(Arc::from(out))
     }
 
     fn width(&self) -> usize {

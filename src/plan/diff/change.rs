@@ -91,7 +91,7 @@ fn label(change: &Change) -> &str {
     change
         .member
         .as_ref()
-        .map(|m| m.email.as_str())
+        .map(|m| m.email())
         .or(change.name.as_deref())
         .unwrap_or("")
 }
@@ -146,12 +146,12 @@ mod tests {
         let change = |action, email: Option<&str>, name: Option<&str>, record: u128| {
             let mut c = Change::new(action, Reason::MemberMissingInCrm, Uuid::from_u128(record));
             c.member = email.map(|e| {
-                Shared(std::sync::Arc::new(MemberRef {
-                    id: String::new(),
-                    contact_id: String::new(),
-                    email: e.to_owned(),
-                    status: crate::config::MemberStatus::Subscribed,
-                }))
+                Shared(std::sync::Arc::new(MemberRef::new(
+                    "",
+                    "",
+                    e,
+                    crate::config::MemberStatus::Subscribed,
+                )))
             });
             c.maybe_named(name.map(str::to_owned))
         };

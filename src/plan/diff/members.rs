@@ -70,6 +70,13 @@ impl<'a> Diff<'a> {
         let members = &snap.mailchimp.members;
         let table = self.binding.list.member_type.logical_name();
         let matches = match_members(members, records, table, layout.id_col, layout.email_col);
+        // Room for the most changes a member makes (four: create or update, list, tags,
+        // consent) and one per record: reserved address space, not memory, until written, so
+        // a million-member plan never copies its changes while growing (which held the old and
+        // the new buffer at once).
+        self.plan
+            .changes
+            .reserve(members.len().saturating_mul(4).saturating_add(records.len()));
         let mut selected_count = 0_u64;
         for (mi, m) in members.iter().enumerate() {
             let selected = self.binding.statuses.contains(&m.status);
@@ -558,7 +565,7 @@ mod tests {
         let touched = |email: &str| {
             news.changes
                 .iter()
-                .any(|c| c.member.as_ref().is_some_and(|m| m.email == email))
+                .any(|c| c.member.as_ref().is_some_and(|m| m.email() == email))
         };
         assert!(!touched("gina@example.com"));
         assert!(!touched("henry@example.com"));

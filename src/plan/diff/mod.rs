@@ -157,12 +157,7 @@ fn opt_text(value: Option<&str>) -> Option<Value> {
 }
 
 fn member_ref(m: &Member) -> MemberRef {
-    MemberRef {
-        id: m.id().to_owned(),
-        contact_id: m.contact_id().to_owned(),
-        email: m.email().to_owned(),
-        status: m.status,
-    }
+    MemberRef::sharing(m.row(), m.status)
 }
 
 impl<'a> Diff<'a> {
@@ -204,7 +199,7 @@ impl<'a> Diff<'a> {
         let problem_key = |p: &Problem| {
             (
                 p.code,
-                p.member.as_ref().map(|m| m.email.to_lowercase()),
+                p.member.as_ref().map(|m| m.email().to_lowercase()),
                 p.records.clone(),
             )
         };

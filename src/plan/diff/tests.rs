@@ -74,7 +74,7 @@ fn deterministic_ids_for_created_records() {
         .member
         .as_ref()
         .expect("a member")
-        .email
+        .email()
         .to_lowercase();
     assert_eq!(create.record, ids::person_record("contact", &email));
     assert!(create.precondition.absent);

@@ -175,7 +175,7 @@ fn problem_row(p: &Problem, pii: Pii) -> String {
         .ok()
         .and_then(|v| v.as_str().map(str::to_owned))
         .unwrap_or_default();
-    let email = p.member.as_ref().map(|m| m.email.as_str());
+    let email = p.member.as_ref().map(|m| m.email());
     let who = email.map_or_else(|| "—".to_owned(), |e| code(&pii.member_text(e)));
     let message = code(&pii.message(&p.message, email));
     format!("| {who} | {code_of} | {message} |")

@@ -192,7 +192,7 @@ fn problems(out: &mut Out, title: &str, list: &[Problem], limit: usize, paint: P
             .ok()
             .and_then(|v| v.as_str().map(str::to_owned))
             .unwrap_or_default();
-        let email = p.member.as_ref().map(|m| m.email.as_str());
+        let email = p.member.as_ref().map(|m| m.email());
         let message = out.pii.message(&p.message, email);
         out.line(3, &format!("{code}: {message}"));
     }
