@@ -351,12 +351,9 @@ mod tests {
             action,
             reason: Reason::MemberMissingInCrm,
             record: Uuid::from_u128(7),
-            member: Some(crate::plan::model::Shared(std::sync::Arc::new(MemberRef::new(
-                "h",
-                "c",
-                email,
-                crate::config::MemberStatus::Subscribed,
-            )))),
+            member: Some(crate::plan::model::Shared(std::sync::Arc::new(
+                MemberRef::new("h", "c", email, crate::config::MemberStatus::Subscribed),
+            ))),
             name: None,
             fields: crate::plan::Fields::default(),
             tags: Box::default(),

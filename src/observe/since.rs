@@ -109,10 +109,7 @@ pub(super) fn planned_versions(plan: &BindingPlan) -> HashMap<&str, &str> {
         .iter()
         .filter_map(|c| {
             let m = c.member.as_ref()?;
-            Some((
-                m.id(),
-                c.precondition.member_last_changed.as_deref()?,
-            ))
+            Some((m.id(), c.precondition.member_last_changed.as_deref()?))
         })
         .collect()
 }

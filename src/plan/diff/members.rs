@@ -74,9 +74,12 @@ impl<'a> Diff<'a> {
         // consent) and one per record: reserved address space, not memory, until written, so
         // a million-member plan never copies its changes while growing (which held the old and
         // the new buffer at once).
-        self.plan
-            .changes
-            .reserve(members.len().saturating_mul(4).saturating_add(records.len()));
+        self.plan.changes.reserve(
+            members
+                .len()
+                .saturating_mul(4)
+                .saturating_add(records.len()),
+        );
         let mut selected_count = 0_u64;
         for (mi, m) in members.iter().enumerate() {
             let selected = self.binding.statuses.contains(&m.status);
