@@ -429,7 +429,7 @@ impl<'a> Diff<'a> {
             };
             if let Some(converted) = self.mapped_value(m, mapping, raw, record) {
                 self.trimmed(m, mapping, &converted, record);
-                columns.insert(write_as.clone(), converted.value);
+                columns.insert(*write_as, converted.value);
             }
         }
         if !columns.contains_key(EMAIL_COLUMN) {
@@ -514,7 +514,7 @@ impl<'a> Diff<'a> {
                 }
                 self.trimmed(m, mapping, &new, rec.id);
                 fields.push(FieldChange {
-                    column: write_as.clone(),
+                    column: *write_as,
                     before: old,
                     after: Some(new.value),
                 });
@@ -534,7 +534,7 @@ impl<'a> Diff<'a> {
         if fields.is_empty() {
             return;
         }
-        fields.sort_by(|a, b| a.column.cmp(&b.column));
+        fields.sort_by_key(|f| f.column);
         let change = self
             .member_change(Action::UpdateRecord, reason, rec.id, m)
             .fields(fields)

@@ -95,7 +95,7 @@ impl Pii {
     /// a contact or lead), or its id.
     fn subject(self, change: &Change) -> String {
         if let Some(m) = &change.member {
-            return self.member_text(&m.email());
+            return self.member_text(m.email());
         }
         match &change.name {
             Some(name) if is_person(change) => self.member_text(name),
