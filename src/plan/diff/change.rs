@@ -134,8 +134,8 @@ fn label_prefix(label: &str) -> u64 {
 
 /// Sort changes stably by action, then e-mail or name (lower-cased), then record id: the order
 /// of `sort_by_cached_key(|c| (c.action, c.sort_key()))`. Positions are grouped by action, each
-/// group sorted by an 8-byte label prefix (the full comparison only where prefixes tie, and the
-/// position last, which keeps equal changes in order), then the changes are moved in place: no
+/// group sorted by an 8-byte label prefix (then the label, read once per change, and the record
+/// id where prefixes tie, and the position last, which keeps equal changes in order), then the changes are moved in place: no
 /// key string per change and no second copy of the changes (a million-member plan holds
 /// millions).
 pub(super) fn sort_changes(changes: &mut [Change]) {
@@ -159,16 +159,20 @@ pub(super) fn sort_changes(changes: &mut [Change]) {
     }
     for group in starts.windows(2) {
         let slice = &mut order[group[0]..group[1]];
-        let mut keys: Vec<(u64, u32)> = slice
+        let mut keys: Vec<(u64, &str, u32)> = slice
             .iter()
-            .map(|&i| (label_prefix(label(&changes[i as usize])), i))
+            .map(|&i| {
+                let label = label(&changes[i as usize]);
+                (label_prefix(label), label, i)
+            })
             .collect();
         keys.sort_unstable_by(|a, b| {
             a.0.cmp(&b.0)
-                .then_with(|| cmp_changes(&changes[a.1 as usize], &changes[b.1 as usize]))
-                .then(a.1.cmp(&b.1))
+                .then_with(|| cmp_lowercase(a.1, b.1))
+                .then_with(|| changes[a.2 as usize].record.cmp(&changes[b.2 as usize].record))
+                .then(a.2.cmp(&b.2))
         });
-        for (slot, (_, i)) in slice.iter_mut().zip(keys) {
+        for (slot, (_, _, i)) in slice.iter_mut().zip(keys) {
             *slot = i;
         }
     }
