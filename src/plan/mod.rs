@@ -33,8 +33,8 @@ pub(crate) mod fixture;
 pub use diff::compute;
 pub use model::{
     Action, BindingPlan, Change, Column, Error, FORMAT_VERSION, FieldChange, FieldRef, Fields,
-    Guard, GuardReason, MemberRef, Plan, PlanMeta, Precondition, Problem, ProblemCode, Reason,
-    Shared, Summary, Value, ValueRef,
+    Guard, GuardReason, MemberRef, MemberVersion, Plan, PlanMeta, Precondition, Problem,
+    ProblemCode, Reason, Shared, Summary, Value, ValueRef,
 };
 pub use simulate::apply_to_snapshot;
 pub use snapshot::Snapshot;

@@ -802,10 +802,84 @@ pub struct Precondition {
     pub etag: Option<Box<str>>,
     /// The Mailchimp member's `last_changed` at plan time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub member_last_changed: Option<Shared<str>>,
+    pub member_last_changed: Option<MemberVersion>,
     /// The record must not exist yet (creates).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub absent: bool,
+}
+
+/// A Mailchimp member's `last_changed` at plan time. A plan made here reads it from the
+/// member's row in the snapshot (its fourth entry), so a million changes hold no copy of it;
+/// serialized, deserialized and described by its schema as the string itself.
+#[derive(Clone)]
+pub struct MemberVersion(Row);
+
+const VERSION_ENTRY: usize = 3;
+
+impl MemberVersion {
+    /// The version in the member row `[id, contact_id, email, last_changed, …]`, sharing it.
+    #[must_use]
+    pub fn of_row(row: &Row) -> Self {
+        Self(row.clone())
+    }
+
+    /// The `last_changed` text.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        self.0.get(VERSION_ENTRY).unwrap_or_default()
+    }
+}
+
+impl From<&str> for MemberVersion {
+    fn from(text: &str) -> Self {
+        Self(Row::new([None, None, None, Some(text)]))
+    }
+}
+
+impl std::ops::Deref for MemberVersion {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl PartialEq for MemberVersion {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for MemberVersion {}
+
+impl std::fmt::Debug for MemberVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", self.as_str())
+    }
+}
+
+impl Serialize for MemberVersion {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for MemberVersion {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = Cow::<'de, str>::deserialize(deserializer)?;
+        Ok(Self::from(&*text))
+    }
+}
+
+impl JsonSchema for MemberVersion {
+    fn schema_name() -> Cow<'static, str> {
+        String::schema_name()
+    }
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        String::json_schema(generator)
+    }
+    fn inline_schema() -> bool {
+        true
+    }
 }
 
 /// A list member kept because the tool does not manage it.

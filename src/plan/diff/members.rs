@@ -17,6 +17,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use uuid::Uuid;
 
 use super::matching::{Found, Matches, is_valid_email, match_members, normalize_email};
+use super::order::members_by_email;
 use super::tags::TagPlan;
 use super::{Diff, member_ref, opt_text, text};
 use crate::config::{FieldMapping, FieldPolicy, UnsubscribePolicy};
@@ -81,7 +82,10 @@ impl<'a> Diff<'a> {
                 .saturating_add(records.len()),
         );
         let mut selected_count = 0_u64;
-        for (mi, m) in members.iter().enumerate() {
+        // in e-mail order, so that each action's changes are made in the plan's order
+        for mi in members_by_email(members) {
+            let mi = mi as usize;
+            let m = &members[mi];
             let selected = self.binding.statuses.contains(&m.status);
             selected_count += u64::from(selected);
             self.member(m, matches.of(mi), selected, &layout, tags);

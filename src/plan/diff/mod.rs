@@ -30,7 +30,8 @@
 //!   selected member while the list holds managed members, refuse the binding (still fully planned).
 
 //!
-//! Changes are made with the [`Change`] builder ([`change`]).
+//! Changes are made with the [`Change`] builder ([`change`]), members visited and changes sorted
+//! in the plan's order ([`order`]).
 
 mod audience;
 mod change;
@@ -38,6 +39,7 @@ mod checks;
 pub mod guard;
 pub mod matching;
 mod members;
+mod order;
 mod tags;
 #[cfg(test)]
 mod tests;
@@ -52,8 +54,8 @@ pub use self::guard::{GuardInput, removal_guard};
 pub use self::matching::{is_valid_email, normalize_email};
 use super::ids;
 use super::model::{
-    Action, AudienceRef, BindingPlan, Change, Column, ListRef, MemberRef, Problem, Reason, Shared,
-    SideDigests, Value,
+    Action, AudienceRef, BindingPlan, Change, Column, ListRef, MemberRef, MemberVersion, Problem,
+    Reason, Shared, SideDigests, Value,
 };
 use super::snapshot::{Member, Snapshot};
 use crate::config::{Binding, ListSelector};
@@ -136,7 +138,7 @@ fn list_ref(binding: &Binding, snapshot: &Snapshot) -> ListRef {
 }
 
 /// A member and the values its changes share.
-type Current<'a> = (&'a Member, Shared<MemberRef>, Shared<str>);
+type Current<'a> = (&'a Member, Shared<MemberRef>, MemberVersion);
 
 struct Diff<'a> {
     binding: &'a Binding,
@@ -161,7 +163,7 @@ fn member_ref(m: &Member) -> MemberRef {
 }
 
 impl<'a> Diff<'a> {
-    fn shared(&self, m: &'a Member) -> (Shared<MemberRef>, Shared<str>) {
+    fn shared(&self, m: &'a Member) -> (Shared<MemberRef>, MemberVersion) {
         let mut current = self.current.borrow_mut();
         if let Some((cached, member, last_changed)) = current.as_ref() {
             if std::ptr::eq(*cached, m) {
@@ -169,7 +171,7 @@ impl<'a> Diff<'a> {
             }
         }
         let member = Shared(Arc::new(member_ref(m)));
-        let last_changed = Shared::from(m.last_changed());
+        let last_changed = MemberVersion::of_row(m.row());
         *current = Some((m, member.clone(), last_changed.clone()));
         (member, last_changed)
     }
@@ -191,7 +193,7 @@ impl<'a> Diff<'a> {
 
     fn finish(mut self) -> BindingPlan {
         let plan = &mut self.plan;
-        change::sort_changes(&mut plan.changes);
+        order::sort_changes(&mut plan.changes);
         plan.counts.clear();
         for c in &plan.changes {
             *plan.counts.entry(c.action).or_default() += 1;

@@ -1,0 +1,216 @@
+//! The order of a plan's changes — by action, then e-mail or name lower-cased, then record id —
+//! and the order the diff visits members in (their e-mail addresses lower-cased), so that the
+//! changes of each action are made already in order and [`sort_changes`] only has to group them
+//! by action: a million-member plan is never sorted by comparing e-mail addresses at its peak.
+
+use std::cmp::Ordering;
+
+use crate::plan::model::{Action, Change};
+use crate::plan::snapshot::Member;
+
+/// The label a change sorts by within its action: the member's e-mail, else the name.
+fn label(change: &Change) -> &str {
+    change
+        .member
+        .as_ref()
+        .map(|m| m.email())
+        .or(change.name.as_deref())
+        .unwrap_or("")
+}
+
+/// `a.to_lowercase().cmp(&b.to_lowercase())`, without allocating when both are ASCII (e-mail
+/// addresses nearly always are).
+fn cmp_lowercase(a: &str, b: &str) -> Ordering {
+    if a.is_ascii() && b.is_ascii() {
+        let lower = |c: u8| c.to_ascii_lowercase();
+        a.bytes().map(lower).cmp(b.bytes().map(lower))
+    } else {
+        a.to_lowercase().cmp(&b.to_lowercase())
+    }
+}
+
+/// The order of a binding's changes: by action, then [`Change::sort_key`] (compared without
+/// building it).
+fn cmp_changes(a: &Change, b: &Change) -> Ordering {
+    a.action
+        .cmp(&b.action)
+        .then_with(|| cmp_lowercase(label(a), label(b)))
+        .then_with(|| a.record.cmp(&b.record))
+}
+
+/// The first eight bytes of `label` lower-cased (as [`cmp_lowercase`] compares it), big-endian
+/// and zero-padded: keys that differ order their labels as the full comparison does.
+fn label_prefix(label: &str) -> u64 {
+    let mut key = [0_u8; 8];
+    if label.is_ascii() {
+        for (k, b) in key.iter_mut().zip(label.bytes()) {
+            *k = b.to_ascii_lowercase();
+        }
+    } else {
+        for (k, b) in key.iter_mut().zip(label.to_lowercase().bytes()) {
+            *k = b;
+        }
+    }
+    u64::from_be_bytes(key)
+}
+
+/// `items` (`(label, position)`) ordered by label lower-cased, then `tie`, then position: an
+/// 8-byte prefix key per item, the labels compared only where prefixes are equal (as bytes when
+/// both are already lower case).
+fn order_by_label<'a>(
+    items: impl Iterator<Item = (&'a str, u32)>,
+    tie: impl Fn(u32, u32) -> Ordering,
+) -> Vec<u32> {
+    // (prefix, label, label is its own lower case, position)
+    let mut keys: Vec<(u64, &str, bool, u32)> = items
+        .map(|(label, i)| {
+            let lower = label
+                .bytes()
+                .all(|b| b.is_ascii() && !b.is_ascii_uppercase());
+            (label_prefix(label), label, lower, i)
+        })
+        .collect();
+    keys.sort_unstable_by(|a, b| {
+        a.0.cmp(&b.0)
+            .then_with(|| {
+                if a.2 && b.2 {
+                    a.1.cmp(b.1)
+                } else {
+                    cmp_lowercase(a.1, b.1)
+                }
+            })
+            .then_with(|| tie(a.3, b.3))
+            .then(a.3.cmp(&b.3))
+    });
+    keys.into_iter().map(|k| k.3).collect()
+}
+
+/// Positions of `members` in the order of their e-mail addresses lower-cased (then position):
+/// the order the diff visits them in.
+#[must_use]
+pub(super) fn members_by_email(members: &[Member]) -> Vec<u32> {
+    let positions = 0..u32::try_from(members.len()).unwrap_or(u32::MAX);
+    order_by_label(members.iter().map(Member::email).zip(positions), |_, _| {
+        Ordering::Equal
+    })
+}
+
+/// Sort changes stably by action, then e-mail or name (lower-cased), then record id: the order
+/// of `sort_by_cached_key(|c| (c.action, c.sort_key()))`. Positions are grouped by action;
+/// a group already in order (as the diff makes member changes) is kept, another is ordered by
+/// [`order_by_label`] (record id on equal labels); then the changes are moved in place: no key
+/// string per change and no second copy of the changes.
+pub(super) fn sort_changes(changes: &mut [Change]) {
+    let Ok(n) = u32::try_from(changes.len()) else {
+        changes.sort_by(cmp_changes);
+        return;
+    };
+    let mut starts = [0_usize; Action::ALL.len() + 1];
+    for c in changes.iter() {
+        starts[c.action as usize + 1] += 1;
+    }
+    for a in 1..starts.len() {
+        starts[a] += starts[a - 1];
+    }
+    let mut order = vec![0_u32; changes.len()];
+    let mut next = starts;
+    for (i, c) in (0..n).zip(changes.iter()) {
+        let slot = &mut next[c.action as usize];
+        order[*slot] = i;
+        *slot += 1;
+    }
+    for group in starts.windows(2) {
+        let slice = &mut order[group[0]..group[1]];
+        let in_order = slice.windows(2).all(|w| {
+            cmp_changes(&changes[w[0] as usize], &changes[w[1] as usize]) != Ordering::Greater
+        });
+        if in_order {
+            continue;
+        }
+        let sorted = order_by_label(
+            slice.iter().map(|&i| (label(&changes[i as usize]), i)),
+            |a, b| changes[a as usize].record.cmp(&changes[b as usize].record),
+        );
+        slice.copy_from_slice(&sorted);
+    }
+    // position k takes the change now at order[k]: follow each cycle once, swapping
+    for k in 0..order.len() {
+        let mut at = k;
+        while order[at] as usize != k {
+            let from = order[at] as usize;
+            changes.swap(at, from);
+            order[at] = at as u32;
+            at = from;
+        }
+        order[at] = at as u32;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::plan::model::{MemberRef, Reason, Shared};
+
+    #[test]
+    fn changes_sort_as_their_sort_key_says() {
+        let change = |action, email: Option<&str>, name: Option<&str>, record: u128| {
+            let mut c = Change::new(action, Reason::MemberMissingInCrm, Uuid::from_u128(record));
+            c.member = email.map(|e| {
+                Shared(std::sync::Arc::new(MemberRef::new(
+                    "",
+                    "",
+                    e,
+                    crate::config::MemberStatus::Subscribed,
+                )))
+            });
+            c.maybe_named(name.map(str::to_owned))
+        };
+        let mut changes = vec![
+            change(Action::LinkTags, Some("b@x.io"), None, 1),
+            change(Action::CreateRecord, Some("B@x.io"), None, 2),
+            change(Action::CreateRecord, Some("a@x.io"), None, 9),
+            change(Action::CreateRecord, Some("ÄSA@x.io"), None, 3),
+            change(Action::CreateRecord, Some("äsa@x.io"), None, 1),
+            change(Action::CreateRecord, None, Some("Zed"), 4),
+            change(Action::CreateRecord, None, None, 5),
+            change(Action::CreateRecord, Some("b@X.io"), None, 2),
+            change(Action::CreateTag, None, Some("vip"), 7),
+        ];
+        let mut expected = changes.clone();
+        expected.sort_by_cached_key(|c| (c.action, c.sort_key()));
+        sort_changes(&mut changes);
+        assert_eq!(changes, expected);
+        assert_eq!(
+            changes[1].record,
+            Uuid::from_u128(5),
+            "no label sorts first"
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn prefix_keys_sort_as_the_full_comparison(
+            labels in proptest::collection::vec(("[aAbB.@é\\x00]{0,12}", 0_usize..4, 0_u128..3, proptest::bool::ANY), 0..200)
+        ) {
+            let actions = [Action::CreateRecord, Action::AddListMember, Action::LinkTags, Action::RemoveTag];
+            let mut changes: Vec<Change> = labels
+                .iter()
+                .map(|(label, action, record, named)| {
+                    let c = Change::new(actions[*action], Reason::MemberMissingInCrm, Uuid::from_u128(*record));
+                    if *named {
+                        c.named(label.clone())
+                    } else {
+                        let m = MemberRef::new("", "", label, crate::config::MemberStatus::Subscribed);
+                        c.for_member(Shared(std::sync::Arc::new(m)), label.as_str().into())
+                    }
+                })
+                .collect();
+            let mut expected = changes.clone();
+            expected.sort_by_cached_key(|c| (c.action, c.sort_key()));
+            sort_changes(&mut changes);
+            proptest::prop_assert_eq!(changes, expected);
+        }
+    }
+}
