@@ -101,6 +101,7 @@ pub fn compute(binding: &Binding, names: &Names, snapshot: &Snapshot) -> Binding
         audience_id,
         plan,
         current: RefCell::new(None),
+        order: order::MadeInOrder::default(),
     };
     diff.audience_and_list();
     let tags = diff.tags();
@@ -146,6 +147,8 @@ struct Diff<'a> {
     snapshot: &'a Snapshot,
     audience_id: &'a str,
     plan: BindingPlan,
+    /// Which actions' changes were made in plan order so far.
+    order: order::MadeInOrder,
     /// The member whose changes are being made, with the values its changes share.
     current: RefCell<Option<Current<'a>>>,
 }
@@ -188,12 +191,13 @@ impl<'a> Diff<'a> {
     }
 
     fn push(&mut self, change: Change) {
+        self.order.push(&self.plan.changes, &change);
         self.plan.changes.push(change);
     }
 
     fn finish(mut self) -> BindingPlan {
         let plan = &mut self.plan;
-        order::sort_changes(&mut plan.changes);
+        self.order.sort(&mut plan.changes);
         plan.counts.clear();
         for c in &plan.changes {
             *plan.counts.entry(c.action).or_default() += 1;

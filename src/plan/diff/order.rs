@@ -95,12 +95,52 @@ pub(super) fn members_by_email(members: &[Member]) -> Vec<u32> {
     })
 }
 
+/// Which actions' changes were made in plan order: each change is compared with the last one of
+/// its action as it is made (while its member's row is still in the cache), so that sorting
+/// skips those actions without reading their labels again.
+#[derive(Debug)]
+pub(super) struct MadeInOrder {
+    /// Per action: the position of its last change, and whether all were in order.
+    last: [(Option<usize>, bool); Action::ALL.len()],
+}
+
+impl Default for MadeInOrder {
+    fn default() -> Self {
+        Self {
+            last: [(None, true); Action::ALL.len()],
+        }
+    }
+}
+
+impl MadeInOrder {
+    /// `change` is about to be pushed onto `changes`.
+    pub(super) fn push(&mut self, changes: &[Change], change: &Change) {
+        let (last, in_order) = &mut self.last[change.action as usize];
+        if let Some(prev) = last.and_then(|i| changes.get(i)) {
+            *in_order = *in_order && cmp_changes(prev, change) != Ordering::Greater;
+        }
+        *last = Some(changes.len());
+    }
+
+    /// Sort `changes` (the ones pushed), see [`sort_changes`].
+    pub(super) fn sort(&self, changes: &mut [Change]) {
+        let in_order = self.last.map(|(_, in_order)| in_order);
+        sort_changes_known(changes, &in_order);
+    }
+}
+
 /// Sort changes stably by action, then e-mail or name (lower-cased), then record id: the order
 /// of `sort_by_cached_key(|c| (c.action, c.sort_key()))`. Positions are grouped by action;
 /// a group already in order (as the diff makes member changes) is kept, another is ordered by
 /// [`order_by_label`] (record id on equal labels); then the changes are moved in place: no key
 /// string per change and no second copy of the changes.
-pub(super) fn sort_changes(changes: &mut [Change]) {
+#[cfg(test)]
+fn sort_changes(changes: &mut [Change]) {
+    sort_changes_known(changes, &[false; Action::ALL.len()]);
+}
+
+/// [`sort_changes`], told which actions' changes are known to be in order already.
+fn sort_changes_known(changes: &mut [Change], known_in_order: &[bool; Action::ALL.len()]) {
     let Ok(n) = u32::try_from(changes.len()) else {
         changes.sort_by(cmp_changes);
         return;
@@ -119,11 +159,12 @@ pub(super) fn sort_changes(changes: &mut [Change]) {
         order[*slot] = i;
         *slot += 1;
     }
-    for group in starts.windows(2) {
+    for (group, known) in starts.windows(2).zip(known_in_order) {
         let slice = &mut order[group[0]..group[1]];
-        let in_order = slice.windows(2).all(|w| {
-            cmp_changes(&changes[w[0] as usize], &changes[w[1] as usize]) != Ordering::Greater
-        });
+        let in_order = *known
+            || slice.windows(2).all(|w| {
+                cmp_changes(&changes[w[0] as usize], &changes[w[1] as usize]) != Ordering::Greater
+            });
         if in_order {
             continue;
         }
@@ -209,6 +250,17 @@ mod tests {
                 .collect();
             let mut expected = changes.clone();
             expected.sort_by_cached_key(|c| (c.action, c.sort_key()));
+            // as the diff does: noting the order while pushing, in made order and pre-sorted
+            for mut made in [changes.clone(), expected.clone()] {
+                let mut order = MadeInOrder::default();
+                let mut pushed = Vec::new();
+                for c in made.drain(..) {
+                    order.push(&pushed, &c);
+                    pushed.push(c);
+                }
+                order.sort(&mut pushed);
+                proptest::prop_assert_eq!(&pushed, &expected);
+            }
             sort_changes(&mut changes);
             proptest::prop_assert_eq!(changes, expected);
         }
