@@ -648,9 +648,9 @@ fn is_text(table: &Table, pos: u16) -> bool {
 
 /// One page of a query.
 #[derive(Debug)]
-pub struct Page {
-    /// Matching rows of this page.
-    pub rows: Vec<(Uuid, Row)>,
+pub struct Page<'a> {
+    /// Matching rows of this page (borrowed from the store: only the projection is rendered).
+    pub rows: Vec<(Uuid, &'a Row)>,
     /// The token of the next page, if there is one.
     pub next: Option<String>,
     /// `@odata.count` (capped at 5000), when asked.
@@ -661,14 +661,14 @@ pub struct Page {
 ///
 /// # Errors
 /// A bad `$orderby` column.
-pub fn run(
+pub fn run<'a>(
     store: &Store,
-    table: &Table,
+    table: &'a Table,
     scope: Option<Vec<Uuid>>,
     options: &QueryOptions,
     pred: Option<&Pred>,
     page_size: usize,
-) -> Result<Page, DvError> {
+) -> Result<Page<'a>, DvError> {
     let meta = &table.meta;
     let order: Vec<(u16, bool)> = options
         .orderby
@@ -688,9 +688,9 @@ pub fn run(
     let matches = |id: &Uuid, row: &Row| pred.is_none_or(|p| eval(store, *id, row, p));
     // The rows of an unordered page, one more than the limit to tell whether a next page exists.
     let mut rows = Vec::with_capacity(limit.min(1024) + 1);
-    let mut collect = |id: &Uuid, row: &Row| {
+    let mut collect = |id: &Uuid, row: &'a Row| {
         if matches(id, row) {
-            rows.push((*id, row.clone()));
+            rows.push((*id, row));
         }
         rows.len() > limit
     };
@@ -795,12 +795,7 @@ pub fn run(
     });
     let start = (page_number.saturating_sub(1)).saturating_mul(limit);
     let more = all.len() > start.saturating_add(limit);
-    let rows: Vec<(Uuid, Row)> = all
-        .into_iter()
-        .skip(start)
-        .take(limit)
-        .map(|(id, r)| (id, r.clone()))
-        .collect();
+    let rows: Vec<(Uuid, &Row)> = all.into_iter().skip(start).take(limit).collect();
     let next = if more && !top_only {
         match (rows.first(), rows.last()) {
             (Some((first, _)), Some((last, _))) => Some(

@@ -13,14 +13,14 @@ use crate::dataverse::value::Val;
 
 /// A page in key order from rows collected up to one past the limit (that one says whether
 /// there is a next page).
-pub(super) fn unordered_page(
+pub(super) fn unordered_page<'a>(
     meta: &EntityMeta,
-    mut rows: Vec<(Uuid, Row)>,
+    mut rows: Vec<(Uuid, &'a Row)>,
     limit: usize,
     top_only: bool,
     page_number: usize,
     count: Option<usize>,
-) -> Page {
+) -> Page<'a> {
     let more = rows.len() > limit;
     rows.truncate(limit);
     let next = if more && !top_only {
