@@ -9,7 +9,6 @@
 use std::cmp::Ordering;
 use std::collections::{HashMap, HashSet};
 
-use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::errors::DvError;
@@ -19,7 +18,9 @@ use super::store::{Row, Store, Table};
 use super::value::{Val, cmp_ci};
 
 mod paged;
+mod render;
 use paged::{linked_to_one, sorted_after, unordered_page};
+pub use render::{render, write_row, write_str};
 
 /// The largest page the service returns.
 pub const MAX_PAGE: usize = 5000;
@@ -834,56 +835,6 @@ pub fn projection(meta: &EntityMeta, select: &[String]) -> Result<Projection, Dv
         }
     }
     Ok(Projection { positions })
-}
-
-/// Render one row as the Web API does (`@odata.etag`, selected columns, lookups as `_x_value`).
-#[must_use]
-pub fn render(meta: &EntityMeta, row: &Row, projection: &Projection) -> Map<String, Value> {
-    let mut out = Map::new();
-    if let Some(pos) = meta.position("versionnumber")
-        && let Val::Int(v) = row.get(pos)
-    {
-        out.insert(
-            "@odata.etag".to_owned(),
-            Value::String(format!("W/\"{v}\"")),
-        );
-    }
-    for pos in &projection.positions {
-        let Some(attr) = meta.attribute_at(*pos) else {
-            continue;
-        };
-        let value = row.get(*pos);
-        if let AttrType::Lookup(targets) = &attr.kind {
-            let key = format!("_{}_value", attr.logical_name);
-            if let (Val::Guid(_), Some(target)) =
-                (value, lookup_target(meta, row, &attr.logical_name, targets))
-            {
-                out.insert(
-                    format!("{key}@Microsoft.Dynamics.CRM.lookuplogicalname"),
-                    Value::String(target),
-                );
-            }
-            out.insert(key, value.to_json());
-        } else {
-            out.insert(attr.logical_name.clone(), value.to_json());
-        }
-    }
-    out
-}
-
-fn lookup_target(meta: &EntityMeta, row: &Row, attr: &str, targets: &[String]) -> Option<String> {
-    if targets.len() == 1 {
-        return targets.first().cloned();
-    }
-    // listmember.entityid: the type is in entitytype; parentcustomerid: `parentcustomeridtype`
-    // is not modelled, the first target is assumed.
-    if attr == "entityid"
-        && let Some(pos) = meta.position("entitytype")
-        && let Val::Str(s) = row.get(pos)
-    {
-        return Some(s.to_string());
-    }
-    targets.first().cloned()
 }
 
 #[cfg(test)]
