@@ -695,12 +695,16 @@ pub fn run<'a>(
         }
         rows.len() > limit
     };
-    if let Some(ids) = ranged {
+    if let Some((ids, rest)) = ranged {
+        drop(collect);
         for id in ids {
             if let Some(row) = table.rows.get(&id)
-                && collect(&id, row)
+                && rest.iter().all(|p| eval(store, id, row, p))
             {
-                break;
+                rows.push((id, row));
+                if rows.len() > limit {
+                    break;
+                }
             }
         }
         return Ok(unordered_page(
