@@ -686,17 +686,9 @@ pub fn run<'a>(
         }
         _ => None,
     };
-    let matches = |id: &Uuid, row: &Row| pred.is_none_or(|p| eval(store, *id, row, p));
     // The rows of an unordered page, one more than the limit to tell whether a next page exists.
     let mut rows = Vec::with_capacity(limit.min(1024) + 1);
-    let mut collect = |id: &Uuid, row: &'a Row| {
-        if matches(id, row) {
-            rows.push((*id, row));
-        }
-        rows.len() > limit
-    };
     if let Some((ids, rest)) = ranged {
-        drop(collect);
         for id in ids {
             if let Some(row) = table.rows.get(&id)
                 && rest.iter().all(|p| eval(store, id, row, p))
@@ -716,6 +708,13 @@ pub fn run<'a>(
             None,
         ));
     }
+    let matches = |id: &Uuid, row: &Row| pred.is_none_or(|p| eval(store, *id, row, p));
+    let mut collect = |id: &Uuid, row: &'a Row| {
+        if matches(id, row) {
+            rows.push((*id, row));
+        }
+        rows.len() > limit
+    };
     let scope = match (scope, pred) {
         (Some(ids), _) => Some(ids),
         (None, Some(p)) => candidates(store, table, p),
