@@ -6,6 +6,8 @@
 //! ```text
 //! cargo run --release --example bench -- --members 1000000
 //! cargo run --release --example bench -- --members 20000        # a quick run
+//! cargo run --release --example bench -- --members 1000000 --steady 100000 \
+//!     --apply-members 0 --formats 0       # emulator CPU per request, 100k vs 1M rows
 //! ```
 //!
 //! Steps: the first-sync `plan` of `--members` (empty CRM) in text, Markdown, JSON and JSON with
@@ -40,12 +42,16 @@ struct Args {
     /// Whether to apply at `--members` too (`--apply-members 0` skips it: on a shared machine
     /// a million-member apply runs for many minutes).
     apply_members: bool,
+    /// Whether to plan in every format at `--members` (`--formats 0`: text only, e.g. for the
+    /// emulator's CPU per request at two sizes).
+    formats: bool,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
     let mut members = 1_000_000;
     let mut steady = None;
     let mut apply_members = true;
+    let mut formats = true;
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let value: usize = it
@@ -58,15 +64,18 @@ fn parse_args() -> anyhow::Result<Args> {
             "--members" => members = value,
             "--steady" => steady = Some(value),
             "--apply-members" => apply_members = value != 0,
-            other => {
-                bail!("unknown flag {other} (use --members N, --steady N, --apply-members 0|1)")
-            }
+            "--formats" => formats = value != 0,
+            other => bail!(
+                "unknown flag {other} (use --members N, --steady N, --apply-members 0|1, \
+                 --formats 0|1)"
+            ),
         }
     }
     Ok(Args {
         members,
         steady: steady.unwrap_or(300_000).min(members),
         apply_members,
+        formats,
     })
 }
 
@@ -312,11 +321,12 @@ async fn main() -> anyhow::Result<()> {
     let saved_arg = saved.to_string_lossy().into_owned();
     let text = suite.run(&big, &big_api, &["plan", &config]).await?;
     suite.record_plan(&format!("text, {n}"), n, &text);
-    for (label, extra) in [
+    let formats = [
         ("markdown", vec!["--format", "markdown"]),
         ("json", vec!["--format", "json"]),
         ("json -out", vec!["--format", "json", "--out", &saved_arg]),
-    ] {
+    ];
+    for (label, extra) in formats.into_iter().filter(|_| args.formats) {
         let mut argv = vec!["plan", config.as_str()];
         argv.extend(extra);
         let run = suite.run(&big, &big_api, &argv).await?;
