@@ -1,5 +1,6 @@
 //! The benchmark's own HTTP calls to the sandbox: its request counters (`/_sandbox/…`) and the
-//! five new Mailchimp members of the steady-state step.
+//! five new Mailchimp members of the steady-state step, and the Dataverse emulator's limits
+//! (switched off around the steady state's set-up apply).
 
 use std::collections::BTreeMap;
 
@@ -59,6 +60,23 @@ impl SandboxApi {
             .error_for_status()?;
         self.http
             .post(format!("{}/_sandbox/dataverse/requests/reset", self.root))
+            .send()
+            .await?
+            .error_for_status()?;
+        Ok(())
+    }
+
+    /// The Dataverse emulator's service-protection settings (`GET /_sandbox/dataverse/limits`).
+    pub async fn limits(&self) -> anyhow::Result<Value> {
+        self.get_json(&format!("{}/_sandbox/dataverse/limits", self.root))
+            .await
+    }
+
+    /// Replace them (`PUT /_sandbox/dataverse/limits`).
+    pub async fn set_limits(&self, limits: &Value) -> anyhow::Result<()> {
+        self.http
+            .put(format!("{}/_sandbox/dataverse/limits", self.root))
+            .json(limits)
             .send()
             .await?
             .error_for_status()?;

@@ -6,12 +6,16 @@
 //! ```text
 //! cargo run --release --example bench -- --members 1000000
 //! cargo run --release --example bench -- --members 20000        # a quick run
+//! cargo run --release --example bench -- --members 1000000 --steady 100000 \
+//!     --apply-members 0 --formats 0       # emulator CPU per request, 100k vs 1M rows
 //! ```
 //!
 //! Steps: the first-sync `plan` of `--members` (empty CRM) in text, Markdown, JSON and JSON with
 //! `-out FILE`; `apply` of it (peak RSS, Dataverse requests by route; `--apply-members 0` skips
 //! it and the steady state at that size); five new Mailchimp members and the steady-state
-//! `plan`; the same first-sync plan / apply / five new / steady plan at `--steady` members
+//! `plan`; the same first-sync plan, then the set-up (an `apply` with the Dataverse emulator's
+//! server cost off, its limits restored after it: not a figure), five new members and the
+//! steady-state plan (checked to hold exactly their changes) at `--steady` members
 //! (default 300,000, at most `--members`); emulator CPU per request at both sizes (it must not
 //! grow with the table size). Each figure is printed next to its goal; goals stated for
 //! 1,000,000 members scale linearly for CPU (RSS has a 64 MiB floor). The steady-state ratio is
@@ -26,6 +30,9 @@ use anyhow::{Context as _, bail};
 use http::{Requests, SandboxApi};
 use proc::{SandboxProcess, Usage};
 
+/// New Mailchimp members between the set-up and the steady-state plan.
+const NEW_MEMBERS: usize = 5;
+
 const MIB: f64 = 1024.0 * 1024.0;
 const GIB: f64 = 1024.0 * MIB;
 
@@ -35,12 +42,16 @@ struct Args {
     /// Whether to apply at `--members` too (`--apply-members 0` skips it: on a shared machine
     /// a million-member apply runs for many minutes).
     apply_members: bool,
+    /// Whether to plan in every format at `--members` (`--formats 0`: text only, e.g. for the
+    /// emulator's CPU per request at two sizes).
+    formats: bool,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
     let mut members = 1_000_000;
     let mut steady = None;
     let mut apply_members = true;
+    let mut formats = true;
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let value: usize = it
@@ -53,15 +64,18 @@ fn parse_args() -> anyhow::Result<Args> {
             "--members" => members = value,
             "--steady" => steady = Some(value),
             "--apply-members" => apply_members = value != 0,
-            other => {
-                bail!("unknown flag {other} (use --members N, --steady N, --apply-members 0|1)")
-            }
+            "--formats" => formats = value != 0,
+            other => bail!(
+                "unknown flag {other} (use --members N, --steady N, --apply-members 0|1, \
+                 --formats 0|1)"
+            ),
         }
     }
     Ok(Args {
         members,
         steady: steady.unwrap_or(300_000).min(members),
         apply_members,
+        formats,
     })
 }
 
@@ -109,9 +123,20 @@ impl Suite {
         api: &SandboxApi,
         args: &[&str],
     ) -> anyhow::Result<Run> {
+        self.run_to(sandbox, api, args, None).await
+    }
+
+    /// [`Self::run`] with the client's standard output kept in a file.
+    async fn run_to(
+        &self,
+        sandbox: &SandboxProcess,
+        api: &SandboxApi,
+        args: &[&str],
+        stdout_to: Option<&std::path::Path>,
+    ) -> anyhow::Result<Run> {
         api.reset().await?;
         let cpu_before = sandbox.cpu()?;
-        let usage = proc::measure(&self.bin, args, &sandbox.env, None, self.dir.path())?;
+        let usage = proc::measure(&self.bin, args, &sandbox.env, stdout_to, self.dir.path())?;
         let emulator_cpu = sandbox.cpu()? - cpu_before;
         let counts = api.requests().await?;
         print_routes(args, &counts);
@@ -174,12 +199,12 @@ impl Suite {
                 run
             }
         };
-        let apply = self
-            .run(sandbox, api, &["apply", &config, "--auto-approve"])
+        self.set_up_steady(sandbox, api, members).await?;
+        let out = self.dir.path().join("steady-plan.txt");
+        let steady = self
+            .run_to(sandbox, api, &["plan", &config, "--show-pii"], Some(&out))
             .await?;
-        self.record_apply(members, &apply);
-        api.add_members(5).await?;
-        let steady = self.run(sandbox, api, &["plan", &config]).await?;
+        check_steady_plan(&std::fs::read_to_string(&out)?)?;
         let ratio = steady.usage.wall.as_secs_f64() / first.usage.wall.as_secs_f64();
         self.record(
             format!("steady-state plan {members} (+5) / first-sync: wall"),
@@ -201,6 +226,39 @@ impl Suite {
             Some(ratio <= 1.5),
         );
         Ok((first, steady))
+    }
+
+    /// The steady state's set-up, not a figure: `apply` of the first sync with the Dataverse
+    /// emulator's server cost off (at 10 ms an operation it would wait half an hour at 300,000
+    /// members), the sandbox's own limits back afterwards (the measured plan runs under them),
+    /// then five new Mailchimp members.
+    async fn set_up_steady(
+        &self,
+        sandbox: &SandboxProcess,
+        api: &SandboxApi,
+        members: usize,
+    ) -> anyhow::Result<()> {
+        let config = sandbox.config.to_string_lossy().into_owned();
+        let limits = api.limits().await?;
+        let mut free = limits.clone();
+        free["op_cost_ms"] = 0.into();
+        free["sleep_server_time"] = false.into();
+        api.set_limits(&free).await?;
+        let apply = self
+            .run(sandbox, api, &["apply", &config, "--auto-approve"])
+            .await;
+        api.set_limits(&limits).await?;
+        let apply = apply?;
+        println!(
+            "  set-up: apply {members} with the server cost off: {:.1} s wall, {:.1} s client CPU, \
+             {:.1} s emulator CPU, {} requests (not a figure)",
+            apply.usage.wall.as_secs_f64(),
+            apply.usage.cpu,
+            apply.emulator_cpu,
+            apply.requests
+        );
+        api.add_members(NEW_MEMBERS).await?;
+        Ok(())
     }
 
     /// Emulator CPU per request at two table sizes: it must not grow with the size.
@@ -263,11 +321,12 @@ async fn main() -> anyhow::Result<()> {
     let saved_arg = saved.to_string_lossy().into_owned();
     let text = suite.run(&big, &big_api, &["plan", &config]).await?;
     suite.record_plan(&format!("text, {n}"), n, &text);
-    for (label, extra) in [
+    let formats = [
         ("markdown", vec!["--format", "markdown"]),
         ("json", vec!["--format", "json"]),
         ("json -out", vec!["--format", "json", "--out", &saved_arg]),
-    ] {
+    ];
+    for (label, extra) in formats.into_iter().filter(|_| args.formats) {
         let mut argv = vec!["plan", config.as_str()];
         argv.extend(extra);
         let run = suite.run(&big, &big_api, &argv).await?;
@@ -281,7 +340,7 @@ async fn main() -> anyhow::Result<()> {
             .run(&big, &big_api, &["apply", &config, "--auto-approve"])
             .await?;
         suite.record_apply(n, &apply);
-        big_api.add_members(5).await?;
+        big_api.add_members(NEW_MEMBERS).await?;
         Some((text, suite.run(&big, &big_api, &["plan", &config]).await?))
     } else {
         None
@@ -311,6 +370,38 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     summary(&suite.figures);
+    Ok(())
+}
+
+/// Fail unless the steady-state plan (text, `--show-pii`) holds exactly the new members'
+/// changes: a record created and a list addition each, and no other address named.
+fn check_steady_plan(text: &str) -> anyhow::Result<()> {
+    let summary = text
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("Plan:"))
+        .context("the steady-state plan printed no `Plan:` line")?;
+    let changes: Option<usize> = summary
+        .strip_prefix("Plan:")
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.replace(',', "").parse().ok());
+    let kinds = format!("({NEW_MEMBERS} create record, {NEW_MEMBERS} add to list)");
+    if changes != Some(2 * NEW_MEMBERS) || !summary.contains(&kinds) {
+        bail!("the steady-state plan is not the {NEW_MEMBERS} new members' changes: {summary}");
+    }
+    if let Some(other) = text
+        .lines()
+        .find(|l| l.contains('@') && !l.contains("bench-new-"))
+    {
+        bail!("the steady-state plan names a member other than the new ones: {other}");
+    }
+    for n in 0..NEW_MEMBERS {
+        let address = format!("bench-new-{n}@");
+        if text.lines().filter(|l| l.contains(&address)).count() < 2 {
+            bail!("the steady-state plan does not create and add {address}…");
+        }
+    }
+    println!("  steady-state plan checked: {summary}");
     Ok(())
 }
 

@@ -480,15 +480,34 @@ impl Client {
         req: &Req,
         response: Response,
     ) -> Result<T, Error> {
-        let bytes = response.bytes().await.map_err(|source| Error::Transport {
+        let bytes = self.read_body(req, response).await?;
+        serde_json::from_slice(&bytes).map_err(|err| self.not_expected(req, &err))
+    }
+
+    /// Read a page of rows with `reader` straight from the body.
+    pub(super) async fn read_page<R: super::rows::RowReader>(
+        &self,
+        req: &Req,
+        response: Response,
+        reader: &R,
+    ) -> Result<super::rows::Page<R::Row>, Error> {
+        let bytes = self.read_body(req, response).await?;
+        super::rows::parse_page(reader, &bytes).map_err(|err| self.not_expected(req, &err))
+    }
+
+    async fn read_body(&self, req: &Req, response: Response) -> Result<Bytes, Error> {
+        response.bytes().await.map_err(|source| Error::Transport {
             url: strip_query(&req.url),
             source: source.without_url(),
-        })?;
-        serde_json::from_slice(&bytes).map_err(|err| Error::Response {
+        })
+    }
+
+    fn not_expected(&self, req: &Req, err: &serde_json::Error) -> Error {
+        Error::Response {
             method: req.method.to_string(),
             path: self.relative(&req.url),
             message: format!("the body is not the JSON expected: {err}"),
-        })
+        }
     }
 }
 

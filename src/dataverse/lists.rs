@@ -18,8 +18,10 @@ use super::client::Client;
 use super::error::{Error, NOT_A_LIST_MEMBER, NOT_FOUND};
 use super::query::{Filter, Query};
 use super::records::{Created, Row, etag, guid, record_path, text};
+use super::rows::{KeyIn, RowReader, guid_value, skip_value};
 use crate::domain::MemberType;
 use crate::http::Idempotency;
+use serde::de::MapAccess;
 
 /// The list's name column.
 pub const NAME_COLUMN: &str = "listname";
@@ -65,6 +67,27 @@ pub struct ListMember {
     pub id: Uuid,
     /// The contact, lead or account.
     pub entity_id: Uuid,
+}
+
+/// Reads a `listmembers` row straight from the body (rows without both ids are dropped).
+struct ListMemberReader;
+
+impl RowReader for ListMemberReader {
+    type Row = ListMember;
+
+    fn row<'de, A: MapAccess<'de>>(&self, mut map: A) -> Result<Option<ListMember>, A::Error> {
+        let (mut id, mut entity_id) = (None, None);
+        while let Some(key) = map.next_key_seed(KeyIn(&["listmemberid", "_entityid_value"]))? {
+            match key {
+                Some(0) => id = guid_value(&mut map)?,
+                Some(_) => entity_id = guid_value(&mut map)?,
+                None => skip_value(&mut map)?,
+            }
+        }
+        Ok(id
+            .zip(entity_id)
+            .map(|(id, entity_id)| ListMember { id, entity_id }))
+    }
 }
 
 fn list_columns(lookup: &str) -> Vec<String> {
@@ -190,18 +213,7 @@ impl Client {
         let query = Query::new("listmembers")
             .select(["_entityid_value", "listmemberid"])
             .filter(Filter::eq("_listid_value", list_id));
-        self.pages::<Row>(&query).map(|page| {
-            page.map(|rows| {
-                rows.iter()
-                    .filter_map(|row| {
-                        Some(ListMember {
-                            id: guid(row, "listmemberid")?,
-                            entity_id: guid(row, "_entityid_value")?,
-                        })
-                    })
-                    .collect()
-            })
-        })
+        self.pages_of(&query, ListMemberReader)
     }
 
     /// Add many contacts or leads to a static list: unbound `AddListMembersList`, at most

@@ -3,7 +3,8 @@
 //! that `crm bootstrap` creates.
 //!
 //! - [`client`]: connection, headers, token, parallelism, retries; [`auth`]: the token.
-//! - [`query`]: `$select`/`$filter` building; [`records`]: paging, writes, `$batch`, bulk actions.
+//! - [`query`]: `$select`/`$filter` building; [`records`]: paging, writes, `$batch`, bulk actions;
+//!   [`rows`]: typed rows read straight from a page's body.
 //! - [`batch`]: the `$batch` wire format (pure).
 //! - [`lists`], [`people`]: marketing lists and membership; contacts and leads.
 //! - [`schema`]: the tool's CRM schema (one definition); [`tables`]: its Audience, Tag and Sync
@@ -38,6 +39,7 @@ pub mod metadata;
 pub mod people;
 pub mod query;
 pub mod records;
+pub mod rows;
 pub mod schema;
 pub mod solution;
 pub mod tables;

@@ -4,16 +4,20 @@
 //! Invariants: lookups by value use `Microsoft.Dynamics.CRM.In` in chunks that keep every URL
 //! under [`MAX_FILTER_CHARS`] encoded characters and [`MAX_IN_VALUES`] values, sent
 //! [`READS_PER_BATCH`] to a `$batch`; results stream page by page (5000 rows), batch after
-//! batch, never collected.
+//! batch, never collected; rows are read straight from the body ([`super::rows`]).
+
+use std::sync::Arc;
 
 use futures::Stream;
+use serde::de::MapAccess;
+use serde_json::Value;
 use uuid::Uuid;
 
 use super::batch::{OpOutcome, Operation, Part};
 use super::client::{Client, MAX_PAGE_SIZE};
 use super::error::Error;
 use super::query::{Filter, Literal, Query, in_chunks};
-use super::records::{Collection, Row, etag, guid};
+use super::rows::{KeyIn, RowReader, parse_page, skip_value};
 use crate::domain::MemberType;
 
 /// Upper bound of the encoded `$filter` of one lookup request (URLs stay far below the
@@ -32,28 +36,72 @@ pub struct Person {
     pub id: Uuid,
     /// Its version (for `If-Match`).
     pub etag: Option<String>,
-    /// The selected columns as returned.
-    pub row: Row,
+    /// The selected columns (shared by every person of one read).
+    columns: Arc<[String]>,
+    /// Their values as returned, in the order of `columns` (`Null` when absent).
+    values: Vec<Value>,
 }
 
 impl Person {
+    /// A selected column's value as returned (`None` when absent or not selected).
+    #[must_use]
+    pub fn get(&self, column: &str) -> Option<&Value> {
+        let i = self.columns.iter().position(|c| c == column)?;
+        self.values.get(i).filter(|v| !v.is_null())
+    }
+
     /// A string column.
     #[must_use]
     pub fn text(&self, column: &str) -> Option<&str> {
-        self.row.get(column).and_then(serde_json::Value::as_str)
+        self.get(column).and_then(Value::as_str)
     }
 }
 
-fn to_people(kind: MemberType, rows: Vec<Row>) -> Vec<Person> {
-    rows.into_iter()
-        .filter_map(|row| {
-            Some(Person {
-                id: guid(&row, kind.id_column())?,
-                etag: etag(&row),
-                row,
-            })
-        })
-        .collect()
+/// Reads a contact or lead row straight from the body: `@odata.etag`, the id, the selected
+/// columns (rows without an id are dropped).
+#[derive(Clone)]
+struct PersonReader {
+    /// `@odata.etag`, then the selected columns (the id first, see [`with_id`]).
+    names: Arc<[String]>,
+    columns: Arc<[String]>,
+}
+
+impl PersonReader {
+    fn new(kind: MemberType, columns: &[&str]) -> Self {
+        let columns: Arc<[String]> = with_id(kind, columns).into();
+        let names = std::iter::once(ETAG.to_owned())
+            .chain(columns.iter().cloned())
+            .collect();
+        Self { names, columns }
+    }
+}
+
+const ETAG: &str = "@odata.etag";
+
+impl RowReader for PersonReader {
+    type Row = Person;
+
+    fn row<'de, A: MapAccess<'de>>(&self, mut map: A) -> Result<Option<Person>, A::Error> {
+        let mut etag = None;
+        let mut values = vec![Value::Null; self.columns.len()];
+        while let Some(key) = map.next_key_seed(KeyIn(&self.names))? {
+            match key {
+                Some(0) => etag = map.next_value::<Option<Value>>()?,
+                Some(i) => values[i - 1] = map.next_value()?,
+                None => skip_value(&mut map)?,
+            }
+        }
+        let id = values
+            .first()
+            .and_then(Value::as_str)
+            .and_then(|text| Uuid::parse_str(text).ok());
+        Ok(id.map(|id| Person {
+            id,
+            etag: etag.as_ref().and_then(Value::as_str).map(str::to_owned),
+            columns: Arc::clone(&self.columns),
+            values,
+        }))
+    }
 }
 
 impl Client {
@@ -71,8 +119,7 @@ impl Client {
                 var: "l".to_owned(),
                 inner: Box::new(Filter::eq("l/listid", list_id)),
             });
-        let pages = self.pages::<Row>(&query);
-        futures::StreamExt::map(pages, move |page| page.map(|rows| to_people(kind, rows)))
+        self.pages_of(&query, PersonReader::new(kind, columns))
     }
 
     /// The contacts or leads whose `column` is one of `values` (e.g. the Mailchimp contact id
@@ -90,6 +137,7 @@ impl Client {
     ) -> impl Stream<Item = Result<Vec<Person>, Error>> + Send + 'static + use<> {
         let client = self.clone();
         let select = with_id(kind, columns);
+        let reader = PersonReader::new(kind, columns);
         let chunks = in_chunks(column, &values, MAX_FILTER_CHARS, MAX_IN_VALUES);
         let column = column.to_owned();
         async_stream::try_stream! {
@@ -105,9 +153,9 @@ impl Client {
                 }
                 if let (true, [url]) = (single, parts.as_slice()) {
                     let first = Ok(client.url(url));
-                    let mut pages = std::pin::pin!(client.pages_from::<Row>(first, MAX_PAGE_SIZE));
+                    let mut pages = std::pin::pin!(client.pages_read(first, MAX_PAGE_SIZE, reader.clone()));
                     while let Some(page) = futures::StreamExt::next(&mut pages).await {
-                        yield to_people(kind, page?);
+                        yield page?;
                     }
                     continue;
                 }
@@ -122,8 +170,8 @@ impl Client {
                     .collect();
                 let outcomes = client.execute_batch(&parts, true).await?;
                 for outcome in outcomes {
-                    let page: Collection<Row> = match &outcome {
-                        OpOutcome::Ok(response) => serde_json::from_str(&response.body).map_err(|err| {
+                    let page = match &outcome {
+                        OpOutcome::Ok(response) => parse_page(&reader, response.body.as_bytes()).map_err(|err| {
                             Error::Response {
                                 method: "GET".to_owned(),
                                 path: kind.entity_set().to_owned(),
@@ -146,11 +194,11 @@ impl Client {
                             message: "a lookup inside the batch was not executed".to_owned(),
                         })?,
                     };
-                    yield to_people(kind, page.value);
+                    yield page.value;
                     if let Some(next) = page.next_link {
-                        let mut pages = std::pin::pin!(client.pages_from::<Row>(Ok(next), MAX_PAGE_SIZE));
+                        let mut pages = std::pin::pin!(client.pages_read(Ok(next), MAX_PAGE_SIZE, reader.clone()));
                         while let Some(page) = futures::StreamExt::next(&mut pages).await {
-                            yield to_people(kind, page?);
+                            yield page?;
                         }
                     }
                 }
@@ -189,8 +237,7 @@ impl Client {
         let query = Query::new(kind.entity_set())
             .select(with_id(kind, columns))
             .filter(Filter::eq("statecode", 0));
-        let pages = self.pages::<Row>(&query);
-        futures::StreamExt::map(pages, move |page| page.map(|rows| to_people(kind, rows)))
+        self.pages_of(&query, PersonReader::new(kind, columns))
     }
 }
 

@@ -21,6 +21,7 @@ use super::batch::{self, OpOutcome, Part};
 use super::client::{Client, MAX_PAGE_SIZE, Req};
 use super::error::Error;
 use super::query::{Filter, Query};
+use super::rows::{RowReader, Typed};
 use crate::http::Idempotency;
 
 /// Targets per bulk action request (the documented upper end of the recommended range).
@@ -76,14 +77,6 @@ impl BulkAction {
 /// Support of the bulk actions per table, learnt once per client.
 #[derive(Debug, Default)]
 pub(super) struct BulkSupport(Mutex<HashMap<(String, BulkAction), bool>>);
-
-/// One page of a collection: `value` and the `@odata.nextLink` to the next page.
-#[derive(Deserialize)]
-pub(super) struct Collection<T> {
-    pub(super) value: Vec<T>,
-    #[serde(rename = "@odata.nextLink")]
-    pub(super) next_link: Option<String>,
-}
 
 #[derive(Deserialize)]
 struct CreateMultipleResponse {
@@ -154,6 +147,27 @@ impl Client {
     where
         T: DeserializeOwned + Send + 'static,
     {
+        self.pages_read(first, page_size, Typed::<T>::default())
+    }
+
+    /// The pages of a query (5000 rows each), each row read by `reader` straight from the body.
+    pub(super) fn pages_of<R: RowReader>(
+        &self,
+        query: &Query,
+        reader: R,
+    ) -> impl Stream<Item = Result<Vec<R::Row>, Error>> + Send + 'static + use<R> {
+        let first = query.to_relative_url().map(|rel| self.url(&rel));
+        self.pages_read(first, MAX_PAGE_SIZE, reader)
+    }
+
+    /// The pages starting at an absolute URL, each row read by `reader` straight from the
+    /// body (see [`super::rows`]).
+    pub(super) fn pages_read<R: RowReader>(
+        &self,
+        first: Result<String, Error>,
+        page_size: u32,
+        reader: R,
+    ) -> impl Stream<Item = Result<Vec<R::Row>, Error>> + Send + 'static + use<R> {
         let client = self.clone();
         let prefer = format!("odata.maxpagesize={}", page_size.clamp(1, MAX_PAGE_SIZE));
         async_stream::try_stream! {
@@ -162,7 +176,7 @@ impl Client {
                 let req = Req::new(Method::GET, url, Idempotency::Idempotent)
                     .header("Prefer", prefer.clone());
                 let response = client.send_ok(&req).await?;
-                let page: Collection<T> = client.read_json(&req, response).await?;
+                let page = client.read_page(&req, response, &reader).await?;
                 next = page.next_link;
                 yield page.value;
             }

@@ -43,14 +43,15 @@
 //! 1,000 (`continue-on-error`, outside change sets), several batches in flight within the
 //! client's parallelism.
 
-use futures::{Stream, StreamExt};
+use futures::Stream;
 use serde_json::json;
 use uuid::Uuid;
 
 use super::batch::{OpOutcome, Operation};
 use super::error::Error;
 use super::query::{Filter, Query};
-use super::records::{Row, guid, record_path};
+use super::records::record_path;
+use super::rows::IdReader;
 use super::tables::ToolTables;
 use crate::domain::MemberType;
 
@@ -144,12 +145,6 @@ impl ToolTables {
                     tag_id,
                 )),
             });
-        self.client.pages::<Row>(&query).map(move |page| {
-            page.map(|rows| {
-                rows.iter()
-                    .filter_map(|r| guid(r, kind.id_column()))
-                    .collect()
-            })
-        })
+        self.client.pages_of(&query, IdReader(kind.id_column()))
     }
 }

@@ -13,7 +13,7 @@ use crate::config::{Binding, FieldMapping, ListSelector, Names};
 use crate::dataverse::columns::{ColumnInfo, ColumnType};
 use crate::dataverse::people::Person;
 use crate::dataverse::query::Literal;
-use crate::dataverse::records::Row;
+use crate::domain::MemberType;
 use crate::plan::snapshot::{self, CrmRecord, CrmSide, MailchimpSide};
 
 /// The name a column is selected and read under: `_<column>_value` for a lookup.
@@ -24,8 +24,9 @@ fn read_name(column: &str, types: &BTreeMap<String, ColumnType>) -> String {
     }
 }
 
-fn column_text(row: &Row, column: &str) -> Option<String> {
-    row.get(column)
+fn column_text(person: &Person, column: &str) -> Option<String> {
+    person
+        .get(column)
         .and_then(scalar_text)
         .map(std::borrow::Cow::into_owned)
 }
@@ -133,20 +134,30 @@ pub(super) async fn observe_list(
         .as_ref()
         .filter(|l| !l.dynamic && l.member_type() == Some(kind));
     if let Some(list) = readable {
-        let mut list_member_ids: HashMap<Uuid, Uuid> = HashMap::new();
-        let mut members = std::pin::pin!(dv.list_members(list.id));
-        while let Some(page) = members.next().await {
-            for member in page? {
-                list_member_ids.insert(member.entity_id, member.id);
+        // The `listmember` rows and the people on the list are two independent paged reads:
+        // both run at once (each follows its own `@odata.nextLink`s).
+        let member_ids = async {
+            let mut ids: HashMap<Uuid, Uuid> = HashMap::new();
+            let mut members = std::pin::pin!(dv.list_members(list.id));
+            while let Some(page) = members.next().await {
+                ids.extend(page?.into_iter().map(|m| (m.entity_id, m.id)));
             }
-        }
-        let mut pages = std::pin::pin!(dv.people_in_list(kind, list.id, &select));
-        while let Some(page) = pages.next().await {
-            for person in page? {
-                let mut record = to_record(&person, &read_names, true);
-                record.list_member_id = list_member_ids.get(&person.id).copied();
-                records.insert_if_absent(record);
+            Ok::<_, Error>(ids)
+        };
+        let people = async {
+            let mut pages = std::pin::pin!(dv.people_in_list(kind, list.id, &select));
+            while let Some(page) = pages.next().await {
+                for person in page? {
+                    records.insert_if_absent(to_record(&person, &read_names, true));
+                }
             }
+            Ok::<_, Error>(())
+        };
+        let (member_ids, people) = futures::join!(member_ids, people);
+        let member_ids = member_ids?;
+        people?;
+        for record in &mut records.list {
+            record.list_member_id = member_ids.get(&record.id).copied();
         }
     }
     Ok(ListSide {
@@ -224,12 +235,8 @@ fn select_columns(columns: &[String]) -> Vec<&str> {
 const STATE_COLUMN: &str = "statecode";
 
 fn to_record(person: &Person, columns: &[String], on_list: bool) -> CrmRecord {
-    let values: Vec<Option<String>> = columns
-        .iter()
-        .map(|c| column_text(&person.row, c))
-        .collect();
+    let values: Vec<Option<String>> = columns.iter().map(|c| column_text(person, c)).collect();
     let do_not_bulk_email = person
-        .row
         .get(snapshot::DO_NOT_BULK_EMAIL_COLUMN)
         .and_then(Value::as_bool)
         .unwrap_or(false);
@@ -242,7 +249,6 @@ fn to_record(person: &Person, columns: &[String], on_list: bool) -> CrmRecord {
         on_list,
     );
     record.inactive = person
-        .row
         .get(STATE_COLUMN)
         .and_then(Value::as_i64)
         .is_some_and(|state| state != 0);
@@ -319,75 +325,70 @@ pub(super) async fn complete(
         .mailchimp_id_column(binding.list.member_type)
         .to_owned();
 
-    // Records not on the list that may match a member: by stored Mailchimp id, then by e-mail.
-    let known_ids: HashSet<&str> = side
-        .records
-        .values()
-        .filter_map(|r| id_index.and_then(|i| r.value(i)))
-        .collect();
-    let wanted_ids: Vec<Literal> = mailchimp
-        .members
-        .iter()
-        .map(snapshot::Member::contact_id)
-        .filter(|id| !id.is_empty() && !known_ids.contains(*id))
-        .map(|id| Literal::Str(id.to_owned()))
-        .collect();
-    drop(known_ids);
-    let mut found: Vec<CrmRecord> = Vec::new();
-    if !wanted_ids.is_empty() {
-        let pages = dv.people_where_in(kind, &id_column, wanted_ids, &select);
-        collect_unread(pages, &side.records, &columns, &mut found).await?;
-    }
-    for record in found.drain(..) {
-        side.records.insert_if_absent(record);
-    }
-    let matched_ids: HashSet<&str> = side
-        .records
-        .values()
-        .filter_map(|r| id_index.and_then(|i| r.value(i)))
-        .collect();
-    let known_emails: HashSet<String> = side
-        .records
-        .values()
-        .filter_map(|r| email_index.and_then(|i| r.value(i)))
-        .map(|e| e.trim().to_lowercase())
-        .collect();
-    let wanted_emails: Vec<String> = mailchimp
-        .members
-        .iter()
-        .filter(|m| !matched_ids.contains(m.contact_id()))
-        .map(|m| m.email().trim().to_lowercase())
-        .filter(|e| !e.is_empty() && !known_emails.contains(e))
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    drop(matched_ids);
-    drop(known_emails);
-    if !wanted_emails.is_empty() {
-        let pages = dv.people_by_emails(kind, &wanted_emails, &select);
-        collect_unread(pages, &side.records, &columns, &mut found).await?;
-    }
-    for record in found {
-        side.records.insert_if_absent(record);
-    }
-
-    // Tag links of the records read (only this audience's Tag records).
-    let mut links: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
-    for tag in &side.tags {
-        let mut pages = std::pin::pin!(clients.tables.tag_members(kind, tag.id));
-        while let Some(page) = pages.next().await {
-            for person in page? {
-                if side.records.contains(&person) {
-                    links.entry(person).or_default().push(tag.id);
-                }
-            }
+    // The tag links (only this audience's Tag records) do not depend on the look-ups below:
+    // they are read meanwhile, every tag at once.
+    let records = &mut side.records;
+    let lookups = async {
+        // Records not on the list that may match a member: by stored Mailchimp id, then by
+        // e-mail.
+        let known_ids: HashSet<&str> = records
+            .values()
+            .filter_map(|r| id_index.and_then(|i| r.value(i)))
+            .collect();
+        let wanted_ids: Vec<Literal> = mailchimp
+            .members
+            .iter()
+            .map(snapshot::Member::contact_id)
+            .filter(|id| !id.is_empty() && !known_ids.contains(*id))
+            .map(|id| Literal::Str(id.to_owned()))
+            .collect();
+        drop(known_ids);
+        let mut found: Vec<CrmRecord> = Vec::new();
+        if !wanted_ids.is_empty() {
+            let pages = dv.people_where_in(kind, &id_column, wanted_ids, &select);
+            collect_unread(pages, records, &columns, &mut found).await?;
         }
-    }
+        for record in found.drain(..) {
+            records.insert_if_absent(record);
+        }
+        let matched_ids: HashSet<&str> = records
+            .values()
+            .filter_map(|r| id_index.and_then(|i| r.value(i)))
+            .collect();
+        let known_emails: HashSet<String> = records
+            .values()
+            .filter_map(|r| email_index.and_then(|i| r.value(i)))
+            .map(|e| e.trim().to_lowercase())
+            .collect();
+        let wanted_emails: Vec<String> = mailchimp
+            .members
+            .iter()
+            .filter(|m| !matched_ids.contains(m.contact_id()))
+            .map(|m| m.email().trim().to_lowercase())
+            .filter(|e| !e.is_empty() && !known_emails.contains(e))
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        drop(matched_ids);
+        drop(known_emails);
+        if !wanted_emails.is_empty() {
+            let pages = dv.people_by_emails(kind, &wanted_emails, &select);
+            collect_unread(pages, records, &columns, &mut found).await?;
+        }
+        for record in found {
+            records.insert_if_absent(record);
+        }
+        Ok::<_, Error>(())
+    };
+    let (looked_up, links) = futures::join!(lookups, tag_links(clients, kind, &side.tags));
+    looked_up?;
+    let links = links?;
     let Records {
         list: mut records,
         index,
     } = side.records;
     for (person, mut tags) in links {
+        // Only the records read (the list's and the look-ups') carry their links.
         if let Some(&i) = index.get(&person) {
             tags.sort_unstable();
             tags.dedup();
@@ -404,4 +405,42 @@ pub(super) async fn complete(
         column_types: side.column_types,
         records,
     })
+}
+
+/// The people linked to each of `tags`, as person → tags (every tag read at once, within the
+/// client's parallelism).
+async fn tag_links(
+    clients: &Clients,
+    kind: MemberType,
+    tags: &[snapshot::TagRecord],
+) -> Result<HashMap<Uuid, Vec<Uuid>>, Error> {
+    // Collected before they are polled: a lazy map holding a closure over `&TagRecord` would
+    // make the future not provably `Send` (rustc #102211).
+    let reads: Vec<_> = tags
+        .iter()
+        .map(|tag| tag_people(clients, kind, tag.id))
+        .collect();
+    let mut reads = futures::stream::iter(reads).buffer_unordered(clients.dataverse.parallelism());
+    let mut links: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
+    while let Some(read) = reads.next().await {
+        let (tag, people) = read?;
+        for person in people {
+            links.entry(person).or_default().push(tag);
+        }
+    }
+    Ok(links)
+}
+
+/// The people linked to one tag.
+async fn tag_people(
+    clients: &Clients,
+    kind: MemberType,
+    tag: Uuid,
+) -> Result<(Uuid, Vec<Uuid>), Error> {
+    let mut people = Vec::new();
+    let mut pages = std::pin::pin!(clients.tables.tag_members(kind, tag));
+    while let Some(page) = pages.next().await {
+        people.extend(page?);
+    }
+    Ok((tag, people))
 }

@@ -9,7 +9,6 @@
 use std::cmp::Ordering;
 use std::collections::{HashMap, HashSet};
 
-use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::errors::DvError;
@@ -19,7 +18,9 @@ use super::store::{Row, Store, Table};
 use super::value::{Val, cmp_ci};
 
 mod paged;
+mod render;
 use paged::{linked_to_one, sorted_after, unordered_page};
+pub use render::{render, write_row, write_str};
 
 /// The largest page the service returns.
 pub const MAX_PAGE: usize = 5000;
@@ -648,9 +649,9 @@ fn is_text(table: &Table, pos: u16) -> bool {
 
 /// One page of a query.
 #[derive(Debug)]
-pub struct Page {
-    /// Matching rows of this page.
-    pub rows: Vec<(Uuid, Row)>,
+pub struct Page<'a> {
+    /// Matching rows of this page (borrowed from the store: only the projection is rendered).
+    pub rows: Vec<(Uuid, &'a Row)>,
     /// The token of the next page, if there is one.
     pub next: Option<String>,
     /// `@odata.count` (capped at 5000), when asked.
@@ -661,14 +662,14 @@ pub struct Page {
 ///
 /// # Errors
 /// A bad `$orderby` column.
-pub fn run(
+pub fn run<'a>(
     store: &Store,
-    table: &Table,
+    table: &'a Table,
     scope: Option<Vec<Uuid>>,
     options: &QueryOptions,
     pred: Option<&Pred>,
     page_size: usize,
-) -> Result<Page, DvError> {
+) -> Result<Page<'a>, DvError> {
     let meta = &table.meta;
     let order: Vec<(u16, bool)> = options
         .orderby
@@ -685,21 +686,17 @@ pub fn run(
         }
         _ => None,
     };
-    let matches = |id: &Uuid, row: &Row| pred.is_none_or(|p| eval(store, *id, row, p));
     // The rows of an unordered page, one more than the limit to tell whether a next page exists.
     let mut rows = Vec::with_capacity(limit.min(1024) + 1);
-    let mut collect = |id: &Uuid, row: &Row| {
-        if matches(id, row) {
-            rows.push((*id, row.clone()));
-        }
-        rows.len() > limit
-    };
-    if let Some(ids) = ranged {
+    if let Some((ids, rest)) = ranged {
         for id in ids {
             if let Some(row) = table.rows.get(&id)
-                && collect(&id, row)
+                && rest.iter().all(|p| eval(store, id, row, p))
             {
-                break;
+                rows.push((id, row));
+                if rows.len() > limit {
+                    break;
+                }
             }
         }
         return Ok(unordered_page(
@@ -711,6 +708,13 @@ pub fn run(
             None,
         ));
     }
+    let matches = |id: &Uuid, row: &Row| pred.is_none_or(|p| eval(store, *id, row, p));
+    let mut collect = |id: &Uuid, row: &'a Row| {
+        if matches(id, row) {
+            rows.push((*id, row));
+        }
+        rows.len() > limit
+    };
     let scope = match (scope, pred) {
         (Some(ids), _) => Some(ids),
         (None, Some(p)) => candidates(store, table, p),
@@ -795,12 +799,7 @@ pub fn run(
     });
     let start = (page_number.saturating_sub(1)).saturating_mul(limit);
     let more = all.len() > start.saturating_add(limit);
-    let rows: Vec<(Uuid, Row)> = all
-        .into_iter()
-        .skip(start)
-        .take(limit)
-        .map(|(id, r)| (id, r.clone()))
-        .collect();
+    let rows: Vec<(Uuid, &Row)> = all.into_iter().skip(start).take(limit).collect();
     let next = if more && !top_only {
         match (rows.first(), rows.last()) {
             (Some((first, _)), Some((last, _))) => Some(
@@ -839,56 +838,6 @@ pub fn projection(meta: &EntityMeta, select: &[String]) -> Result<Projection, Dv
         }
     }
     Ok(Projection { positions })
-}
-
-/// Render one row as the Web API does (`@odata.etag`, selected columns, lookups as `_x_value`).
-#[must_use]
-pub fn render(meta: &EntityMeta, row: &Row, projection: &Projection) -> Map<String, Value> {
-    let mut out = Map::new();
-    if let Some(pos) = meta.position("versionnumber")
-        && let Val::Int(v) = row.get(pos)
-    {
-        out.insert(
-            "@odata.etag".to_owned(),
-            Value::String(format!("W/\"{v}\"")),
-        );
-    }
-    for pos in &projection.positions {
-        let Some(attr) = meta.attribute_at(*pos) else {
-            continue;
-        };
-        let value = row.get(*pos);
-        if let AttrType::Lookup(targets) = &attr.kind {
-            let key = format!("_{}_value", attr.logical_name);
-            if let (Val::Guid(_), Some(target)) =
-                (value, lookup_target(meta, row, &attr.logical_name, targets))
-            {
-                out.insert(
-                    format!("{key}@Microsoft.Dynamics.CRM.lookuplogicalname"),
-                    Value::String(target),
-                );
-            }
-            out.insert(key, value.to_json());
-        } else {
-            out.insert(attr.logical_name.clone(), value.to_json());
-        }
-    }
-    out
-}
-
-fn lookup_target(meta: &EntityMeta, row: &Row, attr: &str, targets: &[String]) -> Option<String> {
-    if targets.len() == 1 {
-        return targets.first().cloned();
-    }
-    // listmember.entityid: the type is in entitytype; parentcustomerid: `parentcustomeridtype`
-    // is not modelled, the first target is assumed.
-    if attr == "entityid"
-        && let Some(pos) = meta.position("entitytype")
-        && let Val::Str(s) = row.get(pos)
-    {
-        return Some(s.to_string());
-    }
-    targets.first().cloned()
 }
 
 #[cfg(test)]

@@ -13,14 +13,14 @@ use crate::dataverse::value::Val;
 
 /// A page in key order from rows collected up to one past the limit (that one says whether
 /// there is a next page).
-pub(super) fn unordered_page(
+pub(super) fn unordered_page<'a>(
     meta: &EntityMeta,
-    mut rows: Vec<(Uuid, Row)>,
+    mut rows: Vec<(Uuid, &'a Row)>,
     limit: usize,
     top_only: bool,
     page_number: usize,
     count: Option<usize>,
-) -> Page {
+) -> Page<'a> {
     let more = rows.len() > limit;
     rows.truncate(limit);
     let next = if more && !top_only {
@@ -36,29 +36,48 @@ pub(super) fn unordered_page(
     Page { rows, next, count }
 }
 
+/// Ids linked in a sorted index.
+type SortedIds<'a> = Box<dyn Iterator<Item = Uuid> + 'a>;
+
 /// The ids a filter can only match among, ascending after `after`, when a sorted index holds
 /// them: a static list's `listmember` rows (`_listid_value eq X`) or the rows linked to one row
-/// (`nav/any(x: x/<pk> eq X)`). `None`: no such index, use [`candidates`].
-pub(super) fn sorted_after<'a>(
+/// (`nav/any(x: x/<pk> eq X)`); with the parts of the filter the index does not answer (every
+/// one must hold; the index's own condition holds for every id it gives). `None`: no such
+/// index, use [`candidates`].
+pub(super) fn sorted_after<'a, 'p>(
     store: &'a Store,
     table: &Table,
-    pred: &Pred,
+    pred: &'p Pred,
     after: Option<Uuid>,
-) -> Option<Box<dyn Iterator<Item = Uuid> + 'a>> {
+) -> Option<(SortedIds<'a>, Vec<&'p Pred>)> {
     match pred {
         Pred::And(a, b) => {
-            sorted_after(store, table, a, after).or_else(|| sorted_after(store, table, b, after))
+            if let Some((ids, mut rest)) = sorted_after(store, table, a, after) {
+                rest.push(b);
+                Some((ids, rest))
+            } else {
+                let (ids, mut rest) = sorted_after(store, table, b, after)?;
+                rest.push(a);
+                Some((ids, rest))
+            }
         }
         Pred::Lambda { .. } => {
             let (rel, side, id) = linked_to_one(store, pred)?;
-            Some(store.linked_after(rel, side, id, after))
+            // The lambda holds for a linked row when the one row it names exists.
+            let one_table = if side { &rel.entity1 } else { &rel.entity2 };
+            let ids: SortedIds<'a> = if store.get(one_table, id).is_some() {
+                store.linked_after(rel, side, id, after)
+            } else {
+                Box::new(std::iter::empty())
+            };
+            Some((ids, Vec::new()))
         }
         Pred::Cmp(Col::Here(pos), Op::Eq, Val::Guid(list))
             if table.meta.logical_name == "listmember"
                 && table.meta.position("listid") == Some(*pos) =>
         {
             store.many_to_many.iter().find(|r| r.list_backed)?;
-            Some(Box::new(store.list_members_after(*list, after)))
+            Some((Box::new(store.list_members_after(*list, after)), Vec::new()))
         }
         _ => None,
     }

@@ -102,6 +102,9 @@ impl Prefer {
     }
 }
 
+/// The content type of JSON answers.
+pub(super) const JSON: &str = "application/json; odata.metadata=minimal";
+
 /// One answer.
 #[derive(Debug, Clone)]
 pub struct ApiResponse {
@@ -123,8 +126,8 @@ impl ApiResponse {
             status,
             headers: Vec::new(),
             body: Some((
-                "application/json; odata.metadata=minimal".to_owned(),
-                value.to_string().into_bytes(),
+                JSON.to_owned(),
+                serde_json::to_vec(value).unwrap_or_default(),
             )),
             ops: 1,
         }

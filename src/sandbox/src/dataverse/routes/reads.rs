@@ -5,7 +5,7 @@ use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 use super::writes::{etag_of, put_property};
-use super::{ApiRequest, ApiResponse, Ctx, Segment, expect_method};
+use super::{ApiRequest, ApiResponse, Ctx, JSON, Segment, expect_method};
 use crate::dataverse::errors::DvError;
 use crate::dataverse::query;
 use crate::dataverse::query::{Expand, MAX_PAGE, Projection};
@@ -42,7 +42,6 @@ pub(super) fn collection(
         None => (None, t.meta.entity_set.clone()),
     };
     let page = query::run(store, t, ids, &options, pred.as_ref(), size)?;
-    let mut out = Map::new();
     let context = if options.select.is_empty() {
         format!("{}$metadata#{context_path}", ctx.root())
     } else {
@@ -52,40 +51,55 @@ pub(super) fn collection(
             options.select.join(",")
         )
     };
-    out.insert("@odata.context".to_owned(), Value::String(context));
-    if let Some(count) = page.count {
-        out.insert("@odata.count".to_owned(), Value::from(count));
-    }
-    let mut rows = Vec::with_capacity(page.rows.len());
-    for (id, row) in &page.rows {
-        rows.push(Value::Object(render_row(
-            store,
-            t,
-            *id,
-            row,
-            &projection,
-            &options.expand,
-        )?));
-    }
-    out.insert("value".to_owned(), Value::Array(rows));
-    if let Some(token) = page.next {
+    let next_link = page.next.as_ref().map(|token| {
         let mut pairs: Vec<(String, String)> = req
             .query
             .iter()
             .filter(|(k, _)| k != "$skiptoken")
             .cloned()
             .collect();
-        pairs.push(("$skiptoken".to_owned(), token));
+        pairs.push(("$skiptoken".to_owned(), token.clone()));
         let query: String = url::form_urlencoded::Serializer::new(String::new())
             .extend_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .finish();
-        out.insert(
-            "@odata.nextLink".to_owned(),
-            Value::String(format!("{}{}?{query}", ctx.root(), req.path)),
-        );
+        format!("{}{}?{query}", ctx.root(), req.path)
+    });
+    // The members of `value` as JSON text: written straight from the rows (a page holds up to
+    // 5000), or through a JSON object per row when `$expand` adds nested ones.
+    let mut rows = Vec::with_capacity(page.rows.len() * 256);
+    for (i, (id, row)) in page.rows.iter().enumerate() {
+        if i > 0 {
+            rows.push(b',');
+        }
+        if options.expand.is_empty() {
+            query::write_row(&t.meta, row, &projection, &mut rows);
+        } else {
+            let obj = render_row(store, t, *id, row, &projection, &options.expand)?;
+            serde_json::to_writer(&mut rows, &Value::Object(obj))
+                .map_err(|e| DvError::new(500, "", e.to_string()))?;
+        }
     }
-    let mut resp = ApiResponse::json(200, &Value::Object(out));
-    resp.ops = 1;
+    // The object as a `Map` in this order would serialise to the same bytes.
+    let mut body = Vec::with_capacity(rows.len() + 512);
+    body.extend_from_slice(b"{\"@odata.context\":");
+    query::write_str(&mut body, &context);
+    if let Some(count) = page.count {
+        body.extend_from_slice(format!(",\"@odata.count\":{count}").as_bytes());
+    }
+    body.extend_from_slice(b",\"value\":[");
+    body.extend_from_slice(&rows);
+    body.push(b']');
+    if let Some(link) = &next_link {
+        body.extend_from_slice(b",\"@odata.nextLink\":");
+        query::write_str(&mut body, link);
+    }
+    body.push(b'}');
+    let mut resp = ApiResponse {
+        status: 200,
+        headers: Vec::new(),
+        body: Some((JSON.to_owned(), body)),
+        ops: 1,
+    };
     let prefer = req.prefer();
     if let Some(n) = prefer.max_page_size {
         resp = resp.with_header(
