@@ -43,6 +43,8 @@
 mod error;
 mod members;
 mod paging;
+mod projection;
+mod row;
 mod types;
 
 use std::sync::Arc;
@@ -57,6 +59,8 @@ use tokio::sync::Semaphore;
 
 use self::error::ProblemBody;
 pub use self::error::{Error, FieldError};
+pub use self::projection::{Projected, Projection};
+pub use self::row::{FullMembers, MemberRow, Page, PageDecoder};
 use self::types::RawAudience;
 pub use self::types::{
     ALL_STATUSES, Audience, AudienceSelector, Location, MEMBER_FIELDS, Member, MemberOrder,
@@ -226,21 +230,6 @@ impl std::fmt::Debug for Client {
 enum NotFound<'a> {
     Audience(&'a str),
     Other,
-}
-
-/// One page of a collection.
-#[derive(Debug, Deserialize)]
-struct Page<T> {
-    #[serde(
-        alias = "lists",
-        alias = "segments",
-        alias = "merge_fields",
-        alias = "members",
-        alias = "tags"
-    )]
-    items: Vec<T>,
-    #[serde(default)]
-    total_items: usize,
 }
 
 impl Client {

@@ -136,11 +136,12 @@ async fn a_convergent_read_satisfies_its_guarantee_under_emulated_churn() {
             &[MemberStatus::Subscribed],
             vec!["last_changed".to_owned()],
             start,
+            std::sync::Arc::new(audience_sync::mailchimp::Projection::new(&[])),
             |m| {
                 (
-                    m.contact_id.clone().unwrap_or_default(),
-                    m.email_address.clone(),
-                    seed_status(m.status),
+                    m.contact_id().to_owned(),
+                    m.email().to_owned(),
+                    seed_status(m.status()),
                 )
             },
         )
