@@ -11,7 +11,6 @@
 
 use std::borrow::Cow;
 use std::fmt::{self, Write as _};
-use std::ops::Range;
 
 use chrono::{DateTime, Timelike as _};
 use serde::Deserialize;
@@ -73,6 +72,12 @@ const CONTACT_ID: usize = 1;
 const EMAIL: usize = 2;
 const LAST_CHANGED: usize = 3;
 const FIXED: usize = 4;
+
+/// Where a slot's text is in the member's buffer: `start..end`, or [`NONE`].
+type Span = (u32, u32);
+
+/// No text (`text.get` of it is `None`).
+const NONE: Span = (u32::MAX, 0);
 
 /// The fields one read keeps of each member: the identity, status, `last_changed`, tags, and
 /// the text of each of `paths` (a binding's field paths).
@@ -168,13 +173,13 @@ pub struct Projected {
     /// Only when a path reads the tags' names.
     tag_names: Vec<String>,
     text: String,
-    slots: Vec<Option<Range<usize>>>,
+    slots: Vec<Span>,
 }
 
 impl Projected {
     fn slot(&self, i: usize) -> Option<&str> {
-        let range = self.slots.get(i)?.clone()?;
-        self.text.get(range)
+        let &(start, end) = self.slots.get(i)?;
+        self.text.get(start as usize..end as usize)
     }
 
     /// The subscriber hash.
@@ -252,7 +257,9 @@ impl PageDecoder for Projection {
     type Row = Projected;
 
     fn decode(&self, body: &[u8]) -> Result<Page<Projected>, serde_json::Error> {
-        let mut de = serde_json::Deserializer::from_slice(body);
+        // One UTF-8 check of the whole body is much cheaper than one per string.
+        let body = std::str::from_utf8(body).map_err(<serde_json::Error as de::Error>::custom)?;
+        let mut de = serde_json::Deserializer::from_str(body);
         let page = (&mut de).deserialize_map(PageVisitor(self))?;
         de.end()?;
         Ok(page)
@@ -328,7 +335,11 @@ impl<'de> Visitor<'de> for MembersSeed<'_> {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(super::PAGE_SIZE));
+        let mut out = Vec::with_capacity(
+            seq.size_hint()
+                .unwrap_or(super::PAGE_SIZE)
+                .min(super::PAGE_SIZE),
+        );
         let mut capacity = 0;
         while let Some(member) = seq.next_element_seed(MemberSeed {
             projection: self.0,
@@ -358,15 +369,23 @@ impl<'de> DeserializeSeed<'de> for MemberSeed<'_> {
 /// A member's text as it is decoded.
 struct Buffer {
     text: String,
-    slots: Vec<Option<Range<usize>>>,
+    slots: Vec<Span>,
 }
 
 impl Buffer {
+    /// The text from `start` to the end (none past 4 GiB, which no member comes near).
+    fn span(&self, start: usize) -> Span {
+        match (u32::try_from(start), u32::try_from(self.text.len())) {
+            (Ok(start), Ok(end)) => (start, end),
+            _ => NONE,
+        }
+    }
+
     fn set(&mut self, slot: usize, text: Option<&str>) {
-        self.slots[slot] = text.map(|t| {
+        self.slots[slot] = text.map_or(NONE, |t| {
             let start = self.text.len();
             self.text.push_str(t);
-            start..self.text.len()
+            self.span(start)
         });
     }
 
@@ -374,7 +393,7 @@ impl Buffer {
         let start = self.text.len();
         // Writing to a String cannot fail.
         let _ = self.text.write_fmt(args);
-        self.slots[slot] = Some(start..self.text.len());
+        self.slots[slot] = self.span(start);
     }
 
     fn set_scalar(&mut self, slot: usize, scalar: &Scalar<'_>) {
@@ -382,7 +401,7 @@ impl Buffer {
             Scalar::Text(t) => self.set(slot, Some(t).filter(|t| !t.is_empty()).map(|t| &**t)),
             Scalar::Number(n) => self.set_fmt(slot, format_args!("{n}")),
             Scalar::Bool(b) => self.set(slot, Some(if *b { "true" } else { "false" })),
-            Scalar::None => self.slots[slot] = None,
+            Scalar::None => self.slots[slot] = NONE,
         }
     }
 }
@@ -398,7 +417,7 @@ impl<'de> Visitor<'de> for MemberSeed<'_> {
         let p = self.projection;
         let mut buf = Buffer {
             text: String::with_capacity(self.capacity),
-            slots: vec![None; FIXED + p.sources.len()],
+            slots: vec![NONE; FIXED + p.sources.len()],
         };
         for (i, s) in p.sources.iter().enumerate() {
             if *s == Source::Field("vip", Kind::Vip) {
@@ -481,7 +500,7 @@ fn time<E: de::Error>(
     value: Option<Str<'_>>,
 ) -> Result<Option<i64>, E> {
     let Some(value) = text(value) else {
-        buf.slots[slot] = None;
+        buf.slots[slot] = NONE;
         return Ok(None);
     };
     let parsed = DateTime::parse_from_rfc3339(&value).map_err(E::custom)?;
@@ -511,11 +530,11 @@ fn field<'de, A: MapAccess<'de>>(
         }
         Kind::Rating => match map.next_value::<Option<u8>>()? {
             Some(r) => buf.set_fmt(slot, format_args!("{r}")),
-            None => buf.slots[slot] = None,
+            None => buf.slots[slot] = NONE,
         },
         Kind::WebId => match map.next_value::<Option<u64>>()? {
             Some(w) => buf.set_fmt(slot, format_args!("{w}")),
-            None => buf.slots[slot] = None,
+            None => buf.slots[slot] = NONE,
         },
         Kind::Time => {
             time::<A::Error>(buf, slot, map.next_value()?)?;
@@ -690,20 +709,33 @@ struct MergeValue<'a> {
     tag: &'a str,
 }
 
-impl MergeValue<'_> {
-    /// The slots of this tag's paths: the whole value's (`part` none) or a part's.
-    fn slots(&self, part: Option<&str>) -> Vec<usize> {
-        let mut slots = Vec::new();
-        for (i, s) in self.p.sources.iter().enumerate() {
-            if let Source::Merge(t, q) = s {
-                if t == self.tag && q.as_deref() == part {
-                    slots.push(FIXED + i);
-                }
-            }
-        }
-        slots
-    }
+/// The slots of the paths `merge_fields.{tag}.{part}`.
+fn part_slots<'s>(
+    p: &'s Projection,
+    tag: &'s str,
+    part: &'s str,
+) -> impl Iterator<Item = usize> + 's {
+    p.sources
+        .iter()
+        .enumerate()
+        .filter_map(move |(i, s)| match s {
+            Source::Merge(t, Some(q)) if t == tag && q == part => Some(FIXED + i),
+            _ => None,
+        })
+}
 
+/// The slots of the paths `location.{part}`.
+fn location_slots<'s>(p: &'s Projection, part: &'s str) -> impl Iterator<Item = usize> + 's {
+    p.sources
+        .iter()
+        .enumerate()
+        .filter_map(move |(i, s)| match s {
+            Source::Location(q) if *q == part => Some(FIXED + i),
+            _ => None,
+        })
+}
+
+impl MergeValue<'_> {
     /// A value that is not an object: the whole value's paths get it, the parts' none.
     fn scalar(self, value: Scalar<'_>) {
         for (i, s) in self.p.sources.iter().enumerate() {
@@ -711,7 +743,7 @@ impl MergeValue<'_> {
                 if t == self.tag {
                     match q {
                         None => self.buf.set_scalar(FIXED + i, &value),
-                        Some(_) => self.buf.slots[FIXED + i] = None,
+                        Some(_) => self.buf.slots[FIXED + i] = NONE,
                     }
                 }
             }
@@ -739,17 +771,16 @@ impl<'de> Visitor<'de> for MergeValue<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         for (i, s) in self.p.sources.iter().enumerate() {
             if matches!(s, Source::Merge(t, _) if t == self.tag) {
-                self.buf.slots[FIXED + i] = None;
+                self.buf.slots[FIXED + i] = NONE;
             }
         }
         while let Some(key) = map.next_key::<Str<'de>>()? {
-            let slots = self.slots(Some(&key.0));
-            if slots.is_empty() {
+            if part_slots(self.p, self.tag, &key.0).next().is_none() {
                 map.next_value::<IgnoredAny>()?;
                 continue;
             }
             let value = map.next_value_seed(ScalarSeed)?;
-            for slot in slots {
+            for slot in part_slots(self.p, self.tag, &key.0) {
                 self.buf.set_scalar(slot, &value);
             }
         }
@@ -793,28 +824,20 @@ impl<'de> Visitor<'de> for Location<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         while let Some(key) = map.next_key::<Str<'de>>()? {
             let part = &*key.0;
-            let slots: Vec<usize> = self
-                .p
-                .sources
-                .iter()
-                .enumerate()
-                .filter(|(_, s)| matches!(s, Source::Location(q) if *q == part))
-                .map(|(i, _)| FIXED + i)
-                .collect();
-            if slots.is_empty() {
+            if location_slots(self.p, part).next().is_none() {
                 map.next_value::<IgnoredAny>()?;
             } else if LOCATION_COORDS.contains(&part) {
                 let value = map.next_value::<Option<f64>>()?;
                 let number = value.and_then(serde_json::Number::from_f64);
-                for slot in slots {
+                for slot in location_slots(self.p, part) {
                     match &number {
                         Some(n) => self.buf.set_fmt(slot, format_args!("{n}")),
-                        None => self.buf.slots[slot] = None,
+                        None => self.buf.slots[slot] = NONE,
                     }
                 }
             } else {
                 let value = text(map.next_value()?);
-                for slot in slots {
+                for slot in location_slots(self.p, part) {
                     self.buf.set(slot, value.as_deref());
                 }
             }
