@@ -85,8 +85,19 @@ const NONE: Span = (u32::MAX, 0);
 pub struct Projection {
     sources: Vec<Source>,
     tag_names: bool,
-    merge: bool,
+    /// The merge tags the paths name, each once.
+    merge: Vec<MergeTag>,
     location: bool,
+}
+
+/// The paths of one merge tag.
+#[derive(Debug, Clone)]
+struct MergeTag {
+    tag: String,
+    /// Slots of `merge_fields.TAG`.
+    whole: Vec<usize>,
+    /// Slots of `merge_fields.TAG.part`.
+    parts: Vec<(String, usize)>,
 }
 
 impl Projection {
@@ -94,9 +105,30 @@ impl Projection {
     #[must_use]
     pub fn new(paths: &[String]) -> Self {
         let sources: Vec<Source> = paths.iter().map(|p| source(p)).collect();
+        let mut merge: Vec<MergeTag> = Vec::new();
+        for (i, s) in sources.iter().enumerate() {
+            let Source::Merge(tag, part) = s else {
+                continue;
+            };
+            let at = match merge.iter().position(|m| m.tag == *tag) {
+                Some(at) => at,
+                None => {
+                    merge.push(MergeTag {
+                        tag: tag.clone(),
+                        whole: Vec::new(),
+                        parts: Vec::new(),
+                    });
+                    merge.len() - 1
+                }
+            };
+            match part {
+                None => merge[at].whole.push(FIXED + i),
+                Some(part) => merge[at].parts.push((part.clone(), FIXED + i)),
+            }
+        }
         Self {
             tag_names: sources.contains(&Source::Tags),
-            merge: sources.iter().any(|s| matches!(s, Source::Merge(..))),
+            merge,
             location: sources.iter().any(|s| matches!(s, Source::Location(_))),
             sources,
         }
@@ -451,7 +483,7 @@ impl<'de> Visitor<'de> for MemberSeed<'_> {
                         names,
                     })?;
                 }
-                "merge_fields" if p.merge => {
+                "merge_fields" if !p.merge.is_empty() => {
                     map.next_value_seed(MergeFields { p, buf: &mut buf })?
                 }
                 "location" if p.location => map.next_value_seed(Location { p, buf: &mut buf })?,
@@ -681,20 +713,14 @@ impl<'de> Visitor<'de> for MergeFields<'_> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         while let Some(key) = map.next_key::<Str<'de>>()? {
-            let tag = &*key.0;
-            let wanted = self
-                .p
-                .sources
-                .iter()
-                .any(|s| matches!(s, Source::Merge(t, _) if t == tag));
-            if wanted {
-                map.next_value_seed(MergeValue {
-                    p: self.p,
-                    buf: &mut *self.buf,
+            match self.p.merge.iter().find(|m| m.tag == *key.0) {
+                Some(tag) => map.next_value_seed(MergeValue {
                     tag,
-                })?;
-            } else {
-                map.next_value::<IgnoredAny>()?;
+                    buf: &mut *self.buf,
+                })?,
+                None => {
+                    map.next_value::<IgnoredAny>()?;
+                }
             }
         }
         Ok(())
@@ -704,24 +730,8 @@ impl<'de> Visitor<'de> for MergeFields<'_> {
 /// The value of one merge tag: a scalar for `merge_fields.TAG`, an object (an address) for
 /// `merge_fields.TAG.part`.
 struct MergeValue<'a> {
-    p: &'a Projection,
+    tag: &'a MergeTag,
     buf: &'a mut Buffer,
-    tag: &'a str,
-}
-
-/// The slots of the paths `merge_fields.{tag}.{part}`.
-fn part_slots<'s>(
-    p: &'s Projection,
-    tag: &'s str,
-    part: &'s str,
-) -> impl Iterator<Item = usize> + 's {
-    p.sources
-        .iter()
-        .enumerate()
-        .filter_map(move |(i, s)| match s {
-            Source::Merge(t, Some(q)) if t == tag && q == part => Some(FIXED + i),
-            _ => None,
-        })
 }
 
 /// The slots of the paths `location.{part}`.
@@ -738,15 +748,11 @@ fn location_slots<'s>(p: &'s Projection, part: &'s str) -> impl Iterator<Item = 
 impl MergeValue<'_> {
     /// A value that is not an object: the whole value's paths get it, the parts' none.
     fn scalar(self, value: Scalar<'_>) {
-        for (i, s) in self.p.sources.iter().enumerate() {
-            if let Source::Merge(t, q) = s {
-                if t == self.tag {
-                    match q {
-                        None => self.buf.set_scalar(FIXED + i, &value),
-                        Some(_) => self.buf.slots[FIXED + i] = NONE,
-                    }
-                }
-            }
+        for &slot in &self.tag.whole {
+            self.buf.set_scalar(slot, &value);
+        }
+        for (_, slot) in &self.tag.parts {
+            self.buf.slots[*slot] = NONE;
         }
     }
 }
@@ -769,19 +775,20 @@ impl<'de> Visitor<'de> for MergeValue<'_> {
     scalar_visits!();
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        for (i, s) in self.p.sources.iter().enumerate() {
-            if matches!(s, Source::Merge(t, _) if t == self.tag) {
-                self.buf.slots[FIXED + i] = NONE;
-            }
+        let tag = self.tag;
+        for &slot in tag.whole.iter().chain(tag.parts.iter().map(|(_, s)| s)) {
+            self.buf.slots[slot] = NONE;
         }
         while let Some(key) = map.next_key::<Str<'de>>()? {
-            if part_slots(self.p, self.tag, &key.0).next().is_none() {
+            let mut slots = tag.parts.iter().filter(|(part, _)| *part == *key.0);
+            let Some((_, first)) = slots.next() else {
                 map.next_value::<IgnoredAny>()?;
                 continue;
-            }
+            };
             let value = map.next_value_seed(ScalarSeed)?;
-            for slot in part_slots(self.p, self.tag, &key.0) {
-                self.buf.set_scalar(slot, &value);
+            self.buf.set_scalar(*first, &value);
+            for (_, slot) in slots {
+                self.buf.set_scalar(*slot, &value);
             }
         }
         Ok(())

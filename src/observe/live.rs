@@ -69,7 +69,21 @@ impl<T> Default for Merged<T> {
     }
 }
 
+/// The most members a capacity hint reserves room for up front.
+const MAX_RESERVED: usize = 2_000_000;
+
 impl<T> Merged<T> {
+    /// Room for about `expected` members (a hint: at most [`MAX_RESERVED`] up front).
+    #[must_use]
+    pub fn with_capacity(expected: usize) -> Self {
+        let n = expected.min(MAX_RESERVED);
+        Self {
+            slots: Vec::with_capacity(n),
+            by_key: HashMap::with_capacity(n),
+            seq: 0,
+        }
+    }
+
     /// Record one observation of the member `key` at `last_changed` (seconds): `Some` in a read
     /// status, `None` outside them. It replaces an older one (or an equal one seen earlier).
     pub fn observe(&mut self, key: &str, last_changed: i64, value: Option<T>) {
@@ -103,7 +117,8 @@ impl<T> Merged<T> {
 /// Read the members of `statuses` with `fields`, each page decoded by `decoder` and each member
 /// converted with `convert` as its page arrives (the page is dropped then), as the module doc
 /// says; `start` is [`read_start`] of the server's time before the first page. A member's
-/// identity is [`MemberRow::key`], its version [`MemberRow::version`].
+/// identity is [`MemberRow::key`], its version [`MemberRow::version`]; `expected`: about how
+/// many members there are (a capacity hint).
 ///
 /// # Errors
 /// A read failed, or the audience changed too fast ([`mailchimp::Error::Churn`]).
@@ -113,10 +128,11 @@ pub async fn read<D: PageDecoder, T>(
     statuses: &[MemberStatus],
     fields: Vec<String>,
     start: DateTime<Utc>,
+    expected: usize,
     decoder: Arc<D>,
     convert: impl Fn(&D::Row) -> T,
 ) -> Result<Vec<T>, mailchimp::Error> {
-    let mut merged = Merged::default();
+    let mut merged = Merged::with_capacity(expected);
     let main = MemberQuery {
         statuses: statuses.to_vec(),
         since_last_changed: None,

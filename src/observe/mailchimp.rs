@@ -123,12 +123,14 @@ pub(super) async fn observe(
     };
     let start = live::read_start(now);
     let projection = Arc::new(mailchimp::Projection::new(&field_paths));
+    let expected = audience.total_contacts.unwrap_or(audience.member_count);
     let members = live::read(
         client,
         &audience.id,
         &statuses,
         fields,
         start,
+        usize::try_from(expected).unwrap_or(usize::MAX),
         Arc::clone(&projection),
         |member| compact_projected(member, &projection),
     );

@@ -136,6 +136,7 @@ async fn a_convergent_read_satisfies_its_guarantee_under_emulated_churn() {
             &[MemberStatus::Subscribed],
             vec!["last_changed".to_owned()],
             start,
+            0,
             std::sync::Arc::new(audience_sync::mailchimp::Projection::new(&[])),
             |m| {
                 (
