@@ -28,7 +28,9 @@
 //!   with backoff and jitter, `Retry-After` is honoured. A 403 without a body (Mailchimp's answer
 //!   to too many connections under load) is backed off and retried the same way. A connection
 //!   dropped while the body is read is retried the same bounded number of times.
-//! - Collections are read at `count=1000` with a `fields=` projection.
+//! - Collections are read at `count=1000` with a `fields=` projection. A member page's body is
+//!   decoded once, as it arrives, and dropped: into whole [`Member`]s, or through a
+//!   [`Projection`] straight into the few fields one read needs (no JSON value per member).
 //! - [`Client::members`] yields pages and never holds more than a few pages per status: memory
 //!   does not grow with the audience. Every member it yields has all its tags (those beyond the
 //!   50 of a member object are read from `…/members/{hash}/tags`).
