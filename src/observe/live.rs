@@ -114,24 +114,40 @@ impl<T> Merged<T> {
     }
 }
 
-/// Read the members of `statuses` with `fields`, each page decoded by `decoder` and each member
-/// converted with `convert` as its page arrives (the page is dropped then), as the module doc
-/// says; `start` is [`read_start`] of the server's time before the first page. A member's
-/// identity is [`MemberRow::key`], its version [`MemberRow::version`]; `expected`: about how
-/// many members there are (a capacity hint).
+/// What a live read reads.
+#[derive(Debug, Clone)]
+pub struct Spec<'a> {
+    /// The audience.
+    pub list_id: &'a str,
+    /// The statuses read.
+    pub statuses: &'a [MemberStatus],
+    /// The member fields requested (`fields=`; the decoder reads from them).
+    pub fields: Vec<String>,
+    /// [`read_start`] of the server's time before the first page.
+    pub start: DateTime<Utc>,
+    /// About how many members there are (a capacity hint; 0: unknown).
+    pub expected: usize,
+}
+
+/// Read the members `spec` names, each page decoded by `decoder` and each member converted with
+/// `convert` as its page arrives (the page is dropped then), as the module doc says. A member's
+/// identity is [`MemberRow::key`], its version [`MemberRow::version`].
 ///
 /// # Errors
 /// A read failed, or the audience changed too fast ([`mailchimp::Error::Churn`]).
 pub async fn read<D: PageDecoder, T>(
     client: &mailchimp::Client,
-    list_id: &str,
-    statuses: &[MemberStatus],
-    fields: Vec<String>,
-    start: DateTime<Utc>,
-    expected: usize,
+    spec: Spec<'_>,
     decoder: Arc<D>,
     convert: impl Fn(&D::Row) -> T,
 ) -> Result<Vec<T>, mailchimp::Error> {
+    let Spec {
+        list_id,
+        statuses,
+        fields,
+        start,
+        expected,
+    } = spec;
     let mut merged = Merged::with_capacity(expected);
     let main = MemberQuery {
         statuses: statuses.to_vec(),

@@ -124,16 +124,16 @@ pub(super) async fn observe(
     let start = live::read_start(now);
     let projection = Arc::new(mailchimp::Projection::new(&field_paths));
     let expected = audience.total_contacts.unwrap_or(audience.member_count);
-    let members = live::read(
-        client,
-        &audience.id,
-        &statuses,
+    let spec = live::Spec {
+        list_id: &audience.id,
+        statuses: &statuses,
         fields,
         start,
-        usize::try_from(expected).unwrap_or(usize::MAX),
-        Arc::clone(&projection),
-        |member| compact_projected(member, &projection),
-    );
+        expected: usize::try_from(expected).unwrap_or(usize::MAX),
+    };
+    let members = live::read(client, spec, Arc::clone(&projection), |member| {
+        compact_projected(member, &projection)
+    });
     let (tags, members) = futures::try_join!(tags, members)?;
     Ok(MailchimpSide {
         audience: snapshot::Audience {

@@ -132,11 +132,13 @@ async fn a_convergent_read_satisfies_its_guarantee_under_emulated_churn() {
         );
         let seen = audience_sync::observe::live::read(
             &client,
-            &list_id,
-            &[MemberStatus::Subscribed],
-            vec!["last_changed".to_owned()],
-            start,
-            0,
+            audience_sync::observe::live::Spec {
+                list_id: &list_id,
+                statuses: &[MemberStatus::Subscribed],
+                fields: vec!["last_changed".to_owned()],
+                start,
+                expected: 0,
+            },
             std::sync::Arc::new(audience_sync::mailchimp::Projection::new(&[])),
             |m| {
                 (
