@@ -3,14 +3,19 @@
 //! [`Pager`](super::paging::Pager) so that a set changing while it is read loses no member that
 //! stayed in it and repeats none. The passes run at the same time; each reads ahead as far as
 //! the client's connection budget allows (the budget itself is the client's semaphore).
+//!
+//! A page is decoded as soon as its body has arrived, by the read's [`PageDecoder`] (the whole
+//! [`Member`], or a [`super::Projection`] of the fields one read needs), and the body dropped.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use futures::stream::{self, BoxStream, FuturesOrdered, StreamExt, TryStreamExt};
 
 use super::paging::{OVERLAP, Pager, Step};
+use super::row::{FullMembers, MemberRow, Page, PageDecoder};
 use super::{
-    Client, Error, Member, MemberQuery, MemberStatus, MemberTag, NotFound, PAGE_SIZE, Page, encode,
+    Client, Error, Member, MemberQuery, MemberStatus, MemberTag, NotFound, PAGE_SIZE, encode,
 };
 
 impl Client {
@@ -23,6 +28,17 @@ impl Client {
         list_id: &str,
         query: MemberQuery,
     ) -> BoxStream<'static, Result<Vec<Member>, Error>> {
+        self.members_as(list_id, query, Arc::new(FullMembers))
+    }
+
+    /// [`Client::members`], each page decoded by `decoder` (e.g. a [`super::Projection`]:
+    /// only the fields a read needs). `query.fields` must request what the decoder reads.
+    pub fn members_as<D: PageDecoder>(
+        &self,
+        list_id: &str,
+        query: MemberQuery,
+        decoder: Arc<D>,
+    ) -> BoxStream<'static, Result<Vec<D::Row>, Error>> {
         let mut statuses: Vec<Option<MemberStatus>> = Vec::new();
         for status in &query.statuses {
             if !statuses.contains(&Some(*status)) {
@@ -34,17 +50,18 @@ impl Client {
         }
         let passes = statuses
             .into_iter()
-            .map(|status| self.pass(list_id.to_owned(), query.clone(), status));
+            .map(|status| self.pass(list_id.to_owned(), query.clone(), status, decoder.clone()));
         Box::pin(stream::select_all(passes))
     }
 
     /// One pass over the members of one status.
-    fn pass(
+    fn pass<D: PageDecoder>(
         &self,
         list_id: String,
         query: MemberQuery,
         status: Option<MemberStatus>,
-    ) -> BoxStream<'static, Result<Vec<Member>, Error>> {
+        decoder: Arc<D>,
+    ) -> BoxStream<'static, Result<Vec<D::Row>, Error>> {
         let client = self.clone();
         let ahead = self.inner.budget;
         let stream = async_stream::try_stream! {
@@ -57,8 +74,9 @@ impl Client {
                     let client = client.clone();
                     let (list_id, query) = (list_id.clone(), query.clone());
                     let generation = pager.generation();
+                    let decoder = Arc::clone(&decoder);
                     in_flight.push_back(async move {
-                        let page = client.member_page(&list_id, &query, status, offset).await;
+                        let page = client.member_page(&list_id, &query, status, offset, &*decoder).await;
                         (generation, offset, page)
                     });
                 }
@@ -66,8 +84,8 @@ impl Client {
                 if generation != pager.generation() {
                     continue;
                 }
-                let page: Page<Member> = page?;
-                let ids: Vec<&str> = page.items.iter().map(|m| m.id.as_str()).collect();
+                let page: Page<D::Row> = page?;
+                let ids: Vec<&str> = page.items.iter().map(MemberRow::id).collect();
                 let step = pager.accept(offset, &ids, page.total_items).map_err(|gave_up| Error::Churn {
                     list_id: list_id.clone(),
                     status: status.map_or("all", |s| s.as_str()).to_owned(),
@@ -84,8 +102,7 @@ impl Client {
                         continue;
                     }
                 };
-                let mut items: Vec<Option<Member>> = page.items.into_iter().map(Some).collect();
-                let members: Vec<Member> = keep.into_iter().filter_map(|i| items[i].take()).collect();
+                let members = kept(page.items, &keep);
                 if !members.is_empty() {
                     yield client.complete_tags(&list_id, &query, members).await?;
                 }
@@ -97,13 +114,14 @@ impl Client {
         Box::pin(stream)
     }
 
-    async fn member_page(
+    async fn member_page<D: PageDecoder>(
         &self,
         list_id: &str,
         query: &MemberQuery,
         status: Option<MemberStatus>,
         offset: usize,
-    ) -> Result<Page<Member>, Error> {
+        decoder: &D,
+    ) -> Result<Page<D::Row>, Error> {
         let time =
             |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%dT%H:%M:%S+00:00").to_string();
         let mut q: Vec<(&str, String)> = vec![
@@ -120,7 +138,12 @@ impl Client {
             q.push(("since_last_changed", time(since)));
         }
         let path = format!("/lists/{}/members", encode(list_id));
-        self.get(&path, &q, NotFound::Audience(list_id)).await
+        let (body, _) = self.get_raw(&path, &q, NotFound::Audience(list_id)).await?;
+        decoder.decode(&body).map_err(|source| Error::Decode {
+            method: "GET".into(),
+            path,
+            source,
+        })
     }
 
     /// Some members by key (subscriber hash, e-mail address or contact id: the path accepts
@@ -157,33 +180,46 @@ impl Client {
     }
 
     /// Read the full tag list of every member whose object stopped at 50 tags.
-    async fn complete_tags(
+    async fn complete_tags<R: MemberRow>(
         &self,
         list_id: &str,
         query: &MemberQuery,
-        mut members: Vec<Member>,
-    ) -> Result<Vec<Member>, Error> {
+        mut members: Vec<R>,
+    ) -> Result<Vec<R>, Error> {
         if !query.wants_tags() {
             return Ok(members);
         }
         let incomplete: Vec<usize> = members
             .iter()
             .enumerate()
-            .filter(|(_, m)| m.tags_count.is_some_and(|n| n > m.tags.len() as u64))
+            .filter(|(_, m)| m.tags_incomplete())
             .map(|(i, _)| i)
             .collect();
         let fetched: Vec<(usize, Vec<MemberTag>)> = stream::iter(incomplete)
             .map(|i| {
-                let hash = members[i].id.clone();
+                let hash = members[i].id().to_owned();
                 async move { Ok::<_, Error>((i, self.member_tags(list_id, &hash).await?)) }
             })
             .buffer_unordered(self.inner.budget)
             .try_collect()
             .await?;
         for (i, tags) in fetched {
-            members[i].tags_count = Some(tags.len() as u64);
-            members[i].tags = tags;
+            members[i].set_tags(tags);
         }
         Ok(members)
     }
+}
+
+/// The items at the indices `keep` (ascending, each once), in that order.
+fn kept<T>(items: Vec<T>, keep: &[usize]) -> Vec<T> {
+    if keep.len() == items.len() {
+        return items;
+    }
+    let mut keep = keep.iter().peekable();
+    items
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| keep.next_if_eq(&i).is_some())
+        .map(|(_, item)| item)
+        .collect()
 }

@@ -28,7 +28,9 @@
 //!   with backoff and jitter, `Retry-After` is honoured. A 403 without a body (Mailchimp's answer
 //!   to too many connections under load) is backed off and retried the same way. A connection
 //!   dropped while the body is read is retried the same bounded number of times.
-//! - Collections are read at `count=1000` with a `fields=` projection.
+//! - Collections are read at `count=1000` with a `fields=` projection. A member page's body is
+//!   decoded once, as it arrives, and dropped: into whole [`Member`]s, or through a
+//!   [`Projection`] straight into the few fields one read needs (no JSON value per member).
 //! - [`Client::members`] yields pages and never holds more than a few pages per status: memory
 //!   does not grow with the audience. Every member it yields has all its tags (those beyond the
 //!   50 of a member object are read from `…/members/{hash}/tags`).
@@ -43,6 +45,8 @@
 mod error;
 mod members;
 mod paging;
+mod projection;
+mod row;
 mod types;
 
 use std::sync::Arc;
@@ -57,6 +61,8 @@ use tokio::sync::Semaphore;
 
 use self::error::ProblemBody;
 pub use self::error::{Error, FieldError};
+pub use self::projection::{Projected, Projection};
+pub use self::row::{FullMembers, MemberRow, Page, PageDecoder};
 use self::types::RawAudience;
 pub use self::types::{
     ALL_STATUSES, Audience, AudienceSelector, Location, MEMBER_FIELDS, Member, MemberOrder,
@@ -226,21 +232,6 @@ impl std::fmt::Debug for Client {
 enum NotFound<'a> {
     Audience(&'a str),
     Other,
-}
-
-/// One page of a collection.
-#[derive(Debug, Deserialize)]
-struct Page<T> {
-    #[serde(
-        alias = "lists",
-        alias = "segments",
-        alias = "merge_fields",
-        alias = "members",
-        alias = "tags"
-    )]
-    items: Vec<T>,
-    #[serde(default)]
-    total_items: usize,
 }
 
 impl Client {

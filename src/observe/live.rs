@@ -26,12 +26,13 @@
 //! saying how often it shifted.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 
 use crate::config::MemberStatus;
-use crate::mailchimp::{self, ALL_STATUSES, MemberOrder, MemberQuery};
+use crate::mailchimp::{self, ALL_STATUSES, MemberOrder, MemberQuery, MemberRow, PageDecoder};
 
 /// How far before the server's clock the catch-up starts: covers the `Date` header's whole
 /// seconds, `since_last_changed` being exclusive, and skew between Mailchimp's servers.
@@ -68,7 +69,21 @@ impl<T> Default for Merged<T> {
     }
 }
 
+/// The most members a capacity hint reserves room for up front.
+const MAX_RESERVED: usize = 2_000_000;
+
 impl<T> Merged<T> {
+    /// Room for about `expected` members (a hint: at most [`MAX_RESERVED`] up front).
+    #[must_use]
+    pub fn with_capacity(expected: usize) -> Self {
+        let n = expected.min(MAX_RESERVED);
+        Self {
+            slots: Vec::with_capacity(n),
+            by_key: HashMap::with_capacity(n),
+            seq: 0,
+        }
+    }
+
     /// Record one observation of the member `key` at `last_changed` (seconds): `Some` in a read
     /// status, `None` outside them. It replaces an older one (or an equal one seen earlier).
     pub fn observe(&mut self, key: &str, last_changed: i64, value: Option<T>) {
@@ -99,43 +114,51 @@ impl<T> Merged<T> {
     }
 }
 
-/// A member's merge key: its contact id, or its subscriber hash when it has none.
-#[must_use]
-pub fn key(member: &mailchimp::Member) -> &str {
-    member.contact_id.as_deref().unwrap_or(&member.id)
+/// What a live read reads.
+#[derive(Debug, Clone)]
+pub struct Spec<'a> {
+    /// The audience.
+    pub list_id: &'a str,
+    /// The statuses read.
+    pub statuses: &'a [MemberStatus],
+    /// The member fields requested (`fields=`; the decoder reads from them).
+    pub fields: Vec<String>,
+    /// [`read_start`] of the server's time before the first page.
+    pub start: DateTime<Utc>,
+    /// About how many members there are (a capacity hint; 0: unknown).
+    pub expected: usize,
 }
 
-/// `last_changed` in seconds (members without one sort first).
-#[must_use]
-pub fn version(member: &mailchimp::Member) -> i64 {
-    member.last_changed.map_or(i64::MIN, |t| t.timestamp())
-}
-
-/// Read the members of `statuses` with `fields`, converting each with `convert` as its page
-/// arrives, as the module doc says; `start` is [`read_start`] of the server's time before the
-/// first page.
+/// Read the members `spec` names, each page decoded by `decoder` and each member converted with
+/// `convert` as its page arrives (the page is dropped then), as the module doc says. A member's
+/// identity is [`MemberRow::key`], its version [`MemberRow::version`].
 ///
 /// # Errors
 /// A read failed, or the audience changed too fast ([`mailchimp::Error::Churn`]).
-pub async fn read<T>(
+pub async fn read<D: PageDecoder, T>(
     client: &mailchimp::Client,
-    list_id: &str,
-    statuses: &[MemberStatus],
-    fields: Vec<String>,
-    start: DateTime<Utc>,
-    convert: impl Fn(&mailchimp::Member) -> T,
+    spec: Spec<'_>,
+    decoder: Arc<D>,
+    convert: impl Fn(&D::Row) -> T,
 ) -> Result<Vec<T>, mailchimp::Error> {
-    let mut merged = Merged::default();
+    let Spec {
+        list_id,
+        statuses,
+        fields,
+        start,
+        expected,
+    } = spec;
+    let mut merged = Merged::with_capacity(expected);
     let main = MemberQuery {
         statuses: statuses.to_vec(),
         since_last_changed: None,
         fields: Some(fields.clone()),
         order: MemberOrder::Signup,
     };
-    let mut pages = client.members(list_id, main);
+    let mut pages = client.members_as(list_id, main, Arc::clone(&decoder));
     while let Some(page) = pages.next().await {
         for member in page? {
-            merged.observe(key(&member), version(&member), Some(convert(&member)));
+            merged.observe(member.key(), member.version(), Some(convert(&member)));
         }
     }
     let catch_up = MemberQuery {
@@ -144,11 +167,13 @@ pub async fn read<T>(
         fields: Some(fields),
         order: MemberOrder::LastChanged,
     };
-    let mut pages = client.members(list_id, catch_up);
+    let mut pages = client.members_as(list_id, catch_up, decoder);
     while let Some(page) = pages.next().await {
         for member in page? {
-            let value = statuses.contains(&member.status).then(|| convert(&member));
-            merged.observe(key(&member), version(&member), value);
+            let value = statuses
+                .contains(&member.status())
+                .then(|| convert(&member));
+            merged.observe(member.key(), member.version(), value);
         }
     }
     Ok(merged.into_members())

@@ -5,6 +5,7 @@
 
 use std::borrow::Cow;
 use std::collections::{BTreeSet, HashSet};
+use std::sync::Arc;
 
 use futures::StreamExt;
 
@@ -121,8 +122,17 @@ pub(super) async fn observe(
         Ok::<_, mailchimp::Error>(snapshot_tags(client.tags(&audience.id).await?))
     };
     let start = live::read_start(now);
-    let members = live::read(client, &audience.id, &statuses, fields, start, |member| {
-        compact(member, &field_paths)
+    let projection = Arc::new(mailchimp::Projection::new(&field_paths));
+    let expected = audience.total_contacts.unwrap_or(audience.member_count);
+    let spec = live::Spec {
+        list_id: &audience.id,
+        statuses: &statuses,
+        fields,
+        start,
+        expected: usize::try_from(expected).unwrap_or(usize::MAX),
+    };
+    let members = live::read(client, spec, Arc::clone(&projection), |member| {
+        compact_projected(member, &projection)
     });
     let (tags, members) = futures::try_join!(tags, members)?;
     Ok(MailchimpSide {
@@ -166,6 +176,24 @@ pub(super) fn compact(member: &mailchimp::Member, field_paths: &[String]) -> sna
         &last_changed,
         values.iter().map(Option::as_deref),
         member.tags.iter().map(|t| t.id).collect(),
+    )
+}
+
+/// A member read through a [`mailchimp::Projection`] of the snapshot's field paths, as the
+/// snapshot keeps it (the same as [`compact`] of the whole member).
+fn compact_projected(
+    member: &mailchimp::Projected,
+    projection: &mailchimp::Projection,
+) -> snapshot::Member {
+    let joined = member.joined_tags(projection);
+    snapshot::Member::new(
+        member.id(),
+        member.contact_id(),
+        member.email(),
+        member.status(),
+        member.last_changed(),
+        (0..projection.len()).map(|i| projection.value(member, i, joined.as_deref())),
+        member.tag_ids().to_vec(),
     )
 }
 

@@ -32,7 +32,7 @@ use super::mailchimp::{compact, member_fields, snapshot_tags, statuses_to_read};
 use super::{Error, live};
 use crate::clients::Clients;
 use crate::config::{Binding, MemberStatus, Names};
-use crate::mailchimp::{self, ALL_STATUSES, MemberOrder, MemberQuery};
+use crate::mailchimp::{self, ALL_STATUSES, MemberOrder, MemberQuery, MemberRow as _};
 use crate::plan::snapshot::{self, MailchimpSide, Snapshot};
 use crate::plan::{Action, BindingPlan, GuardReason};
 
@@ -187,7 +187,7 @@ pub async fn observe_since(
         let value = statuses
             .contains(&m.status)
             .then(|| compact(m, &field_paths));
-        merged.observe(live::key(m), live::version(m), value);
+        merged.observe(m.key(), m.version(), value);
     }
     let members = merged.into_members();
     let mailchimp = MailchimpSide {

@@ -132,15 +132,19 @@ async fn a_convergent_read_satisfies_its_guarantee_under_emulated_churn() {
         );
         let seen = audience_sync::observe::live::read(
             &client,
-            &list_id,
-            &[MemberStatus::Subscribed],
-            vec!["last_changed".to_owned()],
-            start,
+            audience_sync::observe::live::Spec {
+                list_id: &list_id,
+                statuses: &[MemberStatus::Subscribed],
+                fields: vec!["last_changed".to_owned()],
+                start,
+                expected: 0,
+            },
+            std::sync::Arc::new(audience_sync::mailchimp::Projection::new(&[])),
             |m| {
                 (
-                    m.contact_id.clone().unwrap_or_default(),
-                    m.email_address.clone(),
-                    seed_status(m.status),
+                    m.contact_id().to_owned(),
+                    m.email().to_owned(),
+                    seed_status(m.status()),
                 )
             },
         )
