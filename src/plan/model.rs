@@ -538,12 +538,6 @@ impl<'de> Deserialize<'de> for Shared<MemberRef> {
     }
 }
 
-impl<'de> Deserialize<'de> for Shared<str> {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer).map(|s| Self(Arc::from(s)))
-    }
-}
-
 impl<T: ?Sized + JsonSchema> JsonSchema for Shared<T> {
     fn schema_name() -> Cow<'static, str> {
         T::schema_name()
@@ -562,32 +556,6 @@ impl<T: ?Sized + JsonSchema> JsonSchema for Shared<T> {
 impl<T: ?Sized + std::fmt::Display> std::fmt::Display for Shared<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         self.0.fmt(f)
-    }
-}
-
-impl PartialEq<str> for Shared<str> {
-    fn eq(&self, other: &str) -> bool {
-        *self.0 == *other
-    }
-}
-
-impl PartialEq<&str> for Shared<str> {
-    fn eq(&self, other: &&str) -> bool {
-        *self.0 == **other
-    }
-}
-
-/// Consistent with `Eq`, `Ord` and `Hash`, which compare the text: a map keyed by shared column
-/// names is searched by `&str`.
-impl std::borrow::Borrow<str> for Shared<str> {
-    fn borrow(&self) -> &str {
-        &self.0
-    }
-}
-
-impl From<&str> for Shared<str> {
-    fn from(value: &str) -> Self {
-        Self(Arc::from(value))
     }
 }
 
