@@ -437,17 +437,14 @@ impl Run<'_, '_> {
         written.extend(updates.iter().map(|c| c.record));
 
         if !creates.is_empty() {
-            let targets = creates
-                .iter()
-                .map(|change| {
-                    let mut body = columns_of([*change]);
-                    body.insert(
-                        kind.id_column().to_owned(),
-                        Value::String(change.record.to_string()),
-                    );
-                    body
-                })
-                .collect();
+            let body = |change: &Change| {
+                let mut body = columns_of([change]);
+                body.insert(
+                    kind.id_column().to_owned(),
+                    Value::String(change.record.to_string()),
+                );
+                body
+            };
             let results = self
                 .dv()
                 .write_many(
@@ -455,7 +452,8 @@ impl Run<'_, '_> {
                     kind.entity_set(),
                     kind.logical_name(),
                     kind.id_column(),
-                    targets,
+                    creates.clone(),
+                    body,
                 )
                 .await;
             match results {

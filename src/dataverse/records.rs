@@ -477,18 +477,22 @@ impl Client {
     ///
     /// # Errors
     /// A request could not be sent or read.
-    pub async fn write_many(
+    pub async fn write_many<T>(
         &self,
         action: BulkAction,
         entity_set: &str,
         logical_name: &str,
         id_column: &str,
-        targets: Vec<Map<String, Value>>,
+        targets: Vec<T>,
+        body: impl Fn(T) -> Map<String, Value>,
     ) -> Result<Vec<Option<String>>, Error> {
         let use_bulk = self.supports_bulk(logical_name, action).await?;
         // Several chunks in flight: the execution-time window is filled by parallel requests,
-        // not by one long one (the sizer keeps each request well inside the timeout).
+        // not by one long one (the sizer keeps each request well inside the timeout). Bodies
+        // are made per chunk, as it is sent: a million records are never a million JSON
+        // objects at once.
         self.in_chunks(targets, usize::MAX, |chunk| {
+            let chunk = chunk.into_iter().map(&body).collect();
             self.write_chunk(action, entity_set, logical_name, id_column, use_bulk, chunk)
         })
         .await

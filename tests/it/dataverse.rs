@@ -240,6 +240,7 @@ async fn a_thousand_creates_take_one_request() {
             "contact",
             "contactid",
             targets,
+            std::convert::identity,
         )
         .await
         .unwrap();
@@ -763,6 +764,7 @@ async fn tool_tables_leads_and_upserts_round_trip() {
             "lead",
             "leadid",
             (0..3).map(|i| lead(i, "One")).collect(),
+            std::convert::identity,
         )
         .await
         .unwrap();
@@ -774,6 +776,7 @@ async fn tool_tables_leads_and_upserts_round_trip() {
             "lead",
             "leadid",
             vec![lead(0, "Two")],
+            std::convert::identity,
         )
         .await
         .unwrap();
@@ -920,6 +923,7 @@ async fn transient_5xx_and_dropped_connections_are_retried() {
             "contact",
             "contactid",
             targets,
+            std::convert::identity,
         )
         .await
         .expect("creates survive the faults");
