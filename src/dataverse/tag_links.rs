@@ -81,21 +81,20 @@ impl ToolTables {
         kind: MemberType,
         links: &[TagLink],
     ) -> Result<Vec<Option<String>>, Error> {
-        let tag_set = &self.schema.tag().entity_set;
-        let nav = self.tag_relationship(kind);
-        let ops = links.iter().map(|link| {
-            let target = self
-                .client
-                .url(&record_path(kind.entity_set(), link.person));
+        let tag_set = self.schema.tag().entity_set.clone();
+        let nav = self.tag_relationship(kind).to_owned();
+        let root = self.client.url("");
+        // Made as each batch is filled, never all at once (a first sync links millions). The
+        // iterator owns what it reads: one holding a closure over `&TagLink` would make the
+        // future not provably `Send` (rustc #102211).
+        let ops = links.to_vec().into_iter().map(move |link| {
+            let target = format!("{root}{}", record_path(kind.entity_set(), link.person));
             Operation::post(
-                format!("{}/{nav}/$ref", record_path(tag_set, link.tag)),
+                format!("{}/{nav}/$ref", record_path(&tag_set, link.tag)),
                 json!({ "@odata.id": target }),
                 true,
             )
         });
-        // Collected before the await: an iterator holding a closure over `&TagLink` would make
-        // the future not provably `Send` (rustc #102211).
-        let ops: Vec<Operation> = ops.collect();
         self.client
             .run_batched(ops, |o| if o.is_duplicate() { None } else { o.failure() })
             .await
