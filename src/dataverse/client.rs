@@ -375,6 +375,9 @@ impl Client {
         let mut refreshed = false;
         loop {
             let token = self.inner.auth.token().await?;
+            // Again after the last wait before sending: a run paused or slowed past its lease
+            // sends nothing once it resumes.
+            crate::http::gate::check().map_err(|message| Error::Request { message })?;
             let throttled_before = self.inner.stats.throttled();
             let response = self
                 .inner
