@@ -85,9 +85,9 @@ impl ToolTables {
         let nav = self.tag_relationship(kind).to_owned();
         let root = self.client.url("");
         // Made as each batch is filled, never all at once (a first sync links millions). The
-        // iterator owns what it reads: one holding a closure over `&TagLink` would make the
-        // future not provably `Send` (rustc #102211).
-        let ops = links.to_vec().into_iter().map(move |link| {
+        // closure takes each link by value and owns what it captures: one over `&TagLink` would
+        // make the future not provably `Send` (rustc #102211).
+        let ops = links.iter().copied().map(move |link| {
             let target = format!("{root}{}", record_path(kind.entity_set(), link.person));
             Operation::post(
                 format!("{}/{nav}/$ref", record_path(&tag_set, link.tag)),
