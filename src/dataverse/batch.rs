@@ -16,12 +16,19 @@ pub const MAX_OPERATIONS: usize = 1000;
 /// How many operations the next write request carries: it starts small and adapts to the
 /// service's answers, as Microsoft's service-protection guidance asks ("start with a small batch
 /// size of 10 and increase", "let the server tell you": PD `api-limits.md`,
-/// `optimize-performance-create-update.md`; `docs/dataverse.md` §7, §11). The limit that bites
-/// is *execution time* (20 minutes of server time per 5-minute window per server), so a request
-/// is sized by how long the last ones took:
-/// - a request answered within [`Sizer::FAST`] doubles the size (up to [`MAX_OPERATIONS`]);
-/// - one slower than [`Sizer::SLOW`], or throttled (429) on the way, halves it (down to
-///   [`Sizer::MIN`]); in between it stays.
+/// `optimize-performance-create-update.md`; `docs/dataverse.md` §7, §11). What the size must
+/// protect against is a request that outlives the client's timeout, so a request is sized by how
+/// long the last ones took:
+/// - a request answered within [`Sizer::FAST`] (half of [`Sizer::SLOW`], so the doubled request
+///   should still answer within it) doubles the size, up to [`MAX_OPERATIONS`];
+/// - one slower than [`Sizer::SLOW`] halves it (down to [`Sizer::MIN`]); in between it stays.
+///
+/// A request throttled (429) on the way teaches nothing about the size: its time includes the
+/// `Retry-After` waits, and the limits that throttle (6,000 requests and 20 minutes of execution
+/// time per 5-minute window) are not eased by smaller requests — the same operations cost the
+/// same execution time in more requests (`api-limits.md`: "You could send fewer requests by
+/// bundling them in batch operations. The combined execution time limit will counter this.").
+/// The throttled client waits as told instead, and the size is kept.
 ///
 /// [`Sizer::SLOW`] is a sixth of the client's default 120 s timeout, so even a doubled request
 /// that takes twice as long per operation finishes well within the timeout.
@@ -42,7 +49,7 @@ impl Sizer {
     /// Never fewer operations per request.
     pub const MIN: usize = 1;
     /// Answers faster than this grow the size.
-    pub const FAST: std::time::Duration = std::time::Duration::from_secs(5);
+    pub const FAST: std::time::Duration = std::time::Duration::from_secs(10);
     /// Answers slower than this shrink it.
     pub const SLOW: std::time::Duration = std::time::Duration::from_secs(20);
 
@@ -54,7 +61,10 @@ impl Sizer {
 
     /// Learn from a request of `ops` operations that took `elapsed`, `throttled` on the way.
     pub fn observe(&mut self, ops: usize, elapsed: std::time::Duration, throttled: bool) {
-        if throttled || elapsed > Self::SLOW {
+        if throttled {
+            return;
+        }
+        if elapsed > Self::SLOW {
             self.size = (self.size / 2).max(Self::MIN);
         } else if elapsed < Self::FAST && ops >= self.size / 2 {
             // Only a request near the current size is evidence that the size is fast.
@@ -627,7 +637,8 @@ HTTP/1.1 412 Precondition Failed\nContent-Type: application/json\n\n\
     }
 
     #[test]
-    fn the_batch_size_starts_small_grows_while_fast_and_shrinks_on_throttling_or_slowness() {
+    fn the_batch_size_starts_small_grows_while_fast_shrinks_when_slow_and_ignores_throttled_answers()
+     {
         use std::time::Duration;
         let mut sizer = Sizer::default();
         assert_eq!(sizer.next(), 10);
@@ -638,13 +649,24 @@ HTTP/1.1 412 Precondition Failed\nContent-Type: application/json\n\n\
         assert_eq!(sizer.next(), MAX_OPERATIONS);
         sizer.observe(MAX_OPERATIONS, Duration::from_secs(30), false);
         assert_eq!(sizer.next(), 500);
-        sizer.observe(500, Duration::from_secs(1), true);
-        assert_eq!(sizer.next(), 250);
-        sizer.observe(250, Duration::from_secs(10), false);
-        assert_eq!(sizer.next(), 250, "in between: kept");
-        // A small tail request says nothing about the size.
+        // A throttled answer's time is mostly Retry-After waiting: kept, neither way.
+        sizer.observe(500, Duration::from_secs(90), true);
+        assert_eq!(sizer.next(), 500);
+        sizer.observe(500, Duration::from_millis(10), true);
+        assert_eq!(sizer.next(), 500);
+        sizer.observe(500, Duration::from_secs(15), false);
+        assert_eq!(sizer.next(), 500, "in between: kept");
+        // 10 ms an operation (the emulator's default cost): 500 in 5 s grows to the maximum,
+        // whose 10 s then keep it there.
+        sizer.observe(500, Duration::from_secs(5), false);
+        assert_eq!(sizer.next(), MAX_OPERATIONS);
+        sizer.observe(MAX_OPERATIONS, Duration::from_millis(10_050), false);
+        assert_eq!(sizer.next(), MAX_OPERATIONS);
+        // Any slow answer halves; a small fast tail request says nothing about the size.
+        sizer.observe(250, Duration::from_secs(21), false);
+        assert_eq!(sizer.next(), 500);
         sizer.observe(3, Duration::from_millis(10), false);
-        assert_eq!(sizer.next(), 250);
+        assert_eq!(sizer.next(), 500);
         for _ in 0..20 {
             sizer.observe(1, Duration::from_secs(60), false);
         }
