@@ -30,7 +30,6 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use futures::StreamExt;
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
@@ -580,30 +579,14 @@ impl Run<'_, '_> {
         };
         let member_type = self.plan.list.member_type;
         let dv = self.dv().clone();
-        let chunks: Vec<Vec<&Change>> = changes
-            .chunks(lists::ADD_CHUNK)
-            .map(<[&Change]>::to_vec)
-            .collect();
-        let parallel = dv.parallelism().max(1);
-        // The stream holds owned ids only: a closure over `&Change` would make the apply
-        // future not provably `Send` (rustc #102211).
-        let requests: Vec<(usize, Vec<Uuid>)> = chunks
-            .iter()
-            .map(|chunk| chunk.iter().map(|c| c.record).collect())
-            .enumerate()
-            .collect();
-        let answers: Vec<(usize, Result<(), Error>)> = futures::stream::iter(requests)
-            .map(|(i, ids)| {
-                let dv = dv.clone();
-                async move { (i, dv.add_list_members(list, member_type, &ids).await) }
-            })
-            .buffer_unordered(parallel)
-            .collect()
-            .await;
-        let mut chunks: Vec<Option<Vec<&Change>>> = chunks.into_iter().map(Some).collect();
+        // All members in one call: the client sizes the requests and keeps its parallelism
+        // busy; each request's answer comes back with the members it carried.
+        let ids: Vec<Uuid> = changes.iter().map(|c| c.record).collect();
+        let answers = dv.add_list_members_each(list, member_type, &ids).await;
+        drop(ids);
         let mut redo: Vec<(&Change, Operation)> = Vec::new();
-        for (i, result) in answers {
-            let Some(chunk) = chunks.get_mut(i).and_then(Option::take) else {
+        for (range, result) in answers {
+            let Some(chunk) = changes.get(range) else {
                 continue;
             };
             match result {
@@ -627,7 +610,7 @@ impl Run<'_, '_> {
                         redo.push((change, op));
                     }
                 }
-                Err(err) => self.fail_all(&chunk, &err),
+                Err(err) => self.fail_all(chunk, &err),
             }
         }
         if !redo.is_empty() {

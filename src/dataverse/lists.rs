@@ -227,11 +227,27 @@ impl Client {
         member_type: MemberType,
         ids: &[Uuid],
     ) -> Result<(), Error> {
+        self.add_list_members_each(list_id, member_type, ids)
+            .await
+            .into_iter()
+            .try_for_each(|(_, answer)| answer)
+    }
+
+    /// [`Self::add_list_members`], every call sent whatever the others answered: returns which
+    /// of `ids` each call carried and its answer, in the order of `ids`. Calls are sized by
+    /// the client's sizer (at most [`ADD_CHUNK`]) and sent up to the client's parallelism at
+    /// once, so a caller hands over all its members in one go (handing over 1,000 at a time
+    /// would split each thousand over the requests in flight).
+    pub async fn add_list_members_each(
+        &self,
+        list_id: Uuid,
+        member_type: MemberType,
+        ids: &[Uuid],
+    ) -> Vec<(std::ops::Range<usize>, Result<(), Error>)> {
         let odata_type = format!("Microsoft.Dynamics.CRM.{}", member_type.logical_name());
-        let id_column = member_type.id_column();
-        let odata_type = odata_type.as_str();
-        // Chunks in flight at once, as for every write (see `Client::in_chunks`).
-        self.in_chunks(ids.to_vec(), ADD_CHUNK, |chunk| async move {
+        let (odata_type, id_column) = (odata_type.as_str(), member_type.id_column());
+        let add = |range: std::ops::Range<usize>| async move {
+            let chunk = &ids[range.clone()];
             let members: Vec<Value> = chunk
                 .iter()
                 .map(|id| json!({ "@odata.type": odata_type, id_column: id }))
@@ -245,10 +261,9 @@ impl Client {
                 .post_action("AddListMembersList", &body, Idempotency::Idempotent)
                 .await;
             self.batch_done(chunk.len(), started, throttled_before);
-            answer.map(|_| Vec::<()>::new())
-        })
-        .await
-        .map(|_| ())
+            (range, answer.map(|_| ()))
+        };
+        self.in_ranges(ids.len(), ADD_CHUNK, add).await
     }
 
     /// Add one member with the list-bound `AddMemberList`; returns the new `listmemberid`

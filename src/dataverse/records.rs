@@ -467,6 +467,34 @@ impl Client {
         Ok(results)
     }
 
+    /// Split `0..total` into ranges of the size the sizer gives (at most `max`, spread over
+    /// the requests in flight as [`Self::in_chunks`] does), call `send` on each, up to the
+    /// client's parallelism at once, and return every answer in order: unlike `in_chunks`, an
+    /// error does not stop the others.
+    pub(super) async fn in_ranges<R, F, Fut>(&self, total: usize, max: usize, send: F) -> Vec<R>
+    where
+        F: Fn(std::ops::Range<usize>) -> Fut,
+        Fut: std::future::Future<Output = R>,
+    {
+        use futures::StreamExt;
+        let parallel = self.parallelism().max(1);
+        let max = max.min(self.spread(total));
+        let mut start = 0;
+        let ranges = std::iter::from_fn(move || {
+            (start < total).then(|| {
+                let size = self.batch_size().min(max).max(1);
+                let range = start..(start + size).min(total);
+                start = range.end;
+                range
+            })
+        });
+        futures::stream::iter(ranges)
+            .map(send)
+            .buffered(parallel)
+            .collect()
+            .await
+    }
+
     /// Write many records of one table the cheapest way the table allows: the bulk action in
     /// chunks of [`BULK_CHUNK`] when `sdkmessagefilters` says the table supports it (one counted
     /// request per chunk), else `$batch` requests of single operations. A bulk chunk the
