@@ -1,7 +1,8 @@
 //! The Mailchimp emulator as a live audience, over real HTTP: members rendered as the real API
 //! renders them (every merge field, `""` when empty; `unique_email_id` per address), the
-//! `last_changed` filters and sorting, offset paging that shifts when a member leaves the
-//! filtered set, and churn switched on and off through `/_sandbox/mailchimp/churn` with its
+//! `last_changed` filters and sorting (bounds on the sort field read as a range of it), offset
+//! paging that shifts when a member leaves the filtered set, list and tag counts that follow
+//! every change, and churn switched on and off through `/_sandbox/mailchimp/churn` with its
 //! journal.
 
 use api_sandbox::mailchimp::{AudienceSeed, MemberSeed, MemberStatus, Seed as McSeed};
@@ -219,4 +220,71 @@ async fn churn_is_switched_on_and_off_at_run_time_and_journaled() {
     let (status, _) = get(&sb, &http, "/ping").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(sb.mailchimp.journal().len(), 10, "churn is off");
+}
+
+/// The list's `member_count` and `unsubscribe_count` and the first tag's `member_count`.
+async fn counts(sb: &Sandbox, http: &reqwest::Client) -> (Value, Value, Value) {
+    let (_, list) = get(sb, http, &format!("/lists/{LIST}?fields=stats")).await;
+    let (_, tags) = get(sb, http, &format!("/lists/{LIST}/segments?type=static")).await;
+    (
+        list["stats"]["member_count"].clone(),
+        list["stats"]["unsubscribe_count"].clone(),
+        tags["segments"][0]["member_count"].clone(),
+    )
+}
+
+#[tokio::test]
+async fn bounds_on_the_sort_field_and_the_counts_follow_every_change() {
+    let tagged = |email: &str, at: &str| MemberSeed {
+        tags: vec!["vip".into()],
+        ..member(email, at)
+    };
+    let (sb, http) = start(vec![
+        tagged("a@example.com", "2026-01-03T00:00:00+00:00"),
+        tagged("b@example.com", "2026-01-01T00:00:00+00:00"),
+        member("c@example.com", "2026-01-02T00:00:00+00:00"),
+        member("d@example.com", "2026-01-04T00:00:00+00:00"),
+    ])
+    .await;
+    let path = |q: &str| format!("/lists/{LIST}/members?sort_field=last_changed&{q}");
+    let (_, page) = get(
+        &sb,
+        &http,
+        &path(
+            "since_last_changed=2026-01-02T00:00:00%2B00:00\
+             &before_last_changed=2026-01-03T00:00:00%2B00:00&sort_dir=DESC",
+        ),
+    )
+    .await;
+    assert_eq!(emails(&page), ["a@example.com", "c@example.com"]);
+    assert_eq!(page["total_items"], 2, "both bounds are inclusive");
+    let (_, page) = get(
+        &sb,
+        &http,
+        &path("since_last_changed=2026-01-02T00:00:00%2B00:00&count=1&offset=1"),
+    )
+    .await;
+    assert_eq!(emails(&page), ["a@example.com"]);
+    assert_eq!(page["total_items"], 3);
+    assert_eq!(counts(&sb, &http).await, (json!(4), json!(0), json!(2)));
+    sb.mailchimp
+        .set_status(LIST, "b@example.com", MemberStatus::Unsubscribed)
+        .expect("unsubscribed");
+    assert_eq!(
+        counts(&sb, &http).await,
+        (json!(3), json!(1), json!(1)),
+        "a tag counts subscribed members only"
+    );
+    sb.mailchimp
+        .set_tag(LIST, "c@example.com", "vip", true)
+        .expect("tagged");
+    assert_eq!(counts(&sb, &http).await, (json!(3), json!(1), json!(2)));
+    // A catch-up read after the change: only what changed since.
+    let (_, page) = get(
+        &sb,
+        &http,
+        &path("since_last_changed=2026-06-01T00:00:00%2B00:00&status=unsubscribed"),
+    )
+    .await;
+    assert_eq!(emails(&page), ["b@example.com"]);
 }

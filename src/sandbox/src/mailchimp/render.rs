@@ -266,37 +266,6 @@ fn location(m: &Member) -> Value {
     })
 }
 
-/// List statistics, counted from the members.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct ListStats {
-    /// Subscribed members.
-    pub subscribed: usize,
-    /// Unsubscribed members.
-    pub unsubscribed: usize,
-    /// Cleaned members.
-    pub cleaned: usize,
-    /// All members in any status.
-    pub total: usize,
-}
-
-impl ListStats {
-    /// Count an audience.
-    #[must_use]
-    pub fn of(audience: &Audience) -> Self {
-        let mut stats = Self::default();
-        for m in &audience.members {
-            stats.total += 1;
-            match m.status {
-                MemberStatus::Subscribed => stats.subscribed += 1,
-                MemberStatus::Unsubscribed => stats.unsubscribed += 1,
-                MemberStatus::Cleaned => stats.cleaned += 1,
-                _ => {}
-            }
-        }
-        stats
-    }
-}
-
 /// An audience as `GET /lists/{list_id}` returns it.
 #[must_use]
 pub fn list(api: &str, audience: &Audience, include_total: bool, proj: Projection<'_>) -> Value {
@@ -341,7 +310,7 @@ pub fn list(api: &str, audience: &Audience, include_total: bool, proj: Projectio
     put(&mut map, proj, "marketing_permissions", || false.into());
     put(&mut map, proj, "modules", || json!([]));
     put(&mut map, proj, "stats", || {
-        let s = ListStats::of(audience);
+        let s = audience.counts();
         let mut stats = json!({
             "member_count": s.subscribed,
             "unsubscribe_count": s.unsubscribed,

@@ -12,6 +12,7 @@ mod links;
 pub(crate) mod lists;
 mod persist;
 mod ranges;
+mod text_index;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -23,6 +24,7 @@ use super::meta::{AttrType, EntityMeta, ManyToMany, OneToMany};
 use super::tool_schema::ToolSchema;
 use super::value::Val;
 use journal::Undo;
+pub use text_index::{TextIndex, fold};
 
 /// Every access right, as `RetrievePrincipalAccess` lists them.
 pub const FULL_ACCESS: &str = "ReadAccess, WriteAccess, AppendAccess, AppendToAccess, CreateAccess, DeleteAccess, ShareAccess, AssignAccess";
@@ -124,64 +126,6 @@ fn now() -> String {
 /// The standard bulk messages a table can support.
 pub const BULK_MESSAGES: [&str; 3] = ["CreateMultiple", "UpdateMultiple", "UpsertMultiple"];
 const ROW_MESSAGES: [&str; 4] = ["Create", "Update", "Delete", "Retrieve"];
-
-/// A lazily built equality index on one text column: hash of the case-folded value → row ids.
-///
-/// It may hold extra ids (hash collisions, values since changed, rows deleted or rolled back),
-/// never miss one: every write adds the new value, and callers re-check candidates against the
-/// filter. Keys are hashes, not strings, to keep it small (about 32 bytes a row).
-#[derive(Debug, Default)]
-pub struct TextIndex {
-    first: HashMap<u64, Uuid>,
-    more: HashMap<u64, Vec<Uuid>>,
-}
-
-impl TextIndex {
-    fn hash(text: &str) -> u64 {
-        use std::hash::{BuildHasher, Hasher};
-        let mut hasher =
-            std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
-                .build_hasher();
-        hasher.write(fold(text).as_bytes());
-        hasher.finish()
-    }
-
-    fn add(&mut self, text: &str, id: Uuid) {
-        let key = Self::hash(text);
-        match self.first.get(&key) {
-            None => {
-                self.first.insert(key, id);
-            }
-            Some(existing) if *existing == id => {}
-            Some(_) => {
-                let ids = self.more.entry(key).or_default();
-                if !ids.contains(&id) {
-                    ids.push(id);
-                }
-            }
-        }
-    }
-
-    fn get(&self, text: &str, out: &mut Vec<Uuid>) {
-        let key = Self::hash(text);
-        if let Some(id) = self.first.get(&key) {
-            out.push(*id);
-        }
-        if let Some(ids) = self.more.get(&key) {
-            out.extend_from_slice(ids);
-        }
-    }
-}
-
-/// Case folding used by the text index (the service compares text case-insensitively).
-#[must_use]
-pub fn fold(text: &str) -> String {
-    if text.is_ascii() {
-        text.to_ascii_lowercase()
-    } else {
-        text.to_lowercase()
-    }
-}
 
 impl Store {
     /// Candidate ids of rows whose text column `pos` equals one of `values`

@@ -9,6 +9,7 @@
 //! - Member order is insertion order; offsets shift only when a member is deleted permanently.
 //! - A member's `tags` hold tag ids that exist in its audience, each at most once.
 
+mod counts;
 mod members;
 mod tags;
 
@@ -327,6 +328,9 @@ pub struct Audience {
     /// Positions of the members of a status listing, for the version they were computed at.
     #[serde(skip)]
     listings: std::sync::Mutex<Listings>,
+    /// Members by status and per tag, for the version they were computed at.
+    #[serde(skip)]
+    counts: counts::CountsCache,
 }
 
 /// What a write says about a member (POST, PUT, PATCH bodies; seeds; test helpers).
@@ -399,6 +403,7 @@ impl Audience {
             forgotten: HashSet::new(),
             version: 0,
             listings: std::sync::Mutex::new(HashMap::new()),
+            counts: counts::CountsCache::default(),
         }
     }
 

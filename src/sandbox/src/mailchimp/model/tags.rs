@@ -129,14 +129,10 @@ impl Audience {
         Ok(())
     }
 
-    /// Subscribed members carrying the tag (Mailchimp's `member_count` of a segment).
+    /// Subscribed members carrying the tag (Mailchimp's `member_count` of a segment), from the
+    /// cached [`Audience::counts`].
     #[must_use]
     pub fn tag_member_count(&self, id: u64) -> usize {
-        self.members
-            .iter()
-            .filter(|m| {
-                m.status == MemberStatus::Subscribed && m.tags.iter().any(|(t, _)| *t == id)
-            })
-            .count()
+        self.counts().tag(id)
     }
 }
