@@ -1,6 +1,7 @@
 //! The benchmark's own HTTP calls to the sandbox: its request counters (`/_sandbox/…`) and the
-//! five new Mailchimp members of the steady-state step, and the Dataverse emulator's limits
-//! (switched off around the steady state's set-up apply).
+//! five new Mailchimp members of the steady-state step, the Dataverse emulator's limits
+//! (switched off around the steady state's set-up apply), and the reads of the emulator probe
+//! (Mailchimp with the API key, Dataverse with a client-credentials token).
 
 use std::collections::BTreeMap;
 
@@ -12,6 +13,8 @@ use serde_json::{Value, json};
 pub struct Requests {
     /// Mailchimp API requests.
     pub mailchimp: u64,
+    /// Mailchimp API requests per route.
+    pub mailchimp_routes: BTreeMap<String, u64>,
     /// Dataverse requests counted by service protection (a `$batch` is one).
     pub dataverse: u64,
     /// Dataverse counted requests per route.
@@ -101,6 +104,7 @@ impl SandboxApi {
         };
         Ok(Requests {
             mailchimp: mc["total"].as_u64().unwrap_or(0),
+            mailchimp_routes: map(&mc["routes"]),
             dataverse: dv["counted_requests"].as_u64().unwrap_or(0),
             dataverse_routes: map(&dv["routes"]),
             batch_parts: map(&dv["batch_parts"]),
@@ -138,5 +142,75 @@ impl SandboxApi {
                 .error_for_status()?;
         }
         Ok(())
+    }
+}
+
+/// A Dataverse access token (client credentials) and the Web API's root.
+pub struct Dataverse {
+    token: String,
+    base: String,
+}
+
+impl SandboxApi {
+    /// `GET` a Mailchimp API path (with its query) as the client does.
+    pub async fn mailchimp_get(&self, path: &str) -> anyhow::Result<Value> {
+        let base = self.env.get("MAILCHIMP_BASE_URL").context("no base url")?;
+        let key = self.env.get("MAILCHIMP_API_KEY").context("no api key")?;
+        Ok(self
+            .http
+            .get(format!("{base}{path}"))
+            .basic_auth("bench", Some(key))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?)
+    }
+
+    /// A token for the Dataverse Web API.
+    pub async fn dataverse(&self) -> anyhow::Result<Dataverse> {
+        let var = |k: &str| self.env.get(k).with_context(|| format!("no {k}"));
+        let url = var("DATAVERSE_URL")?;
+        let scope = format!("{url}/.default");
+        let answer: Value = self
+            .http
+            .post(var("DATAVERSE_TOKEN_URL")?)
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", var("DATAVERSE_CLIENT_ID")?.as_str()),
+                ("client_secret", var("DATAVERSE_CLIENT_SECRET")?.as_str()),
+                ("scope", scope.as_str()),
+            ])
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        Ok(Dataverse {
+            token: answer["access_token"]
+                .as_str()
+                .context("no access_token")?
+                .to_owned(),
+            base: format!("{url}/api/data/v9.2/"),
+        })
+    }
+
+    /// `GET` a Dataverse URL (absolute, e.g. a next link, or relative to the Web API's root).
+    pub async fn dataverse_get(&self, dv: &Dataverse, url: &str) -> anyhow::Result<Value> {
+        let url = if url.starts_with("http") {
+            url.to_owned()
+        } else {
+            format!("{}{url}", dv.base)
+        };
+        Ok(self
+            .http
+            .get(url)
+            .bearer_auth(&dv.token)
+            .header("Prefer", "odata.maxpagesize=5000")
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?)
     }
 }

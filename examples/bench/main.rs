@@ -7,7 +7,7 @@
 //! cargo run --release --example bench -- --members 1000000
 //! cargo run --release --example bench -- --members 20000        # a quick run
 //! cargo run --release --example bench -- --members 1000000 --steady 100000 \
-//!     --apply-members 0 --formats 0       # emulator CPU per request, 100k vs 1M rows
+//!     --apply-members 0 --formats 0       # emulator CPU per request by route, 100k vs 1M rows
 //! ```
 //!
 //! Steps: the first-sync `plan` of `--members` (empty CRM) in text, Markdown, JSON and JSON with
@@ -16,13 +16,17 @@
 //! `plan`; the same first-sync plan, then the set-up (an `apply` with the Dataverse emulator's
 //! server cost off, its limits restored after it: not a figure), five new members and the
 //! steady-state plan (checked to hold exactly their changes) at `--steady` members
-//! (default 300,000, at most `--members`); emulator CPU per request at both sizes (it must not
-//! grow with the table size). Each figure is printed next to its goal; goals stated for
+//! (default 300,000, at most `--members`); the emulator probe at both sizes ([`probe`]: CPU per
+//! request route by route, the same requests and rows per page at both sizes, which must not
+//! grow with the table size; at `--members` without an apply it first runs the set-up apply;
+//! `--probe 0` skips it), and the plans' emulator CPU per request for reference (a mix of
+//! routes: the requests of every run are printed by route). Each figure is printed next to its goal; goals stated for
 //! 1,000,000 members scale linearly for CPU (RSS has a 64 MiB floor). The steady-state ratio is
 //! given in wall time and in CPU (client + emulator), the latter being what a shared machine
 //! can measure.
 
 mod http;
+mod probe;
 mod proc;
 
 use anyhow::{Context as _, bail};
@@ -45,6 +49,9 @@ struct Args {
     /// Whether to plan in every format at `--members` (`--formats 0`: text only, e.g. for the
     /// emulator's CPU per request at two sizes).
     formats: bool,
+    /// Whether to probe the emulator route by route at both sizes (`--probe 0` skips it; at
+    /// `--members` without an apply it costs a set-up apply with the server cost off).
+    probe: bool,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -52,6 +59,7 @@ fn parse_args() -> anyhow::Result<Args> {
     let mut steady = None;
     let mut apply_members = true;
     let mut formats = true;
+    let mut probe = true;
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let value: usize = it
@@ -65,9 +73,10 @@ fn parse_args() -> anyhow::Result<Args> {
             "--steady" => steady = Some(value),
             "--apply-members" => apply_members = value != 0,
             "--formats" => formats = value != 0,
+            "--probe" => probe = value != 0,
             other => bail!(
                 "unknown flag {other} (use --members N, --steady N, --apply-members 0|1, \
-                 --formats 0|1)"
+                 --formats 0|1, --probe 0|1)"
             ),
         }
     }
@@ -76,6 +85,7 @@ fn parse_args() -> anyhow::Result<Args> {
         steady: steady.unwrap_or(300_000).min(members),
         apply_members,
         formats,
+        probe,
     })
 }
 
@@ -261,16 +271,53 @@ impl Suite {
         Ok(())
     }
 
-    /// Emulator CPU per request at two table sizes: it must not grow with the size.
+    /// Emulator CPU per request of two plans at two table sizes. Not like for like: a plan's
+    /// requests are a size-dependent number of member pages and a fixed number of cheap ones
+    /// (so the smaller plan's average is diluted); the probe's per-route figures are the goal's.
     fn record_per_request(&mut self, label: &str, small: &Run, big: &Run) {
         let per = |run: &Run| run.emulator_cpu * 1e3 / run.requests.max(1) as f64;
         let ratio = per(big) / per(small);
         self.record(
-            format!("emulator CPU per request, {label}"),
+            format!("emulator CPU per request (route mix), {label}"),
             format!("{:.2} / {:.2} ms = {ratio:.2}", per(small), per(big)),
-            "≤ 1.50 (flat)".into(),
-            Some(ratio <= 1.5),
+            "(see the probe)".into(),
+            None,
         );
+    }
+
+    /// The probe's figures: emulator CPU per request of each route at two table sizes (the same
+    /// requests, the same rows per page): it must not grow with the table size.
+    fn record_probe(
+        &mut self,
+        sizes: (usize, usize),
+        small: &[probe::RouteCost],
+        big: &[probe::RouteCost],
+    ) {
+        for (s, b) in small.iter().zip(big) {
+            let ratio = b.ms / s.ms.max(0.01);
+            self.record(
+                format!(
+                    "emulator CPU/request {}, {} vs {}",
+                    s.route, sizes.0, sizes.1
+                ),
+                format!("{:.2} / {:.2} ms = {ratio:.2}", s.ms, b.ms),
+                "≤ 1.50 (flat)".into(),
+                Some(ratio <= 1.5),
+            );
+            println!(
+                "      (first request, which builds what the others read: {:.1} / {:.1} ms)",
+                s.first_ms, b.first_ms
+            );
+            if (s.rows - b.rows).abs() > 0.5 {
+                println!(
+                    "      (rows per request differ: {:.0} vs {:.0}; per row {:.2} / {:.2} µs)",
+                    s.rows,
+                    b.rows,
+                    s.ms * 1e3 / s.rows.max(1.0),
+                    b.ms * 1e3 / b.rows.max(1.0)
+                );
+            }
+        }
     }
 
     fn record_apply(&mut self, members: usize, run: &Run) {
@@ -345,12 +392,24 @@ async fn main() -> anyhow::Result<()> {
     } else {
         None
     };
+    let big_probe = if args.probe && args.steady != n {
+        if big_runs.is_none() {
+            suite.set_up_steady(&big, &big_api, n).await?;
+        }
+        Some(probe::run(&big, &big_api).await?)
+    } else {
+        None
+    };
     drop(big);
     if args.steady != n {
         let small = SandboxProcess::start(&suite.bin, args.steady, suite.dir.path())?;
         let small_api = SandboxApi::new(small.root(), small.env.clone());
         let (first, steady) = suite.steady(&small, &small_api, args.steady, None).await?;
         let s = args.steady;
+        if let Some(big_probe) = &big_probe {
+            let small_probe = probe::run(&small, &small_api).await?;
+            suite.record_probe((s, n), &small_probe, big_probe);
+        }
         suite.record_per_request(&format!("first-sync plan, {s} vs {n} rows"), &first, &text);
         if let Some((_, big_steady)) = &big_runs {
             suite.record_per_request(
@@ -405,10 +464,15 @@ fn check_steady_plan(text: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The Dataverse requests of an `apply` (by route, and the operations inside `$batch`).
+/// The requests of a run by route (Mailchimp's, Dataverse's, and the operations inside
+/// `$batch`), so that what a per-request figure averages over is visible.
 fn print_routes(args: &[&str], counts: &Requests) {
-    if args.first() != Some(&"apply") {
-        return;
+    println!(
+        "    requests of `{}`:",
+        args.first().copied().unwrap_or_default()
+    );
+    for (route, count) in &counts.mailchimp_routes {
+        println!("      {route:<60} {count:>8}");
     }
     for (route, count) in &counts.dataverse_routes {
         println!("      {route:<60} {count:>8}");

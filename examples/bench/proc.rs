@@ -101,6 +101,25 @@ impl SandboxProcess {
         proc_cpu(self.child.id())
     }
 
+    /// CPU seconds its threads have run so far, to the nanosecond (the sum of
+    /// `/proc/PID/task/*/schedstat`; threads that ended are not counted, so only for short
+    /// spans such as the probe's, which `cpu` would measure in 10 ms ticks).
+    pub fn cpu_fine(&self) -> anyhow::Result<f64> {
+        let mut ns = 0u64;
+        for task in std::fs::read_dir(format!("/proc/{}/task", self.child.id()))? {
+            let path = task?.path().join("schedstat");
+            // A thread may end between the listing and the read.
+            if let Ok(text) = std::fs::read_to_string(path) {
+                ns += text
+                    .split_whitespace()
+                    .next()
+                    .and_then(|n| n.parse::<u64>().ok())
+                    .unwrap_or(0);
+            }
+        }
+        Ok(ns as f64 / 1e9)
+    }
+
     /// Its current peak RSS (`VmHWM`), in bytes.
     pub fn peak_rss(&self) -> anyhow::Result<u64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
