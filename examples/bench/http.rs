@@ -115,15 +115,7 @@ impl SandboxApi {
     pub async fn add_members(&self, count: usize) -> anyhow::Result<()> {
         let base = self.env.get("MAILCHIMP_BASE_URL").context("no base url")?;
         let key = self.env.get("MAILCHIMP_API_KEY").context("no api key")?;
-        let lists = self
-            .http
-            .get(format!("{base}/lists?count=10"))
-            .basic_auth("bench", Some(key))
-            .send()
-            .await?
-            .error_for_status()?
-            .json::<Value>()
-            .await?;
+        let lists = self.mailchimp_get("/lists?count=10").await?;
         let list = lists["lists"][0]["id"]
             .as_str()
             .context("no audience")?
