@@ -60,7 +60,10 @@ pub async fn run(sandbox: &SandboxProcess, api: &SandboxApi) -> anyhow::Result<V
              &sort_field={sort}&sort_dir=ASC&status=subscribed"
         )
     };
+    // The first page (it builds the sorted listing, once per change) tells the total.
+    let before = sandbox.cpu_fine()?;
     let first = api.mailchimp_get(&page("timestamp_signup", 0)).await?;
+    let first_ms = (sandbox.cpu_fine()? - before) * 1e3;
     let total = first["total_items"].as_u64().context("no total_items")? as usize;
     let mut out = Vec::new();
 
@@ -72,7 +75,8 @@ pub async fn run(sandbox: &SandboxProcess, api: &SandboxApi) -> anyhow::Result<V
             )
         })
         .collect();
-    out.push(mailchimp(sandbox, api, "Mailchimp member page", &offsets, "members").await?);
+    let pages = mailchimp(sandbox, api, "Mailchimp member page", &offsets, "members").await?;
+    out.push(RouteCost { first_ms, ..pages });
     let list = format!(
         "/lists/{list_id}?fields={}&include_total_contacts=true",
         enc("id,name,stats.member_count,stats.total_contacts")
