@@ -215,7 +215,8 @@ mod tests {
 
     /// The canonical bytes as the earlier layout packed them (the digests' input).
     fn old_layout(values: &[Option<&str>]) -> Vec<u8> {
-        let values: Vec<Option<&str>> = values.iter().map(|v| v.filter(|s| !s.is_empty())).collect();
+        let values: Vec<Option<&str>> =
+            values.iter().map(|v| v.filter(|s| !s.is_empty())).collect();
         let text: usize = values.iter().map(|v| v.map_or(0, str::len)).sum();
         let width: usize = if text < 0x8000 { 2 } else { 4 };
         let mut out = vec![width as u8];
