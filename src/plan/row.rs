@@ -42,11 +42,14 @@ fn put_7bit(out: &mut String, mut value: u64, width: usize) {
 /// The number at `at` written by [`put_7bit`].
 fn get_7bit(bytes: &[u8], at: usize, width: usize) -> Option<u64> {
     let word = bytes.get(at..at + width)?;
-    Some(
-        word.iter()
+    Some(match *word {
+        [a, b] => u64::from(a) | u64::from(b) << 7,
+        [a, b, c] => u64::from(a) | u64::from(b) << 7 | u64::from(c) << 14,
+        _ => word
+            .iter()
             .rev()
             .fold(0_u64, |acc, b| (acc << 7) | u64::from(b & 0x7f)),
-    )
+    })
 }
 
 impl Row {
@@ -149,21 +152,28 @@ impl Row {
         let base = HEADER + n * width;
         let text = self.0.len() - base.min(self.0.len());
         let old_width: usize = if text < 0x8000 { 2 } else { 4 };
-        let mut header = Vec::with_capacity(3 + n * old_width);
-        header.push(old_width as u8);
-        header.extend_from_slice(&(n as u16).to_le_bytes());
+        feed(&((3 + n * old_width + text) as u64).to_le_bytes());
+        // The header goes out through a small buffer: no allocation per row.
+        let mut buf = [0_u8; 256];
+        buf[0] = old_width as u8;
+        buf[1..3].copy_from_slice(&(n as u16).to_le_bytes());
+        let mut len = 3;
         let mark = 1_usize << (old_width * 8 - 1);
         for i in 0..n {
+            if len + old_width > buf.len() {
+                feed(&buf[..len]);
+                len = 0;
+            }
             let (end, none) = self.end(i, width);
             let word = if none { end | mark } else { end };
             if old_width == 2 {
-                header.extend_from_slice(&(word as u16).to_le_bytes());
+                buf[len..len + 2].copy_from_slice(&(word as u16).to_le_bytes());
             } else {
-                header.extend_from_slice(&(word as u32).to_le_bytes());
+                buf[len..len + 4].copy_from_slice(&(word as u32).to_le_bytes());
             }
+            len += old_width;
         }
-        feed(&((header.len() + text) as u64).to_le_bytes());
-        feed(&header);
+        feed(&buf[..len]);
         feed(self.0.as_bytes().get(base..).unwrap_or_default());
     }
 
@@ -247,6 +257,9 @@ mod tests {
             vec![Some("a"), None, Some(""), Some("héllo")],
             vec![Some(mid.as_str()), None, Some("z")],
             vec![Some("a"), Some(long.as_str()), None, Some("b")],
+            // Headers longer than the canonical writer's buffer, at both widths.
+            [Some("v"), None].repeat(150),
+            [Some(long.as_str()), None, Some("w")].repeat(40),
         ];
         for values in cases {
             let row = Row::new(values.iter().copied());
