@@ -16,7 +16,7 @@ use uuid::Uuid;
 use super::batch::{OpOutcome, Operation, Part};
 use super::client::{Client, MAX_PAGE_SIZE};
 use super::error::Error;
-use super::query::{Filter, Literal, Query, in_chunks};
+use super::query::{Filter, Literal, Query, in_chunk_sizes};
 use super::rows::{KeyIn, RowReader, parse_page, skip_value};
 use crate::domain::MemberType;
 
@@ -138,7 +138,12 @@ impl Client {
         let client = self.clone();
         let select = with_id(kind, columns);
         let reader = PersonReader::new(kind, columns);
-        let chunks = in_chunks(column, &values, MAX_FILTER_CHARS, MAX_IN_VALUES);
+        let sizes = in_chunk_sizes(column, &values, MAX_FILTER_CHARS, MAX_IN_VALUES);
+        let mut values = values.into_iter();
+        let chunks: Vec<Vec<Literal>> = sizes
+            .into_iter()
+            .map(|n| values.by_ref().take(n).collect())
+            .collect();
         let column = column.to_owned();
         async_stream::try_stream! {
             let single = chunks.len() == 1;
@@ -221,10 +226,10 @@ impl Client {
     pub fn people_by_emails(
         &self,
         kind: MemberType,
-        emails: &[String],
+        emails: Vec<String>,
         columns: &[&str],
     ) -> impl Stream<Item = Result<Vec<Person>, Error>> + Send + 'static + use<> {
-        let values = emails.iter().map(|e| Literal::Str(e.clone())).collect();
+        let values = emails.into_iter().map(Literal::Str).collect();
         self.people_where_in(kind, "emailaddress1", values, columns)
     }
 

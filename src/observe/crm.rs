@@ -366,13 +366,12 @@ pub(super) async fn complete(
             .filter(|m| !matched_ids.contains(m.contact_id()))
             .map(|m| m.email().trim().to_lowercase())
             .filter(|e| !e.is_empty() && !known_emails.contains(e))
-            .collect::<BTreeSet<_>>()
-            .into_iter()
             .collect();
+        let wanted_emails = sorted_unique(wanted_emails);
         drop(matched_ids);
         drop(known_emails);
         if !wanted_emails.is_empty() {
-            let pages = dv.people_by_emails(kind, &wanted_emails, &select);
+            let pages = dv.people_by_emails(kind, wanted_emails, &select);
             collect_unread(pages, records, &columns, &mut found).await?;
         }
         for record in found {
@@ -405,6 +404,23 @@ pub(super) async fn complete(
         column_types: side.column_types,
         records,
     })
+}
+
+/// `texts` in byte order without repeats, sorted by an 8-byte prefix key first (the texts are
+/// compared only where prefixes are equal): a million e-mail addresses sort in a fraction of
+/// the time comparing them all would take.
+fn sorted_unique(texts: Vec<String>) -> Vec<String> {
+    let prefix = |s: &str| {
+        let mut key = [0_u8; 8];
+        for (k, b) in key.iter_mut().zip(s.bytes()) {
+            *k = b;
+        }
+        u64::from_be_bytes(key)
+    };
+    let mut keyed: Vec<(u64, String)> = texts.into_iter().map(|t| (prefix(&t), t)).collect();
+    keyed.sort_unstable();
+    keyed.dedup_by(|a, b| a.1 == b.1);
+    keyed.into_iter().map(|(_, t)| t).collect()
 }
 
 /// The people linked to each of `tags`, as person → tags (every tag read at once, within the
@@ -443,4 +459,35 @@ async fn tag_people(
         people.extend(page?);
     }
     Ok((tag, people))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sorted_unique_is_byte_order_without_repeats() {
+        let texts: Vec<String> = [
+            "zed@x.io",
+            "a@x.io",
+            "abcdefgh1@x.io",
+            "abcdefgh0@x.io",
+            "abcdefgh",
+            "abc",
+            "a@x.io",
+            "abcdefgh0@x.io",
+            "é@x.io",
+            "",
+        ]
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+        let expected: Vec<String> = texts
+            .iter()
+            .cloned()
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        assert_eq!(sorted_unique(texts), expected);
+    }
 }

@@ -26,6 +26,8 @@
 //! saying how often it shifted.
 
 use std::collections::HashMap;
+
+use foldhash::fast::FixedState;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -49,8 +51,34 @@ pub fn read_start(now: DateTime<Utc>) -> DateTime<Utc> {
 #[derive(Debug)]
 pub struct Merged<T> {
     slots: Vec<Option<Slot<T>>>,
-    by_key: HashMap<String, usize>,
+    by_key: HashMap<Key, usize, FixedState>,
     seq: u64,
+}
+
+/// A member's identity as a map key: Mailchimp's ids are 32 hex digits (the MD5 of the
+/// lower-cased address), kept as a number, so a million members are no million strings.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Key {
+    Hex(u128),
+    Text(Box<str>),
+}
+
+impl Key {
+    fn of(key: &str) -> Self {
+        // Upper-case hex would parse to the same number as lower-case: only lower-case is
+        // taken as a number, so distinct strings stay distinct keys.
+        let lower_hex = key.len() == 32
+            && key
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        match lower_hex
+            .then(|| u128::from_str_radix(key, 16).ok())
+            .flatten()
+        {
+            Some(n) => Self::Hex(n),
+            None => Self::Text(key.into()),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -63,7 +91,7 @@ impl<T> Default for Merged<T> {
     fn default() -> Self {
         Self {
             slots: Vec::new(),
-            by_key: HashMap::new(),
+            by_key: HashMap::default(),
             seq: 0,
         }
     }
@@ -79,7 +107,7 @@ impl<T> Merged<T> {
         let n = expected.min(MAX_RESERVED);
         Self {
             slots: Vec::with_capacity(n),
-            by_key: HashMap::with_capacity(n),
+            by_key: HashMap::with_capacity_and_hasher(n, FixedState::default()),
             seq: 0,
         }
     }
@@ -89,7 +117,8 @@ impl<T> Merged<T> {
     pub fn observe(&mut self, key: &str, last_changed: i64, value: Option<T>) {
         self.seq += 1;
         let version = (last_changed, self.seq);
-        match self.by_key.get(key) {
+        let key = Key::of(key);
+        match self.by_key.get(&key) {
             Some(&i) => {
                 if let Some(slot) = &mut self.slots[i] {
                     if version > slot.version {
@@ -98,7 +127,7 @@ impl<T> Merged<T> {
                 }
             }
             None => {
-                self.by_key.insert(key.to_owned(), self.slots.len());
+                self.by_key.insert(key, self.slots.len());
                 self.slots.push(Some(Slot { version, value }));
             }
         }
@@ -207,5 +236,19 @@ mod tests {
         merged.observe("a", 10, None);
         merged.observe("a", 11, Some("a back"));
         assert_eq!(merged.into_members(), vec!["a back"]);
+    }
+
+    #[test]
+    fn hex_ids_and_other_keys_stay_distinct() {
+        let id = "0123456789abcdef0123456789abcdef";
+        let mut merged = Merged::default();
+        merged.observe(id, 10, Some("hex"));
+        merged.observe(&id.to_uppercase(), 10, Some("upper-case is another key"));
+        merged.observe(&id[1..], 10, Some("31 digits"));
+        merged.observe(id, 11, Some("hex, newer"));
+        assert_eq!(
+            merged.into_members(),
+            vec!["hex, newer", "upper-case is another key", "31 digits"]
+        );
     }
 }

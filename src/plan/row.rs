@@ -1,21 +1,56 @@
 //! [`Row`]: a list of optional strings packed into one allocation, so that a million records cost
 //! a million allocations rather than ten or twenty million.
 //!
-//! Layout: one byte with the width `w` of the offsets (2, or 4 when the text exceeds 64 KiB), the
-//! count `n` as two bytes, then `n` end offsets of `w` bytes (little-endian; the high bit marks
-//! an entry that is none), then the entries' bytes back to back. Reading an entry is O(1). Only
-//! whole `&str`s go in, so every entry is valid UTF-8. Empty strings are stored as none. A row
-//! holds at most 65,535 entries. Clones share the allocation (a plan's member references share
-//! the snapshot's member rows).
+//! Layout, all of it ASCII in front of the entries so that the whole row is one `str` and reading
+//! an entry is a slice (no UTF-8 check per read): one byte with the width `w` of the offsets
+//! (`2`, or `5` when the text reaches 8 KiB), the count `n` in three bytes, then `n` end offsets
+//! of `w` bytes, then the entries' bytes back to back. Numbers are written seven bits to a byte,
+//! least significant first; an offset's top bit marks an entry that is none. Reading an entry is
+//! O(1). Empty strings are stored as none. A row holds at most 65,535 entries. Clones share the
+//! allocation (a plan's member references share the snapshot's member rows).
+//!
+//! [`Row::canonical`] gives the bytes of an earlier, binary layout (which digests hash): plans'
+//! digests stay the same whatever this layout becomes.
 
 use std::fmt;
 use std::sync::Arc;
 
 /// Optional strings in one allocation.
-#[derive(Clone, PartialEq, Eq, Hash, Default)]
-pub struct Row(Arc<[u8]>);
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Row(Arc<str>);
 
-const HEADER: usize = 3;
+impl Default for Row {
+    fn default() -> Self {
+        Self::new([])
+    }
+}
+
+/// Width byte and three count bytes.
+const HEADER: usize = 4;
+/// Offsets of this many 7-bit bytes while the text is short, else [`WIDE`].
+const NARROW: usize = 2;
+const WIDE: usize = 5;
+
+/// `value` in `width` bytes of seven bits, least significant first.
+fn put_7bit(out: &mut String, mut value: u64, width: usize) {
+    for _ in 0..width {
+        out.push(char::from((value & 0x7f) as u8));
+        value >>= 7;
+    }
+}
+
+/// The number at `at` written by [`put_7bit`].
+fn get_7bit(bytes: &[u8], at: usize, width: usize) -> Option<u64> {
+    let word = bytes.get(at..at + width)?;
+    Some(match *word {
+        [a, b] => u64::from(a) | u64::from(b) << 7,
+        [a, b, c] => u64::from(a) | u64::from(b) << 7 | u64::from(c) << 14,
+        _ => word
+            .iter()
+            .rev()
+            .fold(0_u64, |acc, b| (acc << 7) | u64::from(b & 0x7f)),
+    })
+}
 
 impl Row {
     /// Pack `values` (empty strings become none; entries past 65,535 are dropped).
@@ -27,39 +62,38 @@ impl Row {
             .map(|v| v.filter(|s| !s.is_empty()))
             .collect();
         let text: usize = values.iter().map(|v| v.map_or(0, str::len)).sum();
-        let width: usize = if text < 0x8000 { 2 } else { 4 };
+        let width = if text < 1 << (NARROW * 7 - 1) {
+            NARROW
+        } else {
+            WIDE
+        };
         let n = values.len();
-        let mut out = Vec::with_capacity(HEADER + n * width + text);
-        out.push(width as u8);
-        out.extend_from_slice(&(n as u16).to_le_bytes());
-        let mut end = 0_usize;
+        let mut out = String::with_capacity(HEADER + n * width + text);
+        out.push(char::from(b'0' + width as u8));
+        put_7bit(&mut out, n as u64, HEADER - 1);
+        let none = 1_u64 << (width * 7 - 1);
+        let mut end = 0_u64;
         for v in &values {
-            end += v.map_or(0, str::len);
-            let mark = if v.is_none() { 1 << (width * 8 - 1) } else { 0 };
-            let word = end | mark;
-            if width == 2 {
-                out.extend_from_slice(&(word as u16).to_le_bytes());
-            } else {
-                out.extend_from_slice(&(word as u32).to_le_bytes());
-            }
+            end += v.map_or(0, str::len) as u64;
+            put_7bit(&mut out, if v.is_none() { end | none } else { end }, width);
         }
         for s in values.iter().flatten() {
-            out.extend_from_slice(s.as_bytes());
+            out.push_str(s);
         }
         Self(Arc::from(out))
     }
 
     fn width(&self) -> usize {
-        self.0.first().map_or(2, |w| usize::from(*w))
+        match self.0.as_bytes().first() {
+            Some(b) if *b == b'0' + WIDE as u8 => WIDE,
+            _ => NARROW,
+        }
     }
 
     /// How many entries.
     #[must_use]
     pub fn len(&self) -> usize {
-        match self.0.get(1..3) {
-            Some(&[a, b]) => usize::from(u16::from_le_bytes([a, b])),
-            _ => 0,
-        }
+        get_7bit(self.0.as_bytes(), 1, HEADER - 1).map_or(0, |n| n as usize)
     }
 
     /// No entries.
@@ -69,16 +103,12 @@ impl Row {
     }
 
     /// The end offset of entry `i` and whether it is none.
-    fn end(&self, i: usize) -> (usize, bool) {
-        let width = self.width();
-        let at = HEADER + i * width;
-        let word = match self.0.get(at..at + width) {
-            Some(&[a, b]) => u32::from(u16::from_le_bytes([a, b])),
-            Some(&[a, b, c, d]) => u32::from_le_bytes([a, b, c, d]),
-            _ => return (0, true),
+    fn end(&self, i: usize, width: usize) -> (usize, bool) {
+        let Some(word) = get_7bit(self.0.as_bytes(), HEADER + i * width, width) else {
+            return (0, true);
         };
-        let mark = 1_u32 << (width * 8 - 1);
-        ((word & !mark) as usize, word & mark != 0)
+        let none = 1_u64 << (width * 7 - 1);
+        ((word & !none) as usize, word & none != 0)
     }
 
     /// Entry `i`, or none when it is none or out of range.
@@ -88,14 +118,14 @@ impl Row {
         if i >= n {
             return None;
         }
-        let (end, none) = self.end(i);
+        let width = self.width();
+        let (end, none) = self.end(i, width);
         if none {
             return None;
         }
-        let start = if i == 0 { 0 } else { self.end(i - 1).0 };
-        let base = HEADER + n * self.width();
-        let bytes = self.0.get(base + start..base + end)?;
-        std::str::from_utf8(bytes).ok()
+        let start = if i == 0 { 0 } else { self.end(i - 1, width).0 };
+        let base = HEADER + n * width;
+        self.0.get(base + start..base + end)
     }
 
     /// Every entry, in order.
@@ -113,10 +143,38 @@ impl Row {
         )
     }
 
-    /// The packed bytes: a canonical encoding (equal rows, equal bytes), for hashing.
-    #[must_use]
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.0
+    /// The row's canonical bytes (equal rows, equal bytes), for digests, handed to `feed`
+    /// after their length: one byte with the width `w` (2, or 4 when the text exceeds 32 KiB),
+    /// the count as two bytes, `n` end offsets of `w` bytes (little-endian; the high bit marks
+    /// an entry that is none), then the entries' bytes back to back.
+    pub fn canonical(&self, mut feed: impl FnMut(&[u8])) {
+        let (n, width) = (self.len(), self.width());
+        let base = HEADER + n * width;
+        let text = self.0.len() - base.min(self.0.len());
+        let old_width: usize = if text < 0x8000 { 2 } else { 4 };
+        feed(&((3 + n * old_width + text) as u64).to_le_bytes());
+        // The header goes out through a small buffer: no allocation per row.
+        let mut buf = [0_u8; 256];
+        buf[0] = old_width as u8;
+        buf[1..3].copy_from_slice(&(n as u16).to_le_bytes());
+        let mut len = 3;
+        let mark = 1_usize << (old_width * 8 - 1);
+        for i in 0..n {
+            if len + old_width > buf.len() {
+                feed(&buf[..len]);
+                len = 0;
+            }
+            let (end, none) = self.end(i, width);
+            let word = if none { end | mark } else { end };
+            if old_width == 2 {
+                buf[len..len + 2].copy_from_slice(&(word as u16).to_le_bytes());
+            } else {
+                buf[len..len + 4].copy_from_slice(&(word as u32).to_le_bytes());
+            }
+            len += old_width;
+        }
+        feed(&buf[..len]);
+        feed(self.0.as_bytes().get(base..).unwrap_or_default());
     }
 
     /// Bytes held on the heap.
@@ -162,6 +220,57 @@ mod tests {
             short.iter().collect::<Vec<_>>(),
             vec![Some("a"), None, Some("bc")]
         );
-        assert_eq!(short.heap_size(), 3 + 3 * 2 + 3);
+        assert_eq!(short.heap_size(), 4 + 3 * 2 + 3);
+    }
+
+    /// The canonical bytes as the earlier layout packed them (the digests' input).
+    fn old_layout(values: &[Option<&str>]) -> Vec<u8> {
+        let values: Vec<Option<&str>> =
+            values.iter().map(|v| v.filter(|s| !s.is_empty())).collect();
+        let text: usize = values.iter().map(|v| v.map_or(0, str::len)).sum();
+        let width: usize = if text < 0x8000 { 2 } else { 4 };
+        let mut out = vec![width as u8];
+        out.extend_from_slice(&(values.len() as u16).to_le_bytes());
+        let mut end = 0_usize;
+        for v in &values {
+            end += v.map_or(0, str::len);
+            let word = end | if v.is_none() { 1 << (width * 8 - 1) } else { 0 };
+            if width == 2 {
+                out.extend_from_slice(&(word as u16).to_le_bytes());
+            } else {
+                out.extend_from_slice(&(word as u32).to_le_bytes());
+            }
+        }
+        for s in values.iter().flatten() {
+            out.extend_from_slice(s.as_bytes());
+        }
+        out
+    }
+
+    #[test]
+    fn canonical_bytes_are_the_earlier_layout_at_every_width() {
+        let mid = "y".repeat(10_000);
+        let long = "x".repeat(40_000);
+        let cases: Vec<Vec<Option<&str>>> = vec![
+            vec![],
+            vec![None],
+            vec![Some("a"), None, Some(""), Some("héllo")],
+            vec![Some(mid.as_str()), None, Some("z")],
+            vec![Some("a"), Some(long.as_str()), None, Some("b")],
+            // Headers longer than the canonical writer's buffer, at both widths.
+            [Some("v"), None].repeat(150),
+            [Some(long.as_str()), None, Some("w")].repeat(40),
+        ];
+        for values in cases {
+            let row = Row::new(values.iter().copied());
+            let mut fed = Vec::new();
+            row.canonical(|bytes| fed.extend_from_slice(bytes));
+            let old = old_layout(&values);
+            assert_eq!(fed[..8], (old.len() as u64).to_le_bytes());
+            assert_eq!(fed[8..], old[..]);
+            for (i, v) in values.iter().enumerate() {
+                assert_eq!(row.get(i), v.filter(|s| !s.is_empty()));
+            }
+        }
     }
 }

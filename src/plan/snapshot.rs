@@ -468,9 +468,7 @@ impl MailchimpSide {
         for i in order {
             let m = &self.members[i as usize];
             f.str(m.status.as_str());
-            let bytes = m.row.as_bytes();
-            f.u64(bytes.len() as u64);
-            f.bytes(bytes);
+            m.row.canonical(|bytes| f.bytes(bytes));
             f.u64(m.tags.len() as u64);
             for t in &m.tags {
                 f.u64(*t);
@@ -532,9 +530,7 @@ impl CrmSide {
         for (_, i) in order {
             let r = &self.records[i];
             f.bytes(r.id.as_bytes());
-            let bytes = r.row.as_bytes();
-            f.u64(bytes.len() as u64);
-            f.bytes(bytes);
+            r.row.canonical(|bytes| f.bytes(bytes));
             f.bytes(&[
                 u8::from(r.do_not_bulk_email),
                 u8::from(r.on_list),

@@ -466,7 +466,11 @@ async fn people_are_found_by_email_with_quotes_and_plus_signs() {
     assert!(batches >= 2, "{queries} queries");
     reset_counters(&sandbox).await;
     let found: Vec<_> = client
-        .people_by_emails(MemberType::Contact, &emails, &["emailaddress1", "lastname"])
+        .people_by_emails(
+            MemberType::Contact,
+            emails.clone(),
+            &["emailaddress1", "lastname"],
+        )
         .try_concat()
         .await
         .unwrap();

@@ -46,7 +46,9 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::hash::{DefaultHasher, Hasher as _};
+use std::hash::{BuildHasher as _, Hasher as _};
+
+use foldhash::fast::FixedState;
 
 use uuid::Uuid;
 
@@ -233,13 +235,13 @@ impl Matches {
 /// others (about 12 bytes per record, against ~50 for a map of string keys). Candidates must be
 /// compared with the real key: different keys may share a hash.
 struct Index {
-    heads: HashMap<u64, u32>,
+    heads: HashMap<u64, u32, FixedState>,
     next: Vec<u32>,
 }
 
 impl Index {
     fn build(len: usize, key: impl Fn(usize) -> Option<u64>) -> Self {
-        let mut heads = HashMap::with_capacity(len);
+        let mut heads = HashMap::with_capacity_and_hasher(len, FixedState::default());
         let mut next = vec![NO_MATCH; len];
         for (i, slot) in next.iter_mut().enumerate() {
             if let Some(hash) = key(i) {
@@ -266,17 +268,30 @@ impl Index {
 }
 
 fn hash_id(id: &str) -> u64 {
-    let mut h = DefaultHasher::new();
-    h.write(id.as_bytes());
-    h.finish()
+    FixedState::default().hash_one(id.as_bytes())
 }
 
-/// The hash of [`normalize_email`] of `email`, without allocating.
+/// The hash of [`normalize_email`] of `email`: lower-cased in a stack buffer when ASCII (as
+/// addresses nearly always are), so without allocating; the lower-cased text hashed in 64-byte
+/// pieces either way, so equal addresses hash equal whichever way they were lower-cased.
 fn hash_email(email: &str) -> u64 {
-    let mut h = DefaultHasher::new();
-    for c in email.trim().chars().flat_map(char::to_lowercase) {
-        h.write_u32(u32::from(c));
+    let email = email.trim();
+    let mut h = FixedState::default().build_hasher();
+    if email.is_ascii() {
+        let mut buf = [0_u8; 64];
+        for piece in email.as_bytes().chunks(buf.len()) {
+            let lower = &mut buf[..piece.len()];
+            lower.copy_from_slice(piece);
+            lower.make_ascii_lowercase();
+            h.write(lower);
+        }
+    } else {
+        let lower: String = email.chars().flat_map(char::to_lowercase).collect();
+        for piece in lower.as_bytes().chunks(64) {
+            h.write(piece);
+        }
     }
+    h.write_u8(0xff);
     h.finish()
 }
 
@@ -314,5 +329,10 @@ mod tests {
             hash_email(" Jane@Example.com"),
             hash_email("jane@example.com")
         );
+        // The Kelvin sign lower-cases to an ASCII `k`; long addresses hash piece by piece.
+        assert_eq!(hash_email("\u{212A}@x.io"), hash_email("K@X.IO"));
+        let long = format!("{}@example.com", "Ab".repeat(70));
+        assert_eq!(hash_email(&long), hash_email(&long.to_lowercase()));
+        assert_ne!(hash_email(&long), hash_email(&long[1..]));
     }
 }
