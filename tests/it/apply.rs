@@ -621,3 +621,39 @@ async fn a_saved_plan_skips_records_changed_since_as_stale() {
         "the stale change was not written"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_members_are_added_in_requests_of_the_full_size() {
+    // The executor hands every member to the client in one call, so each AddListMembersList
+    // request carries the sizer's full size (1,000, grown by the creates before it); handing
+    // them over 1,000 at a time split each thousand over the 4 requests in flight (4x the
+    // requests).
+    let env = start(5000).await;
+    let plan = env.plan_json().await;
+    let adds = plan["bindings"][0]["changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .filter(|c| c["action"] == "add_list_member")
+        .count();
+    assert!(adds > 3000, "{adds} members to add");
+    let (out, report) = env.apply_json(&[]).await;
+    assert!(out.status.success(), "{report}");
+    let counters: Value = reqwest::get(format!(
+        "{}/_sandbox/dataverse/requests",
+        env.sandbox.base_url()
+    ))
+    .await
+    .expect("counters answer")
+    .json()
+    .await
+    .expect("counters are JSON");
+    let requests = counters["routes"]["POST AddListMembersList"]
+        .as_u64()
+        .expect("AddListMembersList was sent");
+    assert!(
+        requests <= adds.div_ceil(1000) as u64 + 1,
+        "{requests} AddListMembersList requests for {adds} members"
+    );
+    assert_eq!(env.sandbox.dataverse.count("listmember"), adds);
+}
