@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 pub use super::fields::{Column, FieldRef, Fields, FieldsBuilder, ValueRef};
-use super::row::Row;
+use super::row::{MemberEntry, Row};
 use crate::config::{MemberStatus, MemberType};
 
 /// The version of the plan format this build writes. 2.0: changes name real CRM columns only
@@ -653,19 +653,19 @@ impl MemberRef {
     /// The subscriber hash.
     #[must_use]
     pub fn id(&self) -> &str {
-        self.row.get(0).unwrap_or_default()
+        self.row.member(MemberEntry::Id)
     }
 
     /// Mailchimp's contact id.
     #[must_use]
     pub fn contact_id(&self) -> &str {
-        self.row.get(1).unwrap_or_default()
+        self.row.member(MemberEntry::ContactId)
     }
 
     /// The e-mail address.
     #[must_use]
     pub fn email(&self) -> &str {
-        self.row.get(2).unwrap_or_default()
+        self.row.member(MemberEntry::Email)
     }
 
     fn fields(&self) -> MemberRefFields<'_> {
@@ -782,8 +782,6 @@ pub struct Precondition {
 #[derive(Clone)]
 pub struct MemberVersion(Row);
 
-const VERSION_ENTRY: usize = 3;
-
 impl MemberVersion {
     /// The version in the member row `[id, contact_id, email, last_changed, …]`, sharing it.
     #[must_use]
@@ -794,13 +792,15 @@ impl MemberVersion {
     /// The `last_changed` text.
     #[must_use]
     pub fn as_str(&self) -> &str {
-        self.0.get(VERSION_ENTRY).unwrap_or_default()
+        self.0.member(MemberEntry::LastChanged)
     }
 }
 
 impl From<&str> for MemberVersion {
     fn from(text: &str) -> Self {
-        Self(Row::new([None, None, None, Some(text)]))
+        let entries = (0..MemberEntry::COUNT)
+            .map(|i| (i == MemberEntry::LastChanged as usize).then_some(text));
+        Self(Row::new(entries))
     }
 }
 

@@ -19,6 +19,26 @@ use std::sync::Arc;
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Row(Arc<str>);
 
+/// The entries a member's row starts with, in this order — `[id, contact_id, email,
+/// last_changed, values…]`: the snapshot's members are built so, and the plan's member
+/// references and versions share those rows and read them here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemberEntry {
+    /// The subscriber hash.
+    Id,
+    /// Mailchimp's contact id.
+    ContactId,
+    /// The address as Mailchimp has it.
+    Email,
+    /// `last_changed`, as Mailchimp wrote it.
+    LastChanged,
+}
+
+impl MemberEntry {
+    /// How many entries come before a member's field values.
+    pub const COUNT: usize = 4;
+}
+
 impl Default for Row {
     fn default() -> Self {
         Self::new([])
@@ -126,6 +146,12 @@ impl Row {
         let start = if i == 0 { 0 } else { self.end(i - 1, width).0 };
         let base = HEADER + n * width;
         self.0.get(base + start..base + end)
+    }
+
+    /// A member row's `entry` (empty when none).
+    #[must_use]
+    pub fn member(&self, entry: MemberEntry) -> &str {
+        self.get(entry as usize).unwrap_or_default()
     }
 
     /// Every entry, in order.

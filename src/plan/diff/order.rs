@@ -6,7 +6,7 @@
 use std::cmp::Ordering;
 
 use crate::plan::model::{Action, Change};
-use crate::plan::snapshot::Member;
+use crate::plan::snapshot::{Member, prefix_key};
 
 /// The label a change sorts by within its action: the member's e-mail, else the name.
 fn label(change: &Change) -> &str {
@@ -38,20 +38,13 @@ fn cmp_changes(a: &Change, b: &Change) -> Ordering {
         .then_with(|| a.record.cmp(&b.record))
 }
 
-/// The first eight bytes of `label` lower-cased (as [`cmp_lowercase`] compares it), big-endian
-/// and zero-padded: keys that differ order their labels as the full comparison does.
+/// [`prefix_key`] of `label` lower-cased (as [`cmp_lowercase`] compares it).
 fn label_prefix(label: &str) -> u64 {
-    let mut key = [0_u8; 8];
     if label.is_ascii() {
-        for (k, b) in key.iter_mut().zip(label.bytes()) {
-            *k = b.to_ascii_lowercase();
-        }
+        prefix_key(label.bytes().map(|b| b.to_ascii_lowercase()))
     } else {
-        for (k, b) in key.iter_mut().zip(label.to_lowercase().bytes()) {
-            *k = b;
-        }
+        prefix_key(label.to_lowercase().bytes())
     }
-    u64::from_be_bytes(key)
 }
 
 /// `items` (`(label, position)`) ordered by label lower-cased, then `tie`, then position: an
