@@ -135,6 +135,7 @@ pub(super) async fn observe(
         compact_projected(member, &projection)
     });
     let (tags, members) = futures::try_join!(tags, members)?;
+    let members = crate::plan::diff::in_visit_order(members);
     Ok(MailchimpSide {
         audience: snapshot::Audience {
             id: audience.id,

@@ -433,11 +433,22 @@ impl FieldsBuilder {
         self.put(after);
     }
 
+    /// Room for columns of about `bytes` bytes in all.
+    #[must_use]
+    pub fn with_capacity(bytes: usize) -> Self {
+        Self(Vec::with_capacity(bytes))
+    }
+
     /// One more column, from an owned change.
     pub fn push_owned(&mut self, field: &FieldChange) {
-        put_varint(&mut self.0, u64::from(field.column.id));
-        self.put_value(field.before.as_ref());
-        self.put_value(field.after.as_ref());
+        self.push_values(field.column, field.before.as_ref(), field.after.as_ref());
+    }
+
+    /// One more column, its values owned elsewhere.
+    pub fn push_values(&mut self, column: Column, before: Option<&Value>, after: Option<&Value>) {
+        put_varint(&mut self.0, u64::from(column.id));
+        self.put_value(before);
+        self.put_value(after);
     }
 
     /// No column yet.

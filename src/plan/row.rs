@@ -148,6 +148,12 @@ impl Row {
         self.0.get(base + start..base + end)
     }
 
+    /// The same entries in an allocation of their own (a clone shares the allocation).
+    #[must_use]
+    pub fn copied(&self) -> Self {
+        Self(Arc::from(&*self.0))
+    }
+
     /// A member row's `entry` (empty when none).
     #[must_use]
     pub fn member(&self, entry: MemberEntry) -> &str {

@@ -193,6 +193,17 @@ impl Member {
     pub fn row(&self) -> &Row {
         &self.row
     }
+
+    /// The same member in allocations of its own, made now: members copied in the order they
+    /// will be visited lie in memory in that order.
+    #[must_use]
+    pub fn copied(&self) -> Self {
+        Self {
+            status: self.status,
+            tags: self.tags.clone(),
+            row: self.row.copied(),
+        }
+    }
 }
 
 /// The CRM side, as read.
@@ -414,31 +425,54 @@ pub struct Digests {
     pub crm: String,
 }
 
-/// Feeds values into a hash unambiguously (every item is length-prefixed).
-struct Feed(Sha256);
+/// Feeds values into a hash unambiguously (every item is length-prefixed), through a buffer:
+/// a million members are some twenty million items of a few bytes, and the hash takes them
+/// in 64 KiB pieces rather than one call each.
+struct Feed {
+    hash: Sha256,
+    buffer: Vec<u8>,
+}
+
+/// How many bytes [`Feed`] gathers before hashing them.
+const FEED_BUFFER: usize = 64 * 1024;
 
 impl Feed {
+    fn new() -> Self {
+        Self {
+            hash: Sha256::new(),
+            buffer: Vec::with_capacity(FEED_BUFFER),
+        }
+    }
     fn str(&mut self, s: &str) {
-        self.0.update((s.len() as u64).to_le_bytes());
-        self.0.update(s.as_bytes());
+        self.bytes(&(s.len() as u64).to_le_bytes());
+        self.bytes(s.as_bytes());
     }
     fn opt(&mut self, s: Option<&str>) {
         match s {
-            None => self.0.update([0]),
+            None => self.bytes(&[0]),
             Some(s) => {
-                self.0.update([1]);
+                self.bytes(&[1]);
                 self.str(s);
             }
         }
     }
     fn u64(&mut self, n: u64) {
-        self.0.update(n.to_le_bytes());
+        self.bytes(&n.to_le_bytes());
     }
     fn bytes(&mut self, b: &[u8]) {
-        self.0.update(b);
+        if self.buffer.len() + b.len() > FEED_BUFFER {
+            self.hash.update(&self.buffer);
+            self.buffer.clear();
+            if b.len() > FEED_BUFFER {
+                self.hash.update(b);
+                return;
+            }
+        }
+        self.buffer.extend_from_slice(b);
     }
-    fn finish(self) -> String {
-        format!("sha256:{}", hex::encode(self.0.finalize()))
+    fn finish(mut self) -> String {
+        self.hash.update(&self.buffer);
+        format!("sha256:{}", hex::encode(self.hash.finalize()))
     }
 }
 
@@ -457,7 +491,7 @@ impl MailchimpSide {
     /// `sha256:<hex>` over the audience, its tags and its members, sorted.
     #[must_use]
     pub fn digest(&self) -> String {
-        let mut f = Feed(Sha256::new());
+        let mut f = Feed::new();
         f.str("mailchimp/1");
         f.str(&self.audience.id);
         f.str(&self.audience.name);
@@ -492,7 +526,7 @@ impl CrmSide {
     /// `sha256:<hex>` over the Audience record, the list, the Tag records and the records, sorted.
     #[must_use]
     pub fn digest(&self) -> String {
-        let mut f = Feed(Sha256::new());
+        let mut f = Feed::new();
         f.str("crm/1");
         match &self.audience {
             None => f.bytes(&[0]),

@@ -12,7 +12,7 @@
 //!   unsubscribed or was cleaned and `on_unsubscribe: remove`. Records are never deleted.
 //!   Unmanaged list members (no stored id) are listed as kept and never removed.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use uuid::Uuid;
 
@@ -21,8 +21,10 @@ use super::order::members_by_email;
 use super::tags::TagPlan;
 use super::{Diff, member_ref, opt_text, text};
 use crate::config::{FieldMapping, FieldPolicy, UnsubscribePolicy};
+use crate::dataverse::columns::ColumnType;
 use crate::domain::{MemberStatus, MemberType};
 use crate::plan::convert::{self, Converted};
+use crate::plan::fields::{FieldsBuilder, ValueRef};
 use crate::plan::ids;
 use crate::plan::model::{
     Action, Change, Column, FieldChange, Fields, Problem, ProblemCode, Reason, UnmanagedMember,
@@ -45,6 +47,27 @@ struct Layout {
     col_of: Vec<Option<usize>>,
     /// Per mapping: the key its column is written under, shared by every change.
     write_as: Vec<Column>,
+    /// Per mapping: its column's type, when the CRM says it.
+    type_of: Vec<Option<ColumnType>>,
+    /// The keys of the columns every new record gets: e-mail, stored id, subscriber status.
+    email_key: Column,
+    id_key: Column,
+    status_key: Column,
+}
+
+/// A value of a new record: member text that goes in whole is borrowed, the rest owned (a
+/// first sync creates a record per member).
+enum NewValue<'m> {
+    Text(&'m str),
+    Owned(Value),
+}
+
+/// Set `column` to `value`, replacing a value set before (a few columns: a linear search).
+fn put_column<'m>(columns: &mut Vec<(Column, NewValue<'m>)>, column: Column, value: NewValue<'m>) {
+    match columns.iter_mut().find(|(c, _)| *c == column) {
+        Some(slot) => slot.1 = value,
+        None => columns.push((column, value)),
+    }
 }
 
 fn is_consent_status(status: MemberStatus) -> bool {
@@ -116,6 +139,13 @@ impl<'a> Diff<'a> {
                 .iter()
                 .map(|f| self.col(&self.write_key(&f.column)))
                 .collect(),
+            type_of: fields
+                .iter()
+                .map(|f| crm.column_types.get(&f.column).cloned())
+                .collect(),
+            email_key: self.col(EMAIL_COLUMN),
+            id_key: self.col(id_column),
+            status_key: self.col(&self.names.subscriber_status_column),
         })
     }
 
@@ -332,16 +362,24 @@ impl<'a> Diff<'a> {
         let mut columns = self.new_record_columns(m, id, layout);
         if consent {
             // the consent change writes the status; do not write it twice
-            columns.remove(self.names.subscriber_status_column.as_str());
+            columns.retain(|(c, _)| *c != layout.status_key);
         }
-        let fields: Fields = columns
-            .into_iter()
-            .map(|(column, value)| FieldChange {
-                column,
-                before: None,
-                after: Some(value),
+        columns.sort_unstable_by_key(|(column, _)| *column);
+        let text: usize = columns
+            .iter()
+            .map(|(_, v)| match v {
+                NewValue::Text(t) => t.len(),
+                NewValue::Owned(_) => 16,
             })
-            .collect();
+            .sum();
+        let mut fields = FieldsBuilder::with_capacity(text + 8 * columns.len());
+        for (column, value) in &columns {
+            match value {
+                NewValue::Text(t) => fields.push(*column, None, Some(ValueRef::Text(t))),
+                NewValue::Owned(v) => fields.push_values(*column, None, Some(v)),
+            }
+        }
+        let fields = fields.build();
         let create = self
             .member_change(Action::CreateRecord, Reason::MemberMissingInCrm, id, m)
             .fields(fields)
@@ -359,10 +397,11 @@ impl<'a> Diff<'a> {
         &mut self,
         m: &'a Member,
         mapping: &FieldMapping,
+        ty: Option<&ColumnType>,
         raw: &str,
         record: Uuid,
     ) -> Option<Converted> {
-        let Some(ty) = self.snapshot.crm.column_types.get(&mapping.column) else {
+        let Some(ty) = ty else {
             return Some(Converted {
                 value: Value::Text(raw.to_owned()),
                 trimmed_from: None,
@@ -417,39 +456,54 @@ impl<'a> Diff<'a> {
         convert::write_key(column, self.snapshot.crm.column_types.get(column))
     }
 
-    /// The columns of a new record: mapped fields, the e-mail, the stored id, lead templates.
+    /// The columns of a new record: mapped fields, the e-mail, the stored id, lead templates
+    /// (a later one replaces an earlier one of the same column), unordered.
     fn new_record_columns(
         &mut self,
         m: &'a Member,
         record: Uuid,
         layout: &Layout,
-    ) -> BTreeMap<Column, Value> {
-        let mut columns: BTreeMap<Column, Value> = BTreeMap::new();
+    ) -> Vec<(Column, NewValue<'a>)> {
+        let mut columns: Vec<(Column, NewValue<'a>)> =
+            Vec::with_capacity(layout.write_as.len() + 2);
         let binding = self.binding;
-        let mappings = binding.fields.iter().zip(&layout.path_of);
-        for ((mapping, path), write_as) in mappings.zip(&layout.write_as) {
+        let mappings = binding
+            .fields
+            .iter()
+            .zip(&layout.path_of)
+            .zip(&layout.write_as)
+            .zip(&layout.type_of);
+        for (((mapping, path), write_as), ty) in mappings {
             let Some(raw) = path.and_then(|p| m.value(p)) else {
                 continue;
             };
-            if let Some(converted) = self.mapped_value(m, mapping, raw, record) {
-                self.trimmed(m, mapping, &converted, record);
-                columns.insert(*write_as, converted.value);
-            }
+            let value = match ty {
+                // as `convert::member_value` does, without the copy: text that fits goes as is
+                // (UTF-16 units never outnumber UTF-8 bytes)
+                Some(ColumnType::Text { max_len }) if raw.len() <= *max_len as usize => {
+                    NewValue::Text(raw)
+                }
+                None => NewValue::Text(raw),
+                Some(ty) => {
+                    let Some(converted) = self.mapped_value(m, mapping, Some(ty), raw, record)
+                    else {
+                        continue;
+                    };
+                    self.trimmed(m, mapping, &converted, record);
+                    NewValue::Owned(converted.value)
+                }
+            };
+            put_column(&mut columns, *write_as, value);
         }
-        if !columns.contains_key(EMAIL_COLUMN) {
-            columns.insert(self.col(EMAIL_COLUMN), Value::Text(m.email().to_owned()));
+        if !columns.iter().any(|(c, _)| *c == layout.email_key) {
+            columns.push((layout.email_key, NewValue::Text(m.email())));
         }
-        columns.insert(
-            self.col(
-                self.names
-                    .mailchimp_id_column(self.binding.list.member_type),
-            ),
-            Value::Text(m.contact_id().to_owned()),
-        );
+        put_column(&mut columns, layout.id_key, NewValue::Text(m.contact_id()));
         if self.binding.list.member_type == MemberType::Lead {
             let paths = &self.snapshot.mailchimp;
             for (column, template) in &self.binding.lead_values {
-                if columns.contains_key(column.as_str()) {
+                let column = self.col(column);
+                if columns.iter().any(|(c, _)| *c == column) {
                     continue;
                 }
                 let rendered = template.render(|path| {
@@ -459,7 +513,7 @@ impl<'a> Diff<'a> {
                         .map(str::to_owned)
                 });
                 if !rendered.is_empty() {
-                    columns.insert(self.col(column), Value::Text(rendered));
+                    columns.push((column, NewValue::Owned(Value::Text(rendered))));
                 }
             }
         }
@@ -493,8 +547,9 @@ impl<'a> Diff<'a> {
             .iter()
             .zip(&layout.path_of)
             .zip(&layout.col_of)
-            .zip(&layout.write_as);
-        for (((mapping, path), col), write_as) in mappings {
+            .zip(&layout.write_as)
+            .zip(&layout.type_of);
+        for ((((mapping, path), col), write_as), ty) in mappings {
             let Some(col) = *col else { continue };
             if skip_status == Some(col) || col == id_col || !seen.insert(col) {
                 continue;
@@ -505,7 +560,7 @@ impl<'a> Diff<'a> {
             let old = rec
                 .value(col)
                 .map(|old| self.crm_value(&mapping.column, old));
-            let Some(new) = self.mapped_value(m, mapping, raw, rec.id) else {
+            let Some(new) = self.mapped_value(m, mapping, ty.as_ref(), raw, rec.id) else {
                 continue;
             };
             let write = match mapping.policy {

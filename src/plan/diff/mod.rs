@@ -52,6 +52,7 @@ use uuid::Uuid;
 
 pub use self::guard::{GuardInput, removal_guard};
 pub use self::matching::{is_valid_email, normalize_email};
+pub use self::order::in_visit_order;
 use super::ids;
 use super::model::{
     Action, AudienceRef, BindingPlan, Change, Column, ListRef, MemberRef, MemberVersion, Problem,

@@ -88,6 +88,21 @@ pub(super) fn members_by_email(members: &[Member]) -> Vec<u32> {
     })
 }
 
+/// `members` in the order the diff visits them ([`members_by_email`]), each copied into memory
+/// of its own in that order: the diff and the renderers then read a million members' rows one
+/// after the other instead of at random (first touches of rows in read order were a tenth of a
+/// million-member plan's CPU). The copies are all made before the originals are freed, so that
+/// they do not fill the originals' scattered holes.
+#[must_use]
+pub fn in_visit_order(members: Vec<Member>) -> Vec<Member> {
+    let copies: Vec<Member> = members_by_email(&members)
+        .into_iter()
+        .map(|i| members[i as usize].copied())
+        .collect();
+    drop(members);
+    copies
+}
+
 /// Which actions' changes were made in plan order: each change is compared with the last one of
 /// its action as it is made (while its member's row is still in the cache), so that sorting
 /// skips those actions without reading their labels again.
@@ -186,6 +201,36 @@ mod tests {
 
     use super::*;
     use crate::plan::model::{MemberRef, Reason, Shared};
+
+    #[test]
+    fn members_are_copied_in_the_order_they_are_visited() {
+        let member = |id: &str, email: &str, tags: Vec<u64>| {
+            Member::new(
+                id,
+                "c",
+                email,
+                crate::config::MemberStatus::Subscribed,
+                "2024-01-01T00:00:00+00:00",
+                [Some("v")],
+                tags,
+            )
+        };
+        let members = vec![
+            member("1", "zed@x.io", vec![2, 1]),
+            member("2", "Amy@x.io", vec![]),
+            member("3", "bob@x.io", vec![7]),
+            member("4", "amy@x.io", vec![3]),
+        ];
+        let expected: Vec<Member> = members_by_email(&members)
+            .into_iter()
+            .map(|i| members[i as usize].clone())
+            .collect();
+        let ordered = in_visit_order(members);
+        assert_eq!(ordered, expected);
+        let ids: Vec<&str> = ordered.iter().map(Member::id).collect();
+        assert_eq!(ids, ["2", "4", "3", "1"]);
+        assert_eq!(members_by_email(&ordered), [0, 1, 2, 3]);
+    }
 
     #[test]
     fn changes_sort_as_their_sort_key_says() {

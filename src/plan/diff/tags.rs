@@ -6,6 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use foldhash::fast::FixedState;
 use uuid::Uuid;
 
 use super::{Diff, text};
@@ -18,8 +19,9 @@ use crate::plan::snapshot::{Member, TagRecord};
 
 /// What the tag step decided, for the member step.
 pub(super) struct TagPlan {
-    /// Synced: Mailchimp tag id → Tag record id (existing or to be created).
-    synced: HashMap<u64, Uuid>,
+    /// Synced: Mailchimp tag id → Tag record id (existing or to be created); looked up for
+    /// every tag of every member, so with a fast hash.
+    synced: HashMap<u64, Uuid, FixedState>,
     /// Tag records whose links the tool manages (this audience's, not being removed).
     managed: BTreeSet<Uuid>,
 }
@@ -28,7 +30,7 @@ impl<'a> Diff<'a> {
     /// Tag records: create, rename, remove; and what the member step links to.
     pub(super) fn tags(&mut self) -> TagPlan {
         let mut out = TagPlan {
-            synced: HashMap::new(),
+            synced: HashMap::default(),
             managed: BTreeSet::new(),
         };
         let rules = &self.binding.tags;
