@@ -43,6 +43,7 @@
 //! - The API key is sent only as HTTP Basic credentials; it is never logged or shown by `Debug`.
 
 mod error;
+mod member_key;
 mod members;
 mod paging;
 mod projection;
@@ -61,6 +62,7 @@ use tokio::sync::Semaphore;
 
 use self::error::ProblemBody;
 pub use self::error::{Error, FieldError};
+pub use self::member_key::MemberKey;
 pub use self::projection::{Projected, Projection};
 pub use self::row::{FullMembers, MemberRow, Page, PageDecoder};
 use self::types::RawAudience;

@@ -31,6 +31,10 @@
 
 use std::collections::HashSet;
 
+use foldhash::fast::FixedState;
+
+use super::MemberKey;
+
 /// Members shared by consecutive windows: shifts of fewer members between two windows cost
 /// nothing.
 pub const OVERLAP: usize = 25;
@@ -66,7 +70,7 @@ pub struct GaveUp {
 #[derive(Debug)]
 struct Window {
     offset: usize,
-    ids: HashSet<String>,
+    ids: HashSet<MemberKey, FixedState>,
 }
 
 /// The paging decisions of one pass over one filtered, sorted set.
@@ -82,7 +86,8 @@ pub struct Pager {
     restarts: u32,
     shifts: u32,
     generation: u64,
-    seen: HashSet<String>,
+    /// Every member yielded (a million ids as numbers, not strings).
+    seen: HashSet<MemberKey, FixedState>,
     done: bool,
 }
 
@@ -100,7 +105,7 @@ impl Pager {
             restarts: 0,
             shifts: 0,
             generation: 0,
-            seen: HashSet::new(),
+            seen: HashSet::default(),
             done: false,
         }
     }
@@ -142,7 +147,9 @@ impl Pager {
     pub fn accept(&mut self, offset: usize, ids: &[&str], total: usize) -> Result<Step, GaveUp> {
         let anchored = match &self.previous {
             None => true,
-            Some(previous) => ids.iter().any(|id| previous.ids.contains(*id)),
+            Some(previous) => ids
+                .iter()
+                .any(|id| previous.ids.contains(&MemberKey::of(id))),
         };
         if !anchored {
             return self.shifted(offset);
@@ -157,12 +164,12 @@ impl Pager {
         let fresh: Vec<usize> = ids
             .iter()
             .enumerate()
-            .filter(|(_, id)| self.seen.insert((**id).to_owned()))
+            .filter(|(_, id)| self.seen.insert(MemberKey::of(id)))
             .map(|(i, _)| i)
             .collect();
         self.previous = Some(Window {
             offset,
-            ids: ids.iter().map(|id| (*id).to_owned()).collect(),
+            ids: ids.iter().map(|id| MemberKey::of(id)).collect(),
         });
         if ids.len() < self.page {
             self.done = true;

@@ -34,7 +34,9 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt;
 
 use crate::config::MemberStatus;
-use crate::mailchimp::{self, ALL_STATUSES, MemberOrder, MemberQuery, MemberRow, PageDecoder};
+use crate::mailchimp::{
+    self, ALL_STATUSES, MemberKey, MemberOrder, MemberQuery, MemberRow, PageDecoder,
+};
 
 /// How far before the server's clock the catch-up starts: covers the `Date` header's whole
 /// seconds, `since_last_changed` being exclusive, and skew between Mailchimp's servers.
@@ -51,34 +53,8 @@ pub fn read_start(now: DateTime<Utc>) -> DateTime<Utc> {
 #[derive(Debug)]
 pub struct Merged<T> {
     slots: Vec<Option<Slot<T>>>,
-    by_key: HashMap<Key, usize, FixedState>,
+    by_key: HashMap<MemberKey, usize, FixedState>,
     seq: u64,
-}
-
-/// A member's identity as a map key: Mailchimp's ids are 32 hex digits (the MD5 of the
-/// lower-cased address), kept as a number, so a million members are no million strings.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-enum Key {
-    Hex(u128),
-    Text(Box<str>),
-}
-
-impl Key {
-    fn of(key: &str) -> Self {
-        // Upper-case hex would parse to the same number as lower-case: only lower-case is
-        // taken as a number, so distinct strings stay distinct keys.
-        let lower_hex = key.len() == 32
-            && key
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-        match lower_hex
-            .then(|| u128::from_str_radix(key, 16).ok())
-            .flatten()
-        {
-            Some(n) => Self::Hex(n),
-            None => Self::Text(key.into()),
-        }
-    }
 }
 
 #[derive(Debug)]
@@ -117,7 +93,7 @@ impl<T> Merged<T> {
     pub fn observe(&mut self, key: &str, last_changed: i64, value: Option<T>) {
         self.seq += 1;
         let version = (last_changed, self.seq);
-        let key = Key::of(key);
+        let key = MemberKey::of(key);
         match self.by_key.get(&key) {
             Some(&i) => {
                 if let Some(slot) = &mut self.slots[i] {
