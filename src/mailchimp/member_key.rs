@@ -18,14 +18,19 @@ impl MemberKey {
     pub fn of(id: &str) -> Self {
         // Upper-case hex would parse to the same number as lower-case: only lower-case is
         // taken as a number, so distinct strings stay distinct keys.
-        let lower_hex = id.len() == 32
-            && id
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-        match lower_hex
-            .then(|| u128::from_str_radix(id, 16).ok())
-            .flatten()
-        {
+        let number = (id.len() == 32)
+            .then(|| {
+                id.bytes().try_fold(0_u128, |n, b| {
+                    let digit = match b {
+                        b'0'..=b'9' => b - b'0',
+                        b'a'..=b'f' => b - b'a' + 10,
+                        _ => return None,
+                    };
+                    Some(n << 4 | u128::from(digit))
+                })
+            })
+            .flatten();
+        match number {
             Some(n) => Self(Repr::Hex(n)),
             None => Self(Repr::Text(id.into())),
         }
@@ -47,5 +52,13 @@ mod tests {
             MemberKey::of("0123456789abcdef0123456789abcdee")
         );
         assert_eq!(MemberKey::of("not hex"), MemberKey::of("not hex"));
+        assert_eq!(
+            MemberKey::of(id),
+            MemberKey(Repr::Hex(0x0123_4567_89ab_cdef_0123_4567_89ab_cdef))
+        );
+        assert_eq!(
+            MemberKey::of(&"f".repeat(32)),
+            MemberKey(Repr::Hex(u128::MAX))
+        );
     }
 }

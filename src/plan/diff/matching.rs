@@ -144,6 +144,10 @@ pub(super) fn match_members(
         conflicts: HashMap::new(),
         claimed: vec![false; records.len()],
     };
+    if records.is_empty() {
+        // a first sync: nothing to match, and no member's row needs reading for it
+        return out;
+    }
     let member_count = u32::try_from(members.len()).unwrap_or(u32::MAX);
     let mut found: Vec<u32> = Vec::new();
     for mi in 0..member_count {
@@ -156,17 +160,19 @@ pub(super) fn match_members(
         );
         out.settle(mi, &found, records, ProblemCode::DuplicateMailchimpId);
     }
+    // hashed in the order the members lie in memory; visited in the order of their ids, where
+    // a member's row is read again only for a record with the same hash
+    let email_hashes: Vec<u64> = members.iter().map(|m| hash_email(m.email())).collect();
     for mi in member_order(members) {
         if out.per_member[mi as usize] != NO_MATCH {
             continue;
         }
-        let email = members[mi as usize].email();
         found.clear();
-        found.extend(by_email.candidates(hash_email(email)).filter(|&r| {
+        found.extend(by_email.candidates(email_hashes[mi as usize]).filter(|&r| {
             !out.claimed[r as usize]
                 && records[r as usize]
                     .value(email_col)
-                    .is_some_and(|e| same_email(e, email))
+                    .is_some_and(|e| same_email(e, members[mi as usize].email()))
         }));
         out.settle(mi, &found, records, ProblemCode::DuplicateEmail);
     }
