@@ -216,7 +216,11 @@ mod tests {
         let path = dir.path().join("plan.json");
         let error = save(&plan, &path, Some(Closed { room: 10 })).unwrap_err();
         assert_eq!(error.to_string(), "cannot write the plan to stdout");
-        assert!(files_in(dir.path()).is_empty(), "{:?}", files_in(dir.path()));
+        assert!(
+            files_in(dir.path()).is_empty(),
+            "{:?}",
+            files_in(dir.path())
+        );
     }
 
     #[test]

@@ -29,7 +29,9 @@ macro_rules! refuse {
 }
 
 /// Writes an object key.
-pub(super) struct KeySerializer<'a, W, const PRETTY: bool>(pub(super) &'a mut Serializer<W, PRETTY>);
+pub(super) struct KeySerializer<'a, W, const PRETTY: bool>(
+    pub(super) &'a mut Serializer<W, PRETTY>,
+);
 
 impl<W: Write, const PRETTY: bool> KeySerializer<'_, W, PRETTY> {
     fn quoted(self, write: impl FnOnce(&mut Serializer<W, PRETTY>)) -> Result<(), Error> {
@@ -77,7 +79,11 @@ impl<W: Write, const PRETTY: bool> ser::Serializer for KeySerializer<'_, W, PRET
         ser::Serializer::collect_str(self.0, value)
     }
     fn serialize_bool(self, v: bool) -> Result<(), Error> {
-        self.quoted(|s| s.out.buf.extend_from_slice(if v { b"true" } else { b"false" }))
+        self.quoted(|s| {
+            s.out
+                .buf
+                .extend_from_slice(if v { b"true" } else { b"false" })
+        })
     }
     fn serialize_i8(self, v: i8) -> Result<(), Error> {
         self.quoted(|s| s.integer(v))

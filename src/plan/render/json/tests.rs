@@ -13,10 +13,16 @@ use super::*;
 fn assert_same<T: ?Sized + Serialize>(value: &T) {
     let pretty = to_writer_pretty(Vec::new(), value).expect("ours, pretty");
     let theirs = serde_json::to_vec_pretty(value).expect("serde_json, pretty");
-    assert_eq!(String::from_utf8_lossy(&pretty), String::from_utf8_lossy(&theirs));
+    assert_eq!(
+        String::from_utf8_lossy(&pretty),
+        String::from_utf8_lossy(&theirs)
+    );
     let compact = to_writer_compact(Vec::new(), value).expect("ours, compact");
     let theirs = serde_json::to_vec(value).expect("serde_json, compact");
-    assert_eq!(String::from_utf8_lossy(&compact), String::from_utf8_lossy(&theirs));
+    assert_eq!(
+        String::from_utf8_lossy(&compact),
+        String::from_utf8_lossy(&theirs)
+    );
 }
 
 /// Strings made of what needs escaping, what must not be escaped, and plain runs long enough to
@@ -159,7 +165,9 @@ fn every_shape_of_serdes_data_model_is_written_as_serde_json_writes_it() {
             Shapes::Tuple(-1, 0.1),
             Shapes::EmptyTuple(),
             Shapes::Struct { a: '"', b: None },
-            Shapes::Struct { a: 'é', b: Some(9) },
+            Shapes::Struct {
+                a: 'é', b: Some(9)
+            },
             Shapes::EmptyStruct {},
         ],
         bytes: &[0, 127, 255],
@@ -242,7 +250,10 @@ fn keys_serde_json_quotes_are_quoted_and_keys_it_refuses_are_refused() {
             serde_json::to_vec(&Entries(vec![(f32::INFINITY, 1)])).err(),
         ),
     ] {
-        refused(ours.expect("we refuse"), theirs.expect("serde_json refuses"));
+        refused(
+            ours.expect("we refuse"),
+            theirs.expect("serde_json refuses"),
+        );
     }
     assert!(matches!(
         to_writer_compact(Vec::new(), &Entries(vec![(vec![1], 1)])),
@@ -284,5 +295,44 @@ fn the_plan_scenarios_are_written_as_serde_json_writes_them() {
     for binding in &plan.bindings {
         assert_same(binding);
         assert_same(&binding.changes);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// Members with arbitrary names (controls, quotes, non-ASCII) on top of the fixed scenario:
+    /// new contacts, updates of stale names, do-not-e-mail flips.
+    #[test]
+    fn plans_of_arbitrary_member_data_are_written_as_serde_json_writes_them(
+        members in prop::collection::vec((text(), text(), text(), 0u8..3), 1..10)
+    ) {
+        use crate::config::MemberStatus::Subscribed;
+        use crate::plan::fixture::{Builder, plan_of, scenario, uuid};
+
+        let (bindings, names, mut snapshots) = scenario();
+        let id_col = names.contact_mailchimp_id_column.clone();
+        let status_col = names.subscriber_status_column.clone();
+        let mut builder = Builder { snapshot: snapshots[0].clone() };
+        for (i, (first, last, stale, kind)) in members.iter().enumerate() {
+            let email = format!("p{i}@example.org");
+            let fields = [("merge_fields.FNAME", first.as_str()), ("merge_fields.LNAME", last.as_str())];
+            builder = builder.member(&email, Subscribed, &fields, &[1]);
+            if *kind > 0 {
+                let contact = format!("c-p{i}");
+                let columns = [
+                    ("emailaddress1", email.as_str()),
+                    (id_col.as_str(), contact.as_str()),
+                    ("firstname", stale.as_str()),
+                    ("lastname", last.as_str()),
+                    (status_col.as_str(), "subscribed"),
+                ];
+                let id = uuid(0x20_0000 + i as u128);
+                builder = builder.record(id, &columns, *kind == 2, &[], true);
+            }
+        }
+        snapshots[0] = builder.build();
+        let plan = plan_of(&bindings, &names, &snapshots);
+        assert_same(&plan);
     }
 }
