@@ -4,7 +4,7 @@
 //! into a sink, best of `--runs`, in CPU seconds of this thread (from `/proc/thread-self/stat`).
 //!
 //! ```text
-//! cargo run --release --example bench_json -- plan.json --runs 5
+//! cargo run --release --example bench_json -- plan.json --runs 5 [--ours-only]
 //! ```
 
 use std::io::Write as _;
@@ -19,7 +19,10 @@ fn cpu_seconds() -> anyhow::Result<f64> {
     let rest = stat.rsplit_once(')').context("a /proc stat line")?.1;
     let fields: Vec<&str> = rest.split_whitespace().collect();
     let ticks = |i: usize| -> anyhow::Result<f64> {
-        Ok(fields.get(i).context("a /proc stat field")?.parse::<f64>()?)
+        Ok(fields
+            .get(i)
+            .context("a /proc stat field")?
+            .parse::<f64>()?)
     };
     // utime and stime are the 14th and 15th fields of the whole line: 12th and 13th here.
     Ok((ticks(11)? + ticks(12)?) / 100.0)
@@ -69,15 +72,22 @@ fn main() -> anyhow::Result<()> {
         render::write_json(&plan, &mut sink)?;
         Ok(sink.0)
     })?;
-    let serde_pretty = best(runs, || {
+    let runs_serde = if args.iter().any(|a| a == "--ours-only") {
+        0
+    } else {
+        runs
+    };
+    let serde_pretty = best(runs_serde, || {
         let mut out = std::io::BufWriter::with_capacity(1 << 20, Count::default());
         let mut ser = serde_json::Serializer::pretty(&mut out);
         serde::Serialize::serialize(&plan, &mut ser)?;
         out.write_all(b"\n")?;
         Ok(out.into_inner().map_err(|e| e.into_error())?.0)
     })?;
-    let ours_compact = best(runs, || Ok(render::to_writer_compact(Count::default(), &plan)?.0))?;
-    let serde_compact = best(runs, || {
+    let ours_compact = best(runs, || {
+        Ok(render::to_writer_compact(Count::default(), &plan)?.0)
+    })?;
+    let serde_compact = best(runs_serde, || {
         let mut out = std::io::BufWriter::with_capacity(1 << 20, Count::default());
         serde_json::to_writer(&mut out, &plan)?;
         Ok(out.into_inner().map_err(|e| e.into_error())?.0)

@@ -45,15 +45,33 @@ fn next_escape(bytes: &[u8], mut from: usize) -> Option<usize> {
             let word = (word(&bytes[start..]) & unread) | (lanes(b' ') & !unread);
             (start, needs_escape(word))
         }
-        None => {
-            let mut padded = [b' '; 8];
-            for (lane, byte) in padded.iter_mut().zip(&bytes[from..]) {
-                *lane = *byte;
-            }
-            (from, needs_escape(u64::from_le_bytes(padded)))
-        }
+        None => (from, needs_escape(short_word(&bytes[from..]))),
     };
     (flags != 0).then(|| start + (flags.trailing_zeros() / 8) as usize)
+}
+
+/// Fewer than eight bytes (at least one) as a little-endian word padded with spaces, read in
+/// two overlapping loads (no copy through memory: a word loaded right after byte stores stalls).
+fn short_word(rest: &[u8]) -> u64 {
+    let n = rest.len();
+    let low_lanes = (1u64 << (8 * n)) - 1;
+    let word = if n >= 4 {
+        let head = u64::from(u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]));
+        let tail = u64::from(u32::from_le_bytes([
+            rest[n - 4],
+            rest[n - 3],
+            rest[n - 2],
+            rest[n - 1],
+        ]));
+        head | tail << (8 * (n - 4))
+    } else if n >= 2 {
+        let head = u64::from(u16::from_le_bytes([rest[0], rest[1]]));
+        let tail = u64::from(u16::from_le_bytes([rest[n - 2], rest[n - 1]]));
+        head | tail << (8 * (n - 2))
+    } else {
+        u64::from(rest[0])
+    };
+    word | (lanes(b' ') & !low_lanes)
 }
 
 /// Eight bytes as a little-endian word (the first byte lowest).
