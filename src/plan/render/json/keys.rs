@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde::ser::{self, Impossible};
 
 use super::Error;
-use super::ser::Serializer;
+use super::ser::{Serializer, integers};
 
 /// The struct name and field by which serde_json's `RawValue` serializes itself.
 pub(super) const RAW_VALUE_TOKEN: &str = "$serde_json::private::RawValue";
@@ -85,35 +85,10 @@ impl<W: Write, const PRETTY: bool> ser::Serializer for KeySerializer<'_, W, PRET
                 .extend_from_slice(if v { b"true" } else { b"false" })
         })
     }
-    fn serialize_i8(self, v: i8) -> Result<(), Error> {
-        self.quoted(|s| s.integer(v))
-    }
-    fn serialize_i16(self, v: i16) -> Result<(), Error> {
-        self.quoted(|s| s.integer(v))
-    }
-    fn serialize_i32(self, v: i32) -> Result<(), Error> {
-        self.quoted(|s| s.integer(v))
-    }
-    fn serialize_i64(self, v: i64) -> Result<(), Error> {
-        self.quoted(|s| s.integer(v))
-    }
-    fn serialize_i128(self, v: i128) -> Result<(), Error> {
-        self.quoted(|s| s.integer(v))
-    }
-    fn serialize_u8(self, v: u8) -> Result<(), Error> {
-        self.quoted(|s| s.integer(v))
-    }
-    fn serialize_u16(self, v: u16) -> Result<(), Error> {
-        self.quoted(|s| s.integer(v))
-    }
-    fn serialize_u32(self, v: u32) -> Result<(), Error> {
-        self.quoted(|s| s.integer(v))
-    }
-    fn serialize_u64(self, v: u64) -> Result<(), Error> {
-        self.quoted(|s| s.integer(v))
-    }
-    fn serialize_u128(self, v: u128) -> Result<(), Error> {
-        self.quoted(|s| s.integer(v))
+    integers! { |s, v| s.quoted(|s| s.integer(v))?;
+        serialize_i8: i8, serialize_i16: i16, serialize_i32: i32, serialize_i64: i64,
+        serialize_i128: i128, serialize_u8: u8, serialize_u16: u16, serialize_u32: u32,
+        serialize_u64: u64, serialize_u128: u128,
     }
     fn serialize_f32(self, v: f32) -> Result<(), Error> {
         if !v.is_finite() {

@@ -12,6 +12,19 @@ use super::escape::escape_into;
 use super::keys::{KeySerializer, RAW_VALUE_TOKEN, RawSerializer};
 use super::out::Out;
 
+/// The integer methods of a serializer: each writes its value with `$write` (on the serializer
+/// `$s` and the value `$v`). Shared with the key serializer (which quotes them).
+macro_rules! integers {
+    (|$s:ident, $v:ident| $write:expr; $($method:ident: $ty:ty),* $(,)?) => {$(
+        fn $method(self, $v: $ty) -> Result<(), Error> {
+            let $s = self;
+            $write;
+            Ok(())
+        }
+    )*};
+}
+pub(super) use integers;
+
 /// A JSON writer: pretty when `PRETTY`, else compact.
 pub(super) struct Serializer<W, const PRETTY: bool> {
     pub(super) out: Out<W>,
@@ -154,6 +167,15 @@ impl<W: Write, const PRETTY: bool> Compound<'_, W, PRETTY> {
             self.ser.close(bracket);
         }
     }
+
+    /// The end of a tuple or struct variant's value, then of the object around it.
+    fn end_variant(self, bracket: u8) {
+        let ser = &mut *self.ser;
+        if self.state != State::Empty {
+            ser.close(bracket);
+        }
+        ser.variant_end();
+    }
 }
 
 impl<'a, W: Write, const PRETTY: bool> ser::Serializer for &'a mut Serializer<W, PRETTY> {
@@ -172,45 +194,10 @@ impl<'a, W: Write, const PRETTY: bool> ser::Serializer for &'a mut Serializer<W,
         self.out.buf.extend_from_slice(text);
         Ok(())
     }
-    fn serialize_i8(self, v: i8) -> Result<(), Error> {
-        self.integer(v);
-        Ok(())
-    }
-    fn serialize_i16(self, v: i16) -> Result<(), Error> {
-        self.integer(v);
-        Ok(())
-    }
-    fn serialize_i32(self, v: i32) -> Result<(), Error> {
-        self.integer(v);
-        Ok(())
-    }
-    fn serialize_i64(self, v: i64) -> Result<(), Error> {
-        self.integer(v);
-        Ok(())
-    }
-    fn serialize_i128(self, v: i128) -> Result<(), Error> {
-        self.integer(v);
-        Ok(())
-    }
-    fn serialize_u8(self, v: u8) -> Result<(), Error> {
-        self.integer(v);
-        Ok(())
-    }
-    fn serialize_u16(self, v: u16) -> Result<(), Error> {
-        self.integer(v);
-        Ok(())
-    }
-    fn serialize_u32(self, v: u32) -> Result<(), Error> {
-        self.integer(v);
-        Ok(())
-    }
-    fn serialize_u64(self, v: u64) -> Result<(), Error> {
-        self.integer(v);
-        Ok(())
-    }
-    fn serialize_u128(self, v: u128) -> Result<(), Error> {
-        self.integer(v);
-        Ok(())
+    integers! { |s, v| s.integer(v);
+        serialize_i8: i8, serialize_i16: i16, serialize_i32: i32, serialize_i64: i64,
+        serialize_i128: i128, serialize_u8: u8, serialize_u16: u16, serialize_u32: u32,
+        serialize_u64: u64, serialize_u128: u128,
     }
     fn serialize_f32(self, v: f32) -> Result<(), Error> {
         if v.is_finite() {
@@ -353,40 +340,27 @@ impl<'a, W: Write, const PRETTY: bool> ser::Serializer for &'a mut Serializer<W,
     }
 }
 
-impl<W: Write, const PRETTY: bool> ser::SerializeSeq for Compound<'_, W, PRETTY> {
-    type Ok = ();
-    type Error = Error;
-    fn serialize_element<T: ?Sized + Serialize>(&mut self, value: &T) -> Result<(), Error> {
-        self.element(value)
-    }
-    fn end(self) -> Result<(), Error> {
-        Compound::end(self, b']');
-        Ok(())
-    }
+/// The sequence traits, each an array: `$add` writes an element, `end` closes the array.
+macro_rules! arrays {
+    ($($trait:ident::$add:ident;)*) => {$(
+        impl<W: Write, const PRETTY: bool> ser::$trait for Compound<'_, W, PRETTY> {
+            type Ok = ();
+            type Error = Error;
+            fn $add<T: ?Sized + Serialize>(&mut self, value: &T) -> Result<(), Error> {
+                self.element(value)
+            }
+            fn end(self) -> Result<(), Error> {
+                Compound::end(self, b']');
+                Ok(())
+            }
+        }
+    )*};
 }
 
-impl<W: Write, const PRETTY: bool> ser::SerializeTuple for Compound<'_, W, PRETTY> {
-    type Ok = ();
-    type Error = Error;
-    fn serialize_element<T: ?Sized + Serialize>(&mut self, value: &T) -> Result<(), Error> {
-        self.element(value)
-    }
-    fn end(self) -> Result<(), Error> {
-        Compound::end(self, b']');
-        Ok(())
-    }
-}
-
-impl<W: Write, const PRETTY: bool> ser::SerializeTupleStruct for Compound<'_, W, PRETTY> {
-    type Ok = ();
-    type Error = Error;
-    fn serialize_field<T: ?Sized + Serialize>(&mut self, value: &T) -> Result<(), Error> {
-        self.element(value)
-    }
-    fn end(self) -> Result<(), Error> {
-        Compound::end(self, b']');
-        Ok(())
-    }
+arrays! {
+    SerializeSeq::serialize_element;
+    SerializeTuple::serialize_element;
+    SerializeTupleStruct::serialize_field;
 }
 
 impl<W: Write, const PRETTY: bool> ser::SerializeTupleVariant for Compound<'_, W, PRETTY> {
@@ -396,11 +370,7 @@ impl<W: Write, const PRETTY: bool> ser::SerializeTupleVariant for Compound<'_, W
         self.element(value)
     }
     fn end(self) -> Result<(), Error> {
-        let ser = &mut *self.ser;
-        if self.state != State::Empty {
-            ser.close(b']');
-        }
-        ser.variant_end();
+        self.end_variant(b']');
         Ok(())
     }
 }
@@ -442,9 +412,7 @@ impl<W: Write, const PRETTY: bool> ser::SerializeStruct for Compound<'_, W, PRET
         self.ser.element(self.state == State::First);
         self.state = State::Rest;
         self.ser.string(key);
-        self.ser.colon();
-        value.serialize(&mut *self.ser)?;
-        self.ser.element_end()
+        ser::SerializeMap::serialize_value(self, value)
     }
     fn end(self) -> Result<(), Error> {
         Compound::end(self, b'}');
@@ -463,11 +431,7 @@ impl<W: Write, const PRETTY: bool> ser::SerializeStructVariant for Compound<'_, 
         ser::SerializeStruct::serialize_field(self, key, value)
     }
     fn end(self) -> Result<(), Error> {
-        let ser = &mut *self.ser;
-        if self.state != State::Empty {
-            ser.close(b'}');
-        }
-        ser.variant_end();
+        self.end_variant(b'}');
         Ok(())
     }
 }
