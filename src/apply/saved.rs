@@ -73,7 +73,8 @@ pub enum Stale {
 /// # Errors
 /// The plan cannot be written as JSON.
 pub fn content_id(plan: &Plan) -> serde_json::Result<String> {
-    /// The canonical form, serialized straight into the digest (field order is the identity).
+    /// The canonical form, serialized compactly (serde_json's `to_writer` bytes) straight into the
+    /// digest (field order is the identity).
     #[derive(serde::Serialize)]
     struct Canonical<'a> {
         config_digest: &'a str,
@@ -99,13 +100,12 @@ pub fn content_id(plan: &Plan) -> serde_json::Result<String> {
             })
             .collect(),
     };
-    let mut digest = DigestWriter(Sha256::new());
-    serde_json::to_writer(&mut digest, &canonical)?;
+    let digest = crate::plan::render::to_writer_compact(DigestWriter(Sha256::new()), &canonical)?;
     Ok(digest.id())
 }
 
 /// `sha256:<hex>` of a plan's JSON text ([`crate::plan::render::json`]), streamed through the
-/// digest instead of written out first.
+/// digest (in 1 MiB pieces) instead of written out first.
 ///
 /// # Errors
 /// The plan cannot be written as JSON.
