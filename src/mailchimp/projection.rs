@@ -1,7 +1,7 @@
 //! Member pages decoded straight from the response body into the few fields one read needs:
 //! the identity, status, version and tags every read uses, and the text of each of a binding's
 //! field paths. No `serde_json::Value` or map per member: fields no path names are skipped
-//! without being built ([`IgnoredAny`]), strings are borrowed from the body unless they hold
+//! without being built ([`IgnoredAny`](serde::de::IgnoredAny)), strings are borrowed from the body unless they hold
 //! escapes, and each member keeps its text in one buffer.
 //!
 //! The text of a path is exactly what [`crate::observe::member_value`] gives for the same member
