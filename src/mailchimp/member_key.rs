@@ -18,23 +18,45 @@ impl MemberKey {
     pub fn of(id: &str) -> Self {
         // Upper-case hex would parse to the same number as lower-case: only lower-case is
         // taken as a number, so distinct strings stay distinct keys.
-        let number = (id.len() == 32)
-            .then(|| {
-                id.bytes().try_fold(0_u128, |n, b| {
-                    let digit = match b {
-                        b'0'..=b'9' => b - b'0',
-                        b'a'..=b'f' => b - b'a' + 10,
-                        _ => return None,
-                    };
-                    Some(n << 4 | u128::from(digit))
-                })
-            })
-            .flatten();
+        let number = match id.as_bytes().split_at_checked(16) {
+            Some((high, low)) if low.len() == 16 => hex_u64(high)
+                .zip(hex_u64(low))
+                .map(|(high, low)| u128::from(high) << 64 | u128::from(low)),
+            _ => None,
+        };
         match number {
             Some(n) => Self(Repr::Hex(n)),
             None => Self(Repr::Text(id.into())),
         }
     }
+}
+
+/// Each byte's value as a lower-case hex digit, or `0xff`.
+const HEX_DIGIT: [u8; 256] = {
+    let mut table = [0xff_u8; 256];
+    let mut i = 0;
+    while i < 10 {
+        table[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        table[b'a' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    table
+};
+
+/// Sixteen lower-case hex digits as a number (a read makes three keys per member).
+fn hex_u64(digits: &[u8]) -> Option<u64> {
+    let mut n = 0_u64;
+    let mut bad = 0_u8;
+    for &b in digits {
+        let digit = HEX_DIGIT[usize::from(b)];
+        bad |= digit;
+        n = n << 4 | u64::from(digit & 0x0f);
+    }
+    (bad & 0xf0 == 0).then_some(n)
 }
 
 #[cfg(test)]
@@ -59,6 +81,23 @@ mod tests {
         assert_eq!(
             MemberKey::of(&"f".repeat(32)),
             MemberKey(Repr::Hex(u128::MAX))
+        );
+        for bad in ["g", "A", "F", " ", "/", ":", "`"] {
+            let text = format!("{bad}{}", &id[1..]);
+            assert_eq!(
+                MemberKey::of(&text),
+                MemberKey(Repr::Text(text.clone().into()))
+            );
+            let text = format!("{}{bad}", &id[..31]);
+            assert_eq!(
+                MemberKey::of(&text),
+                MemberKey(Repr::Text(text.clone().into()))
+            );
+        }
+        let multibyte = format!("é{}", &id[2..]);
+        assert_eq!(
+            MemberKey::of(&multibyte),
+            MemberKey(Repr::Text(multibyte.clone().into()))
         );
     }
 }
