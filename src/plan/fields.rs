@@ -38,6 +38,11 @@ struct Interner {
     ids: HashMap<&'static str, u32>,
 }
 
+/// The names of the first ids, readable without the lock: a packed field names its column by
+/// id, and a million-member plan's JSON reads some eleven million of them (a binding names a
+/// few dozen columns; later ids are read under the lock).
+static FAST_NAMES: [OnceLock<&'static str>; 4096] = [const { OnceLock::new() }; 4096];
+
 fn interner() -> &'static RwLock<Interner> {
     static INTERNER: OnceLock<RwLock<Interner>> = OnceLock::new();
     INTERNER.get_or_init(RwLock::default)
@@ -78,12 +83,19 @@ impl Column {
         let name: &'static str = Box::leak(name.to_owned().into_boxed_str());
         known.names.push(name);
         known.ids.insert(name, id);
+        if let Some(slot) = FAST_NAMES.get(known.names.len() - 1) {
+            let _ = slot.set(name);
+        }
         Some(Self { id, name })
     }
 
     fn by_id(id: u32) -> Option<Self> {
+        let index = usize::try_from(id).ok()?;
+        if let Some(&name) = FAST_NAMES.get(index).and_then(OnceLock::get) {
+            return Some(Self { id, name });
+        }
         let known = interner().read().unwrap_or_else(PoisonError::into_inner);
-        let name = *known.names.get(usize::try_from(id).ok()?)?;
+        let name = *known.names.get(index)?;
         Some(Self { id, name })
     }
 
