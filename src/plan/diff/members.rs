@@ -62,6 +62,17 @@ enum NewValue<'m> {
     Owned(Value),
 }
 
+/// Whether `raw` goes into a column of type `ty` as it is: text that fits, or a column whose type
+/// the CRM does not say (then both sides compare as text, as `convert` does).
+fn fits_as_text(ty: Option<&ColumnType>, raw: &str) -> bool {
+    match ty {
+        None => true,
+        // UTF-16 units never outnumber UTF-8 bytes
+        Some(ColumnType::Text { max_len }) => raw.len() <= *max_len as usize,
+        Some(_) => false,
+    }
+}
+
 /// Set `column` to `value`, replacing a value set before (a few columns: a linear search).
 fn put_column<'m>(columns: &mut Vec<(Column, NewValue<'m>)>, column: Column, value: NewValue<'m>) {
     match columns.iter_mut().find(|(c, _)| *c == column) {
@@ -477,12 +488,8 @@ impl<'a> Diff<'a> {
             let Some(raw) = path.and_then(|p| m.value(p)) else {
                 continue;
             };
-            let value = match ty {
-                // as `convert::member_value` does, without the copy: text that fits goes as is
-                // (UTF-16 units never outnumber UTF-8 bytes)
-                Some(ColumnType::Text { max_len }) if raw.len() <= *max_len as usize => {
-                    NewValue::Text(raw)
-                }
+            // as `convert::member_value` does, without the copy: text that fits goes as is
+            let value = match ty.as_ref().filter(|_| !fits_as_text(ty.as_ref(), raw)) {
                 None => NewValue::Text(raw),
                 Some(ty) => {
                     let Some(converted) = self.mapped_value(m, mapping, Some(ty), raw, record)
@@ -557,9 +564,16 @@ impl<'a> Diff<'a> {
             let Some(raw) = path.and_then(|p| m.value(p)) else {
                 continue;
             };
-            let old = rec
-                .value(col)
-                .map(|old| self.crm_value(&mapping.column, old));
+            let stored_text = rec.value(col);
+            if stored_text.is_some()
+                && fits_as_text(ty.as_ref(), raw)
+                && (mapping.policy == FieldPolicy::FillEmpty || stored_text == Some(raw))
+            {
+                // nothing to write, decided without converting either value (a steady-state
+                // plan compares every mapped column of every member)
+                continue;
+            }
+            let old = stored_text.map(|old| self.crm_value(&mapping.column, old));
             let Some(new) = self.mapped_value(m, mapping, ty.as_ref(), raw, rec.id) else {
                 continue;
             };
