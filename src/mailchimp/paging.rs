@@ -145,11 +145,10 @@ impl Pager {
     /// # Errors
     /// [`GaveUp`] when the bounded re-reads and restarts are spent.
     pub fn accept(&mut self, offset: usize, ids: &[&str], total: usize) -> Result<Step, GaveUp> {
+        let keys: Vec<MemberKey> = ids.iter().map(|id| MemberKey::of(id)).collect();
         let anchored = match &self.previous {
             None => true,
-            Some(previous) => ids
-                .iter()
-                .any(|id| previous.ids.contains(&MemberKey::of(id))),
+            Some(previous) => keys.iter().any(|key| previous.ids.contains(key)),
         };
         if !anchored {
             return self.shifted(offset);
@@ -161,15 +160,15 @@ impl Pager {
             self.rereads = 0;
             self.next = offset + self.stride();
         }
-        let fresh: Vec<usize> = ids
+        let fresh: Vec<usize> = keys
             .iter()
             .enumerate()
-            .filter(|(_, id)| self.seen.insert(MemberKey::of(id)))
+            .filter(|(_, key)| self.seen.insert((*key).clone()))
             .map(|(i, _)| i)
             .collect();
         self.previous = Some(Window {
             offset,
-            ids: ids.iter().map(|id| MemberKey::of(id)).collect(),
+            ids: keys.into_iter().collect(),
         });
         if ids.len() < self.page {
             self.done = true;

@@ -83,7 +83,8 @@ impl Column {
         let name: &'static str = Box::leak(name.to_owned().into_boxed_str());
         known.names.push(name);
         known.ids.insert(name, id);
-        if let Some(slot) = FAST_NAMES.get(known.names.len() - 1) {
+        if let Some(slot) = FAST_NAMES.get(id as usize) {
+            // set once, here, under the write lock
             let _ = slot.set(name);
         }
         Some(Self { id, name })

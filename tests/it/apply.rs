@@ -639,17 +639,13 @@ async fn list_members_are_added_in_requests_of_the_full_size() {
     assert!(adds > 3000, "{adds} members to add");
     let (out, report) = env.apply_json(&[]).await;
     assert!(out.status.success(), "{report}");
-    let counters: Value = reqwest::get(format!(
-        "{}/_sandbox/dataverse/requests",
-        env.sandbox.base_url()
-    ))
-    .await
-    .expect("counters answer")
-    .json()
-    .await
-    .expect("counters are JSON");
-    let requests = counters["routes"]["POST AddListMembersList"]
-        .as_u64()
+    let requests = env
+        .sandbox
+        .dataverse
+        .counters()
+        .routes
+        .get("POST AddListMembersList")
+        .copied()
         .expect("AddListMembersList was sent");
     assert!(
         requests <= adds.div_ceil(1000) as u64 + 1,

@@ -73,6 +73,13 @@ fn fits_as_text(ty: Option<&ColumnType>, raw: &str) -> bool {
     }
 }
 
+/// The CRM's value as read, typed as its column (of type `ty`) is: text as read when the type is
+/// unknown or the value does not read as the type.
+fn crm_value(ty: Option<&ColumnType>, old: &str) -> Value {
+    ty.and_then(|ty| convert::crm_value(ty, old))
+        .unwrap_or_else(|| Value::Text(old.to_owned()))
+}
+
 /// Set `column` to `value`, replacing a value set before (a few columns: a linear search).
 fn put_column<'m>(columns: &mut Vec<(Column, NewValue<'m>)>, column: Column, value: NewValue<'m>) {
     match columns.iter_mut().find(|(c, _)| *c == column) {
@@ -488,10 +495,8 @@ impl<'a> Diff<'a> {
             let Some(raw) = path.and_then(|p| m.value(p)) else {
                 continue;
             };
-            // as `convert::member_value` does, without the copy: text that fits goes as is
-            let value = match ty.as_ref().filter(|_| !fits_as_text(ty.as_ref(), raw)) {
-                None => NewValue::Text(raw),
-                Some(ty) => {
+            let value = match ty {
+                Some(ty) if !fits_as_text(Some(ty), raw) => {
                     let Some(converted) = self.mapped_value(m, mapping, Some(ty), raw, record)
                     else {
                         continue;
@@ -499,6 +504,8 @@ impl<'a> Diff<'a> {
                     self.trimmed(m, mapping, &converted, record);
                     NewValue::Owned(converted.value)
                 }
+                // as `convert::member_value` does, without the copy: text that fits goes as is
+                _ => NewValue::Text(raw),
             };
             put_column(&mut columns, *write_as, value);
         }
@@ -573,7 +580,7 @@ impl<'a> Diff<'a> {
                 // plan compares every mapped column of every member)
                 continue;
             }
-            let old = stored_text.map(|old| self.crm_value(&mapping.column, old));
+            let old = stored_text.map(|old| crm_value(ty.as_ref(), old));
             let Some(new) = self.mapped_value(m, mapping, ty.as_ref(), raw, rec.id) else {
                 continue;
             };
@@ -613,17 +620,6 @@ impl<'a> Diff<'a> {
             .fields(fields)
             .if_match(Some(rec.etag().to_owned()));
         self.push(change);
-    }
-
-    /// The CRM's value of `column` as read, typed as the column is (text as read when the type
-    /// is unknown or the value does not read as the type).
-    fn crm_value(&self, column: &str, old: &str) -> Value {
-        self.snapshot
-            .crm
-            .column_types
-            .get(column)
-            .and_then(|ty| convert::crm_value(ty, old))
-            .unwrap_or_else(|| Value::Text(old.to_owned()))
     }
 }
 

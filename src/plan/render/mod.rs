@@ -12,7 +12,7 @@ mod json;
 mod markdown;
 mod text;
 
-pub use json::{JsonError, json, to_writer_compact, to_writer_pretty, write_json};
+pub use json::{JsonError, json, to_writer_compact, write_json};
 pub use markdown::{MARKDOWN_LIMIT, MarkdownOptions, markdown};
 pub use text::{TextOptions, text};
 

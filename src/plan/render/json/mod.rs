@@ -83,10 +83,12 @@ pub fn write_json<W: Write>(plan: &Plan, out: W) -> serde_json::Result<()> {
     Ok(())
 }
 
-/// `value` as `serde_json::to_writer_pretty` writes it (two-space indentation), flushed.
+/// `value` as `serde_json::to_writer_pretty` writes it (two-space indentation), flushed: what the
+/// tests compare with serde_json ([`write_json`] is it for a plan, with the final newline).
 ///
 /// # Errors
 /// Writing fails, or the value is one serde_json refuses.
+#[cfg(test)]
 pub fn to_writer_pretty<W: Write, T: ?Sized + Serialize>(
     out: W,
     value: &T,
