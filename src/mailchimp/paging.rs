@@ -66,6 +66,9 @@ pub struct GaveUp {
     pub restarts: u32,
 }
 
+/// The most ids the first window's `total_items` reserves room for up front.
+const MAX_RESERVED: usize = 2_000_000;
+
 /// The window accepted last.
 #[derive(Debug)]
 struct Window {
@@ -155,6 +158,10 @@ impl Pager {
         }
         if self.previous.is_none() {
             self.planned_end = total;
+            // room for the whole set at once: a million ids rehashed while growing touched
+            // twice the table's memory
+            self.seen
+                .reserve(total.min(MAX_RESERVED).saturating_sub(self.seen.len()));
         }
         if self.rereads > 0 {
             self.rereads = 0;

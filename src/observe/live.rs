@@ -26,6 +26,7 @@
 //! saying how often it shifted.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 
 use foldhash::fast::FixedState;
 use std::sync::Arc;
@@ -93,17 +94,17 @@ impl<T> Merged<T> {
     pub fn observe(&mut self, key: &str, last_changed: i64, value: Option<T>) {
         self.seq += 1;
         let version = (last_changed, self.seq);
-        let key = MemberKey::of(key);
-        match self.by_key.get(&key) {
-            Some(&i) => {
-                if let Some(slot) = &mut self.slots[i] {
+        // one probe of the table per observation (a million members are mostly new keys)
+        match self.by_key.entry(MemberKey::of(key)) {
+            Entry::Occupied(at) => {
+                if let Some(slot) = &mut self.slots[*at.get()] {
                     if version > slot.version {
                         *slot = Slot { version, value };
                     }
                 }
             }
-            None => {
-                self.by_key.insert(key, self.slots.len());
+            Entry::Vacant(at) => {
+                at.insert(self.slots.len());
                 self.slots.push(Some(Slot { version, value }));
             }
         }
