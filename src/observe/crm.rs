@@ -1,7 +1,10 @@
 //! The CRM side of a binding: the Audience record, the marketing list and its members, the
 //! records that may match a member but are not on the list, the Tag records and their links.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use foldhash::fast::FixedState;
 
 use futures::StreamExt;
 use serde_json::Value;
@@ -24,11 +27,8 @@ fn read_name(column: &str, types: &BTreeMap<String, ColumnType>) -> String {
     }
 }
 
-fn column_text(person: &Person, column: &str) -> Option<String> {
-    person
-        .get(column)
-        .and_then(scalar_text)
-        .map(std::borrow::Cow::into_owned)
+fn column_text<'p>(person: &'p Person, column: &str) -> Option<Cow<'p, str>> {
+    person.get(column).and_then(scalar_text)
 }
 
 /// What the CRM holds for the list: the tool's records and the list's members, converted to
@@ -49,7 +49,7 @@ pub(super) struct ListSide {
 #[derive(Default)]
 struct Records {
     list: Vec<CrmRecord>,
-    index: HashMap<Uuid, usize>,
+    index: HashMap<Uuid, usize, FixedState>,
 }
 
 impl Records {
@@ -137,7 +137,7 @@ pub(super) async fn observe_list(
         // The `listmember` rows and the people on the list are two independent paged reads:
         // both run at once (each follows its own `@odata.nextLink`s).
         let member_ids = async {
-            let mut ids: HashMap<Uuid, Uuid> = HashMap::new();
+            let mut ids: HashMap<Uuid, Uuid, FixedState> = HashMap::default();
             let mut members = std::pin::pin!(dv.list_members(list.id));
             while let Some(page) = members.next().await {
                 ids.extend(page?.into_iter().map(|m| (m.entity_id, m.id)));
@@ -235,7 +235,8 @@ fn select_columns(columns: &[String]) -> Vec<&str> {
 const STATE_COLUMN: &str = "statecode";
 
 fn to_record(person: &Person, columns: &[String], on_list: bool) -> CrmRecord {
-    let values: Vec<Option<String>> = columns.iter().map(|c| column_text(person, c)).collect();
+    // borrowed from the person (only numbers and booleans are written out)
+    let values: Vec<Option<Cow<str>>> = columns.iter().map(|c| column_text(person, c)).collect();
     let do_not_bulk_email = person
         .get(snapshot::DO_NOT_BULK_EMAIL_COLUMN)
         .and_then(Value::as_bool)
@@ -331,10 +332,14 @@ pub(super) async fn complete(
     let lookups = async {
         // Records not on the list that may match a member: by stored Mailchimp id, then by
         // e-mail.
-        let known_ids: HashSet<&str> = records
-            .values()
-            .filter_map(|r| id_index.and_then(|i| r.value(i)))
-            .collect();
+        // (Sets of borrowed values, hashed by foldhash and sized up front: a steady-state plan
+        // holds every member on the list, and these are its largest tables.)
+        fn value_at(r: &CrmRecord, index: Option<usize>) -> Option<&str> {
+            index.and_then(|i| r.value(i))
+        }
+        let id_of = |r| value_at(r, id_index);
+        let mut known_ids = fast_set(records.list.len());
+        known_ids.extend(records.values().filter_map(id_of));
         let wanted_ids: Vec<Literal> = mailchimp
             .members
             .iter()
@@ -342,34 +347,35 @@ pub(super) async fn complete(
             .filter(|id| !id.is_empty() && !known_ids.contains(*id))
             .map(|id| Literal::Str(id.to_owned()))
             .collect();
-        drop(known_ids);
         let mut found: Vec<CrmRecord> = Vec::new();
         if !wanted_ids.is_empty() {
             let pages = dv.people_where_in(kind, &id_column, wanted_ids, &select);
             collect_unread(pages, records, &columns, &mut found).await?;
         }
-        for record in found.drain(..) {
-            records.insert_if_absent(record);
-        }
-        let matched_ids: HashSet<&str> = records
-            .values()
-            .filter_map(|r| id_index.and_then(|i| r.value(i)))
-            .collect();
-        let known_emails: HashSet<String> = records
-            .values()
-            .filter_map(|r| email_index.and_then(|i| r.value(i)))
-            .map(|e| e.trim().to_lowercase())
-            .collect();
+        // The records known now: the list's and those just found by id.
+        known_ids.extend(found.iter().filter_map(id_of));
+        let mut known_emails = fast_set(records.list.len() + found.len());
+        known_emails.extend(
+            records
+                .values()
+                .chain(&found)
+                .filter_map(|r| value_at(r, email_index))
+                .map(lower_trimmed),
+        );
         let wanted_emails: Vec<String> = mailchimp
             .members
             .iter()
-            .filter(|m| !matched_ids.contains(m.contact_id()))
-            .map(|m| m.email().trim().to_lowercase())
+            .filter(|m| !known_ids.contains(m.contact_id()))
+            .map(|m| lower_trimmed(m.email()))
             .filter(|e| !e.is_empty() && !known_emails.contains(e))
+            .map(Cow::into_owned)
             .collect();
         let wanted_emails = sorted_unique(wanted_emails);
-        drop(matched_ids);
+        drop(known_ids);
         drop(known_emails);
+        for record in found.drain(..) {
+            records.insert_if_absent(record);
+        }
         if !wanted_emails.is_empty() {
             let pages = dv.people_by_emails(kind, wanted_emails, &select);
             collect_unread(pages, records, &columns, &mut found).await?;
@@ -406,6 +412,24 @@ pub(super) async fn complete(
     })
 }
 
+/// An empty set with room for `n` values, hashed by foldhash.
+fn fast_set<T>(n: usize) -> HashSet<T, FixedState> {
+    HashSet::with_capacity_and_hasher(n, FixedState::default())
+}
+
+/// `text.trim().to_lowercase()`, borrowed when that changes nothing (ASCII without capitals).
+fn lower_trimmed(text: &str) -> Cow<'_, str> {
+    let trimmed = text.trim();
+    if trimmed
+        .bytes()
+        .all(|b| b.is_ascii() && !b.is_ascii_uppercase())
+    {
+        Cow::Borrowed(trimmed)
+    } else {
+        Cow::Owned(trimmed.to_lowercase())
+    }
+}
+
 /// `texts` in byte order without repeats, sorted by [`snapshot::prefix_key`] first.
 fn sorted_unique(texts: Vec<String>) -> Vec<String> {
     let mut keyed: Vec<(u64, String)> = texts
@@ -423,7 +447,7 @@ async fn tag_links(
     clients: &Clients,
     kind: MemberType,
     tags: &[snapshot::TagRecord],
-) -> Result<HashMap<Uuid, Vec<Uuid>>, Error> {
+) -> Result<HashMap<Uuid, Vec<Uuid>, FixedState>, Error> {
     // Collected before they are polled: a lazy map holding a closure over `&TagRecord` would
     // make the future not provably `Send` (rustc #102211).
     let reads: Vec<_> = tags
@@ -431,7 +455,7 @@ async fn tag_links(
         .map(|tag| tag_people(clients, kind, tag.id))
         .collect();
     let mut reads = futures::stream::iter(reads).buffer_unordered(clients.dataverse.parallelism());
-    let mut links: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
+    let mut links: HashMap<Uuid, Vec<Uuid>, FixedState> = HashMap::default();
     while let Some(read) = reads.next().await {
         let (tag, people) = read?;
         for person in people {
@@ -458,6 +482,25 @@ async fn tag_people(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lower_trimmed_is_trim_then_to_lowercase() {
+        for text in [
+            "",
+            " ",
+            "a@x.io",
+            " A@X.io ",
+            "ǅ@x.io",
+            "\u{212A}elvin@x.io",
+            "Äsa@x.io",
+            "é@x.io\t",
+        ] {
+            let lowered = lower_trimmed(text);
+            assert_eq!(lowered, text.trim().to_lowercase(), "{text:?}");
+            let unchanged = text.trim() == text.trim().to_lowercase() && text.is_ascii();
+            assert_eq!(matches!(lowered, Cow::Borrowed(_)), unchanged, "{text:?}");
+        }
+    }
 
     #[test]
     fn sorted_unique_is_byte_order_without_repeats() {
