@@ -46,22 +46,13 @@ fn status_kib(field: &str) -> Option<u64> {
         .and_then(|n| n.parse().ok())
 }
 
-/// CPU time of this process (user + system), from `/proc/self/stat`, in seconds.
+#[path = "support/proc_stat.rs"]
+mod proc_stat;
+
+/// CPU time of this process (user + system), from `/proc/self/stat`, in seconds (0 where it
+/// cannot be read).
 fn cpu_seconds() -> f64 {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
-        return 0.0;
-    };
-    // fields after the command name (which is in parentheses and may hold spaces)
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name
-    (ticks(11) + ticks(12)) / 100.0
+    proc_stat::cpu_seconds("/proc/self/stat").unwrap_or(0.0)
 }
 
 fn mib(kib: Option<u64>) -> String {

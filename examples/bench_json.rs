@@ -12,20 +12,12 @@ use std::io::Write as _;
 use anyhow::{Context as _, bail};
 use audience_sync::plan::{Plan, render};
 
+#[path = "support/proc_stat.rs"]
+mod proc_stat;
+
 /// CPU seconds (user + system) this thread has used.
 fn cpu_seconds() -> anyhow::Result<f64> {
-    let stat = std::fs::read_to_string("/proc/thread-self/stat")?;
-    // The fields after the command name (which is in parentheses and may hold spaces).
-    let rest = stat.rsplit_once(')').context("a /proc stat line")?.1;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| -> anyhow::Result<f64> {
-        Ok(fields
-            .get(i)
-            .context("a /proc stat field")?
-            .parse::<f64>()?)
-    };
-    // utime and stime are the 14th and 15th fields of the whole line: 12th and 13th here.
-    Ok((ticks(11)? + ticks(12)?) / 100.0)
+    proc_stat::cpu_seconds("/proc/thread-self/stat")
 }
 
 /// The fewest CPU seconds `run` took in `runs` runs, and the bytes it wrote.

@@ -33,6 +33,8 @@
 mod http;
 mod probe;
 mod proc;
+#[path = "../support/proc_stat.rs"]
+mod proc_stat;
 
 use anyhow::{Context as _, bail};
 

@@ -332,11 +332,8 @@ pub(super) async fn complete(
     let lookups = async {
         // Records not on the list that may match a member: by stored Mailchimp id, then by
         // e-mail.
-        // (Sets of borrowed values, hashed by foldhash and sized up front: a steady-state plan
-        // holds every member on the list, and these are its largest tables.)
-        fn value_at(r: &CrmRecord, index: Option<usize>) -> Option<&str> {
-            index.and_then(|i| r.value(i))
-        }
+        // The sets borrow their values and are sized up front: in a steady-state plan every
+        // member is on the list, and these are its largest tables.
         let id_of = |r| value_at(r, id_index);
         let mut known_ids = fast_set(records.list.len());
         known_ids.extend(records.values().filter_map(id_of));
@@ -412,12 +409,19 @@ pub(super) async fn complete(
     })
 }
 
+/// The value of column `index` of `record`, if both are there.
+fn value_at(record: &CrmRecord, index: Option<usize>) -> Option<&str> {
+    index.and_then(|i| record.value(i))
+}
+
 /// An empty set with room for `n` values, hashed by foldhash.
 fn fast_set<T>(n: usize) -> HashSet<T, FixedState> {
     HashSet::with_capacity_and_hasher(n, FixedState::default())
 }
 
 /// `text.trim().to_lowercase()`, borrowed when that changes nothing (ASCII without capitals).
+/// Not `normalize_email`: that one keeps titlecase letters as they are, and record ids are made
+/// from it, so it cannot change; the look-ups have always lower-cased fully.
 fn lower_trimmed(text: &str) -> Cow<'_, str> {
     let trimmed = text.trim();
     if trimmed

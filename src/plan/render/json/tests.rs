@@ -186,23 +186,6 @@ fn every_shape_of_serdes_data_model_is_written_as_serde_json_writes_it() {
     assert_same(&value);
 }
 
-impl PartialEq for Newtype {
-    fn eq(&self, other: &Self) -> bool {
-        self.0 == other.0
-    }
-}
-impl Eq for Newtype {}
-impl PartialOrd for Newtype {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Newtype {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.0.cmp(&other.0)
-    }
-}
-
 /// A map serialized from its entries as they are (serde's `HashMap`/`BTreeMap` need `Ord` or
 /// `Hash` keys, which floats are not).
 struct Entries<K, V>(Vec<(K, V)>);
